@@ -1,0 +1,922 @@
+//! [`PushgatewayBuilder`]: configuration, the environment, validation and `install()`.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::Url;
+
+use crate::compression::Compression;
+use crate::exit::SignalHandling;
+use crate::gateway::{group_url, PushMethod};
+use crate::guard::{Inner, PushGuard, PushHandle};
+use crate::lifecycle::Lifecycle;
+use crate::pusher::{PusherConfig, Renderer};
+use crate::InitError;
+
+/// The endpoint used when none is configured: a Pushgateway on this host, default port.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9091";
+/// Default time between interval pushes: 15 seconds.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+/// Default time budget of one push that is not the final one, retries included: 10 seconds.
+pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time budget of the final push, retries included: 5 seconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prometheus's default histogram buckets (client_golang's `DefBuckets`), in the unit
+/// recorded (seconds, for durations).
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Environment variable: the Pushgateway endpoint (default `http://127.0.0.1:9091`).
+pub const ENV_URL: &str = "PUSHGATEWAY_URL";
+/// Environment variable: user name for HTTP basic auth (needs [`ENV_PASSWORD`]).
+pub const ENV_USERNAME: &str = "PUSHGATEWAY_USERNAME";
+/// Environment variable: password for HTTP basic auth.
+pub const ENV_PASSWORD: &str = "PUSHGATEWAY_PASSWORD";
+/// Environment variable: bearer token sent as `Authorization: Bearer <token>`.
+pub const ENV_BEARER_TOKEN: &str = "PUSHGATEWAY_BEARER_TOKEN";
+/// Environment variable: time between interval pushes (`15s`, `500ms`, `1m`, or seconds as a
+/// number); `0` or `off` turns interval pushes off.
+pub const ENV_INTERVAL: &str = "PUSHGATEWAY_INTERVAL";
+/// Environment variable: time budget of a push that is not the final one.
+pub const ENV_PUSH_TIMEOUT: &str = "PUSHGATEWAY_PUSH_TIMEOUT";
+/// Environment variable: time budget of the final push.
+pub const ENV_SHUTDOWN_TIMEOUT: &str = "PUSHGATEWAY_SHUTDOWN_TIMEOUT";
+/// Environment variable: grouping labels as `name=value,name=value`.
+pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
+/// Environment variable: `1`, `true`, `yes` or `on` turns pushing off (the recorder is still
+/// installed and `render()` works): for unit tests and local runs.
+pub const ENV_DISABLED: &str = "PUSHGATEWAY_DISABLED";
+
+/// A secret that never shows in `Debug` output.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Auth {
+    Basic { username: String, password: Secret },
+    Bearer(Secret),
+}
+
+/// Configures and installs the exporter.
+///
+/// Ends in [`install`](Self::install), which installs the global `metrics` recorder, starts
+/// the pusher thread and returns the [`PushGuard`]. Every setting is checked there, and any
+/// problem is an [`InitError`].
+///
+/// | method | default | environment ([`from_env`](Self::from_env)) |
+/// |---|---|---|
+/// | [`new`](Self::new) (endpoint) | `http://127.0.0.1:9091` | `PUSHGATEWAY_URL` |
+/// | [`job`](Self::job) | none: required | argument of [`init`](crate::init) |
+/// | [`grouping_label`](Self::grouping_label) | none | `PUSHGATEWAY_GROUPING=k=v,k2=v2` |
+/// | [`global_label`](Self::global_label) | none | |
+/// | [`interval`](Self::interval) | 15 s (`ZERO`: off) | `PUSHGATEWAY_INTERVAL` |
+/// | [`push_timeout`](Self::push_timeout) | 10 s | `PUSHGATEWAY_PUSH_TIMEOUT` |
+/// | [`shutdown_timeout`](Self::shutdown_timeout) | 5 s | `PUSHGATEWAY_SHUTDOWN_TIMEOUT` |
+/// | [`basic_auth`](Self::basic_auth) | none | `PUSHGATEWAY_USERNAME`, `PUSHGATEWAY_PASSWORD` |
+/// | [`bearer_token`](Self::bearer_token) | none | `PUSHGATEWAY_BEARER_TOKEN` |
+/// | [`header`](Self::header) | none | |
+/// | [`method`](Self::method) | [`PushMethod::Put`] | |
+/// | [`compression`](Self::compression) | [`Compression::None`] | |
+/// | [`signals`](Self::signals) | [`SignalHandling::PushAndExit`] | |
+/// | [`lifecycle_metrics`](Self::lifecycle_metrics) | on | |
+/// | [`delete_on_shutdown`](Self::delete_on_shutdown) | off | |
+/// | [`buckets`](Self::buckets) | [`DEFAULT_BUCKETS`] | |
+/// | [`enabled`](Self::enabled) | on | `PUSHGATEWAY_DISABLED=1` turns it off |
+#[derive(Clone)]
+pub struct PushgatewayBuilder {
+    endpoint: String,
+    job: String,
+    grouping: Vec<(String, String)>,
+    global: Vec<(String, String)>,
+    interval: Duration,
+    push_timeout: Duration,
+    shutdown_timeout: Duration,
+    auth: Option<Auth>,
+    headers: Vec<(String, Secret)>,
+    method: PushMethod,
+    compression: Compression,
+    signals: SignalHandling,
+    lifecycle_metrics: bool,
+    delete_on_shutdown: bool,
+    enabled: bool,
+    buckets: Vec<f64>,
+    buckets_for_metric: Vec<(Matcher, Vec<f64>)>,
+}
+
+impl std::fmt::Debug for PushgatewayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushgatewayBuilder")
+            .field("endpoint", &redact_url(&self.endpoint))
+            .field("job", &self.job)
+            .field("grouping", &self.grouping)
+            .field("global", &self.global)
+            .field("interval", &self.interval)
+            .field("push_timeout", &self.push_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("auth", &self.auth)
+            .field("headers", &self.headers)
+            .field("method", &self.method)
+            .field("compression", &self.compression)
+            .field("signals", &self.signals)
+            .field("lifecycle_metrics", &self.lifecycle_metrics)
+            .field("delete_on_shutdown", &self.delete_on_shutdown)
+            .field("enabled", &self.enabled)
+            .field("buckets", &self.buckets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushgatewayBuilder {
+    /// A builder pushing to the Pushgateway at `endpoint` (e.g. `http://127.0.0.1:9091`, or
+    /// `https://proxy.example/pushgateway` behind a reverse proxy). Credentials in the URL
+    /// (`http://user:password@host`) are taken as basic auth and removed from the URL.
+    ///
+    /// Nothing is checked until [`install`](Self::install).
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        PushgatewayBuilder {
+            endpoint: endpoint.into(),
+            job: String::new(),
+            grouping: Vec::new(),
+            global: Vec::new(),
+            interval: DEFAULT_INTERVAL,
+            push_timeout: DEFAULT_PUSH_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            auth: None,
+            headers: Vec::new(),
+            method: PushMethod::Put,
+            compression: Compression::None,
+            signals: SignalHandling::PushAndExit,
+            lifecycle_metrics: true,
+            delete_on_shutdown: false,
+            enabled: true,
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            buckets_for_metric: Vec::new(),
+        }
+    }
+
+    /// A builder configured from the environment variables in the table above
+    /// ([`ENV_URL`] and the other `ENV_*` constants); unset or empty variables keep the
+    /// defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`InitError::InvalidEnv`] naming the variable and its value (secrets shown as `***`)
+    /// when a variable is not Unicode, a URL does not parse, a duration is not a duration, a
+    /// grouping label is malformed, or a password comes without a user name.
+    pub fn from_env() -> Result<Self, InitError> {
+        Self::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// [`from_env`](Self::from_env) with a custom lookup, so that tests need not change the
+    /// process environment.
+    pub(crate) fn from_lookup(
+        lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Self, InitError> {
+        let var = |name: &'static str, secret: bool| -> Result<Option<String>, InitError> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(v) => match v.into_string() {
+                    Ok(s) if s.trim().is_empty() => Ok(None),
+                    Ok(s) => Ok(Some(s.trim().to_owned())),
+                    Err(raw) => Err(InitError::InvalidEnv {
+                        var: name,
+                        value: if secret {
+                            "***".into()
+                        } else {
+                            raw.to_string_lossy().into_owned()
+                        },
+                        reason: "not valid Unicode".into(),
+                    }),
+                },
+            }
+        };
+        let mut b = Self::new(DEFAULT_ENDPOINT);
+        if let Some(url) = var(ENV_URL, false)? {
+            parse_endpoint(&url).map_err(|reason| InitError::InvalidEnv {
+                var: ENV_URL,
+                value: redact_url(&url),
+                reason,
+            })?;
+            b.endpoint = url;
+        }
+        for (name, slot) in [
+            (ENV_INTERVAL, &mut b.interval),
+            (ENV_PUSH_TIMEOUT, &mut b.push_timeout),
+            (ENV_SHUTDOWN_TIMEOUT, &mut b.shutdown_timeout),
+        ] {
+            if let Some(text) = var(name, false)? {
+                let d = parse_duration(&text, name == ENV_INTERVAL).map_err(|reason| {
+                    InitError::InvalidEnv {
+                        var: name,
+                        value: text.clone(),
+                        reason,
+                    }
+                })?;
+                if d.is_zero() && name != ENV_INTERVAL {
+                    return Err(InitError::InvalidEnv {
+                        var: name,
+                        value: text,
+                        reason: "a timeout must be longer than zero".into(),
+                    });
+                }
+                *slot = d;
+            }
+        }
+        if let Some(text) = var(ENV_GROUPING, false)? {
+            b.grouping = parse_grouping(&text).map_err(|reason| InitError::InvalidEnv {
+                var: ENV_GROUPING,
+                value: text.clone(),
+                reason,
+            })?;
+        }
+        match (var(ENV_USERNAME, false)?, var(ENV_PASSWORD, true)?) {
+            (Some(user), password) => b = b.basic_auth(user, password.unwrap_or_default()),
+            (None, Some(_)) => {
+                return Err(InitError::InvalidEnv {
+                    var: ENV_PASSWORD,
+                    value: "***".into(),
+                    reason: format!("a password needs a user name in {ENV_USERNAME}"),
+                })
+            }
+            (None, None) => {}
+        }
+        if let Some(token) = var(ENV_BEARER_TOKEN, true)? {
+            b = b.bearer_token(token);
+        }
+        if let Some(text) = var(ENV_DISABLED, false)? {
+            b.enabled = !parse_bool(&text).map_err(|reason| InitError::InvalidEnv {
+                var: ENV_DISABLED,
+                value: text.clone(),
+                reason,
+            })?;
+        }
+        Ok(b)
+    }
+
+    /// The job name: the `job` label of every pushed series, and the first part of the
+    /// grouping key. Any non-empty string; values that cannot go into a URL path as they are
+    /// are sent base64-encoded.
+    pub fn job(mut self, job: impl Into<String>) -> Self {
+        self.job = job.into();
+        self
+    }
+
+    /// Adds a label to the grouping key (`/metrics/job/<job>/<name>/<value>`): pushes with the
+    /// same job and grouping key replace each other. Every distinct grouping key is a group the
+    /// gateway keeps until deleted, so use stable, low-cardinality values (a host or shard, not
+    /// a run ID). The name must be a valid label name; the value may be any string.
+    pub fn grouping_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.grouping.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a label to every series in the body (not to the grouping key).
+    pub fn global_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.global.push((name.into(), value.into()));
+        self
+    }
+
+    /// Time between pushes in the background. [`Duration::ZERO`] turns interval pushes off
+    /// (only flushes and the final push are sent). Default 15 s.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Time budget of a push that is not the final one (interval pushes, [`flush`]), retries
+    /// included; an interval push also never takes longer than the interval. Default 10 s.
+    ///
+    /// [`flush`]: crate::PushHandle::flush
+    pub fn push_timeout(mut self, timeout: Duration) -> Self {
+        self.push_timeout = timeout;
+        self
+    }
+
+    /// Time budget of the final push, retries included: the longest a dead or hanging gateway
+    /// can delay the end of the process (plus 200 ms). Default 5 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// HTTP basic auth. The password never appears in logs, errors or `Debug` output.
+    pub fn basic_auth(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Some(Auth::Basic {
+            username: username.into(),
+            password: Secret(password.into()),
+        });
+        self
+    }
+
+    /// A bearer token, sent as `Authorization: Bearer <token>`. Replaces basic auth if both
+    /// are set. The token never appears in logs, errors or `Debug` output.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Some(Auth::Bearer(Secret(token.into())));
+        self
+    }
+
+    /// Adds an HTTP header to every request (e.g. a tenant header for a proxy). Values are
+    /// treated as secrets: never logged or shown by `Debug`.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), Secret(value.into())));
+        self
+    }
+
+    /// The HTTP method of pushes. Default [`PushMethod::Put`]. With lifecycle metrics on, only
+    /// a successful run's final push uses PUT; other pushes are POSTs so that a failed or
+    /// killed run keeps the last success timestamp (see [`lifecycle_metrics`](Self::lifecycle_metrics)).
+    pub fn method(mut self, method: PushMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Compression of request bodies. Default [`Compression::None`].
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// What SIGTERM, SIGINT and SIGHUP do. Default [`SignalHandling::PushAndExit`].
+    pub fn signals(mut self, signals: SignalHandling) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// Whether pushes carry the batch-job lifecycle metrics ([`crate::lifecycle`]): start time,
+    /// duration, outcome, exit code and last success time. Default on.
+    pub fn lifecycle_metrics(mut self, enabled: bool) -> Self {
+        self.lifecycle_metrics = enabled;
+        self
+    }
+
+    /// Delete the group instead of making a final push, for long-running services that must
+    /// not leave a stale group behind when they stop. Default off.
+    pub fn delete_on_shutdown(mut self, enabled: bool) -> Self {
+        self.delete_on_shutdown = enabled;
+        self
+    }
+
+    /// Whether anything is pushed. When off, the recorder is still installed and
+    /// [`render`](crate::PushHandle::render) works, but no thread, signal handler or panic hook
+    /// is installed and pushes return a report without a status. Default on.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Histogram bucket upper bounds for all histograms (strictly increasing, finite).
+    /// Default [`DEFAULT_BUCKETS`]. Histograms are always rendered as Prometheus histograms
+    /// (never summaries), so they aggregate across runs and instances.
+    pub fn buckets(mut self, buckets: &[f64]) -> Self {
+        self.buckets = buckets.to_vec();
+        self
+    }
+
+    /// Histogram bucket upper bounds for the metrics `matcher` selects (full name, prefix or
+    /// suffix), instead of [`buckets`](Self::buckets).
+    pub fn buckets_for_metric(mut self, matcher: Matcher, buckets: &[f64]) -> Self {
+        self.buckets_for_metric.push((matcher, buckets.to_vec()));
+        self
+    }
+
+    /// Checks the configuration, installs the global `metrics` recorder, starts the pusher
+    /// thread (and, unless disabled, the signal listener and the panic hook) and returns the
+    /// guard that makes the final push.
+    ///
+    /// Takes well under a millisecond: the HTTP client and TLS roots are built on the pusher
+    /// thread, not here.
+    ///
+    /// # Errors
+    ///
+    /// [`InitError`] when a setting is invalid (URL, job, label names, timeouts, headers,
+    /// buckets), a recorder is already installed in this process, or a thread cannot be
+    /// started. Nothing is installed when a setting is invalid.
+    pub fn install(self) -> Result<PushGuard, InitError> {
+        let (endpoint, url_auth) =
+            parse_endpoint(&self.endpoint).map_err(|reason| InitError::InvalidUrl {
+                url: redact_url(&self.endpoint),
+                reason,
+            })?;
+        if self.job.is_empty() {
+            return Err(InitError::EmptyJob);
+        }
+        check_labels(&self.grouping, &self.global)?;
+        for (setting, value) in [
+            ("push_timeout", self.push_timeout),
+            ("shutdown_timeout", self.shutdown_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(InitError::InvalidSetting {
+                    setting,
+                    reason: "must be longer than zero".into(),
+                });
+            }
+        }
+        let auth = self.auth.clone().or(url_auth);
+        let headers = build_headers(auth.as_ref(), &self.headers)?;
+        let mut prometheus = PrometheusBuilder::new();
+        prometheus = with_buckets(prometheus, &self.buckets, None)?;
+        for (matcher, buckets) in &self.buckets_for_metric {
+            prometheus = with_buckets(prometheus, buckets, Some(matcher.clone()))?;
+        }
+        for (name, value) in &self.global {
+            prometheus = prometheus.add_global_label(name, value);
+        }
+        let recorder = prometheus.build_recorder();
+        let url = group_url(&endpoint, &self.job, &self.grouping);
+        if auth.is_some() && url.scheme() == "http" && !is_loopback(&url) {
+            tracing::warn!(
+                url = %url,
+                "credentials are sent over plain http to a host that is not loopback: use https"
+            );
+        }
+        let renderer = Arc::new(Renderer {
+            prometheus: recorder.handle(),
+            lifecycle: self.lifecycle_metrics.then(|| Lifecycle::start(&self.global)),
+        });
+        let tx = if self.enabled {
+            let config = PusherConfig {
+                url: url.clone(),
+                headers,
+                method: self.method,
+                interval: (!self.interval.is_zero()).then_some(self.interval),
+                push_timeout: self.push_timeout,
+                delete_on_shutdown: self.delete_on_shutdown,
+                gzip: self.compression == Compression::Gzip,
+                renderer: Arc::clone(&renderer),
+            };
+            Some(
+                crate::pusher::spawn(config).map_err(|source| InitError::FailedToSpawn {
+                    what: "pusher thread",
+                    source,
+                })?,
+            )
+        } else {
+            None
+        };
+        // Installed only after the pusher started: a failure above leaves the process as it
+        // was. (If this fails, the pusher thread ends when `tx` drops.)
+        metrics::set_global_recorder(recorder).map_err(|_| InitError::RecorderAlreadyInstalled)?;
+        let handle = PushHandle {
+            inner: Arc::new(Inner {
+                renderer,
+                tx,
+                url: url.to_string(),
+                push_timeout: self.push_timeout,
+                shutdown_timeout: self.shutdown_timeout,
+                exiting_by_signal: AtomicBool::new(false),
+            }),
+        };
+        // The recorder above was the first, so this is the first handle too.
+        let _ = crate::HANDLE.set(handle.clone());
+        if self.enabled {
+            crate::exit::install_panic_hook(handle.clone());
+            crate::exit::listen(handle.clone(), self.signals).map_err(|source| {
+                InitError::FailedToSpawn {
+                    what: "signal listener",
+                    source,
+                }
+            })?;
+        }
+        Ok(PushGuard::new(handle))
+    }
+}
+
+fn with_buckets(
+    builder: PrometheusBuilder,
+    buckets: &[f64],
+    matcher: Option<Matcher>,
+) -> Result<PrometheusBuilder, InitError> {
+    if buckets.is_empty() {
+        return Err(InitError::InvalidBuckets("no bucket bounds given".into()));
+    }
+    if buckets.iter().any(|b| !b.is_finite()) {
+        return Err(InitError::InvalidBuckets(format!(
+            "bounds must be finite (the +Inf bucket is added by itself): {buckets:?}"
+        )));
+    }
+    if buckets.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(InitError::InvalidBuckets(format!(
+            "bounds must be strictly increasing: {buckets:?}"
+        )));
+    }
+    let built = match matcher {
+        None => builder.set_buckets(buckets),
+        Some(m) => builder.set_buckets_for_metric(m, buckets),
+    };
+    built.map_err(|e| InitError::InvalidBuckets(e.to_string()))
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Parses and checks the endpoint; returns it without credentials, and the credentials it
+/// held as basic auth.
+fn parse_endpoint(raw: &str) -> Result<(Url, Option<Auth>), String> {
+    if !raw.contains("://") {
+        return Err("the URL must start with the scheme, http:// or https://".into());
+    }
+    let mut url = Url::parse(raw).map_err(|e| e.to_string())?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!(
+            "the scheme must be http or https, not {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("a query string or fragment cannot be part of a Pushgateway URL".into());
+    }
+    let auth = if url.username().is_empty() {
+        None
+    } else {
+        let decode = |s: &str| {
+            percent_decode(s).ok_or_else(|| "the credentials are not valid UTF-8".to_owned())
+        };
+        let auth = Auth::Basic {
+            username: decode(url.username())?,
+            password: Secret(decode(url.password().unwrap_or(""))?),
+        };
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        Some(auth)
+    };
+    Ok((url, auth))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// The URL as given, with the password of any `user:password@` part replaced by `***`.
+fn redact_url(raw: &str) -> String {
+    let Some(scheme_end) = raw.find("://") else {
+        return raw.to_owned();
+    };
+    let rest = &raw[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let shown = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!(
+                "{}{}{}",
+                &raw[..scheme_end + 3],
+                shown,
+                &rest[at..]
+            )
+        }
+        None => raw.to_owned(),
+    }
+}
+
+/// Checks a label name against `[a-zA-Z_][a-zA-Z0-9_]*`, with `__` reserved.
+pub(crate) fn check_label_name(name: &str) -> Result<(), &'static str> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err("a label name must not be empty"),
+        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
+            return Err("a label name must start with a letter or an underscore")
+        }
+        Some(_) => {}
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err("a label name may hold only ASCII letters, digits and underscores");
+    }
+    if name.starts_with("__") {
+        return Err("label names starting with __ are reserved for Prometheus");
+    }
+    Ok(())
+}
+
+fn check_labels(
+    grouping: &[(String, String)],
+    global: &[(String, String)],
+) -> Result<(), InitError> {
+    for (kind, labels) in [("grouping", grouping), ("global", global)] {
+        for (i, (name, _)) in labels.iter().enumerate() {
+            check_label_name(name).map_err(|reason| InitError::InvalidLabelName {
+                kind,
+                name: name.clone(),
+                reason,
+            })?;
+            if name == "job" {
+                return Err(InitError::InvalidLabelName {
+                    kind,
+                    name: name.clone(),
+                    reason: "the job label is the job name: set it with .job()",
+                });
+            }
+            if labels[..i].iter().any(|(n, _)| n == name) {
+                return Err(InitError::DuplicateLabel {
+                    name: name.clone(),
+                    reason: if kind == "grouping" {
+                        "it is given twice as a grouping label"
+                    } else {
+                        "it is given twice as a global label"
+                    },
+                });
+            }
+        }
+    }
+    if let Some((name, _)) = global
+        .iter()
+        .find(|(g, _)| grouping.iter().any(|(n, _)| n == g))
+    {
+        return Err(InitError::DuplicateLabel {
+            name: name.clone(),
+            reason: "it is both a global and a grouping label, and the gateway would overwrite \
+                     the global value with the grouping value",
+        });
+    }
+    Ok(())
+}
+
+fn build_headers(auth: Option<&Auth>, custom: &[(String, Secret)]) -> Result<HeaderMap, InitError> {
+    let mut headers = HeaderMap::new();
+    for (name, Secret(value)) in custom {
+        let header_name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|e| InitError::InvalidHeader {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut header_value =
+            HeaderValue::from_str(value).map_err(|_| InitError::InvalidHeader {
+                name: name.clone(),
+                reason: "the value holds characters not allowed in an HTTP header".into(),
+            })?;
+        header_value.set_sensitive(true);
+        headers.append(header_name, header_value);
+    }
+    let authorization = match auth {
+        None => return Ok(headers),
+        Some(Auth::Basic { username, password }) => {
+            if username.contains(':') {
+                return Err(InitError::InvalidSetting {
+                    setting: "basic_auth",
+                    reason: "the user name must not contain ':'".into(),
+                });
+            }
+            format!(
+                "Basic {}",
+                STANDARD.encode(format!("{username}:{}", password.0))
+            )
+        }
+        Some(Auth::Bearer(token)) => format!("Bearer {}", token.0),
+    };
+    let mut value = HeaderValue::from_str(&authorization).map_err(|_| InitError::InvalidSetting {
+        setting: if matches!(auth, Some(Auth::Bearer(_))) {
+            "bearer_token"
+        } else {
+            "basic_auth"
+        },
+        reason: "the credentials hold characters not allowed in an HTTP header".into(),
+    })?;
+    value.set_sensitive(true);
+    headers.insert(AUTHORIZATION, value);
+    Ok(headers)
+}
+
+/// Parses `15s`, `500ms`, `1m 30s` (humantime), or a bare number of seconds (`2.5`); with
+/// `allow_off`, also `off`.
+fn parse_duration(text: &str, allow_off: bool) -> Result<Duration, String> {
+    if allow_off && text.eq_ignore_ascii_case("off") {
+        return Ok(Duration::ZERO);
+    }
+    if let Ok(secs) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| "seconds must be a finite number, zero or more".to_owned());
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("expected a duration such as 15s, 500ms or 1m ({e})"))
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected 1, true, yes, on, or 0, false, no, off".into()),
+    }
+}
+
+fn parse_grouping(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(format!("{item:?} is not name=value"));
+        };
+        let name = name.trim();
+        check_label_name(name).map_err(|reason| format!("label {name:?}: {reason}"))?;
+        if name == "job" {
+            return Err("the job label is the job name, not a grouping label".into());
+        }
+        if labels.iter().any(|(n, _)| n == name) {
+            return Err(format!("label {name:?} is given twice"));
+        }
+        labels.push((name.to_owned(), value.trim().to_owned()));
+    }
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+
+    fn env(vars: &[(&str, &str)]) -> Result<PushgatewayBuilder, InitError> {
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        PushgatewayBuilder::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn label_names() {
+        for ok in ["instance", "_x", "a1_B"] {
+            assert_eq!(check_label_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a-b", "1a", "__a", "a b", "ä"] {
+            assert!(check_label_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn label_conflicts_are_errors() {
+        let g = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        };
+        let err = check_labels(&g(&[("instance", "a"), ("instance", "b")]), &[]).unwrap_err();
+        assert!(matches!(err, InitError::DuplicateLabel { ref name, .. } if name == "instance"));
+        let err = check_labels(&g(&[("instance", "a")]), &g(&[("instance", "b")])).unwrap_err();
+        assert!(err.to_string().contains("both a global and a grouping label"), "{err}");
+        let err = check_labels(&g(&[("job", "a")]), &[]).unwrap_err();
+        assert!(err.to_string().contains(".job()"), "{err}");
+        let err = check_labels(&[], &g(&[("a-b", "x")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid global label name \"a-b\": a label name may hold only ASCII letters, digits and underscores"
+        );
+    }
+
+    #[test]
+    fn endpoints() {
+        let (url, auth) = parse_endpoint("http://127.0.0.1:9091").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9091/");
+        assert!(auth.is_none());
+        let (url, auth) = parse_endpoint("https://u:p%40ss@gw.example/prefix").unwrap();
+        assert_eq!(url.as_str(), "https://gw.example/prefix");
+        match auth {
+            Some(Auth::Basic { username, password }) => {
+                assert_eq!(username, "u");
+                assert_eq!(password.0, "p@ss");
+            }
+            other => panic!("{other:?}"),
+        }
+        for (bad, why) in [
+            ("127.0.0.1:9091", "scheme"),
+            ("gateway:9091", "scheme"),
+            ("ftp://gw", "scheme"),
+            ("http://", "empty host"),
+            ("http://gw/?a=b", "query"),
+            ("not a url", "scheme"),
+            ("http://[::1", "invalid IPv6"),
+        ] {
+            let err = parse_endpoint(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact_url("http://u:secret@h:1/p"), "http://u:***@h:1/p");
+        assert_eq!(redact_url("http://u@h"), "http://u@h");
+        assert_eq!(redact_url("http://h/p@x"), "http://h/p@x");
+        assert_eq!(redact_url("nonsense"), "nonsense");
+        let b = PushgatewayBuilder::new("http://u:hunter2@h")
+            .basic_auth("u", "hunter3")
+            .header("X-Token", "hunter4");
+        let debug = format!("{b:?}");
+        for secret in ["hunter2", "hunter3", "hunter4"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        let b = PushgatewayBuilder::new("http://h").bearer_token("hunter5");
+        assert!(!format!("{b:?}").contains("hunter5"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15s", false), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("500ms", false), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m 30s", false), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2.5", false), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("off", true), Ok(Duration::ZERO));
+        assert!(parse_duration("off", false).is_err());
+        assert!(parse_duration("-1", false).is_err());
+        assert!(parse_duration("NaN", false).is_err());
+        assert!(parse_duration("5 parsecs", false).is_err());
+    }
+
+    #[test]
+    fn environment() {
+        let b = env(&[]).unwrap();
+        assert_eq!(b.endpoint, DEFAULT_ENDPOINT);
+        assert!(b.enabled);
+        let b = env(&[
+            (ENV_URL, "https://gw.example:9091"),
+            (ENV_INTERVAL, "off"),
+            (ENV_SHUTDOWN_TIMEOUT, "2s"),
+            (ENV_GROUPING, "instance=run-1, region = eu"),
+            (ENV_DISABLED, "true"),
+            (ENV_USERNAME, "u"),
+            (ENV_PASSWORD, "p"),
+        ])
+        .unwrap();
+        assert_eq!(b.endpoint, "https://gw.example:9091");
+        assert_eq!(b.interval, Duration::ZERO);
+        assert_eq!(b.shutdown_timeout, Duration::from_secs(2));
+        assert_eq!(
+            b.grouping,
+            vec![
+                ("instance".to_owned(), "run-1".to_owned()),
+                ("region".to_owned(), "eu".to_owned())
+            ]
+        );
+        assert!(!b.enabled);
+        assert!(matches!(b.auth, Some(Auth::Basic { .. })));
+    }
+
+    #[test]
+    fn bad_environment_names_variable_and_value() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[(ENV_URL, "gateway:9091")], "PUSHGATEWAY_URL"),
+            (&[(ENV_INTERVAL, "5 parsecs")], "\"5 parsecs\" in environment variable PUSHGATEWAY_INTERVAL"),
+            (&[(ENV_SHUTDOWN_TIMEOUT, "0")], "PUSHGATEWAY_SHUTDOWN_TIMEOUT"),
+            (&[(ENV_PUSH_TIMEOUT, "soon")], "\"soon\" in environment variable PUSHGATEWAY_PUSH_TIMEOUT"),
+            (&[(ENV_GROUPING, "instance")], "PUSHGATEWAY_GROUPING"),
+            (&[(ENV_GROUPING, "a-b=1")], "PUSHGATEWAY_GROUPING"),
+            (&[(ENV_DISABLED, "maybe")], "PUSHGATEWAY_DISABLED"),
+            (&[(ENV_PASSWORD, "hunter2")], "PUSHGATEWAY_PASSWORD"),
+        ];
+        for (vars, expected) in cases {
+            let err = env(vars).unwrap_err().to_string();
+            assert!(err.contains(expected), "{vars:?}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let err = env(&[(ENV_URL, "http://u:hunter2@/x")]).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn bad_settings_are_init_errors() {
+        let b = || PushgatewayBuilder::new("http://127.0.0.1:9091").job("j");
+        let cases: Vec<(PushgatewayBuilder, &str)> = vec![
+            (PushgatewayBuilder::new("http://127.0.0.1:9091"), "job name"),
+            (b().job(""), "job name"),
+            (b().grouping_label("__x", "1"), "reserved"),
+            (b().shutdown_timeout(Duration::ZERO), "shutdown_timeout"),
+            (b().push_timeout(Duration::ZERO), "push_timeout"),
+            (b().header("bad header", "x"), "HTTP header"),
+            (b().header("x-a", "line\nbreak"), "not allowed"),
+            (b().buckets(&[]), "bucket"),
+            (b().buckets(&[1.0, 0.5]), "increasing"),
+            (b().buckets(&[1.0, f64::INFINITY]), "finite"),
+            (b().basic_auth("a:b", "c"), "':'"),
+            (PushgatewayBuilder::new("localhost:9091").job("j"), "scheme"),
+        ];
+        for (builder, expected) in cases {
+            let err = builder.install().unwrap_err().to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The Pushgateway protocol: the group URL and its encoding, one push with retries, and what
+//! each answer means.
+//!
+//! Source: the Pushgateway README ("URL", "PUT/POST/DELETE method") and the behaviour of
+//! Pushgateway 1.5.1, summarised in the crate docs.
+
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use base64::engine::general_purpose::URL_SAFE;
+use base64::Engine as _;
+use bytes::Bytes;
+use reqwest::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use reqwest::{Method, StatusCode, Url};
+
+use crate::error::{chain, PushError};
+
+/// The content type of the text exposition format, version 0.0.4.
+pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// How many bytes of an error answer are kept in [`PushError::Status`].
+const MAX_ERROR_BODY: usize = 1024;
+
+/// The HTTP method of a push.
+///
+/// Source: the Pushgateway README, "PUT method" and "POST method".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PushMethod {
+    /// Replace every metric of the group (the default). Metrics recorded by an earlier run but
+    /// not by this one disappear from the gateway.
+    #[default]
+    Put,
+    /// Replace only the metric families present in the body; other families of the group stay.
+    Post,
+}
+
+impl PushMethod {
+    fn http(self) -> Method {
+        match self {
+            PushMethod::Put => Method::PUT,
+            PushMethod::Post => Method::POST,
+        }
+    }
+}
+
+/// Whether a label value can go into the URL path as it is. Everything else goes as
+/// `@base64`: empty values, `.` and `..` (a 301 to a cleaned path), `/` and `%` (decoded before
+/// routing), `+` and spaces (clients that send a space as `+` corrupt it), and non-ASCII.
+fn is_plain(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Appends `/{name}/{value}` (or `/{name}@base64/{encoded}`) to `path`.
+///
+/// The base64 form uses the URL-safe alphabet with padding; the empty value is `=`, as the
+/// Pushgateway README asks.
+pub(crate) fn push_segment(path: &mut String, name: &str, value: &str) {
+    path.push('/');
+    path.push_str(name);
+    if is_plain(value) {
+        path.push('/');
+        path.push_str(value);
+    } else {
+        path.push_str("@base64/");
+        if value.is_empty() {
+            path.push('=');
+        } else {
+            URL_SAFE.encode_string(value, path);
+        }
+    }
+}
+
+/// Builds the group URL `{endpoint}/metrics/job/{job}{/{label}/{value}}`, keeping any path
+/// prefix of the endpoint (a gateway behind a reverse proxy).
+pub(crate) fn group_url(endpoint: &Url, job: &str, grouping: &[(String, String)]) -> Url {
+    let mut path = endpoint.path().trim_end_matches('/').to_owned();
+    path.push_str("/metrics");
+    push_segment(&mut path, "job", job);
+    for (name, value) in grouping {
+        push_segment(&mut path, name, value);
+    }
+    let mut url = endpoint.clone();
+    url.set_path(&path);
+    url
+}
+
+/// What one push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    pub(crate) status: Option<u16>,
+    pub(crate) attempts: u32,
+    pub(crate) body_bytes: usize,
+    pub(crate) elapsed: Duration,
+}
+
+impl PushReport {
+    pub(crate) fn disabled() -> Self {
+        PushReport {
+            status: None,
+            attempts: 0,
+            body_bytes: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// The status of the successful answer (200 or 202), or `None` when pushing is disabled
+    /// and nothing was sent.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// How many requests were sent, retries included (0 when pushing is disabled).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Size of the request body in bytes, as sent (after compression, if any).
+    pub fn body_bytes(&self) -> usize {
+        self.body_bytes
+    }
+
+    /// Wall time from the start of the first attempt to the successful answer.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+/// The outcome of one attempt.
+enum Attempt {
+    Done(u16),
+    Retry(PushError),
+    Fail(PushError),
+}
+
+/// One group on one Pushgateway, with the client that talks to it.
+pub(crate) struct Gateway {
+    pub(crate) client: reqwest::Client,
+    pub(crate) url: Url,
+    /// The group URL as text, for errors and logs (it never holds credentials).
+    pub(crate) url_text: String,
+    pub(crate) gzip: bool,
+}
+
+impl Gateway {
+    /// Sends `body` with `method` (or a DELETE when `method` is `None`), retrying connection
+    /// errors, 5xx, 408 and 429 with exponential backoff and jitter until `deadline`.
+    ///
+    /// `interrupted` is polled between attempts: when it resolves, no further attempt starts
+    /// (an attempt under way is never cut short, so an older push cannot land after a newer one).
+    pub(crate) async fn send(
+        &self,
+        method: Option<PushMethod>,
+        body: Bytes,
+        deadline: Instant,
+        budget: Duration,
+        interrupted: impl std::future::Future<Output = ()>,
+    ) -> Result<PushReport, PushError> {
+        let start = Instant::now();
+        let mut backoff = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(2))
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        tokio::pin!(interrupted);
+        let mut attempts = 0;
+        let mut last: Option<PushError> = None;
+        let timed_out = |attempts, last: Option<PushError>| PushError::Timeout {
+            url: self.url_text.clone(),
+            timeout: budget,
+            attempts,
+            last_error: last.map(Box::new),
+        };
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(timed_out(attempts, last));
+            }
+            attempts += 1;
+            let attempt = tokio::time::timeout_at(
+                deadline.into(),
+                self.attempt(method, body.clone(), attempts),
+            )
+            .await;
+            let err = match attempt {
+                Err(_elapsed) => return Err(timed_out(attempts, last)),
+                Ok(Attempt::Done(status)) => {
+                    return Ok(PushReport {
+                        status: Some(status),
+                        attempts,
+                        body_bytes: body.len(),
+                        elapsed: start.elapsed(),
+                    })
+                }
+                Ok(Attempt::Fail(err)) => return Err(err),
+                Ok(Attempt::Retry(err)) => err,
+            };
+            let delay = backoff.next().unwrap_or(Duration::from_secs(2));
+            if Instant::now() + delay >= deadline {
+                // No time for another attempt: say what the last one answered.
+                return Err(err);
+            }
+            tracing::debug!(url = %self.url_text, error = %err, ?delay, "push failed, retrying");
+            last = Some(err);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = &mut interrupted => return Err(last.take().expect("set above")),
+            }
+        }
+    }
+
+    async fn attempt(&self, method: Option<PushMethod>, body: Bytes, attempts: u32) -> Attempt {
+        let request = match method {
+            Some(m) => {
+                let mut r = self
+                    .client
+                    .request(m.http(), self.url.clone())
+                    .header(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
+                if self.gzip {
+                    // Pushgateway 1.5.1 matches the encoding case-sensitively.
+                    r = r.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                }
+                r.body(body)
+            }
+            None => self.client.delete(self.url.clone()),
+        };
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(source) => {
+                return Attempt::Retry(PushError::Transport {
+                    url: self.url_text.clone(),
+                    cause: transport_cause(&source),
+                    attempts,
+                    source,
+                })
+            }
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Attempt::Done(status.as_u16());
+        }
+        let text = match response.bytes().await {
+            Ok(b) => {
+                let b = &b[..b.len().min(MAX_ERROR_BODY)];
+                String::from_utf8_lossy(b).trim().to_owned()
+            }
+            Err(e) => format!("(response body unreadable: {})", chain(&e)),
+        };
+        let err = PushError::Status {
+            url: self.url_text.clone(),
+            status: status.as_u16(),
+            body: text,
+            attempts,
+        };
+        if is_retryable(status) {
+            Attempt::Retry(err)
+        } else {
+            Attempt::Fail(err)
+        }
+    }
+}
+
+/// 5xx, 408 Request Timeout and 429 Too Many Requests may succeed later; other answers will not.
+pub(crate) fn is_retryable(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// The cause of a transport error without reqwest's own "error sending request for url (...)"
+/// prefix, which repeats the URL.
+fn transport_cause(err: &reqwest::Error) -> String {
+    match std::error::Error::source(err) {
+        Some(source) => chain(source),
+        None => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(name: &str, value: &str) -> String {
+        let mut s = String::new();
+        push_segment(&mut s, name, value);
+        s
+    }
+
+    #[test]
+    fn plain_values_stay_plain() {
+        assert_eq!(segment("instance", "run-42_a"), "/instance/run-42_a");
+        assert_eq!(segment("job", "ingester"), "/job/ingester");
+    }
+
+    #[test]
+    fn awkward_values_go_as_base64() {
+        // empty: `=`, as the Pushgateway README asks
+        assert_eq!(segment("instance", ""), "/instance@base64/=");
+        // `/` must not split the path, `.`/`..` must not be cleaned away
+        assert_eq!(segment("path", "a/b"), "/path@base64/YS9i");
+        assert_eq!(segment("v", "."), "/v@base64/Lg==");
+        assert_eq!(segment("v", ".."), "/v@base64/Li4=");
+        // a space must never arrive as `+`, and `+` must stay `+`
+        assert_eq!(segment("v", "a b"), "/v@base64/YSBi");
+        assert_eq!(segment("v", "a+b"), "/v@base64/YSti");
+        assert_eq!(segment("v", "100%"), "/v@base64/MTAwJQ==");
+        // non-ASCII, and the URL-safe alphabet (`-`/`_`, never `+`/`/`)
+        assert_eq!(segment("v", "zürich"), "/v@base64/esO8cmljaA==");
+        assert_eq!(segment("v", "~~~"), "/v@base64/fn5-");
+    }
+
+    #[test]
+    fn group_url_keeps_a_path_prefix() {
+        let endpoint = Url::parse("https://proxy.example/pushgateway/").unwrap();
+        let url = group_url(
+            &endpoint,
+            "my job",
+            &[("instance".into(), "run-1".into()), ("path".into(), "/tmp/x".into())],
+        );
+        assert_eq!(
+            url.as_str(),
+            "https://proxy.example/pushgateway/metrics/job@base64/bXkgam9i/instance/run-1/path@base64/L3RtcC94"
+        );
+        let url = group_url(&Url::parse("http://127.0.0.1:9091").unwrap(), "j", &[]);
+        assert_eq!(url.as_str(), "http://127.0.0.1:9091/metrics/job/j");
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [500, 502, 503, 504, 408, 429] {
+            assert!(is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [400, 401, 403, 404, 405, 301, 302] {
+            assert!(!is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! A [`metrics`] recorder that pushes to a Prometheus Pushgateway: on an interval in the
+//! background, and one final time on every way a process ends — return from `main`, panic,
+//! SIGTERM/SIGINT/SIGHUP, [`exit`] — bounded in time, so a dead gateway never hangs a job.
+//!
+//! Made for short-lived processes (batch jobs, ingesters, CLI tools, CI steps) that record with
+//! `counter!`, `gauge!` and `histogram!` and would otherwise exit before anything scrapes them.
+//!
+//! # Quickstart
+//!
+//! ```no_run
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // PUSHGATEWAY_URL, default http://127.0.0.1:9091
+//!     let _guard = metrics_exporter_pushgateway::init("ingester")?;
+//!
+//!     metrics::counter!("records_total").increment(500);
+//!     Ok(())
+//! } // the guard drops here: final push of every value recorded
+//! ```
+//!
+//! Or configured in code:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use metrics_exporter_pushgateway::PushgatewayBuilder;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let guard = PushgatewayBuilder::new("http://127.0.0.1:9091")
+//!     .job("ingester")
+//!     .grouping_label("instance", "shard-3")
+//!     .global_label("service", "venue-scraper")
+//!     .interval(Duration::from_secs(15))
+//!     .shutdown_timeout(Duration::from_secs(5))
+//!     .install()?;
+//! // ...
+//! guard.shutdown()?; // final push, with its result
+//! # Ok(()) }
+//! ```
+//!
+//! # Behaviour at exit
+//!
+//! | how the process ends | what happens |
+//! |---|---|
+//! | `main` returns, guard dropped (sync or `#[tokio::main]`, any flavour) | final push, outcome `success` |
+//! | [`exit`]`(code)` | final push with `code`, then `std::process::exit(code)` |
+//! | [`PushGuard::shutdown_with_exit_code`] | final push with that code, result returned |
+//! | panic, `panic = "unwind"` | previous panic hook runs; final push (outcome `panic`) while `main` unwinds; status 101 |
+//! | panic, `panic = "abort"` | previous panic hook runs; final push from the panic hook; then the abort |
+//! | SIGTERM, SIGINT, SIGHUP | final push, then death by the same signal ([`SignalHandling`] to change) |
+//! | `std::process::exit`, SIGKILL, OOM kill | no final push: only what interval pushes already sent |
+//!
+//! Every final push is bounded by the shutdown timeout (default 5 s) plus 200 ms; a failure is
+//! reported on one line (through `tracing`, and on stderr when no `tracing` subscriber is
+//! installed) and never changes the process's exit status. The final push is the last request
+//! sent: an interval push still under way is waited for, never overtaken.
+//!
+//! # Design
+//!
+//! One named thread, `pushgateway-pusher`, owns a current-thread tokio runtime and the HTTP
+//! client; the guard, the panic hook, the signal listener and [`exit`] send it requests over
+//! a channel and wait for the answer with a timeout. The caller's runtime (if any) is never
+//! blocked on, and no work is done inside a signal handler. The recorder is
+//! `metrics-exporter-prometheus`'s, installed as it is, so recording costs what it costs there.
+//!
+//! # Protocol
+//!
+//! Pushes go to `{endpoint}/metrics/job/{job}{/{label}/{value}}` in the text exposition format
+//! 0.0.4, without sample timestamps. Values that cannot go into a URL path as they are (empty,
+//! `.`, `..`, `/`, spaces, `+`, `%`, non-ASCII) are sent as `@base64` with the URL-safe alphabet.
+//! 2xx is success; 5xx, 408, 429 and connection errors are retried with exponential backoff and
+//! jitter within the push's time budget; other answers are not retried and the error carries the
+//! gateway's explanation. Redirects are never followed.
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod compression;
+mod error;
+mod exit;
+mod gateway;
+mod guard;
+pub mod lifecycle;
+mod pusher;
+
+use std::sync::OnceLock;
+
+pub use builder::{
+    PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT, ENV_BEARER_TOKEN, ENV_DISABLED, ENV_GROUPING, ENV_INTERVAL,
+    ENV_PASSWORD, ENV_PUSH_TIMEOUT, ENV_SHUTDOWN_TIMEOUT, ENV_URL, ENV_USERNAME,
+};
+pub use compression::Compression;
+pub use error::{InitError, PushError};
+pub use exit::{exit, SignalHandling, SIGNALS};
+pub use gateway::{PushMethod, PushReport};
+pub use guard::{PushGuard, PushHandle};
+pub use metrics_exporter_prometheus::Matcher;
+
+static HANDLE: OnceLock<PushHandle> = OnceLock::new();
+
+/// Installs the exporter for `job`, configured from the environment, and returns the guard
+/// whose drop makes the final push.
+///
+/// The same as `PushgatewayBuilder::from_env()?.job(job).install()`; see
+/// [`PushgatewayBuilder`] for the variables (`PUSHGATEWAY_URL`, default
+/// `http://127.0.0.1:9091`; `PUSHGATEWAY_DISABLED=1` turns pushing off).
+///
+/// # Errors
+///
+/// [`InitError`] for an empty job, an invalid environment value (naming the variable), or a
+/// recorder already installed in this process.
+pub fn init(job: &str) -> Result<PushGuard, InitError> {
+    PushgatewayBuilder::from_env()?.job(job).install()
+}
+
+/// The handle of the exporter installed in this process, if any.
+pub fn handle() -> Option<PushHandle> {
+    HANDLE.get().cloned()
+}

@@ -1,0 +1,192 @@
+//! Batch-job lifecycle metrics: when the run started, how long it took, how it ended, and when
+//! the job last succeeded.
+//!
+//! Source: the Prometheus instrumentation guide, "Batch jobs": push the time of the last
+//! success so that `time() - last_success > X` can be alerted on.
+
+use std::fmt::Write as _;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Name of the gauge holding the Unix time, in seconds, at which this run started.
+pub const START_TIME: &str = "batch_job_start_time_seconds";
+/// Name of the gauge holding the run's wall time so far, in seconds.
+pub const DURATION: &str = "batch_job_duration_seconds";
+/// Name of the gauge holding the exit code of the run; pushed once the run has ended.
+pub const EXIT_CODE: &str = "batch_job_exit_code";
+/// Name of the gauge, with an `outcome` label, that is 1 for the run's outcome: `running`,
+/// `success`, `error`, `panic` or `signal`.
+pub const OUTCOME: &str = "batch_job_outcome";
+/// Name of the gauge holding the Unix time, in seconds, of the last successful run. Pushed only
+/// by a successful run; failed runs leave the gateway's value as it was.
+pub const LAST_SUCCESS: &str = "batch_job_last_success_time_seconds";
+
+/// How a run ends, or that it has not ended yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Still running: interval pushes and flushes.
+    Running,
+    /// Ended with this exit code (0 is success).
+    Exit(i32),
+    /// Ended by a panic.
+    Panic,
+    /// Ended by this signal.
+    Signal(i32),
+}
+
+impl Outcome {
+    pub(crate) fn is_final(self) -> bool {
+        self != Outcome::Running
+    }
+
+    pub(crate) fn is_success(self) -> bool {
+        self == Outcome::Exit(0)
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Exit(0) => "success",
+            Outcome::Exit(_) => "error",
+            Outcome::Panic => "panic",
+            Outcome::Signal(_) => "signal",
+        }
+    }
+
+    /// The exit status a shell would report: the code, 101 for an unwinding panic, 134 for
+    /// an aborting one (SIGABRT), 128 + the signal number for a signal.
+    fn exit_code(self) -> Option<i32> {
+        match self {
+            Outcome::Running => None,
+            Outcome::Exit(code) => Some(code),
+            Outcome::Panic if cfg!(panic = "abort") => Some(128 + 6),
+            Outcome::Panic => Some(101),
+            Outcome::Signal(sig) => Some(128 + sig),
+        }
+    }
+}
+
+/// The start of the run, and the global labels every lifecycle sample carries.
+pub(crate) struct Lifecycle {
+    started: Instant,
+    started_unix: f64,
+    global: Vec<(String, String)>,
+    /// `{a="b",c="d"}` or empty: the global labels, rendered once.
+    labels: String,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Escapes a label value for the text exposition format.
+fn escape(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn label_set(labels: &[(String, String)], extra: Option<(&str, &str)>) -> String {
+    let mut out = String::new();
+    let all = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra);
+    for (i, (k, v)) in all.enumerate() {
+        out.push(if i == 0 { '{' } else { ',' });
+        out.push_str(k);
+        out.push_str("=\"");
+        escape(v, &mut out);
+        out.push('"');
+    }
+    if !out.is_empty() {
+        out.push('}');
+    }
+    out
+}
+
+impl Lifecycle {
+    pub(crate) fn start(global_labels: &[(String, String)]) -> Self {
+        Lifecycle {
+            started: Instant::now(),
+            started_unix: unix_now(),
+            global: global_labels.to_vec(),
+            labels: label_set(global_labels, None),
+        }
+    }
+
+    /// Appends the lifecycle metric families for `outcome` to `out`.
+    pub(crate) fn render(&self, outcome: Outcome, out: &mut String) {
+        let labels = &self.labels;
+        let gauge = |out: &mut String, name: &str, help: &str| {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
+        };
+        gauge(out, START_TIME, "Unix time in seconds at which this run of the job started.");
+        let _ = writeln!(out, "{START_TIME}{labels} {}", self.started_unix);
+        gauge(out, DURATION, "Wall time of this run of the job in seconds.");
+        let _ = writeln!(out, "{DURATION}{labels} {}", self.started.elapsed().as_secs_f64());
+        gauge(out, OUTCOME, "1 for how this run of the job ended, or running.");
+        let outcome_labels = label_set(&self.global, Some(("outcome", outcome.label())));
+        let _ = writeln!(out, "{OUTCOME}{outcome_labels} 1");
+        if let Some(code) = outcome.exit_code() {
+            gauge(out, EXIT_CODE, "Exit code of the last finished run of the job.");
+            let _ = writeln!(out, "{EXIT_CODE}{labels} {code}");
+        }
+        if outcome.is_success() {
+            gauge(
+                out,
+                LAST_SUCCESS,
+                "Unix time in seconds at which the job last finished successfully.",
+            );
+            let _ = writeln!(out, "{LAST_SUCCESS}{labels} {}", unix_now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_has_no_exit_code_and_no_last_success() {
+        let l = Lifecycle::start(&[]);
+        let mut s = String::new();
+        l.render(Outcome::Running, &mut s);
+        assert!(s.contains("batch_job_outcome{outcome=\"running\"} 1\n"), "{s}");
+        assert!(!s.contains(EXIT_CODE));
+        assert!(!s.contains(LAST_SUCCESS));
+    }
+
+    #[test]
+    fn outcomes_and_exit_codes() {
+        let global = vec![("service".to_owned(), "a\"b".to_owned())];
+        let l = Lifecycle::start(&global);
+        for (outcome, label, code) in [
+            (Outcome::Exit(0), "success", 0),
+            (Outcome::Exit(3), "error", 3),
+            (Outcome::Signal(15), "signal", 143),
+            (Outcome::Panic, "panic", 101),
+        ] {
+            let mut s = String::new();
+            l.render(outcome, &mut s);
+            assert!(
+                s.contains(&format!(
+                    "batch_job_outcome{{service=\"a\\\"b\",outcome=\"{label}\"}} 1\n"
+                )),
+                "{s}"
+            );
+            assert!(
+                s.contains(&format!("batch_job_exit_code{{service=\"a\\\"b\"}} {code}\n")),
+                "{s}"
+            );
+            assert_eq!(s.contains(LAST_SUCCESS), outcome.is_success(), "{s}");
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The promise: a final push on every way a process ends, read back from a real Pushgateway.
+//! Each case runs the test job (`tests/jobs`) as a child process: the global recorder
+//! installs once per process.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::time::Duration;
+
+use common::*;
+
+fn env(gw: &Pushgateway) -> Vec<(&'static str, String)> {
+    vec![("PUSHGATEWAY_URL", gw.url.clone())]
+}
+
+fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn assert_success_run(scenario: &str) {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let (out, _) = run_job(false, scenario, scenario, &[], &pairs(&env));
+    assert_eq!(out.status.code(), Some(0), "{scenario}: {}", stderr(&out));
+    assert_eq!(stderr(&out), "", "{scenario}: nothing on stderr");
+    let group = gw.job(scenario);
+    assert_job_values(&group, "success", 0);
+    assert!(group.last_push_successful());
+    let last_success = group.value("batch_job_last_success_time_seconds", &[]);
+    let start = group.value("batch_job_start_time_seconds", &[]);
+    assert!(last_success >= start, "{last_success} < {start}");
+}
+
+#[test]
+fn guard_dropped_at_the_end_of_a_sync_main() {
+    assert_success_run("main");
+}
+
+#[test]
+fn guard_dropped_in_tokio_multi_thread_main() {
+    assert_success_run("tokio-multi");
+}
+
+#[test]
+fn guard_dropped_in_tokio_current_thread_main() {
+    assert_success_run("tokio-current");
+}
+
+#[test]
+fn guard_dropped_inside_an_async_fn() {
+    assert_success_run("async-fn-drop");
+}
+
+#[test]
+fn guard_dropped_inside_a_spawned_task() {
+    assert_success_run("task-drop");
+}
+
+#[test]
+fn panic_with_unwind_pushes_and_exits_101() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let (out, _) = run_job(false, "panic", "panic-unwind", &[], &pairs(&env));
+    assert_eq!(out.status.code(), Some(101));
+    // The default panic hook, which ran before ours, printed the message.
+    assert!(stderr(&out).contains("boom"), "{}", stderr(&out));
+    let group = gw.job("panic-unwind");
+    assert_job_values(&group, "panic", 101);
+    assert!(!group.has("batch_job_last_success_time_seconds"));
+}
+
+#[test]
+fn panic_with_abort_pushes_from_the_hook_then_aborts() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let (out, _) = run_job(true, "panic", "panic-abort", &[], &pairs(&env));
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}", out.status);
+    assert!(stderr(&out).contains("boom"), "{}", stderr(&out));
+    assert_job_values(&gw.job("panic-abort"), "panic", 134);
+}
+
+#[test]
+fn panic_in_a_worker_thread_does_not_end_the_job() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let (out, _) = run_job(false, "panic-in-thread", "worker", &[], &pairs(&env));
+    assert_eq!(out.status.code(), Some(0));
+    let group = gw.job("worker");
+    assert_eq!(group.value("records_total", &[]), 501.0);
+    assert_eq!(group.value("batch_job_outcome", &[("outcome", "success")]), 1.0);
+}
+
+fn assert_signal(signal: i32, name: &str) {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let job = format!("signal-{name}");
+    let mut child = start_job(false, "signal", &job, &pairs(&env)).child;
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(signal), "{name}: {status:?}");
+    assert_job_values(&gw.job(&job), "signal", 128 + signal);
+}
+
+#[test]
+fn sigterm_pushes_then_dies_by_sigterm() {
+    assert_signal(libc::SIGTERM, "term");
+}
+
+#[test]
+fn sigint_pushes_then_dies_by_sigint() {
+    assert_signal(libc::SIGINT, "int");
+}
+
+#[test]
+fn sighup_pushes_then_dies_by_sighup() {
+    assert_signal(libc::SIGHUP, "hup");
+}
+
+#[test]
+fn exit_pushes_then_exits_with_the_code() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let (out, _) = run_job(false, "exit", "exit", &[], &pairs(&env));
+    assert_eq!(out.status.code(), Some(3));
+    let group = gw.job("exit");
+    assert_job_values(&group, "error", 3);
+    assert!(!group.has("batch_job_last_success_time_seconds"));
+}
+
+#[test]
+fn shutdown_with_exit_code_reports_the_code() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let (out, _) = run_job(false, "exit-code", "exit-code", &[], &pairs(&env));
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pushed true\n");
+    assert_job_values(&gw.job("exit-code"), "error", 4);
+}
+
+#[test]
+fn a_failed_run_keeps_the_last_success_timestamp() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let (out, _) = run_job(false, "main", "nightly", &[], &pairs(&env));
+    assert!(out.status.success());
+    let success = gw.job("nightly").value("batch_job_last_success_time_seconds", &[]);
+
+    let (out, _) = run_job(false, "exit", "nightly", &[], &pairs(&env));
+    assert_eq!(out.status.code(), Some(3));
+    let group = gw.job("nightly");
+    assert_job_values(&group, "error", 3);
+    assert_eq!(group.value("batch_job_last_success_time_seconds", &[]), success);
+
+    // A killed run (interval pushes only) keeps it too.
+    let mut interval = env.clone();
+    interval.push(("PUSHGATEWAY_INTERVAL", "50ms".into()));
+    let mut child = start_job(false, "signal", "nightly", &pairs(&interval)).child;
+    std::thread::sleep(Duration::from_millis(400));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let group = gw.job("nightly");
+    assert_eq!(group.value("batch_job_outcome", &[("outcome", "running")]), 1.0);
+    assert_eq!(group.value("batch_job_last_success_time_seconds", &[]), success);
+
+    // The next success replaces the whole group.
+    let (out, _) = run_job(false, "main", "nightly", &[], &pairs(&env));
+    assert!(out.status.success());
+    let group = gw.job("nightly");
+    assert_job_values(&group, "success", 0);
+    assert!(group.value("batch_job_last_success_time_seconds", &[]) > success);
+}

@@ -1,0 +1,128 @@
+//! A short-lived job for the integration tests: records a fixed set of values, then ends the
+//! way its first argument says.
+//!
+//! `job <scenario> <job-name> [<label> <value>]...`; the rest of the configuration comes from
+//! the `PUSHGATEWAY_*` environment variables. Prints `ready` on stdout once the values are
+//! recorded.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder};
+
+fn install(job: &str, grouping: &[String]) -> PushGuard {
+    let mut builder = PushgatewayBuilder::from_env().expect("environment").job(job);
+    for pair in grouping.chunks(2) {
+        builder = builder.grouping_label(&pair[0], &pair[1]);
+    }
+    builder.install().expect("install")
+}
+
+/// The values every scenario records before it ends.
+fn record() {
+    for _ in 0..500 {
+        metrics::counter!("records_total").increment(1);
+    }
+    metrics::counter!("parse_errors_total", "kind" => "json").increment(7);
+    metrics::gauge!("queue_depth").set(42.5);
+    for v in [0.003, 0.2, 4.0] {
+        metrics::histogram!("record_seconds").record(v);
+    }
+}
+
+fn ready() {
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+}
+
+#[tokio::main]
+async fn tokio_multi(guard: PushGuard) {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    record();
+    drop(guard);
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn tokio_current(guard: PushGuard) {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    record();
+    drop(guard);
+}
+
+async fn drop_it(guard: PushGuard) {
+    tokio::task::yield_now().await;
+    drop(guard);
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn async_fn_drop(guard: PushGuard) {
+    record();
+    drop_it(guard).await;
+}
+
+#[tokio::main]
+async fn task_drop(guard: PushGuard) {
+    record();
+    tokio::spawn(async move { drop(guard) }).await.unwrap();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (scenario, job, grouping) = (&args[0], &args[1], &args[2..]);
+    let guard = install(job, grouping);
+    match scenario.as_str() {
+        "main" => {
+            record();
+            ready();
+        }
+        "tokio-multi" => tokio_multi(guard),
+        "tokio-current" => tokio_current(guard),
+        "async-fn-drop" => async_fn_drop(guard),
+        "task-drop" => task_drop(guard),
+        "exit" => {
+            record();
+            ready();
+            metrics_exporter_pushgateway::exit(3);
+        }
+        "panic" => {
+            record();
+            ready();
+            panic!("boom");
+        }
+        "panic-in-thread" => {
+            record();
+            // Unwinding: the process goes on, and so does the job.
+            let joined = std::thread::spawn(|| panic!("worker failed")).join();
+            assert!(joined.is_err());
+            metrics::counter!("records_total").increment(1);
+        }
+        "signal" => {
+            record();
+            ready();
+            std::thread::sleep(Duration::from_secs(60));
+            unreachable!("the test sends a signal");
+        }
+        "shutdown" => {
+            record();
+            match guard.shutdown() {
+                Ok(report) => println!("ok {:?}", report.status()),
+                Err(e) => println!("err {e}"),
+            }
+        }
+        "exit-code" => {
+            record();
+            let code = guard.shutdown_with_exit_code(4).is_ok();
+            println!("pushed {code}");
+            std::process::exit(4);
+        }
+        "final-is-last" => {
+            // Interval pushes run every few milliseconds (PUSHGATEWAY_INTERVAL) against a slow
+            // gateway, so that one is under way when the guard drops.
+            metrics::counter!("records_total").increment(1);
+            std::thread::sleep(Duration::from_millis(300));
+            metrics::counter!("records_total").increment(1);
+            drop(guard);
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
