@@ -18,6 +18,9 @@ use crate::error::{chain, PushError};
 /// The content type of the text exposition format, version 0.0.4.
 pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Time left for the last attempt before a push's deadline.
+const LAST_ATTEMPT: Duration = Duration::from_millis(100);
+
 /// How many bytes of an error answer are kept in [`PushError::Status`].
 const MAX_ERROR_BODY: usize = 1024;
 
@@ -200,10 +203,14 @@ impl Gateway {
                 Ok(Attempt::Fail(err)) => return Err(err),
                 Ok(Attempt::Retry(err)) => err,
             };
-            let delay = backoff.next().unwrap_or(Duration::from_secs(2));
-            if Instant::now() + delay >= deadline {
-                // No time for another attempt: say what the last one answered.
-                return Err(err);
+            let mut delay = backoff.next().unwrap_or(Duration::from_secs(2));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if delay + LAST_ATTEMPT >= left {
+                // One last attempt shortly before the deadline, if there is time for it.
+                match left.checked_sub(LAST_ATTEMPT) {
+                    Some(d) if d >= Duration::from_millis(10) => delay = d,
+                    _ => return Err(err),
+                }
             }
             tracing::debug!(url = %self.url_text, error = %err, ?delay, "push failed, retrying");
             last = Some(err);

@@ -8,12 +8,22 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder};
+use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder, SignalHandling};
 
 fn install(job: &str, grouping: &[String]) -> PushGuard {
     let mut builder = PushgatewayBuilder::from_env().expect("environment").job(job);
     for pair in grouping.chunks(2) {
         builder = builder.grouping_label(&pair[0], &pair[1]);
+    }
+    // Settings that have no environment variable of their own.
+    if std::env::var_os("TEST_DELETE_ON_SHUTDOWN").is_some() {
+        builder = builder.delete_on_shutdown(true);
+    }
+    if std::env::var_os("TEST_SIGNALS_CONTINUE").is_some() {
+        builder = builder.signals(SignalHandling::PushAndContinue);
+    }
+    if std::env::var_os("TEST_NO_LIFECYCLE").is_some() {
+        builder = builder.lifecycle_metrics(false);
     }
     builder.install().expect("install")
 }

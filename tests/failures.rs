@@ -1,0 +1,267 @@
+//! A dead, hanging or refusing gateway at exit never hangs the job nor changes its exit
+//! status; answers are retried or not as the protocol says; the final push is the last request.
+
+mod common;
+
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::os::unix::process::ExitStatusExt as _;
+use std::time::Duration;
+
+use common::*;
+use wiremock::matchers::{header, method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The shutdown timeout the jobs here run with, and the margin allowed on top of it for the
+/// 200 ms grace and process start and teardown on a loaded machine.
+const SHUTDOWN: Duration = Duration::from_secs(1);
+const MARGIN: Duration = Duration::from_millis(1000);
+
+fn run_against(url: &str, scenario: &str, job: &str) -> (std::process::Output, Duration) {
+    run_job(
+        false,
+        scenario,
+        job,
+        &[],
+        &[("PUSHGATEWAY_URL", url), ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s")],
+    )
+}
+
+/// The job exits 0 within the shutdown timeout plus the margin, with one error line that
+/// names the group URL and `cause`.
+fn assert_bounded_failure(url: &str, cause: &str) {
+    let (out, elapsed) = run_against(url, "main", "doomed");
+    assert_eq!(out.status.code(), Some(0), "the job's own status");
+    assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one error line: {err}");
+    assert!(lines[0].contains("final push failed"), "{err}");
+    assert!(lines[0].contains(&format!("{url}/metrics/job/doomed")), "{err}");
+    assert!(lines[0].contains(cause), "expected {cause:?} in {err}");
+    println!("exited in {elapsed:?}: {}", lines[0]);
+}
+
+#[test]
+fn gateway_refusing_connections() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    assert_bounded_failure(&url, "Connection refused");
+}
+
+#[test]
+fn gateway_accepting_but_never_answering() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    assert_bounded_failure(&url, "did not finish within 1.000s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_answering_503_is_retried_until_the_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("overloaded"))
+        .mount(&server)
+        .await;
+    assert_bounded_failure(&server.uri(), "answered 503");
+    let requests = server.received_requests().await.unwrap();
+    assert!(requests.len() >= 3, "retried: {} requests", requests.len());
+    // Backoff: not a storm (50 ms doubling to 2 s within 1 s is at most about 6 attempts).
+    assert!(requests.len() <= 8, "{} requests", requests.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_503_503_200_end_in_success() {
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let (out, elapsed) = run_against(&server.uri(), "shutdown", "flaky");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok Some(200)\n");
+    assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 3);
+    let body = String::from_utf8_lossy(&requests[2].body).into_owned();
+    assert!(body.contains("records_total 500\n"), "{body}");
+    // No sample timestamps: every sample line is `name{labels} value`.
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        assert_eq!(line.split(' ').count(), 2, "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_errors_are_not_retried_and_keep_no_secret() {
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("Unauthorized"))
+        .mount(&server)
+        .await;
+    let (out, _) = run_job(
+        false,
+        "shutdown",
+        "locked",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &server.uri()),
+            ("PUSHGATEWAY_USERNAME", "ci"),
+            ("PUSHGATEWAY_PASSWORD", "hunter2-secret"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        stdout,
+        format!(
+            "err Pushgateway {}/metrics/job/locked answered 401 after 1 attempt(s): Unauthorized\n",
+            server.uri()
+        )
+    );
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "a 401 is not retried");
+    // base64("ci:hunter2-secret")
+    assert_eq!(
+        requests[0].headers["authorization"],
+        "Basic Y2k6aHVudGVyMi1zZWNyZXQ="
+    );
+    assert!(!stdout.contains("hunter2") && !stderr(&out).contains("hunter2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_is_sent() {
+    let server = MockServer::start().await;
+    Mock::given(header("authorization", "Bearer t0ken"))
+        .and(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let (out, _) = run_job(
+        false,
+        "shutdown",
+        "bearer",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &server.uri()),
+            ("PUSHGATEWAY_BEARER_TOKEN", "t0ken"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok Some(200)\n");
+}
+
+#[test]
+fn gateway_400_carries_the_gateways_explanation() {
+    let gw = Pushgateway::start();
+    // Another group already has `queue_depth` as a counter; the job pushes it as a gauge.
+    let r = client()
+        .put(format!("{}/metrics/job/other", gw.url))
+        .body("# TYPE queue_depth counter\nqueue_depth 1\n")
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    let (out, _) = run_job(false, "shutdown", "clash", &[], &[("PUSHGATEWAY_URL", &gw.url)]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.starts_with(&format!(
+            "err Pushgateway {}/metrics/job/clash answered 400 after 1 attempt(s): ",
+            gw.url
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("queue_depth"), "{stdout}");
+    assert!(stdout.contains("inconsistent"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_final_push_is_the_last_request() {
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(150)))
+        .mount(&server)
+        .await;
+    let (out, _) = run_job(
+        false,
+        "final-is-last",
+        "ordered",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &server.uri()),
+            ("PUSHGATEWAY_INTERVAL", "20ms"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let requests = server.received_requests().await.unwrap();
+    assert!(requests.len() >= 2, "interval pushes ran: {}", requests.len());
+    let (last, earlier) = requests.split_last().unwrap();
+    let body = String::from_utf8_lossy(&last.body);
+    assert_eq!(last.method.as_str(), "PUT");
+    assert!(body.contains("records_total 2\n"), "{body}");
+    assert!(body.contains("outcome=\"success\""), "{body}");
+    for r in earlier {
+        let body = String::from_utf8_lossy(&r.body);
+        assert_eq!(r.method.as_str(), "POST", "interval pushes keep the last success");
+        assert!(body.contains("outcome=\"running\""), "{body}");
+    }
+}
+
+#[test]
+fn delete_on_shutdown_removes_the_group() {
+    let gw = Pushgateway::start();
+    let mut child = start_job(
+        false,
+        "signal",
+        "service",
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_INTERVAL", "50ms"),
+            ("TEST_DELETE_ON_SHUTDOWN", "1"),
+        ],
+    )
+    .child;
+    // Interval pushes create the group ...
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while gw.group(&[("job", "service")]).is_none() {
+        assert!(std::time::Instant::now() < deadline, "no interval push arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(gw.job("service").value("records_total", &[]), 500.0);
+    // ... and stopping the service deletes it.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    assert!(gw.group(&[("job", "service")]).is_none(), "{:#?}", gw.groups());
+}
+
+#[test]
+fn push_and_continue_leaves_the_process_running() {
+    let gw = Pushgateway::start();
+    let mut job = start_job(
+        false,
+        "signal",
+        "graceful",
+        &[("PUSHGATEWAY_URL", &gw.url), ("TEST_SIGNALS_CONTINUE", "1")],
+    );
+    unsafe { libc::kill(job.child.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while gw.group(&[("job", "graceful")]).is_none() {
+        assert!(std::time::Instant::now() < deadline, "no push on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let group = gw.job("graceful");
+    assert_eq!(group.value("records_total", &[]), 500.0);
+    assert_eq!(group.value("batch_job_outcome", &[("outcome", "running")]), 1.0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(job.child.try_wait().unwrap().is_none(), "still running");
+    job.child.kill().unwrap();
+    let mut err = String::new();
+    job.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(err, "");
+}

@@ -1,0 +1,77 @@
+//! Grouping-key encoding, read back from a real Pushgateway.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn awkward_job_and_grouping_values_round_trip() {
+    let gw = Pushgateway::start();
+    let labels = [
+        ("empty", ""),
+        ("slash", "a/b"),
+        ("dot", "."),
+        ("dots", ".."),
+        ("space", "a b"),
+        ("plus", "a+b"),
+        ("percent", "100%"),
+        ("unicode", "zürich ☃"),
+        ("plain", "run-42_x"),
+    ];
+    let job = "my job/1";
+    let mut args = Vec::new();
+    for (k, v) in labels {
+        args.push(k);
+        args.push(v);
+    }
+    let (out, _) = run_job(false, "shutdown", job, &args, &[("PUSHGATEWAY_URL", &gw.url)]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok Some(200)\n",
+        "{}",
+        stderr(&out)
+    );
+    let mut expected = vec![("job", job)];
+    expected.extend(labels);
+    let group = gw
+        .group(&expected)
+        .unwrap_or_else(|| panic!("no group {expected:?} in {:#?}", gw.groups()));
+    assert_eq!(group.value("records_total", &[]), 500.0);
+    // The grouping labels are on every sample, exactly.
+    for sample in group.samples("queue_depth") {
+        for (k, v) in &expected {
+            assert_eq!(sample["labels"][*k], *v, "{sample}");
+        }
+    }
+}
+
+#[test]
+fn histograms_are_prometheus_histograms_with_the_default_buckets() {
+    let gw = Pushgateway::start();
+    let (out, _) = run_job(false, "main", "histo", &[], &[("PUSHGATEWAY_URL", &gw.url)]);
+    assert!(out.status.success());
+    let (_, _, buckets) = gw.job("histo").histogram("record_seconds");
+    let bounds: Vec<&str> = buckets.iter().map(|(b, _)| b.as_str()).collect();
+    assert_eq!(
+        bounds,
+        ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]
+    );
+}
+
+#[test]
+fn without_lifecycle_metrics_the_group_holds_only_the_jobs_own() {
+    let gw = Pushgateway::start();
+    let (out, _) = run_job(
+        false,
+        "main",
+        "plain",
+        &[],
+        &[("PUSHGATEWAY_URL", &gw.url), ("TEST_NO_LIFECYCLE", "1")],
+    );
+    assert!(out.status.success());
+    let group = gw.job("plain");
+    assert_eq!(group.value("records_total", &[]), 500.0);
+    for name in ["batch_job_outcome", "batch_job_start_time_seconds"] {
+        assert!(!group.has(name), "{name}");
+    }
+}
