@@ -1,1 +1,121 @@
-fn main(){}
+//! What the exporter adds to a job, side by side with the peers, against a real Pushgateway on
+//! loopback:
+//!
+//! - `init`: `install()` wall time, measured inside fresh processes (one recorder per process).
+//! - `final_push_1000_series`: render + send + answer of 1,000 series, this crate's `flush()`
+//!   vs the `prometheus` crate's `push_metrics` of the same series to the same gateway.
+//! - `process_1000_series`: a whole job process that records 1,000 series and exits, with the
+//!   exporter (init + final push) vs without it.
+//!
+//! `cargo bench --bench push`; needs `prometheus-pushgateway` (`apt-get install
+//! prometheus-pushgateway`) or `PUSHGATEWAY_BIN`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{job_bin_for, Build, Pushgateway};
+use criterion::SamplingMode;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use metrics_exporter_pushgateway::{PushgatewayBuilder, SignalHandling};
+
+const SERIES: usize = 1000;
+
+fn job(scenario: &str, gw: &Pushgateway) -> Command {
+    let mut cmd = Command::new(job_bin_for(Build::Release));
+    cmd.args([scenario, "bench"]).env("PUSHGATEWAY_URL", &gw.url);
+    cmd
+}
+
+fn init(c: &mut Criterion) {
+    let gw = Pushgateway::start();
+    let mut group = c.benchmark_group("init");
+    // Each sample spawns processes but reports only the time inside `install()`: keep the
+    // warm-up and measurement targets small, or criterion runs thousands of processes.
+    group
+        .sample_size(30)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(50))
+        .measurement_time(Duration::from_millis(300));
+    group.bench_function("install", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let out = job("init-time", &gw).output().expect("run job");
+                    let ns: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+                    Duration::from_nanos(ns)
+                })
+                .sum()
+        })
+    });
+    group.finish();
+}
+
+fn final_push(c: &mut Criterion) {
+    let gw = Pushgateway::start();
+    let guard = PushgatewayBuilder::new(gw.url.clone())
+        .job("bench_crate")
+        .interval(Duration::ZERO)
+        .signals(SignalHandling::Ignore)
+        .install()
+        .expect("install");
+    for i in 0..SERIES {
+        metrics::counter!("bench_series_total", "series" => i.to_string()).increment(1);
+    }
+
+    let registry = prometheus::Registry::new();
+    let counters = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("bench_series_total", "bench series"),
+        &["series"],
+    )
+    .unwrap();
+    registry.register(Box::new(counters.clone())).unwrap();
+    for i in 0..SERIES {
+        counters.with_label_values(&[&i.to_string()]).inc();
+    }
+    let address = gw.url.clone();
+
+    let mut group = c.benchmark_group("final_push_1000_series");
+    group.sample_size(50);
+    group.bench_function(BenchmarkId::new("metrics-exporter-pushgateway", SERIES), |b| {
+        b.iter(|| guard.flush().expect("push"))
+    });
+    group.bench_function(BenchmarkId::new("prometheus push_metrics", SERIES), |b| {
+        b.iter(|| {
+            prometheus::push_metrics(
+                "bench_prometheus",
+                HashMap::new(),
+                &address,
+                registry.gather(),
+                None,
+            )
+            .expect("push")
+        })
+    });
+    group.finish();
+}
+
+fn process(c: &mut Criterion) {
+    let gw = Pushgateway::start();
+    let mut group = c.benchmark_group("process_1000_series");
+    group.sample_size(30);
+    for (name, scenario) in [("without exporter", "series-1000-bare"), ("with exporter", "series-1000")] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let status = job(scenario, &gw).status().expect("run job");
+                    assert!(status.success());
+                }
+                started.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, init, final_push, process);
+criterion_main!(benches);

@@ -16,6 +16,7 @@ use crate::gateway::{group_url, PushMethod};
 use crate::guard::{Inner, PushGuard, PushHandle};
 use crate::lifecycle::Lifecycle;
 use crate::pusher::{PusherConfig, Renderer};
+use crate::recorder::{Installed, LazyRecorder};
 use crate::InitError;
 
 /// The endpoint used when none is configured: a Pushgateway on this host, default port.
@@ -434,7 +435,7 @@ impl PushgatewayBuilder {
         for (name, value) in &self.global {
             prometheus = prometheus.add_global_label(name, value);
         }
-        let recorder = prometheus.build_recorder();
+        let recorder = Arc::new(LazyRecorder::new(prometheus));
         let url = group_url(&endpoint, &self.job, &self.grouping);
         if auth.is_some() && url.scheme() == "http" && !is_loopback(&url) {
             tracing::warn!(
@@ -443,7 +444,7 @@ impl PushgatewayBuilder {
             );
         }
         let renderer = Arc::new(Renderer {
-            prometheus: recorder.handle(),
+            recorder: Arc::clone(&recorder),
             lifecycle: self.lifecycle_metrics.then(|| Lifecycle::start(&self.global)),
         });
         let tx = if self.enabled {
@@ -468,7 +469,7 @@ impl PushgatewayBuilder {
         };
         // Installed only after the pusher started: a failure above leaves the process as it
         // was. (If this fails, the pusher thread ends when `tx` drops.)
-        metrics::set_global_recorder(recorder).map_err(|_| InitError::RecorderAlreadyInstalled)?;
+        metrics::set_global_recorder(Installed(recorder)).map_err(|_| InitError::RecorderAlreadyInstalled)?;
         let handle = PushHandle {
             inner: Arc::new(Inner {
                 renderer,

@@ -88,8 +88,8 @@ impl PushHandle {
 
     /// The `metrics-exporter-prometheus` handle behind the exporter, for rendering without the
     /// lifecycle metrics or for serving the same values on a scrape endpoint.
-    pub fn prometheus_handle(&self) -> &PrometheusHandle {
-        &self.inner.renderer.prometheus
+    pub fn prometheus_handle(&self) -> PrometheusHandle {
+        self.inner.renderer.recorder.handle()
     }
 
     /// The final push, once. A second call (from another exit path) waits until the first has

@@ -80,6 +80,7 @@ mod gateway;
 mod guard;
 pub mod lifecycle;
 mod pusher;
+mod recorder;
 
 use std::sync::OnceLock;
 

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use metrics_exporter_prometheus::PrometheusHandle;
 use reqwest::header::HeaderMap;
 use reqwest::Url;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::gateway::{Gateway, PushMethod, PushReport};
 use crate::lifecycle::{Lifecycle, Outcome};
+use crate::recorder::LazyRecorder;
 use crate::PushError;
 
 /// How often the recorder's upkeep runs (drains histogram samples into their buckets so that
@@ -22,7 +22,7 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Renders what a push sends: the recorder's exposition text, then the lifecycle metrics.
 pub(crate) struct Renderer {
-    pub(crate) prometheus: PrometheusHandle,
+    pub(crate) recorder: Arc<LazyRecorder>,
     pub(crate) lifecycle: Option<Lifecycle>,
 }
 
@@ -30,7 +30,7 @@ impl Renderer {
     pub(crate) fn render(&self, outcome: Outcome, capacity: usize) -> String {
         let mut buf = Vec::with_capacity(capacity);
         // Writing into a Vec cannot fail.
-        let _ = self.prometheus.render_to_write(&mut buf);
+        let _ = self.recorder.handle().render_to_write(&mut buf);
         // The exposition format is UTF-8 by construction.
         let mut text = String::from_utf8(buf).unwrap_or_else(|e| {
             String::from_utf8_lossy(e.as_bytes()).into_owned()
@@ -115,6 +115,8 @@ fn build_gateway(config: &PusherConfig) -> Result<Gateway, String> {
 }
 
 async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
+    // First the recorder, which the caller's thread may be waiting for; then the client.
+    config.renderer.recorder.get();
     let gateway = build_gateway(&config);
     if let Err(cause) = &gateway {
         crate::exit::report(&format!(
@@ -146,7 +148,7 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
                     () = tokio::time::sleep_until(wake) => {
                         let now = tokio::time::Instant::now();
                         if now >= next_upkeep {
-                            pusher.config.renderer.prometheus.run_upkeep();
+                            pusher.config.renderer.recorder.handle().run_upkeep();
                             next_upkeep = now + UPKEEP_INTERVAL;
                         }
                         if let (Some(at), Some(interval)) = (next_push, pusher.config.interval) {

@@ -95,7 +95,7 @@ async fn answers_503_503_200_end_in_success() {
     let body = String::from_utf8_lossy(&requests[2].body).into_owned();
     assert!(body.contains("records_total 500\n"), "{body}");
     // No sample timestamps: every sample line is `name{labels} value`.
-    for line in body.lines().filter(|l| !l.starts_with('#')) {
+    for line in body.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
         assert_eq!(line.split(' ').count(), 2, "{line}");
     }
 }

@@ -221,17 +221,29 @@ pub fn assert_job_values(group: &Group, outcome: &str, exit_code: i32) {
     assert!(group.value("batch_job_start_time_seconds", &[]) > 1.6e9);
 }
 
-static JOBS: OnceLock<PathBuf> = OnceLock::new();
-static JOBS_ABORT: OnceLock<PathBuf> = OnceLock::new();
+static JOBS: [OnceLock<PathBuf>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
 
-/// Builds the test jobs (`tests/jobs`) with `panic = "unwind"` or `"abort"`, once per test
-/// process, and returns the binary.
-pub fn job_bin(abort: bool) -> &'static Path {
-    let cell = if abort { &JOBS_ABORT } else { &JOBS };
-    cell.get_or_init(|| {
+/// How the test jobs are built.
+#[derive(Clone, Copy)]
+pub enum Build {
+    /// The dev profile, `panic = "unwind"`.
+    Unwind,
+    /// The dev profile with `panic = "abort"`.
+    Abort,
+    /// The release profile, for benchmarks.
+    Release,
+}
+
+/// Builds the test jobs (`tests/jobs`) once per process and returns the binary.
+pub fn job_bin_for(build: Build) -> &'static Path {
+    let (index, profile, dir) = match build {
+        Build::Unwind => (0, "dev", "debug"),
+        Build::Abort => (1, "abort", "abort"),
+        Build::Release => (2, "release", "release"),
+    };
+    JOBS[index].get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let target = root.join("target").join("test-jobs");
-        let profile = if abort { "abort" } else { "dev" };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--quiet", "--profile", profile, "--manifest-path"])
@@ -240,10 +252,13 @@ pub fn job_bin(abort: bool) -> &'static Path {
             .status()
             .expect("run cargo to build the test jobs");
         assert!(status.success(), "building tests/jobs failed");
-        target
-            .join(if abort { "abort" } else { "debug" })
-            .join("pushgateway-test-jobs")
+        target.join(dir).join("pushgateway-test-jobs")
     })
+}
+
+/// The test jobs built with `panic = "abort"` or `"unwind"`.
+pub fn job_bin(abort: bool) -> &'static Path {
+    job_bin_for(if abort { Build::Abort } else { Build::Unwind })
 }
 
 /// A test job started as a child process with a clean `PUSHGATEWAY_*` environment.

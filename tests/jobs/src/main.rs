@@ -76,9 +76,32 @@ async fn task_drop(guard: PushGuard) {
     tokio::spawn(async move { drop(guard) }).await.unwrap();
 }
 
+/// Records `n` counter series, as a job with that many series would.
+fn record_series(n: usize) {
+    for i in 0..n {
+        metrics::counter!("bench_series_total", "series" => i.to_string()).increment(1);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (scenario, job, grouping) = (&args[0], &args[1], &args[2..]);
+    // Benchmark scenarios: whole processes with and without the exporter.
+    match scenario.as_str() {
+        "init-time" => {
+            let started = std::time::Instant::now();
+            let guard = install(job, grouping);
+            println!("{}", started.elapsed().as_nanos());
+            std::mem::forget(guard);
+            return;
+        }
+        "series-1000-bare" => return record_series(1000),
+        "series-1000" => {
+            let _guard = install(job, grouping);
+            return record_series(1000);
+        }
+        _ => {}
+    }
     let guard = install(job, grouping);
     match scenario.as_str() {
         "main" => {
