@@ -26,7 +26,8 @@ const SERIES: usize = 1000;
 
 fn job(scenario: &str, gw: &Pushgateway) -> Command {
     let mut cmd = Command::new(job_bin_for(Build::Release));
-    cmd.args([scenario, "bench"]).env("PUSHGATEWAY_URL", &gw.url);
+    cmd.args([scenario, "bench"])
+        .env("PUSHGATEWAY_URL", &gw.url);
     cmd
 }
 
@@ -80,9 +81,10 @@ fn final_push(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("final_push_1000_series");
     group.sample_size(50);
-    group.bench_function(BenchmarkId::new("metrics-exporter-pushgateway", SERIES), |b| {
-        b.iter(|| guard.flush().expect("push"))
-    });
+    group.bench_function(
+        BenchmarkId::new("metrics-exporter-pushgateway", SERIES),
+        |b| b.iter(|| guard.flush().expect("push")),
+    );
     group.bench_function(BenchmarkId::new("prometheus push_metrics", SERIES), |b| {
         b.iter(|| {
             prometheus::push_metrics(
@@ -102,7 +104,10 @@ fn process(c: &mut Criterion) {
     let gw = Pushgateway::start();
     let mut group = c.benchmark_group("process_1000_series");
     group.sample_size(30);
-    for (name, scenario) in [("without exporter", "series-1000-bare"), ("with exporter", "series-1000")] {
+    for (name, scenario) in [
+        ("without exporter", "series-1000-bare"),
+        ("with exporter", "series-1000"),
+    ] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let started = Instant::now();

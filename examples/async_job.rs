@@ -19,7 +19,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::spawn(async move {
                 let started = Instant::now();
                 tokio::time::sleep(Duration::from_millis(5 + page % 7)).await;
-                histogram!("async_job_page_duration_seconds").record(started.elapsed().as_secs_f64());
+                histogram!("async_job_page_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 counter!("async_job_pages_total").increment(1);
                 counter!("async_job_items_total").increment(10 * page);
             })

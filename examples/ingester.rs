@@ -69,7 +69,11 @@ fn ingest(path: &Path) -> std::io::Result<()> {
     let kind = format.label();
     let mut columns = None;
     counter!("ingester_bytes_total", "format" => kind).increment(text.len() as u64);
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let started = Instant::now();
         let parsed = parse(format, line, &mut columns);
         histogram!("ingester_record_duration_seconds", "format" => kind)

@@ -445,7 +445,9 @@ impl PushgatewayBuilder {
         }
         let renderer = Arc::new(Renderer {
             recorder: Arc::clone(&recorder),
-            lifecycle: self.lifecycle_metrics.then(|| Lifecycle::start(&self.global)),
+            lifecycle: self
+                .lifecycle_metrics
+                .then(|| Lifecycle::start(&self.global)),
         });
         let tx = if self.enabled {
             let config = PusherConfig {
@@ -469,7 +471,8 @@ impl PushgatewayBuilder {
         };
         // Installed only after the pusher started: a failure above leaves the process as it
         // was. (If this fails, the pusher thread ends when `tx` drops.)
-        metrics::set_global_recorder(Installed(recorder)).map_err(|_| InitError::RecorderAlreadyInstalled)?;
+        metrics::set_global_recorder(Installed(recorder))
+            .map_err(|_| InitError::RecorderAlreadyInstalled)?;
         let handle = PushHandle {
             inner: Arc::new(Inner {
                 renderer,
@@ -589,12 +592,7 @@ fn redact_url(raw: &str) -> String {
             } else {
                 user.to_owned()
             };
-            format!(
-                "{}{}{}",
-                &raw[..scheme_end + 3],
-                shown,
-                &rest[at..]
-            )
+            format!("{}{}{}", &raw[..scheme_end + 3], shown, &rest[at..])
         }
         None => raw.to_owned(),
     }
@@ -694,14 +692,15 @@ fn build_headers(auth: Option<&Auth>, custom: &[(String, Secret)]) -> Result<Hea
         }
         Some(Auth::Bearer(token)) => format!("Bearer {}", token.0),
     };
-    let mut value = HeaderValue::from_str(&authorization).map_err(|_| InitError::InvalidSetting {
-        setting: if matches!(auth, Some(Auth::Bearer(_))) {
-            "bearer_token"
-        } else {
-            "basic_auth"
-        },
-        reason: "the credentials hold characters not allowed in an HTTP header".into(),
-    })?;
+    let mut value =
+        HeaderValue::from_str(&authorization).map_err(|_| InitError::InvalidSetting {
+            setting: if matches!(auth, Some(Auth::Bearer(_))) {
+                "bearer_token"
+            } else {
+                "basic_auth"
+            },
+            reason: "the credentials hold characters not allowed in an HTTP header".into(),
+        })?;
     value.set_sensitive(true);
     headers.insert(AUTHORIZATION, value);
     Ok(headers)
@@ -775,12 +774,18 @@ mod tests {
     #[test]
     fn label_conflicts_are_errors() {
         let g = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
         };
         let err = check_labels(&g(&[("instance", "a"), ("instance", "b")]), &[]).unwrap_err();
         assert!(matches!(err, InitError::DuplicateLabel { ref name, .. } if name == "instance"));
         let err = check_labels(&g(&[("instance", "a")]), &g(&[("instance", "b")])).unwrap_err();
-        assert!(err.to_string().contains("both a global and a grouping label"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("both a global and a grouping label"),
+            "{err}"
+        );
         let err = check_labels(&g(&[("job", "a")]), &[]).unwrap_err();
         assert!(err.to_string().contains(".job()"), "{err}");
         let err = check_labels(&[], &g(&[("a-b", "x")])).unwrap_err();
@@ -838,9 +843,15 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("15s", false), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("500ms", false), Ok(Duration::from_millis(500)));
+        assert_eq!(
+            parse_duration("500ms", false),
+            Ok(Duration::from_millis(500))
+        );
         assert_eq!(parse_duration("1m 30s", false), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2.5", false), Ok(Duration::from_millis(2500)));
+        assert_eq!(
+            parse_duration("2.5", false),
+            Ok(Duration::from_millis(2500))
+        );
         assert_eq!(parse_duration("off", true), Ok(Duration::ZERO));
         assert!(parse_duration("off", false).is_err());
         assert!(parse_duration("-1", false).is_err());
@@ -881,9 +892,18 @@ mod tests {
     fn bad_environment_names_variable_and_value() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[(ENV_URL, "gateway:9091")], "PUSHGATEWAY_URL"),
-            (&[(ENV_INTERVAL, "5 parsecs")], "\"5 parsecs\" in environment variable PUSHGATEWAY_INTERVAL"),
-            (&[(ENV_SHUTDOWN_TIMEOUT, "0")], "PUSHGATEWAY_SHUTDOWN_TIMEOUT"),
-            (&[(ENV_PUSH_TIMEOUT, "soon")], "\"soon\" in environment variable PUSHGATEWAY_PUSH_TIMEOUT"),
+            (
+                &[(ENV_INTERVAL, "5 parsecs")],
+                "\"5 parsecs\" in environment variable PUSHGATEWAY_INTERVAL",
+            ),
+            (
+                &[(ENV_SHUTDOWN_TIMEOUT, "0")],
+                "PUSHGATEWAY_SHUTDOWN_TIMEOUT",
+            ),
+            (
+                &[(ENV_PUSH_TIMEOUT, "soon")],
+                "\"soon\" in environment variable PUSHGATEWAY_PUSH_TIMEOUT",
+            ),
             (&[(ENV_GROUPING, "instance")], "PUSHGATEWAY_GROUPING"),
             (&[(ENV_GROUPING, "a-b=1")], "PUSHGATEWAY_GROUPING"),
             (&[(ENV_DISABLED, "maybe")], "PUSHGATEWAY_DISABLED"),
@@ -894,7 +914,9 @@ mod tests {
             assert!(err.contains(expected), "{vars:?}: {err}");
             assert!(!err.contains("hunter2"), "{err}");
         }
-        let err = env(&[(ENV_URL, "http://u:hunter2@/x")]).unwrap_err().to_string();
+        let err = env(&[(ENV_URL, "http://u:hunter2@/x")])
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hunter2"), "{err}");
     }
 

@@ -327,7 +327,10 @@ mod tests {
         let url = group_url(
             &endpoint,
             "my job",
-            &[("instance".into(), "run-1".into()), ("path".into(), "/tmp/x".into())],
+            &[
+                ("instance".into(), "run-1".into()),
+                ("path".into(), "/tmp/x".into()),
+            ],
         );
         assert_eq!(
             url.as_str(),

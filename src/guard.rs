@@ -62,11 +62,13 @@ impl PushHandle {
     /// [`PushError`] when the gateway refuses the push, cannot be reached before the push
     /// timeout, or the final push has already run ([`PushError::ShutDown`]).
     pub fn flush(&self) -> Result<PushReport, PushError> {
-        self.request(self.inner.push_timeout, |deadline, budget, reply| Command::Push {
-            outcome: Outcome::Running,
-            deadline,
-            budget,
-            reply,
+        self.request(self.inner.push_timeout, |deadline, budget, reply| {
+            Command::Push {
+                outcome: Outcome::Running,
+                deadline,
+                budget,
+                reply,
+            }
         })
     }
 
@@ -79,10 +81,12 @@ impl PushHandle {
     ///
     /// As for [`flush`](Self::flush).
     pub fn delete(&self) -> Result<PushReport, PushError> {
-        self.request(self.inner.push_timeout, |deadline, budget, reply| Command::Delete {
-            deadline,
-            budget,
-            reply,
+        self.request(self.inner.push_timeout, |deadline, budget, reply| {
+            Command::Delete {
+                deadline,
+                budget,
+                reply,
+            }
         })
     }
 
@@ -112,17 +116,16 @@ impl PushHandle {
     fn request(
         &self,
         budget: Duration,
-        command: impl FnOnce(
-            Instant,
-            Duration,
-            SyncSender<Result<PushReport, PushError>>,
-        ) -> Command,
+        command: impl FnOnce(Instant, Duration, SyncSender<Result<PushReport, PushError>>) -> Command,
     ) -> Result<PushReport, PushError> {
         let Some(tx) = &self.inner.tx else {
             return Ok(PushReport::disabled());
         };
         let (reply, answer) = sync_channel(1);
-        if tx.send(command(Instant::now() + budget, budget, reply)).is_err() {
+        if tx
+            .send(command(Instant::now() + budget, budget, reply))
+            .is_err()
+        {
             return Err(PushError::ShutDown);
         }
         match answer.recv_timeout(budget + GRACE) {

@@ -117,3 +117,8 @@ pub fn init(job: &str) -> Result<PushGuard, InitError> {
 pub fn handle() -> Option<PushHandle> {
     HANDLE.get().cloned()
 }
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -128,15 +128,35 @@ impl Lifecycle {
         let gauge = |out: &mut String, name: &str, help: &str| {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
         };
-        gauge(out, START_TIME, "Unix time in seconds at which this run of the job started.");
+        gauge(
+            out,
+            START_TIME,
+            "Unix time in seconds at which this run of the job started.",
+        );
         let _ = writeln!(out, "{START_TIME}{labels} {}", self.started_unix);
-        gauge(out, DURATION, "Wall time of this run of the job in seconds.");
-        let _ = writeln!(out, "{DURATION}{labels} {}", self.started.elapsed().as_secs_f64());
-        gauge(out, OUTCOME, "1 for how this run of the job ended, or running.");
+        gauge(
+            out,
+            DURATION,
+            "Wall time of this run of the job in seconds.",
+        );
+        let _ = writeln!(
+            out,
+            "{DURATION}{labels} {}",
+            self.started.elapsed().as_secs_f64()
+        );
+        gauge(
+            out,
+            OUTCOME,
+            "1 for how this run of the job ended, or running.",
+        );
         let outcome_labels = label_set(&self.global, Some(("outcome", outcome.label())));
         let _ = writeln!(out, "{OUTCOME}{outcome_labels} 1");
         if let Some(code) = outcome.exit_code() {
-            gauge(out, EXIT_CODE, "Exit code of the last finished run of the job.");
+            gauge(
+                out,
+                EXIT_CODE,
+                "Exit code of the last finished run of the job.",
+            );
             let _ = writeln!(out, "{EXIT_CODE}{labels} {code}");
         }
         if outcome.is_success() {
@@ -159,7 +179,10 @@ mod tests {
         let l = Lifecycle::start(&[]);
         let mut s = String::new();
         l.render(Outcome::Running, &mut s);
-        assert!(s.contains("batch_job_outcome{outcome=\"running\"} 1\n"), "{s}");
+        assert!(
+            s.contains("batch_job_outcome{outcome=\"running\"} 1\n"),
+            "{s}"
+        );
         assert!(!s.contains(EXIT_CODE));
         assert!(!s.contains(LAST_SUCCESS));
     }
@@ -183,7 +206,9 @@ mod tests {
                 "{s}"
             );
             assert!(
-                s.contains(&format!("batch_job_exit_code{{service=\"a\\\"b\"}} {code}\n")),
+                s.contains(&format!(
+                    "batch_job_exit_code{{service=\"a\\\"b\"}} {code}\n"
+                )),
                 "{s}"
             );
             assert_eq!(s.contains(LAST_SUCCESS), outcome.is_success(), "{s}");

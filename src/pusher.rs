@@ -32,9 +32,8 @@ impl Renderer {
         // Writing into a Vec cannot fail.
         let _ = self.recorder.handle().render_to_write(&mut buf);
         // The exposition format is UTF-8 by construction.
-        let mut text = String::from_utf8(buf).unwrap_or_else(|e| {
-            String::from_utf8_lossy(e.as_bytes()).into_owned()
-        });
+        let mut text = String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         if let Some(lifecycle) = &self.lifecycle {
             lifecycle.render(outcome, &mut text);
         }
@@ -217,7 +216,10 @@ impl Pusher {
     }
 
     fn body(&mut self, outcome: Outcome) -> Result<Bytes, PushError> {
-        let text = self.config.renderer.render(outcome, self.last_len + self.last_len / 8);
+        let text = self
+            .config
+            .renderer
+            .render(outcome, self.last_len + self.last_len / 8);
         self.last_len = text.len();
         if self.config.gzip {
             crate::compression::gzip(text.as_bytes())
@@ -247,7 +249,11 @@ impl Pusher {
             .await
     }
 
-    async fn delete(&mut self, deadline: Instant, budget: Duration) -> Result<PushReport, PushError> {
+    async fn delete(
+        &mut self,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<PushReport, PushError> {
         self.gateway()?
             .send(None, Bytes::new(), deadline, budget, std::future::pending())
             .await
@@ -261,8 +267,14 @@ impl Pusher {
         let result = match self.body(Outcome::Running) {
             Ok(body) => match self.gateway() {
                 Ok(gw) => {
-                    gw.send(Some(self.method(Outcome::Running)), body, deadline, budget, interrupted)
-                        .await
+                    gw.send(
+                        Some(self.method(Outcome::Running)),
+                        body,
+                        deadline,
+                        budget,
+                        interrupted,
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             },

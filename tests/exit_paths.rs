@@ -87,7 +87,10 @@ fn panic_in_a_worker_thread_does_not_end_the_job() {
     assert_eq!(out.status.code(), Some(0));
     let group = gw.job("worker");
     assert_eq!(group.value("records_total", &[]), 501.0);
-    assert_eq!(group.value("batch_job_outcome", &[("outcome", "success")]), 1.0);
+    assert_eq!(
+        group.value("batch_job_outcome", &[("outcome", "success")]),
+        1.0
+    );
 }
 
 fn assert_signal(signal: i32, name: &str) {
@@ -143,13 +146,18 @@ fn a_failed_run_keeps_the_last_success_timestamp() {
     let env = env(&gw);
     let (out, _) = run_job(false, "main", "nightly", &[], &pairs(&env));
     assert!(out.status.success());
-    let success = gw.job("nightly").value("batch_job_last_success_time_seconds", &[]);
+    let success = gw
+        .job("nightly")
+        .value("batch_job_last_success_time_seconds", &[]);
 
     let (out, _) = run_job(false, "exit", "nightly", &[], &pairs(&env));
     assert_eq!(out.status.code(), Some(3));
     let group = gw.job("nightly");
     assert_job_values(&group, "error", 3);
-    assert_eq!(group.value("batch_job_last_success_time_seconds", &[]), success);
+    assert_eq!(
+        group.value("batch_job_last_success_time_seconds", &[]),
+        success
+    );
 
     // A killed run (interval pushes only) keeps it too.
     let mut interval = env.clone();
@@ -159,8 +167,14 @@ fn a_failed_run_keeps_the_last_success_timestamp() {
     child.kill().unwrap();
     child.wait().unwrap();
     let group = gw.job("nightly");
-    assert_eq!(group.value("batch_job_outcome", &[("outcome", "running")]), 1.0);
-    assert_eq!(group.value("batch_job_last_success_time_seconds", &[]), success);
+    assert_eq!(
+        group.value("batch_job_outcome", &[("outcome", "running")]),
+        1.0
+    );
+    assert_eq!(
+        group.value("batch_job_last_success_time_seconds", &[]),
+        success
+    );
 
     // The next success replaces the whole group.
     let (out, _) = run_job(false, "main", "nightly", &[], &pairs(&env));

@@ -23,7 +23,10 @@ fn run_against(url: &str, scenario: &str, job: &str) -> (std::process::Output, D
         scenario,
         job,
         &[],
-        &[("PUSHGATEWAY_URL", url), ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s")],
+        &[
+            ("PUSHGATEWAY_URL", url),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+        ],
     )
 }
 
@@ -37,7 +40,10 @@ fn assert_bounded_failure(url: &str, cause: &str) {
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "one error line: {err}");
     assert!(lines[0].contains("final push failed"), "{err}");
-    assert!(lines[0].contains(&format!("{url}/metrics/job/doomed")), "{err}");
+    assert!(
+        lines[0].contains(&format!("{url}/metrics/job/doomed")),
+        "{err}"
+    );
     assert!(lines[0].contains(cause), "expected {cause:?} in {err}");
     println!("exited in {elapsed:?}: {}", lines[0]);
 }
@@ -95,7 +101,10 @@ async fn answers_503_503_200_end_in_success() {
     let body = String::from_utf8_lossy(&requests[2].body).into_owned();
     assert!(body.contains("records_total 500\n"), "{body}");
     // No sample timestamps: every sample line is `name{labels} value`.
-    for line in body.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         assert_eq!(line.split(' ').count(), 2, "{line}");
     }
 }
@@ -167,7 +176,13 @@ fn gateway_400_carries_the_gateways_explanation() {
         .send()
         .unwrap();
     assert!(r.status().is_success());
-    let (out, _) = run_job(false, "shutdown", "clash", &[], &[("PUSHGATEWAY_URL", &gw.url)]);
+    let (out, _) = run_job(
+        false,
+        "shutdown",
+        "clash",
+        &[],
+        &[("PUSHGATEWAY_URL", &gw.url)],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         stdout.starts_with(&format!(
@@ -199,7 +214,11 @@ async fn the_final_push_is_the_last_request() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let requests = server.received_requests().await.unwrap();
-    assert!(requests.len() >= 2, "interval pushes ran: {}", requests.len());
+    assert!(
+        requests.len() >= 2,
+        "interval pushes ran: {}",
+        requests.len()
+    );
     let (last, earlier) = requests.split_last().unwrap();
     let body = String::from_utf8_lossy(&last.body);
     assert_eq!(last.method.as_str(), "PUT");
@@ -207,7 +226,11 @@ async fn the_final_push_is_the_last_request() {
     assert!(body.contains("outcome=\"success\""), "{body}");
     for r in earlier {
         let body = String::from_utf8_lossy(&r.body);
-        assert_eq!(r.method.as_str(), "POST", "interval pushes keep the last success");
+        assert_eq!(
+            r.method.as_str(),
+            "POST",
+            "interval pushes keep the last success"
+        );
         assert!(body.contains("outcome=\"running\""), "{body}");
     }
 }
@@ -229,7 +252,10 @@ fn delete_on_shutdown_removes_the_group() {
     // Interval pushes create the group ...
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while gw.group(&[("job", "service")]).is_none() {
-        assert!(std::time::Instant::now() < deadline, "no interval push arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no interval push arrived"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(gw.job("service").value("records_total", &[]), 500.0);
@@ -237,7 +263,11 @@ fn delete_on_shutdown_removes_the_group() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(libc::SIGTERM));
-    assert!(gw.group(&[("job", "service")]).is_none(), "{:#?}", gw.groups());
+    assert!(
+        gw.group(&[("job", "service")]).is_none(),
+        "{:#?}",
+        gw.groups()
+    );
 }
 
 #[test]
@@ -257,11 +287,19 @@ fn push_and_continue_leaves_the_process_running() {
     }
     let group = gw.job("graceful");
     assert_eq!(group.value("records_total", &[]), 500.0);
-    assert_eq!(group.value("batch_job_outcome", &[("outcome", "running")]), 1.0);
+    assert_eq!(
+        group.value("batch_job_outcome", &[("outcome", "running")]),
+        1.0
+    );
     std::thread::sleep(Duration::from_millis(200));
     assert!(job.child.try_wait().unwrap().is_none(), "still running");
     job.child.kill().unwrap();
     let mut err = String::new();
-    job.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    job.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(err, "");
 }

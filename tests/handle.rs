@@ -5,9 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use metrics_exporter_pushgateway::{
-    InitError, PushError, PushgatewayBuilder, SignalHandling,
-};
+use metrics_exporter_pushgateway::{InitError, PushError, PushgatewayBuilder, SignalHandling};
 
 #[test]
 fn render_flush_delete_shutdown() {
@@ -26,7 +24,10 @@ fn render_flush_delete_shutdown() {
 
     metrics::counter!("records_total").increment(3);
     let text = guard.render();
-    assert!(text.contains("records_total{service=\"svc\"} 3\n"), "{text}");
+    assert!(
+        text.contains("records_total{service=\"svc\"} 3\n"),
+        "{text}"
+    );
     assert!(
         text.contains("batch_job_outcome{service=\"svc\",outcome=\"running\"} 1\n"),
         "{text}"
@@ -42,7 +43,10 @@ fn render_flush_delete_shutdown() {
 
     // One recorder per process.
     let second = builder().install().unwrap_err();
-    assert!(matches!(second, InitError::RecorderAlreadyInstalled), "{second}");
+    assert!(
+        matches!(second, InitError::RecorderAlreadyInstalled),
+        "{second}"
+    );
 
     let report = guard.delete().expect("delete");
     assert_eq!(report.status(), Some(202));
@@ -60,5 +64,7 @@ fn render_flush_delete_shutdown() {
 
     // After the final push, pushes are refused and rendering still works.
     assert!(matches!(handle.flush(), Err(PushError::ShutDown)));
-    assert!(handle.render().contains("records_total{service=\"svc\"} 4\n"));
+    assert!(handle
+        .render()
+        .contains("records_total{service=\"svc\"} 4\n"));
 }

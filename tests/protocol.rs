@@ -24,7 +24,13 @@ fn awkward_job_and_grouping_values_round_trip() {
         args.push(k);
         args.push(v);
     }
-    let (out, _) = run_job(false, "shutdown", job, &args, &[("PUSHGATEWAY_URL", &gw.url)]);
+    let (out, _) = run_job(
+        false,
+        "shutdown",
+        job,
+        &args,
+        &[("PUSHGATEWAY_URL", &gw.url)],
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "ok Some(200)\n",

@@ -87,7 +87,10 @@ impl Pushgateway {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("the Pushgateway on port {} did not become ready in 15 s", self.port);
+        panic!(
+            "the Pushgateway on port {} did not become ready in 15 s",
+            self.port
+        );
     }
 
     /// Every group, as `GET /api/v1/metrics` returns it.
@@ -144,7 +147,10 @@ pub struct Group(pub Value);
 impl Group {
     /// The samples of `metric`, each with its labels.
     pub fn samples(&self, metric: &str) -> Vec<Value> {
-        self.0[metric]["metrics"].as_array().cloned().unwrap_or_default()
+        self.0[metric]["metrics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn has(&self, metric: &str) -> bool {
@@ -213,9 +219,15 @@ pub fn assert_job_values(group: &Group, outcome: &str, exit_code: i32) {
     assert_eq!(bucket("2.5"), Some(2.0));
     assert_eq!(bucket("5"), Some(3.0));
     assert_eq!(bucket("10"), Some(3.0));
-    assert_eq!(group.value("batch_job_outcome", &[("outcome", outcome)]), 1.0);
+    assert_eq!(
+        group.value("batch_job_outcome", &[("outcome", outcome)]),
+        1.0
+    );
     assert_eq!(group.samples("batch_job_outcome").len(), 1);
-    assert_eq!(group.value("batch_job_exit_code", &[]), f64::from(exit_code));
+    assert_eq!(
+        group.value("batch_job_exit_code", &[]),
+        f64::from(exit_code)
+    );
     let duration = group.value("batch_job_duration_seconds", &[]);
     assert!((0.0..30.0).contains(&duration), "duration {duration}");
     assert!(group.value("batch_job_start_time_seconds", &[]) > 1.6e9);

@@ -11,7 +11,9 @@ use std::time::Duration;
 use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder, SignalHandling};
 
 fn install(job: &str, grouping: &[String]) -> PushGuard {
-    let mut builder = PushgatewayBuilder::from_env().expect("environment").job(job);
+    let mut builder = PushgatewayBuilder::from_env()
+        .expect("environment")
+        .job(job);
     for pair in grouping.chunks(2) {
         builder = builder.grouping_label(&pair[0], &pair[1]);
     }
