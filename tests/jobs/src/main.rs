@@ -48,14 +48,18 @@ fn ready() {
 }
 
 #[tokio::main]
-async fn tokio_multi(guard: PushGuard) {
+async fn tokio_multi(job: &str, grouping: &[String]) {
+    // Installed inside the runtime, as `#[tokio::main] async fn main` does.
+    let guard = install(job, grouping);
     tokio::time::sleep(Duration::from_millis(1)).await;
     record();
     drop(guard);
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn tokio_current(guard: PushGuard) {
+async fn tokio_current(job: &str, grouping: &[String]) {
+    // Installed inside the runtime, as `#[tokio::main] async fn main` does.
+    let guard = install(job, grouping);
     tokio::time::sleep(Duration::from_millis(1)).await;
     record();
     drop(guard);
@@ -104,14 +108,17 @@ fn main() {
         }
         _ => {}
     }
+    match scenario.as_str() {
+        "tokio-multi" => return tokio_multi(job, grouping),
+        "tokio-current" => return tokio_current(job, grouping),
+        _ => {}
+    }
     let guard = install(job, grouping);
     match scenario.as_str() {
         "main" => {
             record();
             ready();
         }
-        "tokio-multi" => tokio_multi(guard),
-        "tokio-current" => tokio_current(guard),
         "async-fn-drop" => async_fn_drop(guard),
         "task-drop" => task_drop(guard),
         "exit" => {
