@@ -125,13 +125,14 @@ pub enum PushError {
     },
     /// The push did not finish within its time budget (the shutdown timeout for the final push,
     /// the push timeout otherwise).
-    #[error("push to Pushgateway {url} did not finish within {:.3}s after {attempts} attempt(s){}", timeout.as_secs_f64(), last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
+    #[error("push to Pushgateway {url} did not finish within {:.3}s{}{}", timeout.as_secs_f64(), attempts_text(*attempts), last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
     Timeout {
         /// The group URL.
         url: String,
         /// The time budget that ran out.
         timeout: Duration,
-        /// How many requests were started.
+        /// How many requests were started; 0 when the pusher was still busy with an earlier
+        /// push when the time ran out.
         attempts: u32,
         /// The error of the last finished attempt, if any finished.
         last_error: Option<Box<PushError>>,
@@ -162,6 +163,13 @@ impl PushError {
             } => e.status(),
             _ => None,
         }
+    }
+}
+
+fn attempts_text(attempts: u32) -> String {
+    match attempts {
+        0 => " (the pusher was still busy with an earlier push)".into(),
+        n => format!(" after {n} attempt(s)"),
     }
 }
 
