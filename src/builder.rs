@@ -1,5 +1,6 @@
 //! [`PushgatewayBuilder`]: configuration, the environment, validation and `install()`.
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +13,13 @@ use reqwest::Url;
 
 use crate::compression::Compression;
 use crate::exit::SignalHandling;
-use crate::gateway::{group_url, PushMethod};
+use crate::gateway::{group_path, url_for, PushMethod};
 use crate::guard::{Inner, PushGuard, PushHandle};
 use crate::lifecycle::Lifecycle;
-use crate::pusher::{PusherConfig, Renderer};
+use crate::pusher::{PusherConfig, Renderer, TlsConfig};
 use crate::recorder::{Installed, LazyRecorder};
+use crate::replay::ReplayReport;
+use crate::spool::{Spool, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 use crate::InitError;
 
 /// The endpoint used when none is configured: a Pushgateway on this host, default port.
@@ -54,11 +57,23 @@ pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
 /// installed and `render()` works): for unit tests and local runs.
 pub const ENV_DISABLED: &str = "PUSHGATEWAY_DISABLED";
 
+/// Environment variable: directory of the disk spool, where snapshots whose push failed are
+/// kept until a later process (or [`replay`](crate::replay)) sends them. Unset: no spool.
+pub const ENV_SPOOL_DIR: &str = "PUSHGATEWAY_SPOOL_DIR";
+/// Environment variable: path of a PEM file of CA certificates to trust (in addition to the
+/// built-in roots), for a gateway with a private CA.
+pub const ENV_CA_FILE: &str = "PUSHGATEWAY_CA_FILE";
+/// Environment variable: path of the PEM client certificate (chain) for mutual TLS; needs
+/// [`ENV_CLIENT_KEY_FILE`].
+pub const ENV_CLIENT_CERT_FILE: &str = "PUSHGATEWAY_CLIENT_CERT_FILE";
+/// Environment variable: path of the PEM private key of the client certificate.
+pub const ENV_CLIENT_KEY_FILE: &str = "PUSHGATEWAY_CLIENT_KEY_FILE";
+
 /// A secret that never shows in `Debug` output.
 #[derive(Clone)]
-struct Secret(String);
+struct Secret<T = String>(T);
 
-impl std::fmt::Debug for Secret {
+impl<T> std::fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("\"***\"")
     }
@@ -88,6 +103,10 @@ enum Auth {
 /// | [`basic_auth`](Self::basic_auth) | none | `PUSHGATEWAY_USERNAME`, `PUSHGATEWAY_PASSWORD` |
 /// | [`bearer_token`](Self::bearer_token) | none | `PUSHGATEWAY_BEARER_TOKEN` |
 /// | [`header`](Self::header) | none | |
+/// | [`ca_certificate`](Self::ca_certificate) | built-in roots only | `PUSHGATEWAY_CA_FILE` |
+/// | [`client_identity`](Self::client_identity) | none | `PUSHGATEWAY_CLIENT_CERT_FILE`, `PUSHGATEWAY_CLIENT_KEY_FILE` |
+/// | [`spool_dir`](Self::spool_dir) | none: no spool | `PUSHGATEWAY_SPOOL_DIR` |
+/// | [`spool_limits`](Self::spool_limits) | 100 files, 64 MiB | |
 /// | [`method`](Self::method) | [`PushMethod::Put`] | |
 /// | [`compression`](Self::compression) | [`Compression::None`] | |
 /// | [`signals`](Self::signals) | [`SignalHandling::PushAndExit`] | |
@@ -114,6 +133,12 @@ pub struct PushgatewayBuilder {
     enabled: bool,
     buckets: Vec<f64>,
     buckets_for_metric: Vec<(Matcher, Vec<f64>)>,
+    tls: TlsConfig,
+    client_cert: Option<Vec<u8>>,
+    client_key: Option<Secret<Vec<u8>>>,
+    spool_dir: Option<PathBuf>,
+    spool_max_files: usize,
+    spool_max_bytes: u64,
 }
 
 impl std::fmt::Debug for PushgatewayBuilder {
@@ -135,6 +160,11 @@ impl std::fmt::Debug for PushgatewayBuilder {
             .field("delete_on_shutdown", &self.delete_on_shutdown)
             .field("enabled", &self.enabled)
             .field("buckets", &self.buckets)
+            .field("tls", &self.tls)
+            .field("client_identity", &self.client_cert.is_some())
+            .field("spool_dir", &self.spool_dir)
+            .field("spool_max_files", &self.spool_max_files)
+            .field("spool_max_bytes", &self.spool_max_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +194,12 @@ impl PushgatewayBuilder {
             enabled: true,
             buckets: DEFAULT_BUCKETS.to_vec(),
             buckets_for_metric: Vec::new(),
+            tls: TlsConfig::default(),
+            client_cert: None,
+            client_key: None,
+            spool_dir: None,
+            spool_max_files: DEFAULT_SPOOL_MAX_FILES,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
         }
     }
 
@@ -255,6 +291,44 @@ impl PushgatewayBuilder {
         }
         if let Some(token) = var(ENV_BEARER_TOKEN, true)? {
             b = b.bearer_token(token);
+        }
+        if let Some(dir) = var(ENV_SPOOL_DIR, false)? {
+            b.spool_dir = Some(dir.into());
+        }
+        let read_file = |name: &'static str, path: &str| {
+            std::fs::read(path).map_err(|e| InitError::InvalidEnv {
+                var: name,
+                value: path.to_owned(),
+                reason: format!("cannot read the file: {e}"),
+            })
+        };
+        if let Some(path) = var(ENV_CA_FILE, false)? {
+            b.tls.ca_pem = read_file(ENV_CA_FILE, &path)?;
+        }
+        match (
+            var(ENV_CLIENT_CERT_FILE, false)?,
+            var(ENV_CLIENT_KEY_FILE, false)?,
+        ) {
+            (Some(cert), Some(key)) => {
+                let cert = read_file(ENV_CLIENT_CERT_FILE, &cert)?;
+                let key = read_file(ENV_CLIENT_KEY_FILE, &key)?;
+                b = b.client_identity(cert, key);
+            }
+            (Some(cert), None) => {
+                return Err(InitError::InvalidEnv {
+                    var: ENV_CLIENT_CERT_FILE,
+                    value: cert,
+                    reason: format!("a client certificate needs its key in {ENV_CLIENT_KEY_FILE}"),
+                })
+            }
+            (None, Some(key)) => {
+                return Err(InitError::InvalidEnv {
+                    var: ENV_CLIENT_KEY_FILE,
+                    value: key,
+                    reason: format!("a client key needs its certificate in {ENV_CLIENT_CERT_FILE}"),
+                })
+            }
+            (None, None) => {}
         }
         if let Some(text) = var(ENV_DISABLED, false)? {
             b.enabled = !parse_bool(&text).map_err(|reason| InitError::InvalidEnv {
@@ -377,6 +451,65 @@ impl PushgatewayBuilder {
         self
     }
 
+    /// Trusts the CA certificate(s) in `pem` (PEM, one or more `CERTIFICATE` blocks) for the
+    /// gateway's certificate, in addition to the built-in roots: for a gateway whose
+    /// certificate comes from a private CA. May be called several times.
+    ///
+    /// A certificate that no trusted CA signed fails the push with [`PushError::Tls`]; there is
+    /// no fallback to an unverified connection.
+    ///
+    /// [`PushError::Tls`]: crate::PushError::Tls
+    pub fn ca_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls.ca_pem.extend_from_slice(pem.as_ref());
+        self.tls.ca_pem.push(b'\n');
+        self
+    }
+
+    /// The client certificate (chain) and its private key, both PEM, presented for mutual TLS
+    /// (a gateway with `client_auth_type: RequireAndVerifyClientCert`). The key is treated as
+    /// a secret: never logged or shown by `Debug`.
+    pub fn client_identity(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.client_cert = Some(cert_pem.into());
+        self.client_key = Some(Secret(key_pem.into()));
+        self
+    }
+
+    /// Accepts any certificate from the gateway, without verifying it: anyone between the job
+    /// and the gateway can read and change what is pushed, credentials included. For a test
+    /// setup only; `install` logs a warning when it is on. Default off.
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.tls.accept_invalid_certs = accept;
+        self
+    }
+
+    /// Keeps snapshots whose push failed for good (retries used up, or the deadline reached
+    /// at exit) in `dir`, and sends them again later: the next process that installs with the
+    /// same directory replays them on its pusher thread, oldest first, before its own pushes;
+    /// [`replay`](Self::replay) does it on demand. Default: no spool.
+    ///
+    /// Per grouping key only the newest snapshot is kept. The directory is created with mode
+    /// 0700 and files with 0600. A snapshot the gateway refuses for its content (400) is not
+    /// spooled. Bounded by [`spool_limits`](Self::spool_limits).
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// Bounds of the spool: at most `max_files` snapshot files and `max_bytes` bytes. When a
+    /// new snapshot would exceed them, the oldest files are removed, each with a warning and
+    /// counted in `pushgateway_exporter_spool_dropped_total`. Default
+    /// [`DEFAULT_SPOOL_MAX_FILES`](crate::DEFAULT_SPOOL_MAX_FILES) (100) and
+    /// [`DEFAULT_SPOOL_MAX_BYTES`](crate::DEFAULT_SPOOL_MAX_BYTES) (64 MiB).
+    pub fn spool_limits(mut self, max_files: usize, max_bytes: u64) -> Self {
+        self.spool_max_files = max_files;
+        self.spool_max_bytes = max_bytes;
+        self
+    }
+
     /// Histogram bucket upper bounds for all histograms (strictly increasing, finite).
     /// Default [`DEFAULT_BUCKETS`]. Histograms are always rendered as Prometheus histograms
     /// (never summaries), so they aggregate across runs and instances.
@@ -405,14 +538,14 @@ impl PushgatewayBuilder {
     /// buckets), a recorder is already installed in this process, or a thread cannot be
     /// started. Nothing is installed when a setting is invalid.
     pub fn install(self) -> Result<PushGuard, InitError> {
+        if self.job.is_empty() {
+            return Err(InitError::EmptyJob);
+        }
         let (endpoint, url_auth) =
             parse_endpoint(&self.endpoint).map_err(|reason| InitError::InvalidUrl {
                 url: redact_url(&self.endpoint),
                 reason,
             })?;
-        if self.job.is_empty() {
-            return Err(InitError::EmptyJob);
-        }
         check_labels(&self.grouping, &self.global)?;
         for (setting, value) in [
             ("push_timeout", self.push_timeout),
@@ -427,6 +560,8 @@ impl PushgatewayBuilder {
         }
         let auth = self.auth.clone().or(url_auth);
         let headers = build_headers(auth.as_ref(), &self.headers)?;
+        let tls = self.tls_config()?;
+        let spool = self.spool()?;
         let mut prometheus = PrometheusBuilder::new();
         prometheus = with_buckets(prometheus, &self.buckets, None)?;
         for (matcher, buckets) in &self.buckets_for_metric {
@@ -436,12 +571,12 @@ impl PushgatewayBuilder {
             prometheus = prometheus.add_global_label(name, value);
         }
         let recorder = Arc::new(LazyRecorder::new(prometheus));
-        let url = group_url(&endpoint, &self.job, &self.grouping);
-        if auth.is_some() && url.scheme() == "http" && !is_loopback(&url) {
-            tracing::warn!(
-                url = %url,
-                "credentials are sent over plain http to a host that is not loopback: use https"
-            );
+        let group = group_path(&self.job, &self.grouping);
+        let url = url_for(&endpoint, &group);
+        if self.enabled {
+            if let Some(warning) = insecure_warning(&url, auth.is_some(), &tls) {
+                crate::exit::warn(&warning);
+            }
         }
         let renderer = Arc::new(Renderer {
             recorder: Arc::clone(&recorder),
@@ -451,8 +586,12 @@ impl PushgatewayBuilder {
         });
         let tx = if self.enabled {
             let config = PusherConfig {
+                endpoint,
+                group,
                 url: url.clone(),
                 headers,
+                tls,
+                spool,
                 method: self.method,
                 interval: (!self.interval.is_zero()).then_some(self.interval),
                 push_timeout: self.push_timeout,
@@ -496,6 +635,145 @@ impl PushgatewayBuilder {
         }
         Ok(PushGuard::new(handle))
     }
+}
+
+impl PushgatewayBuilder {
+    /// Sends every snapshot in the spool directory to the gateway now, oldest first, and
+    /// returns what happened: for operators draining a spool (e.g. from cron) and for jobs
+    /// that want to drain it before they start. Installs nothing; the job, grouping labels and
+    /// interval are not used (each snapshot carries its own grouping key). Each snapshot gets
+    /// one attempt within the push timeout; the replay stops at the first one the gateway does
+    /// not take (it is down, or refuses our credentials). Blocks the calling thread.
+    ///
+    /// If another process is replaying the same directory, nothing is sent and the report says
+    /// so ([`ReplayReport::locked`]).
+    ///
+    /// # Errors
+    ///
+    /// [`InitError`] when no spool directory is configured, a setting is invalid, or the spool
+    /// directory cannot be read or locked. What the gateway answers is in the report.
+    pub fn replay(self) -> Result<ReplayReport, InitError> {
+        let (endpoint, url_auth) =
+            parse_endpoint(&self.endpoint).map_err(|reason| InitError::InvalidUrl {
+                url: redact_url(&self.endpoint),
+                reason,
+            })?;
+        let Some(spool) = self.spool()? else {
+            return Err(InitError::InvalidSetting {
+                setting: "spool_dir",
+                reason: format!("replay needs a spool directory (set {ENV_SPOOL_DIR})"),
+            });
+        };
+        if self.push_timeout.is_zero() {
+            return Err(InitError::InvalidSetting {
+                setting: "push_timeout",
+                reason: "must be longer than zero".into(),
+            });
+        }
+        let auth = self.auth.clone().or(url_auth);
+        let headers = build_headers(auth.as_ref(), &self.headers)?;
+        let tls = self.tls_config()?;
+        if let Some(warning) = insecure_warning(&endpoint, auth.is_some(), &tls) {
+            crate::exit::warn(&warning);
+        }
+        let client = crate::pusher::build_client(&headers, &tls).map_err(|reason| {
+            InitError::InvalidSetting {
+                setting: "tls",
+                reason,
+            }
+        })?;
+        crate::replay::replay_all(client, &endpoint, &spool, self.push_timeout).map_err(|source| {
+            InitError::Spool {
+                dir: spool.dir().to_owned(),
+                source,
+            }
+        })
+    }
+
+    fn spool(&self) -> Result<Option<Spool>, InitError> {
+        let Some(dir) = &self.spool_dir else {
+            return Ok(None);
+        };
+        if dir.as_os_str().is_empty() {
+            return Err(InitError::InvalidSetting {
+                setting: "spool_dir",
+                reason: "the directory must not be empty".into(),
+            });
+        }
+        if self.spool_max_files == 0 || self.spool_max_bytes == 0 {
+            return Err(InitError::InvalidSetting {
+                setting: "spool_limits",
+                reason: "both bounds must be above zero".into(),
+            });
+        }
+        Ok(Some(Spool::new(
+            dir.clone(),
+            self.spool_max_files,
+            self.spool_max_bytes,
+        )))
+    }
+
+    /// Checks the TLS material (every PEM block parses, CA certificates are X.509) and puts
+    /// it in the form the HTTP client takes.
+    fn tls_config(&self) -> Result<TlsConfig, InitError> {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = |what: &'static str, pem: &[u8]| {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| InitError::InvalidTls {
+                    what,
+                    reason: format!("not valid PEM: {e}"),
+                })?;
+            if certs.is_empty() {
+                return Err(InitError::InvalidTls {
+                    what,
+                    reason: "no -----BEGIN CERTIFICATE----- block found".into(),
+                });
+            }
+            Ok(certs)
+        };
+        let mut tls = self.tls.clone();
+        if !tls.ca_pem.is_empty() {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in certs("CA certificate", &tls.ca_pem)? {
+                roots.add(cert).map_err(|e| InitError::InvalidTls {
+                    what: "CA certificate",
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        if let (Some(cert), Some(Secret(key))) = (&self.client_cert, &self.client_key) {
+            certs("client certificate", cert)?;
+            PrivateKeyDer::from_pem_slice(key).map_err(|e| InitError::InvalidTls {
+                what: "client key",
+                reason: format!("no PKCS#8, PKCS#1 or SEC1 private key found in PEM: {e}"),
+            })?;
+            let mut pem = key.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(cert);
+            tls.identity_pem = Some(pem);
+        }
+        Ok(tls)
+    }
+}
+
+/// The warning for a configuration that exposes what is pushed, if any: credentials over
+/// plain http to a host that is not loopback, or certificate verification turned off.
+fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) -> Option<String> {
+    if tls.accept_invalid_certs {
+        return Some(format!(
+            "certificate verification is off for {url} (danger_accept_invalid_certs): anyone on \
+             the path can read and change what is pushed"
+        ));
+    }
+    if credentials && url.scheme() == "http" && !is_loopback(url) {
+        return Some(format!(
+            "credentials are sent over plain http to {url}, a host that is not loopback: \
+             anyone on the path can read them; use https"
+        ));
+    }
+    None
 }
 
 fn with_buckets(

@@ -43,6 +43,14 @@ pub enum InitError {
         /// Which two places name it.
         reason: &'static str,
     },
+    /// A CA certificate or client identity (certificate and private key) is not usable PEM.
+    #[error("invalid TLS {what}: {reason}")]
+    InvalidTls {
+        /// `"CA certificate"`, `"client certificate"` or `"client key"`.
+        what: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
     /// A duration or other setting is out of range.
     #[error("invalid setting {setting}: {reason}")]
     InvalidSetting {
@@ -76,6 +84,15 @@ pub enum InitError {
     /// another exporter). `metrics` allows one per process.
     #[error("a global metrics recorder is already installed in this process")]
     RecorderAlreadyInstalled,
+    /// The spool directory could not be read, created or locked.
+    #[error("spool directory {}: {source}", dir.display())]
+    Spool {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The pusher thread or the signal listener could not be started.
     #[error("failed to start the {what}: {source}")]
     FailedToSpawn {
@@ -123,6 +140,21 @@ pub enum PushError {
         #[source]
         source: reqwest::Error,
     },
+    /// The TLS handshake with the gateway failed in a way retrying cannot fix: its certificate
+    /// is not trusted (give its CA with
+    /// [`ca_certificate`](crate::PushgatewayBuilder::ca_certificate)) or it refused ours (see
+    /// [`client_identity`](crate::PushgatewayBuilder::client_identity)). Not retried; there is
+    /// no fallback to an unverified connection.
+    #[error("TLS with Pushgateway {url} failed: {cause}")]
+    Tls {
+        /// The group URL.
+        url: String,
+        /// The cause, with its whole source chain, on one line, and a hint.
+        cause: String,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// The push did not finish within its time budget (the shutdown timeout for the final push,
     /// the push timeout otherwise).
     #[error("push to Pushgateway {url} did not finish within {:.3}s{}{}", timeout.as_secs_f64(), attempts_text(*attempts), last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
@@ -163,6 +195,19 @@ impl PushError {
             } => e.status(),
             _ => None,
         }
+    }
+}
+
+impl PushError {
+    /// Whether the gateway refused the body itself (400, 413, 415, 422): sending the same body
+    /// again cannot succeed, so it is neither retried nor spooled.
+    pub(crate) fn rejects_body(&self) -> bool {
+        matches!(self, PushError::Status { status, .. } if matches!(status, 400 | 413 | 415 | 422))
+    }
+
+    /// Whether the same snapshot could succeed later, so that the spool keeps it.
+    pub(crate) fn worth_keeping(&self) -> bool {
+        !self.rejects_body() && !matches!(self, PushError::ShutDown)
     }
 }
 

@@ -45,6 +45,15 @@ pub(crate) fn report(message: &str) {
     }
 }
 
+/// Reports a warning on one line: through `tracing`, and on stderr when no `tracing`
+/// subscriber is installed.
+pub(crate) fn warn(message: &str) {
+    tracing::warn!("{message}");
+    if !tracing::dispatcher::has_been_set() {
+        eprintln!("metrics-exporter-pushgateway: warning: {message}");
+    }
+}
+
 /// Runs the final push for `outcome` and reports its failure, if any. A final push that
 /// another path already made is not an error.
 pub(crate) fn final_push(handle: &PushHandle, outcome: Outcome) {

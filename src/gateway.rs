@@ -4,6 +4,7 @@
 //! Source: the Pushgateway README ("URL", "PUT/POST/DELETE method") and the behaviour of
 //! Pushgateway 1.5.1, summarised in the crate docs.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -77,18 +78,31 @@ pub(crate) fn push_segment(path: &mut String, name: &str, value: &str) {
     }
 }
 
-/// Builds the group URL `{endpoint}/metrics/job/{job}{/{label}/{value}}`, keeping any path
-/// prefix of the endpoint (a gateway behind a reverse proxy).
-pub(crate) fn group_url(endpoint: &Url, job: &str, grouping: &[(String, String)]) -> Url {
-    let mut path = endpoint.path().trim_end_matches('/').to_owned();
-    path.push_str("/metrics");
+/// The group's path below `/metrics`: `/job/{job}{/{label}/{value}}`, encoded.
+pub(crate) fn group_path(job: &str, grouping: &[(String, String)]) -> String {
+    let mut path = String::new();
     push_segment(&mut path, "job", job);
     for (name, value) in grouping {
         push_segment(&mut path, name, value);
     }
+    path
+}
+
+/// The URL of the group at `group` (a [`group_path`]) on the gateway at `endpoint`, keeping
+/// any path prefix of the endpoint (a gateway behind a reverse proxy).
+pub(crate) fn url_for(endpoint: &Url, group: &str) -> Url {
+    let mut path = endpoint.path().trim_end_matches('/').to_owned();
+    path.push_str("/metrics");
+    path.push_str(group);
     let mut url = endpoint.clone();
     url.set_path(&path);
     url
+}
+
+/// Builds the group URL `{endpoint}/metrics/job/{job}{/{label}/{value}}`.
+#[cfg(test)]
+pub(crate) fn group_url(endpoint: &Url, job: &str, grouping: &[(String, String)]) -> Url {
+    url_for(endpoint, &group_path(job, grouping))
 }
 
 /// What one push did.
@@ -139,136 +153,143 @@ enum Attempt {
     Fail(PushError),
 }
 
-/// One group on one Pushgateway, with the client that talks to it.
-pub(crate) struct Gateway {
-    pub(crate) client: reqwest::Client,
-    pub(crate) url: Url,
+/// One request to a group: where, how and what.
+pub(crate) struct Request<'a> {
+    pub(crate) url: &'a Url,
     /// The group URL as text, for errors and logs (it never holds credentials).
-    pub(crate) url_text: String,
+    pub(crate) url_text: &'a str,
+    /// The push method, or `None` for a DELETE.
+    pub(crate) method: Option<PushMethod>,
+    pub(crate) body: Bytes,
+    /// Whether `body` is gzip-compressed.
     pub(crate) gzip: bool,
 }
 
-impl Gateway {
-    /// Sends `body` with `method` (or a DELETE when `method` is `None`), retrying connection
-    /// errors, 5xx, 408 and 429 with exponential backoff and jitter until `deadline`.
-    ///
-    /// `interrupted` is polled between attempts: when it resolves, no further attempt starts
-    /// (an attempt under way is never cut short, so an older push cannot land after a newer one).
-    pub(crate) async fn send(
-        &self,
-        method: Option<PushMethod>,
-        body: Bytes,
-        deadline: Instant,
-        budget: Duration,
-        interrupted: impl std::future::Future<Output = ()>,
-    ) -> Result<PushReport, PushError> {
-        let start = Instant::now();
-        let mut backoff = ExponentialBuilder::new()
-            .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_secs(2))
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times()
-            .build();
-        tokio::pin!(interrupted);
-        let mut attempts = 0;
-        let mut last: Option<PushError> = None;
-        let timed_out = |attempts, last: Option<PushError>| PushError::Timeout {
-            url: self.url_text.clone(),
-            timeout: budget,
-            attempts,
-            last_error: last.map(Box::new),
-        };
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(timed_out(attempts, last));
-            }
-            attempts += 1;
-            let attempt = tokio::time::timeout_at(
-                deadline.into(),
-                self.attempt(method, body.clone(), attempts),
-            )
-            .await;
-            let err = match attempt {
-                Err(_elapsed) => return Err(timed_out(attempts, last)),
-                Ok(Attempt::Done(status)) => {
-                    return Ok(PushReport {
-                        status: Some(status),
-                        attempts,
-                        body_bytes: body.len(),
-                        elapsed: start.elapsed(),
-                    })
-                }
-                Ok(Attempt::Fail(err)) => return Err(err),
-                Ok(Attempt::Retry(err)) => err,
-            };
-            let mut delay = backoff.next().unwrap_or(Duration::from_secs(2));
-            let left = deadline.saturating_duration_since(Instant::now());
-            if delay + LAST_ATTEMPT >= left {
-                // One last attempt shortly before the deadline, if there is time for it.
-                match left.checked_sub(LAST_ATTEMPT) {
-                    Some(d) if d >= Duration::from_millis(10) => delay = d,
-                    _ => return Err(err),
-                }
-            }
-            tracing::debug!(url = %self.url_text, error = %err, ?delay, "push failed, retrying");
-            last = Some(err);
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = &mut interrupted => return Err(last.take().expect("set above")),
-            }
+/// Sends `request`, retrying connection errors, 5xx, 408 and 429 with exponential backoff and
+/// jitter until `deadline` (or, when `retry` is false, making one attempt).
+///
+/// `in_flight` is true while an attempt is under way and false between attempts, so that the
+/// pusher can tell whether dropping this future would cut a request short.
+pub(crate) async fn send(
+    client: &reqwest::Client,
+    request: &Request<'_>,
+    deadline: Instant,
+    budget: Duration,
+    retry: bool,
+    in_flight: &Cell<bool>,
+) -> Result<PushReport, PushError> {
+    let start = Instant::now();
+    let mut backoff = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build();
+    let mut attempts = 0;
+    let mut last: Option<PushError> = None;
+    let timed_out = |attempts, last: Option<PushError>| PushError::Timeout {
+        url: request.url_text.to_owned(),
+        timeout: budget,
+        attempts,
+        last_error: last.map(Box::new),
+    };
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(timed_out(attempts, last));
         }
-    }
-
-    async fn attempt(&self, method: Option<PushMethod>, body: Bytes, attempts: u32) -> Attempt {
-        let request = match method {
-            Some(m) => {
-                let mut r = self
-                    .client
-                    .request(m.http(), self.url.clone())
-                    .header(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
-                if self.gzip {
-                    // Pushgateway 1.5.1 matches the encoding case-sensitively.
-                    r = r.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                }
-                r.body(body)
-            }
-            None => self.client.delete(self.url.clone()),
-        };
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(source) => {
-                return Attempt::Retry(PushError::Transport {
-                    url: self.url_text.clone(),
-                    cause: transport_cause(&source),
+        attempts += 1;
+        in_flight.set(true);
+        let attempt =
+            tokio::time::timeout_at(deadline.into(), attempt(client, request, attempts)).await;
+        in_flight.set(false);
+        let err = match attempt {
+            Err(_elapsed) => return Err(timed_out(attempts, last)),
+            Ok(Attempt::Done(status)) => {
+                return Ok(PushReport {
+                    status: Some(status),
                     attempts,
-                    source,
+                    body_bytes: request.body.len(),
+                    elapsed: start.elapsed(),
                 })
             }
+            Ok(Attempt::Fail(err)) => return Err(err),
+            Ok(Attempt::Retry(err)) if !retry => return Err(err),
+            Ok(Attempt::Retry(err)) => err,
         };
-        let status = response.status();
-        if status.is_success() {
-            return Attempt::Done(status.as_u16());
-        }
-        let text = match response.bytes().await {
-            Ok(b) => {
-                let b = &b[..b.len().min(MAX_ERROR_BODY)];
-                String::from_utf8_lossy(b).trim().to_owned()
+        let mut delay = backoff.next().unwrap_or(Duration::from_secs(2));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if delay + LAST_ATTEMPT >= left {
+            // One last attempt shortly before the deadline, if there is time for it.
+            match left.checked_sub(LAST_ATTEMPT) {
+                Some(d) if d >= Duration::from_millis(10) => delay = d,
+                _ => return Err(err),
             }
-            Err(e) => format!("(response body unreadable: {})", chain(&e)),
-        };
-        let err = PushError::Status {
-            url: self.url_text.clone(),
-            status: status.as_u16(),
-            body: text,
-            attempts,
-        };
-        if is_retryable(status) {
-            Attempt::Retry(err)
-        } else {
-            Attempt::Fail(err)
         }
+        tracing::debug!(url = %request.url_text, error = %err, ?delay, "push failed, retrying");
+        last = Some(err);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32) -> Attempt {
+    let builder = match request.method {
+        Some(m) => {
+            let mut r = client
+                .request(m.http(), request.url.clone())
+                .header(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
+            if request.gzip {
+                // Pushgateway 1.5.1 matches the encoding case-sensitively.
+                r = r.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            r.body(request.body.clone())
+        }
+        None => client.delete(request.url.clone()),
+    };
+    let response = match builder.send().await {
+        Ok(r) => r,
+        Err(source) => {
+            let cause = transport_cause(&source);
+            let url = request.url_text.to_owned();
+            // A certificate that is not trusted, or a handshake the gateway refused, is
+            // refused again on every retry.
+            return match tls_refusal(&source) {
+                Some(hint) => Attempt::Fail(PushError::Tls {
+                    url,
+                    cause: format!("{cause}{hint}"),
+                    source,
+                }),
+                None => Attempt::Retry(PushError::Transport {
+                    url,
+                    cause,
+                    attempts,
+                    source,
+                }),
+            };
+        }
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Attempt::Done(status.as_u16());
+    }
+    let text = match response.bytes().await {
+        Ok(b) => {
+            let b = &b[..b.len().min(MAX_ERROR_BODY)];
+            String::from_utf8_lossy(b).trim().to_owned()
+        }
+        Err(e) => format!("(response body unreadable: {})", chain(&e)),
+    };
+    let err = PushError::Status {
+        url: request.url_text.to_owned(),
+        status: status.as_u16(),
+        body: text,
+        attempts,
+    };
+    if is_retryable(status) {
+        Attempt::Retry(err)
+    } else {
+        Attempt::Fail(err)
     }
 }
 
@@ -277,6 +298,45 @@ pub(crate) fn is_retryable(status: StatusCode) -> bool {
     status.is_server_error()
         || status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// Whether `err` is a TLS failure that retrying cannot fix (a certificate not trusted, a
+/// handshake the gateway refused), with a hint for the configuration to look at.
+fn tls_refusal(err: &reqwest::Error) -> Option<&'static str> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        // `io::Error` hides the error it wraps from `source()`.
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(e), inner].into_iter().flatten() {
+            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
+                return Some(tls_hint(tls));
+            }
+        }
+        source = e.source();
+    }
+    None
+}
+
+fn tls_hint(err: &rustls::Error) -> &'static str {
+    use rustls::{AlertDescription, CertificateError, Error};
+    match err {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            " (the gateway's certificate is not signed by a trusted CA: give its CA with \
+             ca_certificate or PUSHGATEWAY_CA_FILE)"
+        }
+        Error::InvalidCertificate(_) => " (the gateway's certificate was refused)",
+        Error::AlertReceived(
+            AlertDescription::CertificateRequired | AlertDescription::HandshakeFailure,
+        ) => {
+            " (the gateway requires a client certificate it trusts: give one with \
+             client_identity or PUSHGATEWAY_CLIENT_CERT_FILE and PUSHGATEWAY_CLIENT_KEY_FILE)"
+        }
+        Error::AlertReceived(_) => " (the gateway refused the TLS handshake)",
+        _ => "",
+    }
 }
 
 /// The cause of a transport error without reqwest's own "error sending request for url (...)"

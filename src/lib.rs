@@ -81,13 +81,16 @@ mod guard;
 pub mod lifecycle;
 mod pusher;
 mod recorder;
+mod replay;
+mod spool;
 
 use std::sync::OnceLock;
 
 pub use builder::{
     PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT,
-    DEFAULT_SHUTDOWN_TIMEOUT, ENV_BEARER_TOKEN, ENV_DISABLED, ENV_GROUPING, ENV_INTERVAL,
-    ENV_PASSWORD, ENV_PUSH_TIMEOUT, ENV_SHUTDOWN_TIMEOUT, ENV_URL, ENV_USERNAME,
+    DEFAULT_SHUTDOWN_TIMEOUT, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CLIENT_CERT_FILE,
+    ENV_CLIENT_KEY_FILE, ENV_DISABLED, ENV_GROUPING, ENV_INTERVAL, ENV_PASSWORD, ENV_PUSH_TIMEOUT,
+    ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_URL, ENV_USERNAME,
 };
 pub use compression::Compression;
 pub use error::{InitError, PushError};
@@ -95,6 +98,8 @@ pub use exit::{exit, SignalHandling, SIGNALS};
 pub use gateway::{PushMethod, PushReport};
 pub use guard::{PushGuard, PushHandle};
 pub use metrics_exporter_prometheus::Matcher;
+pub use replay::ReplayReport;
+pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 
 static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 
@@ -111,6 +116,21 @@ static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 /// recorder already installed in this process.
 pub fn init(job: &str) -> Result<PushGuard, InitError> {
     PushgatewayBuilder::from_env()?.job(job).install()
+}
+
+/// Sends the snapshots kept in the spool directory to the gateway, configured from the
+/// environment (`PUSHGATEWAY_SPOOL_DIR`, `PUSHGATEWAY_URL`, credentials and TLS as for
+/// [`init`]): for operators draining a spool, e.g. from cron.
+///
+/// The same as `PushgatewayBuilder::from_env()?.replay()`; see
+/// [`PushgatewayBuilder::replay`].
+///
+/// # Errors
+///
+/// [`InitError`] for an invalid environment value, no spool directory, or a spool directory
+/// that cannot be read or locked.
+pub fn replay() -> Result<ReplayReport, InitError> {
+    PushgatewayBuilder::from_env()?.replay()
 }
 
 /// The handle of the exporter installed in this process, if any.

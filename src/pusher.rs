@@ -2,18 +2,26 @@
 //! HTTP client, renders snapshots and sends them. Everything else talks to it over a channel and
 //! waits for its answer with a timeout.
 
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::future::Future;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use metrics::{Counter, Gauge, Key, Level, Metadata, Recorder as _, Unit};
 use reqwest::header::HeaderMap;
 use reqwest::Url;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-use crate::gateway::{Gateway, PushMethod, PushReport};
+use crate::gateway::{self, PushMethod, PushReport, Request};
 use crate::lifecycle::{Lifecycle, Outcome};
 use crate::recorder::LazyRecorder;
+use crate::replay::{self, ReplayReport, Step};
+use crate::spool::{self, Entry, Snapshot, Spool};
 use crate::PushError;
 
 /// How often the recorder's upkeep runs (drains histogram samples into their buckets so that
@@ -59,16 +67,86 @@ pub(crate) enum Command {
     },
 }
 
+impl Command {
+    fn is_final(&self) -> bool {
+        matches!(self, Command::Push { outcome, .. } if outcome.is_final())
+    }
+
+    fn deadline(&self) -> Instant {
+        match self {
+            Command::Push { deadline, .. } | Command::Delete { deadline, .. } => *deadline,
+        }
+    }
+}
+
+/// TLS settings of the HTTP client.
+#[derive(Clone, Default)]
+pub(crate) struct TlsConfig {
+    /// Extra trusted CA certificates, PEM.
+    pub(crate) ca_pem: Vec<u8>,
+    /// The client identity as reqwest takes it: private key and certificate chain, PEM.
+    pub(crate) identity_pem: Option<Vec<u8>>,
+    pub(crate) accept_invalid_certs: bool,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("ca_certificates", &!self.ca_pem.is_empty())
+            .field("client_identity", &self.identity_pem.is_some())
+            .field("accept_invalid_certs", &self.accept_invalid_certs)
+            .finish()
+    }
+}
+
+/// Builds the HTTP client: default headers (auth), TLS, no redirects.
+pub(crate) fn build_client(
+    headers: &HeaderMap,
+    tls: &TlsConfig,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .default_headers(headers.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!(
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION")
+        ));
+    if !tls.ca_pem.is_empty() {
+        for cert in reqwest::Certificate::from_pem_bundle(&tls.ca_pem)
+            .map_err(|e| format!("CA certificate: {}", crate::error::chain(&e)))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let Some(pem) = &tls.identity_pem {
+        let identity = reqwest::Identity::from_pem(pem)
+            .map_err(|e| format!("client identity: {}", crate::error::chain(&e)))?;
+        builder = builder.identity(identity);
+    }
+    if tls.accept_invalid_certs {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| crate::error::chain(&e))
+}
+
 /// What the pusher thread needs, handed over at spawn.
 pub(crate) struct PusherConfig {
+    /// The gateway's endpoint (with any path prefix), for replaying other groups.
+    pub(crate) endpoint: Url,
+    /// This job's group path below `/metrics`.
+    pub(crate) group: String,
+    /// This job's group URL.
     pub(crate) url: Url,
     pub(crate) headers: HeaderMap,
+    pub(crate) tls: TlsConfig,
     pub(crate) method: PushMethod,
     pub(crate) interval: Option<Duration>,
     pub(crate) push_timeout: Duration,
     pub(crate) delete_on_shutdown: bool,
     pub(crate) gzip: bool,
     pub(crate) renderer: Arc<Renderer>,
+    pub(crate) spool: Option<Spool>,
 }
 
 /// Starts the pusher thread.
@@ -94,41 +172,67 @@ pub(crate) fn spawn(config: PusherConfig) -> std::io::Result<UnboundedSender<Com
     Ok(tx)
 }
 
-fn build_gateway(config: &PusherConfig) -> Result<Gateway, String> {
-    let client = reqwest::Client::builder()
-        .default_headers(config.headers.clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!(
-            env!("CARGO_PKG_NAME"),
-            "/",
-            env!("CARGO_PKG_VERSION")
-        ))
-        .build()
-        .map_err(|e| crate::error::chain(&e))?;
-    Ok(Gateway {
-        client,
-        url_text: config.url.to_string(),
-        url: config.url.clone(),
-        gzip: config.gzip,
-    })
+/// Runs background work (an interval push, a replay step) until it is done or a command
+/// arrives, and returns the command. A final push cuts the work short at once; any other
+/// command lets a request under way finish (so that an older push never lands after a newer
+/// one) but no further attempt start.
+async fn background(
+    work: impl Future<Output = ()>,
+    rx: &mut UnboundedReceiver<Command>,
+    in_flight: &Cell<bool>,
+) -> Option<Command> {
+    tokio::pin!(work);
+    let command = tokio::select! {
+        biased;
+        () = &mut work => return None,
+        Some(c) = rx.recv() => c,
+    };
+    if !command.is_final() && in_flight.get() {
+        let attempt_done = std::future::poll_fn(|cx| {
+            if work.as_mut().poll(cx).is_ready() || !in_flight.get() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        let _ = tokio::time::timeout_at(command.deadline().into(), attempt_done).await;
+    }
+    Some(command)
 }
 
 async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
     // First the recorder, which the caller's thread may be waiting for; then the client.
     config.renderer.recorder.get();
-    let gateway = build_gateway(&config);
-    if let Err(cause) = &gateway {
+    let client = build_client(&config.headers, &config.tls);
+    if let Err(cause) = &client {
         crate::exit::report(&format!(
             "metrics will not be pushed to {}: the HTTP client failed to start: {cause}",
             config.url
         ));
     }
+    let spool_metrics = config
+        .spool
+        .as_ref()
+        .map(|_| SpoolMetrics::register(&config.renderer.recorder));
     let mut pusher = Pusher {
-        gateway,
+        client,
+        url_text: config.url.to_string(),
         config,
         last_len: 4096,
         failing: false,
+        replay: None,
+        spool_metrics,
     };
+    if let Some(spool) = &pusher.config.spool {
+        if let Err(e) = spool.create_dir() {
+            crate::exit::report(&format!(
+                "the spool directory {} cannot be created: {e}; failed pushes will be lost",
+                spool.dir().display()
+            ));
+        }
+        pusher.update_spool_gauges();
+        pusher.start_replay();
+    }
     let start = tokio::time::Instant::now();
     let mut next_push = pusher.config.interval.map(|i| start + i);
     let mut next_upkeep = start + UPKEEP_INTERVAL;
@@ -137,6 +241,28 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
         let command = match stashed.take() {
             Some(c) => c,
             None => {
+                let now = tokio::time::Instant::now();
+                if now >= next_upkeep {
+                    pusher.config.renderer.recorder.handle().run_upkeep();
+                    next_upkeep = now + UPKEEP_INTERVAL;
+                }
+                if let (Some(at), Some(interval)) = (next_push, pusher.config.interval) {
+                    if now >= at {
+                        let in_flight = Cell::new(false);
+                        stashed =
+                            background(pusher.interval_push(&in_flight), &mut rx, &in_flight).await;
+                        next_push = Some(tokio::time::Instant::now() + interval);
+                        continue;
+                    }
+                }
+                if pusher.replay.is_some() {
+                    let in_flight = Cell::new(false);
+                    let timeout = pusher.config.push_timeout;
+                    stashed =
+                        background(pusher.replay_step(&in_flight, timeout), &mut rx, &in_flight)
+                            .await;
+                    continue;
+                }
                 let wake = next_push.map_or(next_upkeep, |p| p.min(next_upkeep));
                 tokio::select! {
                     c = rx.recv() => match c {
@@ -144,24 +270,11 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
                         // Every sender is gone: nobody can ask for a push any more.
                         None => return,
                     },
-                    () = tokio::time::sleep_until(wake) => {
-                        let now = tokio::time::Instant::now();
-                        if now >= next_upkeep {
-                            pusher.config.renderer.recorder.handle().run_upkeep();
-                            next_upkeep = now + UPKEEP_INTERVAL;
-                        }
-                        if let (Some(at), Some(interval)) = (next_push, pusher.config.interval) {
-                            if now >= at {
-                                let interrupted = async { stashed = rx.recv().await };
-                                pusher.interval_push(interrupted).await;
-                                next_push = Some(tokio::time::Instant::now() + interval);
-                            }
-                        }
-                        continue;
-                    }
+                    () = tokio::time::sleep_until(wake) => continue,
                 }
             }
         };
+        let last = command.is_final();
         match command {
             Command::Push {
                 outcome,
@@ -170,10 +283,12 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
                 reply,
             } => {
                 let result = pusher.push(outcome, deadline, budget).await;
-                let _ = reply.send(result);
-                if outcome.is_final() {
-                    return;
+                if outcome.is_final() && result.is_ok() {
+                    // The gateway is up: what is left of the spool goes now, within the final
+                    // push's deadline, rather than waiting for the next process.
+                    pusher.drain_replay(deadline).await;
                 }
+                let _ = reply.send(result);
             }
             Command::Delete {
                 deadline,
@@ -184,22 +299,88 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
                 let _ = reply.send(result);
             }
         }
+        if last {
+            return;
+        }
     }
 }
 
+/// The spool's own metrics, in the same registry as the job's.
+struct SpoolMetrics {
+    snapshots: Gauge,
+    bytes: Gauge,
+    written: Counter,
+    replayed: Counter,
+    dropped: Counter,
+}
+
+/// Prefix of the exporter's own metrics.
+pub(crate) const SELF_PREFIX: &str = "pushgateway_exporter_";
+
+impl SpoolMetrics {
+    fn register(recorder: &LazyRecorder) -> Self {
+        let recorder = recorder.get();
+        let metadata = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+        let name = |suffix: &str| format!("{SELF_PREFIX}{suffix}");
+        let gauge = |suffix: &str, unit: Option<Unit>, help: &'static str| {
+            recorder.describe_gauge(name(suffix).into(), unit, help.into());
+            recorder.register_gauge(&Key::from_name(name(suffix)), &metadata)
+        };
+        let counter = |suffix: &str, help: &'static str| {
+            recorder.describe_counter(name(suffix).into(), None, help.into());
+            recorder.register_counter(&Key::from_name(name(suffix)), &metadata)
+        };
+        SpoolMetrics {
+            snapshots: gauge(
+                "spool_snapshots",
+                None,
+                "Snapshots waiting in the spool directory.",
+            ),
+            bytes: gauge(
+                "spool_bytes",
+                Some(Unit::Bytes),
+                "Size of the snapshots waiting in the spool directory.",
+            ),
+            written: counter(
+                "spool_written_total",
+                "Snapshots written to the spool after a failed push.",
+            ),
+            replayed: counter(
+                "spool_replayed_total",
+                "Spooled snapshots the gateway accepted on replay.",
+            ),
+            dropped: counter(
+                "spool_dropped_total",
+                "Snapshots dropped to keep the spool within its bounds, or set aside as corrupt or rejected.",
+            ),
+        }
+    }
+}
+
+/// A replay under way: the directory's lock, what is left to send, what was done.
+struct Replay {
+    _lock: File,
+    queue: VecDeque<Entry>,
+    report: ReplayReport,
+}
+
 struct Pusher {
-    gateway: Result<Gateway, String>,
+    client: Result<reqwest::Client, String>,
     config: PusherConfig,
+    /// The group URL as text, for errors and logs.
+    url_text: String,
     /// Size of the last body, to allocate the next one at once.
     last_len: usize,
     /// Whether the last interval push failed (to log a failure streak once).
     failing: bool,
+    replay: Option<Replay>,
+    spool_metrics: Option<SpoolMetrics>,
 }
 
 impl Pusher {
-    fn gateway(&self) -> Result<&Gateway, PushError> {
-        self.gateway.as_ref().map_err(|cause| PushError::Client {
-            url: self.config.url.to_string(),
+    fn client(&self) -> Result<&reqwest::Client, PushError> {
+        self.client.as_ref().map_err(|cause| PushError::Client {
+            url: self.url_text.clone(),
             cause: cause.clone(),
         })
     }
@@ -225,12 +406,56 @@ impl Pusher {
             crate::compression::gzip(text.as_bytes())
                 .map(Bytes::from)
                 .map_err(|e| PushError::Client {
-                    url: self.config.url.to_string(),
+                    url: self.url_text.clone(),
                     cause: format!("gzip compression failed: {e}"),
                 })
         } else {
             Ok(Bytes::from(text))
         }
+    }
+
+    /// Renders and sends a push of this job's group; a failure that may succeed later keeps
+    /// the snapshot in the spool, a success makes older spooled snapshots of the group obsolete.
+    async fn send_push(
+        &mut self,
+        outcome: Outcome,
+        deadline: Instant,
+        budget: Duration,
+        in_flight: &Cell<bool>,
+    ) -> Result<PushReport, PushError> {
+        let method = self.method(outcome);
+        let created_ms = spool::now_ms();
+        let body = self.body(outcome)?;
+        let result = match self.client() {
+            Ok(client) => {
+                let request = Request {
+                    url: &self.config.url,
+                    url_text: &self.url_text,
+                    method: Some(method),
+                    body: body.clone(),
+                    gzip: self.config.gzip,
+                };
+                gateway::send(client, &request, deadline, budget, true, in_flight).await
+            }
+            Err(e) => Err(e),
+        };
+        if self.config.spool.is_some() {
+            match &result {
+                Ok(_) => self.pushed(created_ms, outcome.is_final()),
+                Err(e) if e.worth_keeping() => self.keep(
+                    Snapshot {
+                        group: self.config.group.clone(),
+                        method,
+                        gzip: self.config.gzip,
+                        created_ms,
+                        body,
+                    },
+                    outcome.is_final() || !self.failing,
+                ),
+                Err(_) => {}
+            }
+        }
+        result
     }
 
     async fn push(
@@ -242,10 +467,7 @@ impl Pusher {
         if outcome.is_final() && self.config.delete_on_shutdown {
             return self.delete(deadline, budget).await;
         }
-        let method = self.method(outcome);
-        let body = self.body(outcome)?;
-        self.gateway()?
-            .send(Some(method), body, deadline, budget, std::future::pending())
+        self.send_push(outcome, deadline, budget, &Cell::new(false))
             .await
     }
 
@@ -254,36 +476,36 @@ impl Pusher {
         deadline: Instant,
         budget: Duration,
     ) -> Result<PushReport, PushError> {
-        self.gateway()?
-            .send(None, Bytes::new(), deadline, budget, std::future::pending())
-            .await
+        let request = Request {
+            url: &self.config.url,
+            url_text: &self.url_text,
+            method: None,
+            body: Bytes::new(),
+            gzip: false,
+        };
+        gateway::send(
+            self.client()?,
+            &request,
+            deadline,
+            budget,
+            true,
+            &Cell::new(false),
+        )
+        .await
     }
 
     /// A push on the interval: its failures are logged (once per failure streak), not returned.
-    async fn interval_push(&mut self, interrupted: impl std::future::Future<Output = ()>) {
+    async fn interval_push(&mut self, in_flight: &Cell<bool>) {
         let interval = self.config.interval.unwrap_or(self.config.push_timeout);
         let budget = self.config.push_timeout.min(interval);
         let deadline = Instant::now() + budget;
-        let result = match self.body(Outcome::Running) {
-            Ok(body) => match self.gateway() {
-                Ok(gw) => {
-                    gw.send(
-                        Some(self.method(Outcome::Running)),
-                        body,
-                        deadline,
-                        budget,
-                        interrupted,
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
+        let result = self
+            .send_push(Outcome::Running, deadline, budget, in_flight)
+            .await;
         match result {
             Ok(_) if self.failing => {
                 self.failing = false;
-                tracing::info!(url = %self.config.url, "interval push succeeded again");
+                tracing::info!(url = %self.url_text, "interval push succeeded again");
             }
             Ok(_) => {}
             Err(e) if !self.failing => {
@@ -292,5 +514,169 @@ impl Pusher {
             }
             Err(e) => tracing::debug!(error = %e, "interval push failed again"),
         }
+    }
+
+    /// After a successful push made at `created_ms`: older spooled snapshots of this group are
+    /// obsolete, and the gateway is up, so anything else spooled can be sent.
+    fn pushed(&mut self, created_ms: u64, last: bool) {
+        let Some(spool) = &self.config.spool else {
+            return;
+        };
+        let removed = spool.remove_group(&self.config.group, created_ms);
+        if removed > 0 {
+            tracing::debug!(
+                removed,
+                "spooled snapshots of this group replaced by a newer push"
+            );
+        }
+        if !last && self.replay.is_none() {
+            self.start_replay();
+        }
+        self.update_spool_gauges();
+    }
+
+    /// Writes a snapshot whose push failed to the spool; `loud` logs it as a warning.
+    fn keep(&mut self, snapshot: Snapshot, loud: bool) {
+        let Some(spool) = &self.config.spool else {
+            return;
+        };
+        match spool.write(&snapshot) {
+            Ok(written) => {
+                if let Some(path) = &written.path {
+                    if let Some(m) = &self.spool_metrics {
+                        m.written.increment(1);
+                    }
+                    let message = format!(
+                        "the snapshot that could not be pushed is kept in the spool as {}; \
+                         it is sent by the next process using this spool directory, or by replay",
+                        path.display()
+                    );
+                    if loud {
+                        crate::exit::warn(&message);
+                    } else {
+                        tracing::debug!("{message}");
+                    }
+                }
+                for entry in &written.dropped {
+                    if let Some(m) = &self.spool_metrics {
+                        m.dropped.increment(1);
+                    }
+                    crate::exit::warn(&format!(
+                        "spool {} is over its bound: dropped {} ({} bytes)",
+                        spool.dir().display(),
+                        entry.path.display(),
+                        entry.bytes
+                    ));
+                }
+            }
+            Err(e) => crate::exit::report(&format!(
+                "the snapshot that could not be pushed could not be spooled in {} either: {e}; \
+                 its values are lost",
+                spool.dir().display()
+            )),
+        }
+        self.update_spool_gauges();
+    }
+
+    fn update_spool_gauges(&self) {
+        if let (Some(spool), Some(m)) = (&self.config.spool, &self.spool_metrics) {
+            let (files, bytes) = spool.size();
+            m.snapshots.set(files as f64);
+            m.bytes.set(bytes as f64);
+        }
+    }
+
+    /// Starts replaying the spool in the background, unless it is empty or another process
+    /// is replaying it.
+    fn start_replay(&mut self) {
+        let Some(spool) = &self.config.spool else {
+            return;
+        };
+        let queue: VecDeque<Entry> = match spool.entries() {
+            Ok(e) if e.is_empty() => return,
+            Ok(e) => e.into(),
+            Err(e) => {
+                crate::exit::warn(&format!(
+                    "spool directory {} cannot be read: {e}",
+                    spool.dir().display()
+                ));
+                return;
+            }
+        };
+        match spool.lock() {
+            Ok(Some(lock)) => {
+                spool.remove_stale_tmp();
+                self.replay = Some(Replay {
+                    _lock: lock,
+                    queue,
+                    report: ReplayReport::default(),
+                });
+            }
+            Ok(None) => tracing::debug!("another process is replaying the spool"),
+            Err(e) => crate::exit::warn(&format!(
+                "spool directory {} cannot be locked for replay: {e}",
+                spool.dir().display()
+            )),
+        }
+    }
+
+    /// Replays the oldest spooled snapshot left; ends the replay when none is left or the
+    /// gateway did not take it.
+    /// Replays what is left of the spool until `deadline`.
+    async fn drain_replay(&mut self, deadline: Instant) {
+        let in_flight = Cell::new(false);
+        while self.replay.is_some() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < Duration::from_millis(10) {
+                break;
+            }
+            let timeout = self.config.push_timeout.min(left);
+            self.replay_step(&in_flight, timeout).await;
+        }
+    }
+
+    async fn replay_step(&mut self, in_flight: &Cell<bool>, timeout: Duration) {
+        let (Some(replay), Some(spool), Ok(client)) =
+            (&mut self.replay, &self.config.spool, &self.client)
+        else {
+            self.replay = None;
+            return;
+        };
+        // Taken off the queue only once done: a step cut short by a final push stays first.
+        let Some(entry) = replay.queue.front().cloned() else {
+            self.finish_replay();
+            return;
+        };
+        let step = replay::replay_one(
+            client,
+            &self.config.endpoint,
+            spool,
+            &entry,
+            timeout,
+            in_flight,
+        )
+        .await;
+        replay.queue.pop_front();
+        if let Some(m) = &self.spool_metrics {
+            match step {
+                Step::Sent => m.replayed.increment(1),
+                Step::Rejected(..) | Step::Corrupt(..) => m.dropped.increment(1),
+                Step::Kept(_) | Step::Gone => {}
+            }
+        }
+        if !replay::record(step, &entry, &mut replay.report) {
+            replay.report.kept += replay.queue.len();
+            self.finish_replay();
+        }
+    }
+
+    fn finish_replay(&mut self) {
+        if let Some(replay) = self.replay.take() {
+            let r = &replay.report;
+            if r.sent + r.rejected + r.corrupt > 0 {
+                tracing::info!(report = %r, "spool replayed");
+            }
+        }
+        self.update_spool_gauges();
     }
 }

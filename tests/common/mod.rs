@@ -2,6 +2,9 @@
 //! child-process binaries, and reading groups back from the gateway's API.
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod tls;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -46,6 +49,9 @@ pub struct Pushgateway {
     child: Child,
     pub port: u16,
     pub url: String,
+    /// The client that reads the gateway back (with the CA, client certificate and
+    /// credentials a secured gateway needs).
+    client: reqwest::blocking::Client,
     _dir: tempfile::TempDir,
 }
 
@@ -55,12 +61,35 @@ impl Pushgateway {
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::launch(port, None, "http", client())
+    }
+
+    /// A gateway serving with `--web.config.file=web_config` (TLS, basic auth, client
+    /// certificates), read back with `client`.
+    pub fn start_secured(
+        web_config: &Path,
+        scheme: &str,
+        client: reqwest::blocking::Client,
+    ) -> Self {
+        Self::launch(free_port(), Some(web_config), scheme, client)
+    }
+
+    fn launch(
+        port: u16,
+        web_config: Option<&Path>,
+        scheme: &str,
+        client: reqwest::blocking::Client,
+    ) -> Self {
         let bin = pushgateway_bin();
         let dir = tempfile::tempdir().expect("temp dir");
-        let child = Command::new(&bin)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        let mut cmd = Command::new(&bin);
+        cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--persistence.file=")
-            .arg("--web.enable-admin-api")
+            .arg("--web.enable-admin-api");
+        if let Some(config) = web_config {
+            cmd.arg(format!("--web.config.file={}", config.display()));
+        }
+        let child = cmd
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -69,7 +98,8 @@ impl Pushgateway {
         let gw = Pushgateway {
             child,
             port,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            client,
             _dir: dir,
         };
         gw.wait_ready();
@@ -78,7 +108,7 @@ impl Pushgateway {
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        let client = client();
+        let client = &self.client;
         while Instant::now() < deadline {
             if let Ok(r) = client.get(format!("{}/-/ready", self.url)).send() {
                 if r.status().is_success() {
@@ -95,7 +125,8 @@ impl Pushgateway {
 
     /// Every group, as `GET /api/v1/metrics` returns it.
     pub fn groups(&self) -> Vec<Value> {
-        let body: Value = client()
+        let body: Value = self
+            .client
             .get(format!("{}/api/v1/metrics", self.url))
             .send()
             .and_then(|r| r.json())

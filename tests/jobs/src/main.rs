@@ -24,6 +24,9 @@ fn install(job: &str, grouping: &[String]) -> PushGuard {
     if std::env::var_os("TEST_SIGNALS_CONTINUE").is_some() {
         builder = builder.signals(SignalHandling::PushAndContinue);
     }
+    if let Ok(n) = std::env::var("TEST_SPOOL_MAX_FILES") {
+        builder = builder.spool_limits(n.parse().unwrap(), 1 << 20);
+    }
     if std::env::var_os("TEST_NO_LIFECYCLE").is_some() {
         builder = builder.lifecycle_metrics(false);
     }
@@ -92,6 +95,19 @@ fn record_series(n: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (scenario, job, grouping) = (&args[0], &args[1], &args[2..]);
+    if std::env::var_os("TEST_TRACING").is_some() {
+        // Everything the exporter and its HTTP client log, to check what the logs hold.
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    if scenario == "replay" {
+        // An operator draining the spool: no recorder installed.
+        let report = metrics_exporter_pushgateway::replay().expect("replay configuration");
+        println!("{report}");
+        std::process::exit(if report.is_drained() { 0 } else { 2 });
+    }
     // Benchmark scenarios: whole processes with and without the exporter.
     match scenario.as_str() {
         "init-time" => {
@@ -156,6 +172,24 @@ fn main() {
             let code = guard.shutdown_with_exit_code(4).is_ok();
             println!("pushed {code}");
             std::process::exit(4);
+        }
+        "run" => {
+            // A job that runs for TEST_RUN_MS (interval pushes meanwhile), then ends normally.
+            record();
+            ready();
+            let ms = std::env::var("TEST_RUN_MS").map_or(1000, |v| v.parse().unwrap());
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        "flush" => {
+            record();
+            match guard.flush() {
+                Ok(report) => println!(
+                    "ok status={:?} attempts={}",
+                    report.status(),
+                    report.attempts()
+                ),
+                Err(e) => println!("err status={:?} {e}", e.status()),
+            }
         }
         "final-is-last" => {
             // Interval pushes run every few milliseconds (PUSHGATEWAY_INTERVAL) against a slow

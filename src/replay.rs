@@ -1,0 +1,181 @@
+//! Sending spooled snapshots again: one file at a time, oldest first, each removed only after
+//! the gateway answered 2xx.
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+
+use crate::gateway::{self, url_for, Request};
+use crate::spool::{self, Entry, ReadError, Spool};
+use crate::PushError;
+
+/// What [`replay`](crate::replay) or
+/// [`PushgatewayBuilder::replay`](crate::PushgatewayBuilder::replay) did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct ReplayReport {
+    /// Snapshots the gateway accepted (2xx), now removed from the spool.
+    pub sent: usize,
+    /// Snapshots still in the spool: the gateway could not be reached or refused the request
+    /// for a reason that may change (5xx, 401, ...). Replay stops at the first such answer.
+    pub kept: usize,
+    /// Snapshots the gateway refused with 400 (e.g. a metric type that conflicts with another
+    /// group), renamed to `*.rejected` in the spool directory.
+    pub rejected: usize,
+    /// Files that were not valid snapshots (truncated, altered), renamed to `*.corrupt`.
+    pub corrupt: usize,
+    /// Another process held the spool's replay lock, so nothing was sent.
+    pub locked: bool,
+    /// The error that stopped the replay, if any.
+    pub error: Option<PushError>,
+}
+
+impl ReplayReport {
+    /// Whether the spool is empty of snapshots that can still be sent.
+    pub fn is_drained(&self) -> bool {
+        self.kept == 0 && !self.locked
+    }
+}
+
+impl std::fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.locked {
+            return f.write_str("another process is replaying this spool; nothing sent");
+        }
+        write!(
+            f,
+            "{} sent, {} kept, {} rejected, {} corrupt",
+            self.sent, self.kept, self.rejected, self.corrupt
+        )?;
+        if let Some(e) = &self.error {
+            write!(f, "; stopped by: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of replaying one file.
+pub(crate) enum Step {
+    /// Accepted and removed.
+    Sent,
+    /// Still in the spool; replay should stop (the gateway is down or refuses us).
+    Kept(PushError),
+    /// Refused for its content; set aside.
+    Rejected(PushError, PathBuf),
+    /// Not a valid snapshot; set aside.
+    Corrupt(String, Option<PathBuf>),
+    /// Gone meanwhile (replaced by a newer snapshot of its group, or removed).
+    Gone,
+}
+
+/// Replays `entry` to the gateway at `endpoint`: one attempt, within `timeout`.
+pub(crate) async fn replay_one(
+    client: &reqwest::Client,
+    endpoint: &Url,
+    spool: &Spool,
+    entry: &Entry,
+    timeout: Duration,
+    in_flight: &Cell<bool>,
+) -> Step {
+    let snapshot = match spool::read(&entry.path) {
+        Ok(s) => s,
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Step::Gone,
+        Err(e) => {
+            let aside = spool.set_aside_file(&entry.path, false).ok();
+            return Step::Corrupt(e.to_string(), aside);
+        }
+    };
+    let url = url_for(endpoint, &snapshot.group);
+    let url_text = url.to_string();
+    let request = Request {
+        url: &url,
+        url_text: &url_text,
+        method: Some(snapshot.method),
+        body: snapshot.body,
+        gzip: snapshot.gzip,
+    };
+    let deadline = Instant::now() + timeout;
+    match gateway::send(client, &request, deadline, timeout, false, in_flight).await {
+        Ok(_) => {
+            // Already gone is fine: a writer replaced it with a newer snapshot meanwhile.
+            let _ = std::fs::remove_file(&entry.path);
+            Step::Sent
+        }
+        Err(e) if e.rejects_body() => match spool.set_aside_file(&entry.path, true) {
+            Ok(aside) => Step::Rejected(e, aside),
+            Err(_) => Step::Gone,
+        },
+        Err(e) => Step::Kept(e),
+    }
+}
+
+/// Logs what one step did, and adds it to `report`. Returns whether to go on.
+pub(crate) fn record(step: Step, entry: &Entry, report: &mut ReplayReport) -> bool {
+    match step {
+        Step::Sent => {
+            report.sent += 1;
+            tracing::info!(file = %entry.path.display(), "spooled snapshot sent");
+            true
+        }
+        Step::Gone => true,
+        Step::Rejected(e, aside) => {
+            report.rejected += 1;
+            crate::exit::warn(&format!(
+                "spooled snapshot refused by the gateway, set aside as {}: {e}",
+                aside.display()
+            ));
+            true
+        }
+        Step::Corrupt(why, aside) => {
+            report.corrupt += 1;
+            crate::exit::warn(&format!(
+                "spool file {} is not a valid snapshot ({why}); set aside as {}",
+                entry.path.display(),
+                aside.map_or_else(|| "(rename failed)".into(), |p| p.display().to_string())
+            ));
+            true
+        }
+        Step::Kept(e) => {
+            report.kept += 1;
+            tracing::debug!(error = %e, "replay stopped; the spool is kept");
+            report.error = Some(e);
+            false
+        }
+    }
+}
+
+/// Replays the whole spool in this thread (for [`crate::replay`]).
+pub(crate) fn replay_all(
+    client: reqwest::Client,
+    endpoint: &Url,
+    spool: &Spool,
+    timeout: Duration,
+) -> std::io::Result<ReplayReport> {
+    let mut report = ReplayReport::default();
+    // A directory that is not there is more likely a mistyped path than an empty spool.
+    std::fs::read_dir(spool.dir())?;
+    let Some(_lock) = spool.lock()? else {
+        report.locked = true;
+        return Ok(report);
+    };
+    spool.remove_stale_tmp();
+    let entries = spool.entries()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let in_flight = Cell::new(false);
+    let mut left = entries.len();
+    for entry in &entries {
+        left -= 1;
+        let step = runtime.block_on(replay_one(
+            &client, endpoint, spool, entry, timeout, &in_flight,
+        ));
+        if !record(step, entry, &mut report) {
+            report.kept += left;
+            break;
+        }
+    }
+    Ok(report)
+}

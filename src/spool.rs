@@ -1,0 +1,583 @@
+//! The disk spool: snapshots whose push failed for good, kept on disk until a later push of
+//! them is answered with a 2xx.
+//!
+//! One file per snapshot, named `<created ms>-<group hash>-<writer>.snapshot` so that names
+//! sort oldest first. A file is a short text header, a blank line and the body as it was sent:
+//!
+//! ```text
+//! metrics-exporter-pushgateway spool 1
+//! group /job/ingester/instance/shard-3
+//! method PUT
+//! encoding identity
+//! created 1763700000123
+//! length 1234
+//! crc32 0a1b2c3d
+//!
+//! <body>
+//! ```
+//!
+//! Files are written to a temporary name, synced and renamed, so a reader never sees half a
+//! file; a file that does not parse or whose length or checksum is wrong anyway (a full disk, a
+//! copy) is renamed to `*.corrupt`. One process at a time replays a directory: the replayer
+//! holds an exclusive lock on `<dir>/.replay.lock`, which the operating system releases when
+//! the process ends, however it ends.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::gateway::PushMethod;
+
+/// Default bound on the number of snapshot files in a spool directory: 100.
+pub const DEFAULT_SPOOL_MAX_FILES: usize = 100;
+/// Default bound on the total size of a spool directory's snapshot files: 64 MiB.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+const MAGIC: &str = "metrics-exporter-pushgateway spool 1";
+const SNAPSHOT: &str = ".snapshot";
+const CORRUPT: &str = ".corrupt";
+const REJECTED: &str = ".rejected";
+const TMP_PREFIX: &str = ".tmp-";
+const LOCK: &str = ".replay.lock";
+/// A temporary file older than this was left by a writer that died mid-write.
+const STALE_TMP: Duration = Duration::from_secs(600);
+/// The longest header a reader accepts.
+const MAX_HEADER: usize = 64 * 1024;
+
+/// One snapshot: what a push sent, and where.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    /// The group's path below `/metrics`, encoded as in the URL: `/job/<job>{/<label>/<value>}`.
+    pub(crate) group: String,
+    pub(crate) method: PushMethod,
+    pub(crate) gzip: bool,
+    /// When it was rendered, in milliseconds since the Unix epoch.
+    pub(crate) created_ms: u64,
+    pub(crate) body: Bytes,
+}
+
+/// A snapshot file found in the directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) path: PathBuf,
+    pub(crate) bytes: u64,
+}
+
+/// What writing a snapshot did.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    pub(crate) path: Option<PathBuf>,
+    /// Files removed to honour the bounds, the new one included when it alone is too big.
+    pub(crate) dropped: Vec<Entry>,
+    /// Older snapshots of the same group, replaced by the new one.
+    pub(crate) replaced: usize,
+}
+
+/// A spool directory and its bounds.
+#[derive(Debug)]
+pub(crate) struct Spool {
+    dir: PathBuf,
+    max_files: usize,
+    max_bytes: u64,
+    /// Tells this process's files apart: `<pid>x<start nanos>`.
+    writer: String,
+    seq: AtomicU64,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A stable 32-bit hash of a group path, for file names.
+fn group_hash(group: &str) -> u32 {
+    crc32fast::hash(group.as_bytes())
+}
+
+impl Spool {
+    pub(crate) fn new(dir: PathBuf, max_files: usize, max_bytes: u64) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Spool {
+            dir,
+            max_files,
+            max_bytes,
+            writer: format!("{}x{nanos:08x}", std::process::id()),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates the directory (owner-only) if it does not exist.
+    pub(crate) fn create_dir(&self) -> io::Result<()> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&self.dir)
+    }
+
+    /// Writes `snapshot` atomically (temporary file, fsync, rename, fsync of the directory),
+    /// removes older snapshots of the same group, then removes the oldest files until the
+    /// directory is within its bounds.
+    pub(crate) fn write(&self, snapshot: &Snapshot) -> io::Result<Written> {
+        let mut written = Written::default();
+        let header = header(snapshot);
+        let size = (header.len() + snapshot.body.len()) as u64;
+        if size > self.max_bytes {
+            // It alone is over the bound: dropped without touching what is already spooled.
+            written.dropped.push(Entry {
+                path: self.dir.join(self.name(snapshot)),
+                bytes: size,
+            });
+            return Ok(written);
+        }
+        self.create_dir()?;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!("{TMP_PREFIX}{}-{seq}{SNAPSHOT}", self.writer));
+        let result = (|| {
+            let mut file = owner_only().write(true).create_new(true).open(&tmp)?;
+            file.write_all(header.as_bytes())?;
+            file.write_all(&snapshot.body)?;
+            file.sync_all()?;
+            let path = self.dir.join(self.name(snapshot));
+            fs::rename(&tmp, &path)?;
+            sync_dir(&self.dir);
+            Ok(path)
+        })();
+        let path = match result {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        // Older snapshots of the same group would only overwrite this one's newer values.
+        let hash = format!("-{:08x}-", group_hash(&snapshot.group));
+        for entry in self.entries()? {
+            let name = file_name(&entry.path);
+            if entry.path != path && name.contains(&hash) && name < file_name(&path) {
+                if let Ok(old) = read(&entry.path) {
+                    if old.group == snapshot.group && fs::remove_file(&entry.path).is_ok() {
+                        written.replaced += 1;
+                    }
+                }
+            }
+        }
+        written.dropped = self.enforce_bounds(&path)?;
+        written.path = Some(path);
+        Ok(written)
+    }
+
+    fn name(&self, snapshot: &Snapshot) -> String {
+        format!(
+            "{:013}-{:08x}-{}-{}{SNAPSHOT}",
+            snapshot.created_ms,
+            group_hash(&snapshot.group),
+            self.writer,
+            self.seq.load(Ordering::Relaxed)
+        )
+    }
+
+    /// Removes the oldest files (set-aside ones first) until the directory holds at most
+    /// `max_files` files and `max_bytes` bytes; never `keep`.
+    fn enforce_bounds(&self, keep: &Path) -> io::Result<Vec<Entry>> {
+        let mut files: Vec<Entry> = self.entries()?;
+        files.extend(self.set_aside()?);
+        let mut count = files.len();
+        let mut bytes: u64 = files.iter().map(|e| e.bytes).sum();
+        // Set-aside files go first, then snapshots, each oldest first.
+        files.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+        let mut dropped = Vec::new();
+        for entry in files {
+            if count <= self.max_files && bytes <= self.max_bytes {
+                break;
+            }
+            if entry.path == keep {
+                continue;
+            }
+            if fs::remove_file(&entry.path).is_ok() {
+                count -= 1;
+                bytes -= entry.bytes;
+                dropped.push(entry);
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// The snapshot files, oldest first.
+    pub(crate) fn entries(&self) -> io::Result<Vec<Entry>> {
+        self.list(|name| name.ends_with(SNAPSHOT) && !name.starts_with('.'))
+    }
+
+    fn set_aside(&self) -> io::Result<Vec<Entry>> {
+        self.list(|name| name.ends_with(CORRUPT) || name.ends_with(REJECTED))
+    }
+
+    fn list(&self, keep: impl Fn(&str) -> bool) -> io::Result<Vec<Entry>> {
+        let dir = match fs::read_dir(&self.dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut entries = Vec::new();
+        for item in dir {
+            let item = item?;
+            let name = item.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !keep(name) {
+                continue;
+            }
+            // A file removed meanwhile (replayed or replaced by another process) is skipped.
+            if let Ok(meta) = item.metadata() {
+                if meta.is_file() {
+                    entries.push(Entry {
+                        path: item.path(),
+                        bytes: meta.len(),
+                    });
+                }
+            }
+        }
+        entries.sort_by(|a, b| file_name(&a.path).cmp(file_name(&b.path)));
+        Ok(entries)
+    }
+
+    /// Number of snapshot files and their total size in bytes.
+    pub(crate) fn size(&self) -> (usize, u64) {
+        self.entries()
+            .map(|e| (e.len(), e.iter().map(|e| e.bytes).sum()))
+            .unwrap_or((0, 0))
+    }
+
+    /// Removes the snapshots of `group` created at or before `until_ms`: a newer push of the
+    /// same group made them obsolete. Returns how many were removed.
+    pub(crate) fn remove_group(&self, group: &str, until_ms: u64) -> usize {
+        let hash = format!("-{:08x}-", group_hash(group));
+        let Ok(entries) = self.entries() else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries {
+            if !file_name(&entry.path).contains(&hash) {
+                continue;
+            }
+            if let Ok(old) = read(&entry.path) {
+                if old.group == group
+                    && old.created_ms <= until_ms
+                    && fs::remove_file(&entry.path).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    /// Takes the directory's replay lock without waiting: `None` when another process holds
+    /// it (that process is replaying this directory).
+    pub(crate) fn lock(&self) -> io::Result<Option<File>> {
+        self.create_dir()?;
+        let file = owner_only()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(LOCK))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Removes temporary files left by writers that died mid-write. Call with the lock held.
+    pub(crate) fn remove_stale_tmp(&self) {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for item in dir.flatten() {
+            let name = item.file_name();
+            if !name.to_str().is_some_and(|n| n.starts_with(TMP_PREFIX)) {
+                continue;
+            }
+            let stale = item
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TMP);
+            if stale {
+                let _ = fs::remove_file(item.path());
+            }
+        }
+    }
+
+    /// Renames a file that cannot be replayed to `<name>.corrupt` or `<name>.rejected`, where
+    /// it stays for an operator (and counts towards the bounds) but is not replayed again.
+    pub(crate) fn set_aside_file(&self, path: &Path, rejected: bool) -> io::Result<PathBuf> {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(if rejected { REJECTED } else { CORRUPT });
+        let aside = PathBuf::from(aside);
+        fs::rename(path, &aside)?;
+        Ok(aside)
+    }
+}
+
+fn owner_only() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Makes a rename in `dir` durable. Not every platform or file system can sync a directory;
+/// the rename itself is atomic either way.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Set-aside files before snapshots, each oldest first.
+fn sort_key(e: &Entry) -> (bool, &str) {
+    (file_name(&e.path).ends_with(SNAPSHOT), file_name(&e.path))
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+fn header(s: &Snapshot) -> String {
+    format!(
+        "{MAGIC}\ngroup {}\nmethod {}\nencoding {}\ncreated {}\nlength {}\ncrc32 {:08x}\n\n",
+        s.group,
+        match s.method {
+            PushMethod::Put => "PUT",
+            PushMethod::Post => "POST",
+        },
+        if s.gzip { "gzip" } else { "identity" },
+        s.created_ms,
+        s.body.len(),
+        crc32fast::hash(&s.body),
+    )
+}
+
+/// Why a file could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("not a spool file: {0}")]
+    Corrupt(String),
+}
+
+/// Reads and checks one snapshot file.
+pub(crate) fn read(path: &Path) -> Result<Snapshot, ReadError> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    parse(&data).map_err(ReadError::Corrupt)
+}
+
+fn parse(data: &[u8]) -> Result<Snapshot, String> {
+    let end = data
+        .windows(2)
+        .take(MAX_HEADER)
+        .position(|w| w == b"\n\n")
+        .ok_or("no end of header")?;
+    let head = std::str::from_utf8(&data[..end]).map_err(|_| "header is not UTF-8")?;
+    let body = &data[end + 2..];
+    let mut lines = head.lines();
+    if lines.next() != Some(MAGIC) {
+        return Err("unknown format (first line)".into());
+    }
+    let (mut group, mut method, mut gzip, mut created, mut length, mut crc) =
+        (None, None, None, None, None, None);
+    for line in lines {
+        let (key, value) = line.split_once(' ').ok_or("malformed header line")?;
+        match key {
+            "group" if value.starts_with("/job") && !value.contains(['?', '#', ' ']) => {
+                group = Some(value.to_owned());
+            }
+            "method" => {
+                method = Some(match value {
+                    "PUT" => PushMethod::Put,
+                    "POST" => PushMethod::Post,
+                    _ => return Err(format!("unknown method {value:?}")),
+                });
+            }
+            "encoding" => {
+                gzip = Some(match value {
+                    "gzip" => true,
+                    "identity" => false,
+                    _ => return Err(format!("unknown encoding {value:?}")),
+                });
+            }
+            "created" => created = value.parse::<u64>().ok(),
+            "length" => length = value.parse::<usize>().ok(),
+            "crc32" => crc = u32::from_str_radix(value, 16).ok(),
+            _ => {}
+        }
+    }
+    let (Some(group), Some(method), Some(gzip), Some(created_ms), Some(length), Some(crc)) =
+        (group, method, gzip, created, length, crc)
+    else {
+        return Err("missing or invalid header field".into());
+    };
+    if body.len() != length {
+        return Err(format!(
+            "truncated: the body has {} of {length} bytes",
+            body.len()
+        ));
+    }
+    if crc32fast::hash(body) != crc {
+        return Err("checksum mismatch".into());
+    }
+    Ok(Snapshot {
+        group,
+        method,
+        gzip,
+        created_ms,
+        body: Bytes::copy_from_slice(body),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(group: &str, created_ms: u64, body: &str) -> Snapshot {
+        Snapshot {
+            group: group.into(),
+            method: PushMethod::Put,
+            gzip: false,
+            created_ms,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    fn names(spool: &Spool) -> Vec<String> {
+        spool
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| read(&e.path).unwrap().group)
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_and_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"), 10, 1 << 20);
+        let s = Snapshot {
+            method: PushMethod::Post,
+            gzip: true,
+            ..snapshot("/job/a/instance@base64/YS9i", 1_700_000_000_123, "x 1\n")
+        };
+        let written = spool.write(&s).unwrap();
+        let path = written.path.unwrap();
+        let back = read(&path).unwrap();
+        assert_eq!(back.group, s.group);
+        assert_eq!(back.method, PushMethod::Post);
+        assert!(back.gzip);
+        assert_eq!(back.created_ms, 1_700_000_000_123);
+        assert_eq!(back.body, s.body);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(spool.dir()), 0o700);
+        }
+    }
+
+    #[test]
+    fn newest_snapshot_per_group_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().into(), 10, 1 << 20);
+        spool.write(&snapshot("/job/a", 1, "a 1\n")).unwrap();
+        spool.write(&snapshot("/job/b", 2, "b 1\n")).unwrap();
+        let w = spool.write(&snapshot("/job/a", 3, "a 2\n")).unwrap();
+        assert_eq!(w.replaced, 1);
+        assert_eq!(names(&spool), ["/job/b", "/job/a"]);
+        let a = read(&spool.entries().unwrap()[1].path).unwrap();
+        assert_eq!(&a.body[..], b"a 2\n");
+        assert_eq!(spool.remove_group("/job/a", 2), 0);
+        assert_eq!(spool.remove_group("/job/a", 3), 1);
+        assert_eq!(names(&spool), ["/job/b"]);
+    }
+
+    #[test]
+    fn bounds_drop_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().into(), 2, 1 << 20);
+        spool.write(&snapshot("/job/a", 1, "a 1\n")).unwrap();
+        spool.write(&snapshot("/job/b", 2, "b 1\n")).unwrap();
+        let w = spool.write(&snapshot("/job/c", 3, "c 1\n")).unwrap();
+        assert_eq!(w.dropped.len(), 1);
+        assert_eq!(names(&spool), ["/job/b", "/job/c"]);
+
+        // A byte bound: each file is 118 bytes.
+        let spool = Spool::new(dir.path().join("bytes"), 100, 300);
+        for (i, g) in ["/job/a", "/job/b", "/job/c"].iter().enumerate() {
+            spool.write(&snapshot(g, i as u64, "x 1\n")).unwrap();
+        }
+        assert_eq!(names(&spool), ["/job/b", "/job/c"]);
+        // One snapshot over the bound by itself is dropped and touches nothing else.
+        let big = "y 1\n".repeat(200);
+        let w = spool.write(&snapshot("/job/d", 9, &big)).unwrap();
+        assert!(w.path.is_none());
+        assert_eq!(w.dropped.len(), 1);
+        assert_eq!(names(&spool), ["/job/b", "/job/c"]);
+    }
+
+    #[test]
+    fn truncated_and_foreign_files_are_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().into(), 10, 1 << 20);
+        let path = spool
+            .write(&snapshot("/job/a", 1, "a_total 1\nb 2\n"))
+            .unwrap()
+            .path
+            .unwrap();
+        let data = fs::read(&path).unwrap();
+        for cut in [0, 10, data.len() / 2, data.len() - 1] {
+            fs::write(&path, &data[..cut]).unwrap();
+            assert!(
+                matches!(read(&path), Err(ReadError::Corrupt(_))),
+                "cut {cut}"
+            );
+        }
+        let mut flipped = data.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        fs::write(&path, &flipped).unwrap();
+        assert!(read(&path).unwrap_err().to_string().contains("checksum"));
+        fs::write(&path, b"hello\n\nworld").unwrap();
+        assert!(read(&path).is_err());
+        let aside = spool.set_aside_file(&path, false).unwrap();
+        assert!(aside.to_str().unwrap().ends_with(".snapshot.corrupt"));
+        assert!(spool.entries().unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_replayer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Spool::new(dir.path().into(), 10, 1 << 20);
+        let b = Spool::new(dir.path().into(), 10, 1 << 20);
+        let held = a.lock().unwrap();
+        assert!(held.is_some());
+        assert!(b.lock().unwrap().is_none());
+        drop(held);
+        assert!(b.lock().unwrap().is_some());
+    }
+}

@@ -1,0 +1,406 @@
+//! Nothing lost when the gateway is down: the disk spool and replay, and faults injected
+//! against the real Pushgateway process (stopped and started again, behind a proxy that
+//! delays, resets or blackholes connections).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::proxy::{Fault, Proxy};
+use common::*;
+
+/// The shutdown timeout the jobs here run with, and the margin allowed on top of it for the
+/// 200 ms grace and process start and teardown on a loaded machine.
+const SHUTDOWN: Duration = Duration::from_secs(1);
+const MARGIN: Duration = Duration::from_millis(1000);
+
+fn snapshots(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "snapshot"));
+    files.sort();
+    files
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn env<'a>(url: &'a str, spool: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("PUSHGATEWAY_URL", url),
+        ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+        ("PUSHGATEWAY_SPOOL_DIR", spool),
+    ]
+}
+
+/// Runs the `replay` entry point against `url` and returns its stdout.
+fn replay(url: &str, spool: &str) -> String {
+    let (out, _) = run_job(
+        false,
+        "replay",
+        "-",
+        &[],
+        &[("PUSHGATEWAY_URL", url), ("PUSHGATEWAY_SPOOL_DIR", spool)],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
+    stdout
+}
+
+#[test]
+fn gateway_down_at_exit_then_replay_delivers_every_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let spool_s = spool.to_str().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+
+    let (out, elapsed) = run_job(
+        false,
+        "main",
+        "spooled",
+        &["instance", "a/b"],
+        &env(&url, spool_s),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+    let err = stderr(&out);
+    assert!(err.contains("final push failed"), "{err}");
+    assert!(err.contains("kept in the spool"), "{err}");
+    let files = snapshots(&spool);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(mode(&files[0]), 0o600);
+    assert_eq!(mode(&spool), 0o700);
+    println!("exited in {elapsed:?}; spooled {}", files[0].display());
+
+    // The gateway comes back; an operator drains the spool.
+    let gw = Pushgateway::start_on(port);
+    assert!(gw.groups().is_empty());
+    assert_eq!(
+        replay(&url, spool_s),
+        "1 sent, 0 kept, 0 rejected, 0 corrupt"
+    );
+    let group = gw
+        .group(&[("job", "spooled"), ("instance", "a/b")])
+        .expect("the spooled group");
+    assert_job_values(&group, "success", 0);
+    assert!(snapshots(&spool).is_empty());
+    // Nothing left: a second replay sends nothing.
+    assert_eq!(
+        replay(&url, spool_s),
+        "0 sent, 0 kept, 0 rejected, 0 corrupt"
+    );
+}
+
+#[test]
+fn the_next_job_with_the_same_spool_replays_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+
+    // Exits with its own status, 3, while the gateway is down.
+    let (out, elapsed) = run_job(false, "exit", "first", &[], &env(&url, spool));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+    assert_eq!(snapshots(dir.path()).len(), 1);
+
+    let gw = Pushgateway::start_on(port);
+    let (out, _) = run_job(false, "main", "second", &[], &env(&url, spool));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_job_values(&gw.job("first"), "error", 3);
+    assert_job_values(&gw.job("second"), "success", 0);
+    assert!(snapshots(dir.path()).is_empty());
+}
+
+#[test]
+fn gateway_stopped_mid_run_and_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut gw = Pushgateway::start_on(port);
+    let mut env = env(&url, spool);
+    env.extend([
+        ("PUSHGATEWAY_INTERVAL", "100ms"),
+        ("PUSHGATEWAY_PUSH_TIMEOUT", "100ms"),
+        ("TEST_RUN_MS", "3000"),
+    ]);
+    let mut job = start_job(false, "run", "restarted", &env);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(gw.job("restarted").value("records_total", &[]), 500.0);
+
+    // The gateway dies; interval pushes fail and keep the newest snapshot in the spool.
+    gw.kill();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(snapshots(dir.path()).len(), 1, "the newest snapshot only");
+
+    // It comes back empty on the same port; interval pushes succeed again.
+    let gw = Pushgateway::start_on(port);
+    let status = job.child.wait().unwrap();
+    let elapsed = job.started.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        elapsed < Duration::from_millis(3000) + MARGIN,
+        "took {elapsed:?}"
+    );
+    let group = gw.job("restarted");
+    assert_job_values(&group, "success", 0);
+    // The exporter's own metrics: failed interval pushes were spooled, and the spool is
+    // empty again.
+    let written = group.value("pushgateway_exporter_spool_written_total", &[]);
+    assert!(written >= 1.0, "{written}");
+    assert_eq!(
+        group.value("pushgateway_exporter_spool_snapshots", &[]),
+        0.0
+    );
+    // A newer successful push of the group made the spooled snapshot obsolete.
+    assert!(snapshots(dir.path()).is_empty());
+    println!("exited in {elapsed:?}");
+}
+
+#[test]
+fn delaying_proxy_slows_the_push_but_it_lands() {
+    let gw = Pushgateway::start();
+    let proxy = Proxy::start(gw.port, Fault::Delay(Duration::from_millis(300)));
+    let (out, elapsed) = run_job(
+        false,
+        "exit",
+        "delayed",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &proxy.url),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(elapsed >= Duration::from_millis(300), "took {elapsed:?}");
+    assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+    assert_eq!(stderr(&out), "");
+    assert_job_values(&gw.job("delayed"), "error", 3);
+    println!("exited in {elapsed:?}");
+}
+
+#[test]
+fn reset_connections_are_retried_until_one_gets_through() {
+    let gw = Pushgateway::start();
+    let proxy = Proxy::start(gw.port, Fault::ResetFirst(2));
+    let (out, elapsed) = run_job(
+        false,
+        "main",
+        "resets",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &proxy.url),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+    assert_eq!(proxy.connections(), 3, "two resets, then the push");
+    assert_job_values(&gw.job("resets"), "success", 0);
+    println!("exited in {elapsed:?}");
+}
+
+#[test]
+fn connections_always_reset_bound_the_exit_and_the_spool_keeps_the_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let gw = Pushgateway::start();
+    let proxy = Proxy::start(gw.port, Fault::Reset);
+    let (out, elapsed) = run_job(false, "exit", "reset", &[], &env(&proxy.url, spool));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+    let err = stderr(&out);
+    assert!(err.contains("final push failed"), "{err}");
+    assert!(err.contains("reset"), "{err}");
+    assert!(gw.groups().is_empty(), "nothing got through");
+    assert!(proxy.connections() >= 3, "retried");
+    println!(
+        "exited in {elapsed:?} after {} connections",
+        proxy.connections()
+    );
+
+    proxy.set(Fault::Pass);
+    assert_eq!(
+        replay(&proxy.url, spool),
+        "1 sent, 0 kept, 0 rejected, 0 corrupt"
+    );
+    assert_job_values(&gw.job("reset"), "error", 3);
+}
+
+#[test]
+fn blackholed_connections_bound_the_exit_and_the_spool_keeps_the_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let gw = Pushgateway::start();
+    let proxy = Proxy::start(gw.port, Fault::Blackhole);
+    let (out, elapsed) = run_job(false, "main", "blackhole", &[], &env(&proxy.url, spool));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(elapsed >= SHUTDOWN, "waited for the deadline: {elapsed:?}");
+    assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+    assert!(
+        stderr(&out).contains("did not finish within 1.000s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(gw.groups().is_empty());
+    println!("exited in {elapsed:?}");
+
+    // While the gateway is still unreachable, a replay keeps the snapshot.
+    let (out, _) = run_job(
+        false,
+        "replay",
+        "-",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &proxy.url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+            ("PUSHGATEWAY_PUSH_TIMEOUT", "300ms"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("0 sent, 1 kept"), "{stdout}");
+    assert_eq!(snapshots(dir.path()).len(), 1);
+
+    proxy.set(Fault::Pass);
+    assert_eq!(
+        replay(&proxy.url, spool),
+        "1 sent, 0 kept, 0 rejected, 0 corrupt"
+    );
+    assert_job_values(&gw.job("blackhole"), "success", 0);
+}
+
+#[test]
+fn a_corrupt_spool_file_is_set_aside_and_the_rest_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    for job in ["one", "two"] {
+        let (out, _) = run_job(false, "main", job, &[], &env(&url, spool));
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let files = snapshots(dir.path());
+    assert_eq!(files.len(), 2);
+    // The older one is cut short, as a full disk or a crash while copying would leave it.
+    let data = std::fs::read(&files[0]).unwrap();
+    std::fs::write(&files[0], &data[..data.len() - 10]).unwrap();
+
+    let gw = Pushgateway::start_on(port);
+    let (out, _) = run_job(
+        false,
+        "replay",
+        "-",
+        &[],
+        &[("PUSHGATEWAY_URL", &url), ("PUSHGATEWAY_SPOOL_DIR", spool)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1 sent, 0 kept, 0 rejected, 1 corrupt"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not a valid snapshot (not a spool file: truncated"),
+        "{err}"
+    );
+    assert!(gw.group(&[("job", "one")]).is_none());
+    assert_job_values(&gw.job("two"), "success", 0);
+    let mut aside = files[0].clone().into_os_string();
+    aside.push(".corrupt");
+    assert!(Path::new(&aside).is_file(), "set aside as {aside:?}");
+}
+
+#[test]
+fn the_spool_bound_drops_the_oldest_snapshot_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let mut kept = Vec::new();
+    for job in ["one", "two", "three"] {
+        let mut env = env(&url, spool);
+        env.push(("TEST_SPOOL_MAX_FILES", "2"));
+        let (out, _) = run_job(false, "main", job, &[], &env);
+        assert_eq!(out.status.code(), Some(0));
+        kept.push(stderr(&out));
+    }
+    let files = snapshots(dir.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(!kept[1].contains("over its bound"), "{}", kept[1]);
+    assert!(
+        kept[2].contains("is over its bound: dropped"),
+        "{}",
+        kept[2]
+    );
+    let groups: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
+            text.lines().nth(1).unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(groups, ["group /job/two", "group /job/three"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replays_at_once_send_each_snapshot_once() {
+    use wiremock::matchers::path_regex;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap().to_owned();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    for job in ["one", "two", "three"] {
+        let (out, _) = run_job(false, "main", job, &[], &env(&down, &spool));
+        assert_eq!(out.status.code(), Some(0));
+    }
+    assert_eq!(snapshots(dir.path()).len(), 3);
+
+    // A slow gateway, so that the two replays overlap.
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(300)))
+        .mount(&server)
+        .await;
+    let start = |uri: String, spool: String| {
+        std::thread::spawn(move || {
+            let mut cmd = job_command(
+                false,
+                "replay",
+                "-",
+                &[("PUSHGATEWAY_URL", &uri), ("PUSHGATEWAY_SPOOL_DIR", &spool)],
+            );
+            let out = cmd.output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+    };
+    let a = start(server.uri(), spool.clone());
+    let b = start(server.uri(), spool.clone());
+    let mut reports = [a.join().unwrap(), b.join().unwrap()];
+    reports.sort();
+    assert_eq!(
+        reports,
+        [
+            "3 sent, 0 kept, 0 rejected, 0 corrupt",
+            "another process is replaying this spool; nothing sent",
+        ]
+    );
+    let mut paths: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["/metrics/job/one", "/metrics/job/three", "/metrics/job/two"]
+    );
+}
