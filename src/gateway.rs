@@ -305,14 +305,18 @@ pub(crate) fn is_retryable(status: StatusCode) -> bool {
 fn tls_refusal(err: &reqwest::Error) -> Option<&'static str> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
-        // `io::Error` hides the error it wraps from `source()`.
-        let inner = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|inner| inner as &(dyn std::error::Error + 'static));
-        for candidate in [Some(e), inner].into_iter().flatten() {
+        // `io::Error` hides the error it wraps from `source()`, and may wrap another one.
+        let mut candidate = e;
+        loop {
             if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
                 return Some(tls_hint(tls));
+            }
+            match candidate
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => candidate = inner,
+                None => break,
             }
         }
         source = e.source();
@@ -329,7 +333,9 @@ fn tls_hint(err: &rustls::Error) -> &'static str {
         }
         Error::InvalidCertificate(_) => " (the gateway's certificate was refused)",
         Error::AlertReceived(
-            AlertDescription::CertificateRequired | AlertDescription::HandshakeFailure,
+            AlertDescription::CertificateRequired
+            | AlertDescription::BadCertificate
+            | AlertDescription::HandshakeFailure,
         ) => {
             " (the gateway requires a client certificate it trusts: give one with \
              client_identity or PUSHGATEWAY_CLIENT_CERT_FILE and PUSHGATEWAY_CLIENT_KEY_FILE)"

@@ -105,6 +105,7 @@ pub(crate) fn build_client(
     tls: &TlsConfig,
 ) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
         .default_headers(headers.clone())
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!(

@@ -12,7 +12,7 @@ use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder, SignalHandling
 
 fn install(job: &str, grouping: &[String]) -> PushGuard {
     let mut builder = PushgatewayBuilder::from_env()
-        .expect("environment")
+        .unwrap_or_else(|e| panic!("environment: {e}"))
         .job(job);
     for pair in grouping.chunks(2) {
         builder = builder.grouping_label(&pair[0], &pair[1]);
@@ -30,7 +30,9 @@ fn install(job: &str, grouping: &[String]) -> PushGuard {
     if std::env::var_os("TEST_NO_LIFECYCLE").is_some() {
         builder = builder.lifecycle_metrics(false);
     }
-    builder.install().expect("install")
+    builder
+        .install()
+        .unwrap_or_else(|e| panic!("install failed: {e}"))
 }
 
 /// The values every scenario records before it ends.
@@ -104,7 +106,8 @@ fn main() {
     }
     if scenario == "replay" {
         // An operator draining the spool: no recorder installed.
-        let report = metrics_exporter_pushgateway::replay().expect("replay configuration");
+        let report =
+            metrics_exporter_pushgateway::replay().unwrap_or_else(|e| panic!("replay failed: {e}"));
         println!("{report}");
         std::process::exit(if report.is_drained() { 0 } else { 2 });
     }
