@@ -1220,4 +1220,76 @@ mod tests {
             assert!(err.contains(expected), "{expected}: {err}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const VARS: [&str; 12] = [
+            ENV_URL,
+            ENV_USERNAME,
+            ENV_PASSWORD,
+            ENV_BEARER_TOKEN,
+            ENV_INTERVAL,
+            ENV_PUSH_TIMEOUT,
+            ENV_SHUTDOWN_TIMEOUT,
+            ENV_GROUPING,
+            ENV_DISABLED,
+            ENV_SPOOL_DIR,
+            ENV_CLIENT_CERT_FILE,
+            ENV_CLIENT_KEY_FILE,
+        ];
+
+        /// Text that looks like configuration more often than random bytes would.
+        fn config_text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "[a-z0-9:/@.%=,_ -]{0,40}",
+                "(http|https|ftp)://[a-z0-9:@.%/\\[\\]]{0,30}",
+                "[0-9]{1,20}(ns|us|ms|s|m|h|d| parsecs)?",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn parsing_never_panics(text in config_text()) {
+                let _ = parse_endpoint(&text);
+                let _ = parse_duration(&text, true);
+                let _ = parse_duration(&text, false);
+                let _ = parse_bool(&text);
+                let _ = parse_grouping(&text);
+                let _ = redact_url(&text);
+            }
+
+            #[test]
+            fn any_environment_gives_a_builder_or_an_error_naming_the_variable(
+                values in proptest::collection::vec(proptest::option::of(config_text()), VARS.len())
+            ) {
+                let vars: Vec<(&str, &str)> = VARS
+                    .iter()
+                    .zip(&values)
+                    .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))
+                    .collect();
+                match env(&vars) {
+                    Ok(builder) => {
+                        // Whatever the environment held, install's checks do not panic either.
+                        let _ = builder.job("j").tls_config();
+                    }
+                    Err(InitError::InvalidEnv { var, .. }) => {
+                        prop_assert!(VARS.contains(&var));
+                    }
+                    Err(other) => prop_assert!(false, "not InvalidEnv: {other}"),
+                }
+            }
+
+            #[test]
+            fn secrets_never_show_in_errors(secret in "[a-zA-Z0-9]{12,20}") {
+                let url = format!("http://user:{secret}@host:bad-port");
+                let err = env(&[(ENV_URL, &url)]).unwrap_err().to_string();
+                prop_assert!(!err.contains(&secret), "{err}");
+                let err = env(&[(ENV_PASSWORD, &secret)]).unwrap_err().to_string();
+                prop_assert!(!err.contains(&secret), "{err}");
+            }
+        }
+    }
 }

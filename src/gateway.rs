@@ -415,4 +415,51 @@ mod tests {
             assert!(!is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use proptest::prelude::*;
+
+        /// The Pushgateway's reading of a group path (its `splitLabels`): `/`-separated
+        /// name/value pairs; a name ending in `@base64` has its value decoded with the URL-safe
+        /// alphabet, padding optional, and must be UTF-8; other values are taken as they are
+        /// (after the router's percent-decoding, which plain values never need).
+        fn gateway_decode(path: &str) -> Option<Vec<(String, String)>> {
+            let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+            if !parts.len().is_multiple_of(2) {
+                return None;
+            }
+            parts
+                .chunks(2)
+                .map(|pair| match pair[0].strip_suffix("@base64") {
+                    Some(name) => {
+                        let bytes = URL_SAFE_NO_PAD.decode(pair[1].trim_end_matches('=')).ok()?;
+                        Some((name.to_owned(), String::from_utf8(bytes).ok()?))
+                    }
+                    None => {
+                        let value = percent_encoding::percent_decode_str(pair[1])
+                            .decode_utf8()
+                            .ok()?;
+                        Some((pair[0].to_owned(), value.into_owned()))
+                    }
+                })
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn any_grouping_value_round_trips(job in ".{1,12}", value in any::<String>()) {
+                let grouping = vec![("instance".to_owned(), value.clone())];
+                let path = group_path(&job, &grouping);
+                prop_assert_eq!(
+                    gateway_decode(&path),
+                    Some(vec![("job".to_owned(), job.clone()), ("instance".to_owned(), value)])
+                );
+                // The URL keeps the path exactly: no dot segments removed, nothing re-encoded.
+                let url = url_for(&Url::parse("http://127.0.0.1:9091/prefix").unwrap(), &path);
+                prop_assert_eq!(url.path(), format!("/prefix/metrics{path}"));
+            }
+        }
+    }
 }

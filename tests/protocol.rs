@@ -81,3 +81,40 @@ fn without_lifecycle_metrics_the_group_holds_only_the_jobs_own() {
         assert!(!group.has(name), "{name}");
     }
 }
+
+#[test]
+fn any_grouping_value_round_trips_through_the_real_gateway() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let gw = Pushgateway::start();
+    // Each case is a job process and a read-back; a few dozen cover the space well with these
+    // strategies (any Unicode but NUL, which a process argument cannot hold, and the
+    // characters URLs treat specially).
+    let mut runner = TestRunner::new(Config::with_cases(32));
+    let strategy = (
+        "[^\0]{1,10}",
+        prop_oneof!["[^\0]{0,16}", "[./%+ ?#@=&;a-z]{0,8}"],
+    );
+    runner
+        .run(&strategy, |(job, value)| {
+            let (out, _) = run_job(
+                false,
+                "shutdown",
+                &job,
+                &["instance", &value],
+                &[("PUSHGATEWAY_URL", &gw.url)],
+            );
+            prop_assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "ok Some(200)\n",
+                "{}",
+                stderr(&out)
+            );
+            let group = gw.group(&[("job", &job), ("instance", &value)]);
+            prop_assert!(group.is_some(), "{job:?}/{value:?} not found");
+            prop_assert_eq!(group.unwrap().value("records_total", &[]), 500.0);
+            Ok(())
+        })
+        .unwrap();
+}
