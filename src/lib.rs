@@ -53,6 +53,20 @@
 //! installed) and never changes the process's exit status. The final push is the last request
 //! sent: an interval push still under way is waited for, never overtaken.
 //!
+//! # When the gateway is down
+//!
+//! With [`PushgatewayBuilder::spool_dir`] (or `PUSHGATEWAY_SPOOL_DIR`), a push that fails for
+//! good keeps its snapshot on disk, and the next process with the same directory (or
+//! [`replay`]) sends it once the gateway is back: a job whose gateway is down at exit loses
+//! nothing. See the README's "Disk spool" and "Failure modes" for the guarantees and limits.
+//!
+//! # Security
+//!
+//! HTTPS through rustls, a private CA ([`PushgatewayBuilder::ca_certificate`]), mutual TLS
+//! ([`PushgatewayBuilder::client_identity`]), basic auth and bearer tokens. A certificate that
+//! is not trusted fails with [`PushError::Tls`] and is never retried without verification.
+//! Secrets never appear in logs, errors or `Debug` output.
+//!
 //! # Design
 //!
 //! One named thread, `pushgateway-pusher`, owns a current-thread tokio runtime and the HTTP
