@@ -1186,6 +1186,14 @@ mod tests {
             (&[(ENV_GROUPING, "a-b=1")], "PUSHGATEWAY_GROUPING"),
             (&[(ENV_DISABLED, "maybe")], "PUSHGATEWAY_DISABLED"),
             (&[(ENV_PASSWORD, "hunter2")], "PUSHGATEWAY_PASSWORD"),
+            (
+                &[(ENV_CA_FILE, "/nonexistent/ca.pem")],
+                "\"/nonexistent/ca.pem\" in environment variable PUSHGATEWAY_CA_FILE: cannot read the file",
+            ),
+            (
+                &[(ENV_CLIENT_KEY_FILE, "/k.pem")],
+                "PUSHGATEWAY_CLIENT_KEY_FILE: a client key needs its certificate in PUSHGATEWAY_CLIENT_CERT_FILE",
+            ),
         ];
         for (vars, expected) in cases {
             let err = env(vars).unwrap_err().to_string();
@@ -1196,6 +1204,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn insecure_configurations_are_named() {
+        let url = |u: &str| Url::parse(u).unwrap();
+        let plain = TlsConfig::default();
+        let w = insecure_warning(&url("http://gw.example:9091/metrics/job/j"), true, &plain);
+        assert!(w.unwrap().contains("credentials are sent over plain http"));
+        for (u, creds) in [
+            ("http://gw.example:9091", false),
+            ("https://gw.example:9091", true),
+            ("http://127.0.0.1:9091", true),
+            ("http://[::1]:9091", true),
+            ("http://localhost:9091", true),
+        ] {
+            assert_eq!(insecure_warning(&url(u), creds, &plain), None, "{u}");
+        }
+        let danger = TlsConfig {
+            accept_invalid_certs: true,
+            ..TlsConfig::default()
+        };
+        let w = insecure_warning(&url("https://gw.example"), false, &danger).unwrap();
+        assert!(w.contains("danger_accept_invalid_certs"), "{w}");
     }
 
     #[test]
@@ -1213,6 +1244,25 @@ mod tests {
             (b().buckets(&[1.0, 0.5]), "increasing"),
             (b().buckets(&[1.0, f64::INFINITY]), "finite"),
             (b().basic_auth("a:b", "c"), "':'"),
+            (b().spool_dir(""), "spool_dir"),
+            (b().spool_dir("/tmp/x").spool_limits(0, 1), "spool_limits"),
+            (
+                b().ca_certificate("not a certificate"),
+                "invalid TLS CA certificate",
+            ),
+            (
+                b().ca_certificate(
+                    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                ),
+                "invalid TLS CA certificate",
+            ),
+            (
+                b().client_identity(
+                    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                    "no key",
+                ),
+                "invalid TLS client key",
+            ),
             (PushgatewayBuilder::new("localhost:9091").job("j"), "scheme"),
         ];
         for (builder, expected) in cases {

@@ -95,6 +95,7 @@ async fn answers_503_503_200_end_in_success() {
         .await;
     let (out, elapsed) = run_against(&server.uri(), "shutdown", "flaky");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok Some(200)\n");
+    assert_eq!(out.status.code(), Some(0), "the job's own status");
     assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 3);

@@ -130,6 +130,26 @@ fn a_certificate_from_an_unknown_ca_is_refused_at_once() {
 }
 
 #[test]
+fn turning_verification_off_is_explicit_and_loud() {
+    let s = secured(false, None);
+    let (out, err, _) = flush(
+        "unverified",
+        &[
+            ("PUSHGATEWAY_URL", &s.gw.url),
+            ("TEST_DANGER_ACCEPT_INVALID_CERTS", "1"),
+        ],
+    );
+    assert_eq!(out, "ok status=Some(200) attempts=1");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("warning: certificate verification is off"),
+        "{err}"
+    );
+    assert_job_values(&s.gw.job("unverified"), "success", 0);
+}
+
+#[test]
 fn basic_auth_right_credentials_push_and_wrong_ones_get_401_once() {
     let s = secured(false, Some(("pusher", "correct-horse")));
     let ca = s.ca_file.to_str().unwrap();

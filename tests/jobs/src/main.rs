@@ -27,6 +27,9 @@ fn install(job: &str, grouping: &[String]) -> PushGuard {
     if let Ok(n) = std::env::var("TEST_SPOOL_MAX_FILES") {
         builder = builder.spool_limits(n.parse().unwrap(), 1 << 20);
     }
+    if std::env::var_os("TEST_DANGER_ACCEPT_INVALID_CERTS").is_some() {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
     if std::env::var_os("TEST_NO_LIFECYCLE").is_some() {
         builder = builder.lifecycle_metrics(false);
     }
