@@ -37,17 +37,19 @@ fn env<'a>(url: &'a str, spool: &'a str) -> Vec<(&'a str, &'a str)> {
     ]
 }
 
-/// Runs the `replay` entry point against `url` and returns its stdout.
-fn replay(url: &str, spool: &str) -> String {
-    let (out, _) = run_job(
-        false,
-        "replay",
-        "-",
-        &[],
-        &[("PUSHGATEWAY_URL", url), ("PUSHGATEWAY_SPOOL_DIR", spool)],
-    );
+/// Runs the `replay` entry point against `url`; returns its exit code, stdout and stderr.
+fn run_replay(url: &str, spool: &str, extra: &[(&str, &str)]) -> (i32, String, String) {
+    let mut env = vec![("PUSHGATEWAY_URL", url), ("PUSHGATEWAY_SPOOL_DIR", spool)];
+    env.extend_from_slice(extra);
+    let (out, _) = run_job(false, "replay", "-", &[], &env);
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
+    (out.status.code().unwrap_or(-1), stdout, stderr(&out))
+}
+
+/// Runs the `replay` entry point, which must drain the spool, and returns its stdout.
+fn replay(url: &str, spool: &str) -> String {
+    let (code, stdout, stderr) = run_replay(url, spool, &[]);
+    assert_eq!(code, 0, "{stdout} {stderr}");
     stdout
 }
 
@@ -252,19 +254,8 @@ fn blackholed_connections_bound_the_exit_and_the_spool_keeps_the_values() {
     println!("exited in {elapsed:?}");
 
     // While the gateway is still unreachable, a replay keeps the snapshot.
-    let (out, _) = run_job(
-        false,
-        "replay",
-        "-",
-        &[],
-        &[
-            ("PUSHGATEWAY_URL", &proxy.url),
-            ("PUSHGATEWAY_SPOOL_DIR", spool),
-            ("PUSHGATEWAY_PUSH_TIMEOUT", "300ms"),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (code, stdout, _) = run_replay(&proxy.url, spool, &[("PUSHGATEWAY_PUSH_TIMEOUT", "300ms")]);
+    assert_eq!(code, 2);
     assert!(stdout.starts_with("0 sent, 1 kept"), "{stdout}");
     assert_eq!(snapshots(dir.path()).len(), 1);
 
@@ -293,19 +284,9 @@ fn a_corrupt_spool_file_is_set_aside_and_the_rest_is_replayed() {
     std::fs::write(&files[0], &data[..data.len() - 10]).unwrap();
 
     let gw = Pushgateway::start_on(port);
-    let (out, _) = run_job(
-        false,
-        "replay",
-        "-",
-        &[],
-        &[("PUSHGATEWAY_URL", &url), ("PUSHGATEWAY_SPOOL_DIR", spool)],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "1 sent, 0 kept, 0 rejected, 1 corrupt"
-    );
-    let err = stderr(&out);
+    let (code, stdout, err) = run_replay(&url, spool, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(stdout, "1 sent, 0 kept, 0 rejected, 1 corrupt");
     assert!(
         err.contains("is not a valid snapshot (not a spool file: truncated"),
         "{err}"
