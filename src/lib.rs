@@ -51,7 +51,9 @@
 //! Every final push is bounded by the shutdown timeout (default 5 s) plus 200 ms; a failure is
 //! reported on one line (through `tracing`, and on stderr when no `tracing` subscriber is
 //! installed) and never changes the process's exit status. The final push is the last request
-//! sent: an interval push still under way is waited for, never overtaken.
+//! sent: an interval push still under way is waited for (for at most half the shutdown
+//! timeout, so that a hanging gateway leaves the final push time of its own), never overtaken
+//! while the gateway answers.
 //!
 //! # When the gateway is down
 //!

@@ -77,6 +77,12 @@ impl Command {
             Command::Push { deadline, .. } | Command::Delete { deadline, .. } => *deadline,
         }
     }
+
+    fn budget(&self) -> Duration {
+        match self {
+            Command::Push { budget, .. } | Command::Delete { budget, .. } => *budget,
+        }
+    }
 }
 
 /// TLS settings of the HTTP client.
@@ -174,9 +180,9 @@ pub(crate) fn spawn(config: PusherConfig) -> std::io::Result<UnboundedSender<Com
 }
 
 /// Runs background work (an interval push, a replay step) until it is done or a command
-/// arrives, and returns the command. A final push cuts the work short at once; any other
-/// command lets a request under way finish (so that an older push never lands after a newer
-/// one) but no further attempt start.
+/// arrives, and returns the command. A request under way is waited for, so that an older push
+/// never lands after a newer one, but for at most half of the command's own time budget (a
+/// hanging gateway must not eat all of it); no further attempt starts.
 async fn background(
     work: impl Future<Output = ()>,
     rx: &mut UnboundedReceiver<Command>,
@@ -188,7 +194,7 @@ async fn background(
         () = &mut work => return None,
         Some(c) = rx.recv() => c,
     };
-    if !command.is_final() && in_flight.get() {
+    if in_flight.get() {
         let attempt_done = std::future::poll_fn(|cx| {
             if work.as_mut().poll(cx).is_ready() || !in_flight.get() {
                 Poll::Ready(())
@@ -196,7 +202,8 @@ async fn background(
                 Poll::Pending
             }
         });
-        let _ = tokio::time::timeout_at(command.deadline().into(), attempt_done).await;
+        let until = command.deadline() - command.budget() / 2;
+        let _ = tokio::time::timeout_at(until.into(), attempt_done).await;
     }
     Some(command)
 }

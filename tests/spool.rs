@@ -268,6 +268,36 @@ fn blackholed_connections_bound_the_exit_and_the_spool_keeps_the_values() {
 }
 
 #[test]
+fn an_interval_push_hanging_at_exit_leaves_the_final_push_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let gw = Pushgateway::start();
+    let proxy = Proxy::start(gw.port, Fault::Blackhole);
+    let mut env = env(&proxy.url, spool);
+    // An interval push starts after 50 ms and hangs (its own budget is 10 s) when the job
+    // ends at 300 ms.
+    env.extend([
+        ("PUSHGATEWAY_INTERVAL", "50ms"),
+        ("PUSHGATEWAY_PUSH_TIMEOUT", "10s"),
+        ("TEST_RUN_MS", "300"),
+    ]);
+    let (out, elapsed) = run_job(false, "run", "hung", &[], &env);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        elapsed < Duration::from_millis(300) + SHUTDOWN + MARGIN,
+        "took {elapsed:?}"
+    );
+    println!("exited in {elapsed:?}");
+    // The final snapshot (outcome success), not the interval one, is what the spool holds.
+    proxy.set(Fault::Pass);
+    assert_eq!(
+        replay(&proxy.url, spool),
+        "1 sent, 0 kept, 0 rejected, 0 corrupt"
+    );
+    assert_job_values(&gw.job("hung"), "success", 0);
+}
+
+#[test]
 fn a_corrupt_spool_file_is_set_aside_and_the_rest_is_replayed() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().to_str().unwrap();
