@@ -1,13 +1,23 @@
-//! What the exporter adds to a job, side by side with the peers, against a real Pushgateway on
-//! loopback:
+//! What the exporter adds to a job, side by side with the peers in the same run, against a
+//! real Pushgateway on loopback:
 //!
-//! - `init`: `install()` wall time, measured inside fresh processes (one recorder per process).
-//! - `final_push_1000_series`: render + send + answer of 1,000 series, this crate's `flush()`
-//!   vs the `prometheus` crate's `push_metrics` of the same series to the same gateway.
-//! - `record`: `counter!`/`gauge!`/`histogram!` through this crate's installed recorder vs a
-//!   bare `metrics-exporter-prometheus` recorder.
+//! - `record`: `counter!`/`gauge!`/`histogram!`, without and with labels, through this
+//!   crate's installed recorder vs a bare `metrics-exporter-prometheus` recorder given the same
+//!   5 s upkeep its own exporter runs.
+//! - `init`: `install()` wall time, inside fresh processes (one recorder per process).
+//! - `render`: rendering 1k, 10k and 100k series (this crate's body vs the `prometheus`
+//!   crate's `TextEncoder`), the part of a push that is not the gateway's.
+//! - `push`: render + send + answer of 1k, 10k and 100k series with warm clients: this crate's
+//!   `flush()` vs the `prometheus` crate's `push_metrics` of the same series.
+//! - `final_push_in_a_fresh_process`: what a job pays at exit for 1,000 series, measured
+//!   inside fresh processes: this crate's guard drop vs `push_metrics` (whose HTTP client is
+//!   built by its first push).
 //! - `process_1000_series`: a whole job process that records 1,000 series and exits, with the
 //!   exporter (init + final push) vs without it.
+//! - `gzip`: a warm push of 10k and 100k series with and without gzip, in fresh processes;
+//!   the body sizes are printed.
+//! - memory: peak resident memory added by a push of 100k series against the body's size,
+//!   printed.
 //!
 //! `cargo bench --bench push`; needs `prometheus-pushgateway` (`apt-get install
 //! prometheus-pushgateway`) or `PUSHGATEWAY_BIN`.
@@ -21,17 +31,92 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{job_bin_for, Build, Pushgateway};
-use criterion::SamplingMode;
-use criterion::{criterion_group, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode};
 use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder, SignalHandling};
 
-const SERIES: usize = 1000;
+const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 
-fn job(scenario: &str, gw: &Pushgateway) -> Command {
+/// The gateway shared by the benchmarks, and the exporter installed in this process.
+fn installed() -> &'static (Mutex<Pushgateway>, PushGuard) {
+    static INSTALLED: OnceLock<(Mutex<Pushgateway>, PushGuard)> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let gw = Pushgateway::start();
+        let guard = PushgatewayBuilder::new(gw.url.clone())
+            .job("bench_crate")
+            .interval(Duration::ZERO)
+            .signals(SignalHandling::Ignore)
+            .install()
+            .expect("install");
+        (Mutex::new(gw), guard)
+    })
+}
+
+/// A release-built test job for `scenario`, pushing to the gateway at `url`.
+fn job(url: &str, scenario: &str, job: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(job_bin_for(Build::Release));
-    cmd.args([scenario, "bench"])
-        .env("PUSHGATEWAY_URL", &gw.url);
+    cmd.args([scenario, job])
+        .env("PUSHGATEWAY_URL", url)
+        .envs(env.iter().copied());
     cmd
+}
+
+/// Runs a job that prints numbers on one line; returns them.
+fn numbers(mut cmd: Command) -> Vec<u64> {
+    let out = cmd.output().expect("run job");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|n| n.parse().expect("a number"))
+        .collect()
+}
+
+fn record(c: &mut Criterion) {
+    installed();
+    let bare = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&metrics_exporter_pushgateway::DEFAULT_BUCKETS)
+        .unwrap()
+        .build_recorder();
+    // The upkeep `metrics-exporter-prometheus` runs every 5 s when it installs itself; this
+    // crate's pusher thread runs the same.
+    let handle = bare.handle();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(5));
+        handle.run_upkeep();
+    });
+    let mut group = c.benchmark_group("record");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    type Case = (&'static str, fn());
+    let cases: [Case; 6] = [
+        ("counter", || metrics::counter!("hot_total").increment(1)),
+        ("counter, 2 labels", || {
+            metrics::counter!("hot_labelled_total", "format" => "csv", "shard" => "3").increment(1)
+        }),
+        ("gauge", || metrics::gauge!("hot_gauge").set(1.5)),
+        ("gauge, 2 labels", || {
+            metrics::gauge!("hot_labelled_gauge", "format" => "csv", "shard" => "3").set(1.5)
+        }),
+        ("histogram", || {
+            metrics::histogram!("hot_seconds").record(0.25)
+        }),
+        ("histogram, 2 labels", || {
+            metrics::histogram!("hot_labelled_seconds", "format" => "csv", "shard" => "3")
+                .record(0.25)
+        }),
+    ];
+    // Side by side, case by case, so that drift of the machine hits both alike.
+    for (name, f) in cases {
+        group.bench_function(BenchmarkId::new(name, "pushgateway"), |b| b.iter(f));
+        group.bench_function(BenchmarkId::new(name, "bare prometheus"), |b| {
+            metrics::with_local_recorder(&bare, || b.iter(f))
+        });
+    }
+    group.finish();
 }
 
 fn init(c: &mut Criterion) {
@@ -47,74 +132,15 @@ fn init(c: &mut Criterion) {
     group.bench_function("install", |b| {
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| {
-                    let out = job("init-time", &gw).output().expect("run job");
-                    let ns: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-                    Duration::from_nanos(ns)
-                })
+                .map(|_| Duration::from_nanos(numbers(job(&gw.url, "init-time", "bench", &[]))[0]))
                 .sum()
         })
     });
     group.finish();
 }
 
-/// The gateway and the exporter installed in this process, shared by the benchmarks.
-fn installed() -> &'static (Mutex<Pushgateway>, PushGuard) {
-    static INSTALLED: OnceLock<(Mutex<Pushgateway>, PushGuard)> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let gw = Pushgateway::start();
-        let guard = PushgatewayBuilder::new(gw.url.clone())
-            .job("bench_crate")
-            .interval(Duration::ZERO)
-            .signals(SignalHandling::Ignore)
-            .install()
-            .expect("install");
-        (Mutex::new(gw), guard)
-    })
-}
-
-fn record(c: &mut Criterion) {
-    installed();
-    let bare = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&metrics_exporter_pushgateway::DEFAULT_BUCKETS)
-        .unwrap()
-        .build_recorder();
-    let mut group = c.benchmark_group("record");
-    // The bare recorder gets no upkeep: keep the run short so its histogram samples stay few.
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(1));
-    for (recorder, local) in [("pushgateway", None), ("bare prometheus", Some(&bare))] {
-        let run = |b: &mut criterion::Bencher, f: &dyn Fn()| match local {
-            Some(r) => metrics::with_local_recorder(r, || b.iter(f)),
-            None => b.iter(f),
-        };
-        group.bench_function(BenchmarkId::new("counter", recorder), |b| {
-            run(b, &|| metrics::counter!("hot_counter_total").increment(1))
-        });
-        group.bench_function(BenchmarkId::new("counter with labels", recorder), |b| {
-            run(b, &|| {
-                metrics::counter!("hot_labelled_total", "format" => "csv", "shard" => "3")
-                    .increment(1)
-            })
-        });
-        group.bench_function(BenchmarkId::new("gauge", recorder), |b| {
-            run(b, &|| metrics::gauge!("hot_gauge").set(1.5))
-        });
-        group.bench_function(BenchmarkId::new("histogram", recorder), |b| {
-            run(b, &|| metrics::histogram!("hot_seconds").record(0.25))
-        });
-    }
-    group.finish();
-}
-
-fn final_push(c: &mut Criterion) {
-    let (gw, guard) = installed();
-    let gw = gw.lock().unwrap();
-    for i in 0..SERIES {
-        metrics::counter!("bench_series_total", "series" => i.to_string()).increment(1);
-    }
-
+/// The `prometheus` crate's registry with `n` counter series, as the peer records them.
+fn prometheus_registry(n: usize) -> prometheus::Registry {
     let registry = prometheus::Registry::new();
     let counters = prometheus::IntCounterVec::new(
         prometheus::Opts::new("bench_series_total", "bench series"),
@@ -122,36 +148,110 @@ fn final_push(c: &mut Criterion) {
     )
     .unwrap();
     registry.register(Box::new(counters.clone())).unwrap();
-    for i in 0..SERIES {
+    for i in 0..n {
         counters.with_label_values(&[&i.to_string()]).inc();
     }
-    let address = gw.url.clone();
-
-    let mut group = c.benchmark_group("final_push_1000_series");
-    group.sample_size(50);
-    group.bench_function(
-        BenchmarkId::new("metrics-exporter-pushgateway", SERIES),
-        |b| b.iter(|| guard.flush().expect("push")),
-    );
-    group.bench_function(BenchmarkId::new("prometheus push_metrics", SERIES), |b| {
-        b.iter(|| {
-            prometheus::push_metrics(
-                "bench_prometheus",
-                HashMap::new(),
-                &address,
-                registry.gather(),
-                None,
-            )
-            .expect("push")
-        })
-    });
-    group.finish();
+    registry
 }
 
-fn process(c: &mut Criterion) {
-    let gw = Pushgateway::start();
+/// Records series `from..to` into this crate's recorder.
+fn record_series(from: usize, to: usize) {
+    for i in from..to {
+        metrics::counter!("bench_series_total", "series" => i.to_string()).increment(1);
+    }
+}
+
+fn render_and_push(c: &mut Criterion) {
+    let (_, guard) = installed();
+    // The gateway checks every push against all it holds, so each side gets a gateway of its
+    // own: the peer's, started here, holds only the peer's series.
+    let peer_gw = Pushgateway::start();
+    let url = peer_gw.url.clone();
+    let mut recorded = 0;
+    for n in SIZES {
+        record_series(recorded, n);
+        recorded = n;
+        let registry = prometheus_registry(n);
+        let samples = if n >= 100_000 { 10 } else { 20 };
+
+        let mut group = c.benchmark_group("render");
+        group.sample_size(samples);
+        group.bench_function(BenchmarkId::new("metrics-exporter-pushgateway", n), |b| {
+            b.iter(|| guard.render())
+        });
+        group.bench_function(
+            BenchmarkId::new("of which metrics-exporter-prometheus", n),
+            |b| {
+                b.iter(|| {
+                    let mut out = Vec::new();
+                    guard
+                        .handle()
+                        .prometheus_handle()
+                        .render_to_write(&mut out)
+                        .unwrap();
+                    out
+                })
+            },
+        );
+        group.bench_function(BenchmarkId::new("prometheus TextEncoder", n), |b| {
+            b.iter(|| {
+                let mut out = String::new();
+                prometheus::TextEncoder::new()
+                    .encode_utf8(&registry.gather(), &mut out)
+                    .unwrap();
+                out
+            })
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group("push");
+        group.sample_size(samples);
+        group.bench_function(BenchmarkId::new("metrics-exporter-pushgateway", n), |b| {
+            b.iter(|| guard.flush().expect("push"))
+        });
+        group.bench_function(BenchmarkId::new("prometheus push_metrics", n), |b| {
+            b.iter(|| {
+                prometheus::push_metrics(
+                    "bench_prometheus",
+                    HashMap::new(),
+                    &url,
+                    registry.gather(),
+                    None,
+                )
+                .expect("push")
+            })
+        });
+        group.finish();
+    }
+}
+
+fn fresh_process(c: &mut Criterion) {
+    let mut group = c.benchmark_group("final_push_in_a_fresh_process");
+    group
+        .sample_size(20)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(1));
+    for (name, scenario) in [
+        ("metrics-exporter-pushgateway", "final-push-timed"),
+        ("prometheus push_metrics", "prometheus-push-timed"),
+    ] {
+        let gw = Pushgateway::start();
+        group.bench_function(BenchmarkId::new(name, 1000), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        Duration::from_nanos(numbers(job(&gw.url, scenario, "bench_fresh", &[]))[0])
+                    })
+                    .sum()
+            })
+        });
+    }
+    group.finish();
+
     let mut group = c.benchmark_group("process_1000_series");
     group.sample_size(30);
+    let gw = Pushgateway::start();
     for (name, scenario) in [
         ("without exporter", "series-1000-bare"),
         ("with exporter", "series-1000"),
@@ -160,7 +260,9 @@ fn process(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    let status = job(scenario, &gw).status().expect("run job");
+                    let status = job(&gw.url, scenario, "bench", &[])
+                        .status()
+                        .expect("run job");
                     assert!(status.success());
                 }
                 started.elapsed()
@@ -170,7 +272,83 @@ fn process(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, init, record, final_push, process);
+fn gzip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gzip");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(1));
+    for n in [10_000usize, 100_000] {
+        let series = n.to_string();
+        for (name, gzip) in [("identity", false), ("gzip", true)] {
+            let gw = Pushgateway::start();
+            let env: Vec<(&str, &str)> = if gzip {
+                vec![("TEST_SERIES", &series), ("TEST_GZIP", "1")]
+            } else {
+                vec![("TEST_SERIES", &series)]
+            };
+            let bytes = numbers(job(&gw.url, "push-timed", "bench_gzip", &env))[1];
+            println!("gzip: {n} series, {name}: body {bytes} bytes");
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| {
+                            Duration::from_nanos(
+                                numbers(job(&gw.url, "push-timed", "bench_gzip", &env))[0],
+                            )
+                        })
+                        .sum()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Peak resident memory added by a push of 100k series, against the body's size (printed:
+/// criterion measures time only). The median of five fresh processes.
+fn memory(_: &mut Criterion) {
+    let gw = Pushgateway::start();
+    let median = |scenario: &str| {
+        let mut runs: Vec<(u64, u64)> = (0..5)
+            .map(|_| {
+                let env = [("TEST_SERIES", "100000")];
+                let v = numbers(job(&gw.url, scenario, "bench_memory", &env));
+                (v[0], v[1])
+            })
+            .collect();
+        runs.sort();
+        runs[2]
+    };
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let (added, body) = median("push-memory");
+    println!(
+        "memory: push of 100000 series: peak resident memory +{:.1} MiB for a {:.1} MiB body \
+         ({:.2}x the body; median of 5 processes)",
+        mib(added),
+        mib(body),
+        added as f64 / body as f64
+    );
+    let (render, body) = median("render-memory");
+    println!(
+        "memory: of which metrics-exporter-prometheus's render_to_write alone: +{:.1} MiB \
+         ({:.2}x the {:.1} MiB it writes)",
+        mib(render),
+        render as f64 / body as f64,
+        mib(body)
+    );
+}
+
+criterion_group!(
+    benches,
+    record,
+    init,
+    render_and_push,
+    fresh_process,
+    gzip,
+    memory
+);
 
 fn main() {
     benches();

@@ -48,7 +48,7 @@ impl PushHandle {
     /// Renders the current values in the text exposition format: exactly what a push made now
     /// would send (the lifecycle metrics say `outcome="running"`).
     pub fn render(&self) -> String {
-        self.inner.renderer.render(Outcome::Running, 4096)
+        self.inner.renderer.render(Outcome::Running)
     }
 
     /// Pushes the current values now and waits for the gateway's answer.

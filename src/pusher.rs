@@ -35,17 +35,23 @@ pub(crate) struct Renderer {
 }
 
 impl Renderer {
-    pub(crate) fn render(&self, outcome: Outcome, capacity: usize) -> String {
-        let mut buf = Vec::with_capacity(capacity);
+    /// Appends the exposition text to `buf`.
+    pub(crate) fn render_into(&self, outcome: Outcome, buf: &mut Vec<u8>) {
         // Writing into a Vec cannot fail.
-        let _ = self.recorder.handle().render_to_write(&mut buf);
-        // The exposition format is UTF-8 by construction.
-        let mut text = String::from_utf8(buf)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let _ = self.recorder.handle().render_to_write(buf);
         if let Some(lifecycle) = &self.lifecycle {
+            let mut text = String::with_capacity(1024);
             lifecycle.render(outcome, &mut text);
+            buf.extend_from_slice(text.as_bytes());
         }
-        text
+    }
+
+    pub(crate) fn render(&self, outcome: Outcome) -> String {
+        let mut buf = Vec::new();
+        self.render_into(outcome, &mut buf);
+        // The exposition format is UTF-8 by construction.
+        String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
@@ -112,6 +118,9 @@ pub(crate) fn build_client(
 ) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
+        // Also when another crate in the build turns on reqwest's `http2` feature: over
+        // HTTP/2 a gateway's TLS alert surfaces as "connection closed".
+        .http1_only()
         .default_headers(headers.clone())
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!(
@@ -226,7 +235,7 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
         client,
         url_text: config.url.to_string(),
         config,
-        last_len: 4096,
+        spare: Vec::new(),
         failing: false,
         replay: None,
         spool_metrics,
@@ -377,8 +386,8 @@ struct Pusher {
     config: PusherConfig,
     /// The group URL as text, for errors and logs.
     url_text: String,
-    /// Size of the last body, to allocate the next one at once.
-    last_len: usize,
+    /// The buffer of the last body, handed back after its push, for the next one.
+    spare: Vec<u8>,
     /// Whether the last interval push failed (to log a failure streak once).
     failing: bool,
     replay: Option<Replay>,
@@ -404,21 +413,33 @@ impl Pusher {
         }
     }
 
+    /// Renders the body of a push into the buffer of the last one (no allocation or page
+    /// faults when the size is about the same), compressed if configured.
     fn body(&mut self, outcome: Outcome) -> Result<Bytes, PushError> {
-        let text = self
-            .config
-            .renderer
-            .render(outcome, self.last_len + self.last_len / 8);
-        self.last_len = text.len();
+        let mut buf = std::mem::take(&mut self.spare);
+        buf.clear();
+        self.config.renderer.render_into(outcome, &mut buf);
         if self.config.gzip {
-            crate::compression::gzip(text.as_bytes())
+            let body = crate::compression::gzip(&buf)
                 .map(Bytes::from)
                 .map_err(|e| PushError::Client {
                     url: self.url_text.clone(),
                     cause: format!("gzip compression failed: {e}"),
-                })
+                });
+            self.spare = buf;
+            body
         } else {
-            Ok(Bytes::from(text))
+            Ok(Bytes::from(buf))
+        }
+    }
+
+    /// Takes back the buffer of a body nobody else holds any more.
+    fn recycle(&mut self, body: Bytes) {
+        if self.config.gzip {
+            return;
+        }
+        if let Ok(buf) = body.try_into_mut() {
+            self.spare = buf.into();
         }
     }
 
@@ -447,21 +468,22 @@ impl Pusher {
             }
             Err(e) => Err(e),
         };
-        if self.config.spool.is_some() {
-            match &result {
-                Ok(_) => self.pushed(created_ms, outcome.is_final()),
-                Err(e) if e.worth_keeping() => self.keep(
-                    Snapshot {
-                        group: self.config.group.clone(),
-                        method,
-                        gzip: self.config.gzip,
-                        created_ms,
-                        body,
-                    },
-                    outcome.is_final() || !self.failing,
-                ),
-                Err(_) => {}
+        match &result {
+            Ok(_) => {
+                self.pushed(created_ms, outcome.is_final());
+                self.recycle(body);
             }
+            Err(e) if e.worth_keeping() => self.keep(
+                Snapshot {
+                    group: self.config.group.clone(),
+                    method,
+                    gzip: self.config.gzip,
+                    created_ms,
+                    body,
+                },
+                outcome.is_final() || !self.failing,
+            ),
+            Err(_) => self.recycle(body),
         }
         result
     }

@@ -30,6 +30,9 @@ fn install(job: &str, grouping: &[String]) -> PushGuard {
     if std::env::var_os("TEST_DANGER_ACCEPT_INVALID_CERTS").is_some() {
         builder = builder.danger_accept_invalid_certs(true);
     }
+    if std::env::var_os("TEST_GZIP").is_some() {
+        builder = builder.compression(metrics_exporter_pushgateway::Compression::Gzip);
+    }
     if std::env::var_os("TEST_NO_LIFECYCLE").is_some() {
         builder = builder.lifecycle_metrics(false);
     }
@@ -90,6 +93,43 @@ async fn task_drop(guard: PushGuard) {
     tokio::spawn(async move { drop(guard) }).await.unwrap();
 }
 
+/// A field of /proc/self/status in KiB.
+fn vm_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// The peer: the `prometheus` crate's `push_metrics` of `n` counter series, timed from the
+/// end of the job's work, in a fresh process (its HTTP client is built by the first push).
+fn prometheus_push_timed(job: &str, n: usize) {
+    let registry = prometheus::Registry::new();
+    let counters = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("bench_series_total", "bench series"),
+        &["series"],
+    )
+    .unwrap();
+    registry.register(Box::new(counters.clone())).unwrap();
+    for i in 0..n {
+        counters.with_label_values(&[&i.to_string()]).inc();
+    }
+    let url = std::env::var("PUSHGATEWAY_URL").unwrap();
+    let started = std::time::Instant::now();
+    prometheus::push_metrics(
+        job,
+        std::collections::HashMap::new(),
+        &url,
+        registry.gather(),
+        None,
+    )
+    .expect("push_metrics");
+    println!("{}", started.elapsed().as_nanos());
+}
+
 /// Records `n` counter series, as a job with that many series would.
 fn record_series(n: usize) {
     for i in 0..n {
@@ -115,7 +155,57 @@ fn main() {
         std::process::exit(if report.is_drained() { 0 } else { 2 });
     }
     // Benchmark scenarios: whole processes with and without the exporter.
+    let series = || std::env::var("TEST_SERIES").map_or(1000, |v| v.parse().unwrap());
     match scenario.as_str() {
+        "final-push-timed" => {
+            // What a job pays at exit: the guard's drop, in a fresh process.
+            let guard = install(job, grouping);
+            record_series(series());
+            let started = std::time::Instant::now();
+            drop(guard);
+            println!("{}", started.elapsed().as_nanos());
+            return;
+        }
+        "prometheus-push-timed" => return prometheus_push_timed(job, series()),
+        "push-timed" => {
+            // A warm push (client and connection up), then one timed push.
+            let guard = install(job, grouping);
+            record_series(series());
+            guard.flush().expect("first push");
+            let started = std::time::Instant::now();
+            let report = guard.flush().expect("timed push");
+            println!("{} {}", started.elapsed().as_nanos(), report.body_bytes());
+            return;
+        }
+        "render-memory" => {
+            // The same for metrics-exporter-prometheus's render alone, into a buffer that
+            // already has the room.
+            let guard = install(job, grouping);
+            record_series(series());
+            let handle = guard.handle().prometheus_handle();
+            let mut out = Vec::with_capacity(8 << 20);
+            out.resize(8 << 20, 1);
+            out.clear();
+            let before = vm_kib("VmRSS:");
+            std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
+            handle.render_to_write(&mut out).unwrap();
+            let peak = vm_kib("VmHWM:");
+            println!("{} {}", (peak - before) * 1024, out.len());
+            std::mem::forget(guard);
+            return;
+        }
+        "push-memory" => {
+            // Peak resident memory added by one push, against the body's size.
+            let guard = install(job, grouping);
+            record_series(series());
+            let before = vm_kib("VmRSS:");
+            // Resets VmHWM (the peak) to the current resident size.
+            std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
+            let report = guard.flush().expect("push");
+            let peak = vm_kib("VmHWM:");
+            println!("{} {}", (peak - before) * 1024, report.body_bytes());
+            return;
+        }
         "init-time" => {
             let started = std::time::Instant::now();
             let guard = install(job, grouping);
@@ -123,10 +213,10 @@ fn main() {
             std::mem::forget(guard);
             return;
         }
-        "series-1000-bare" => return record_series(1000),
+        "series-1000-bare" => return record_series(series()),
         "series-1000" => {
             let _guard = install(job, grouping);
-            return record_series(1000);
+            return record_series(series());
         }
         _ => {}
     }
