@@ -676,7 +676,7 @@ impl PushgatewayBuilder {
         if let Some(warning) = insecure_warning(&endpoint, auth.is_some(), &tls) {
             crate::exit::warn(&warning);
         }
-        let client = crate::pusher::build_client(&headers, &tls).map_err(|reason| {
+        let client = crate::pusher::build_client(&endpoint, &headers, &tls).map_err(|reason| {
             InitError::InvalidSetting {
                 setting: "tls",
                 reason,

@@ -92,6 +92,7 @@ mod builder;
 mod compression;
 mod error;
 mod exit;
+mod exposition;
 mod gateway;
 mod guard;
 pub mod lifecycle;

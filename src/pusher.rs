@@ -35,10 +35,13 @@ pub(crate) struct Renderer {
 }
 
 impl Renderer {
-    /// Appends the exposition text to `buf`.
-    pub(crate) fn render_into(&self, outcome: Outcome, buf: &mut Vec<u8>) {
+    /// Appends the exposition text to `buf`, rendering into `scratch` first (both are
+    /// cleared buffers kept between pushes).
+    pub(crate) fn render_into(&self, outcome: Outcome, buf: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+        scratch.clear();
         // Writing into a Vec cannot fail.
-        let _ = self.recorder.handle().render_to_write(buf);
+        let _ = self.recorder.handle().render_to_write(scratch);
+        crate::exposition::sort_samples(scratch, buf);
         if let Some(lifecycle) = &self.lifecycle {
             let mut text = String::with_capacity(1024);
             lifecycle.render(outcome, &mut text);
@@ -48,7 +51,7 @@ impl Renderer {
 
     pub(crate) fn render(&self, outcome: Outcome) -> String {
         let mut buf = Vec::new();
-        self.render_into(outcome, &mut buf);
+        self.render_into(outcome, &mut buf, &mut Vec::new());
         // The exposition format is UTF-8 by construction.
         String::from_utf8(buf)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
@@ -112,7 +115,12 @@ impl std::fmt::Debug for TlsConfig {
 }
 
 /// Builds the HTTP client: default headers (auth), TLS, no redirects.
+///
+/// For a plain `http://` endpoint the built-in root certificates are not loaded: the client
+/// never speaks TLS (redirects are not followed), and loading them is most of the client's
+/// start-up.
 pub(crate) fn build_client(
+    endpoint: &Url,
     headers: &HeaderMap,
     tls: &TlsConfig,
 ) -> Result<reqwest::Client, String> {
@@ -128,6 +136,9 @@ pub(crate) fn build_client(
             "/",
             env!("CARGO_PKG_VERSION")
         ));
+    if endpoint.scheme() == "http" {
+        builder = builder.tls_built_in_root_certs(false);
+    }
     if !tls.ca_pem.is_empty() {
         for cert in reqwest::Certificate::from_pem_bundle(&tls.ca_pem)
             .map_err(|e| format!("CA certificate: {}", crate::error::chain(&e)))?
@@ -220,7 +231,7 @@ async fn background(
 async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
     // First the recorder, which the caller's thread may be waiting for; then the client.
     config.renderer.recorder.get();
-    let client = build_client(&config.headers, &config.tls);
+    let client = build_client(&config.endpoint, &config.headers, &config.tls);
     if let Err(cause) = &client {
         crate::exit::report(&format!(
             "metrics will not be pushed to {}: the HTTP client failed to start: {cause}",
@@ -236,6 +247,7 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
         url_text: config.url.to_string(),
         config,
         spare: Vec::new(),
+        scratch: Vec::new(),
         failing: false,
         replay: None,
         spool_metrics,
@@ -388,6 +400,8 @@ struct Pusher {
     url_text: String,
     /// The buffer of the last body, handed back after its push, for the next one.
     spare: Vec<u8>,
+    /// The buffer the recorder renders into before the samples are sorted.
+    scratch: Vec<u8>,
     /// Whether the last interval push failed (to log a failure streak once).
     failing: bool,
     replay: Option<Replay>,
@@ -418,7 +432,9 @@ impl Pusher {
     fn body(&mut self, outcome: Outcome) -> Result<Bytes, PushError> {
         let mut buf = std::mem::take(&mut self.spare);
         buf.clear();
-        self.config.renderer.render_into(outcome, &mut buf);
+        self.config
+            .renderer
+            .render_into(outcome, &mut buf, &mut self.scratch);
         if self.config.gzip {
             let body = crate::compression::gzip(&buf)
                 .map(Bytes::from)

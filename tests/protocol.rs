@@ -118,3 +118,51 @@ fn any_grouping_value_round_trips_through_the_real_gateway() {
         })
         .unwrap();
 }
+
+#[test]
+fn gzip_bodies_are_accepted_by_the_real_gateway() {
+    let gw = Pushgateway::start();
+    let (out, _) = run_job(
+        false,
+        "shutdown",
+        "gzipped",
+        &[],
+        &[("PUSHGATEWAY_URL", &gw.url), ("TEST_GZIP", "1")],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok Some(200)\n",
+        "{}",
+        stderr(&out)
+    );
+    assert_job_values(&gw.job("gzipped"), "success", 0);
+}
+
+#[test]
+fn interval_pushes_reuse_one_connection() {
+    use common::proxy::{Fault, Proxy};
+
+    let gw = Pushgateway::start();
+    let proxy = Proxy::start(gw.port, Fault::Pass);
+    let (out, _) = run_job(
+        false,
+        "run",
+        "reused",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &proxy.url),
+            ("PUSHGATEWAY_INTERVAL", "50ms"),
+            ("TEST_RUN_MS", "600"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_job_values(&gw.job("reused"), "success", 0);
+    // About a dozen interval pushes and the final push, over one connection.
+    assert!(proxy.requests() >= 5, "{} requests", proxy.requests());
+    assert_eq!(proxy.connections(), 1);
+    println!(
+        "{} requests over {} connection",
+        proxy.requests(),
+        proxy.connections()
+    );
+}

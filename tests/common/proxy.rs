@@ -26,6 +26,7 @@ pub struct Proxy {
     pub url: String,
     fault: Arc<Mutex<Fault>>,
     connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -35,7 +36,12 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let fault = Arc::new(Mutex::new(fault));
         let connections = Arc::new(AtomicUsize::new(0));
-        let (f, c) = (Arc::clone(&fault), Arc::clone(&connections));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (f, c, r) = (
+            Arc::clone(&fault),
+            Arc::clone(&connections),
+            Arc::clone(&requests),
+        );
         std::thread::spawn(move || {
             let mut held = Vec::new();
             for client in listener.incoming() {
@@ -58,8 +64,8 @@ impl Proxy {
                 match mode {
                     Fault::Reset | Fault::ResetFirst(_) => reset(client),
                     Fault::Blackhole => held.push(client),
-                    Fault::Pass => forward(client, upstream_port, Duration::ZERO),
-                    Fault::Delay(d) => forward(client, upstream_port, d),
+                    Fault::Pass => forward(client, upstream_port, Duration::ZERO, &r),
+                    Fault::Delay(d) => forward(client, upstream_port, d, &r),
                 }
             }
         });
@@ -67,11 +73,17 @@ impl Proxy {
             url,
             fault,
             connections,
+            requests,
         }
     }
 
     pub fn set(&self, fault: Fault) {
         *self.fault.lock().unwrap() = fault;
+    }
+
+    /// HTTP/1.1 requests forwarded so far (request lines seen).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 
     /// Connections accepted so far.
@@ -100,25 +112,34 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-fn forward(client: TcpStream, upstream_port: u16, delay: Duration) {
+fn forward(client: TcpStream, upstream_port: u16, delay: Duration, requests: &Arc<AtomicUsize>) {
+    let requests = Arc::clone(requests);
     std::thread::spawn(move || {
         std::thread::sleep(delay);
         let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
             return reset(client);
         };
         let (c2, u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-        let up = std::thread::spawn(move || pump(c2, u2));
-        pump(upstream, client);
+        let up = std::thread::spawn(move || pump(c2, u2, Some(&requests)));
+        pump(upstream, client, None);
         let _ = up.join();
     });
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to`; counts request lines (`... HTTP/1.1\r\n`) into `requests`.
+fn pump(mut from: TcpStream, mut to: TcpStream, requests: Option<&AtomicUsize>) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if let Some(r) = requests {
+                    let lines = buf[..n]
+                        .windows(10)
+                        .filter(|w| w == b"HTTP/1.1\r\n")
+                        .count();
+                    r.fetch_add(lines, Ordering::SeqCst);
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
