@@ -5,8 +5,9 @@
 //!   crate's installed recorder vs a bare `metrics-exporter-prometheus` recorder given the same
 //!   5 s upkeep its own exporter runs.
 //! - `init`: `install()` wall time, inside fresh processes (one recorder per process).
-//! - `render`: rendering 1k, 10k and 100k series (this crate's body vs the `prometheus`
-//!   crate's `TextEncoder`), the part of a push that is not the gateway's.
+//! - `render`: rendering 1k, 10k and 100k series (this crate's body, and the part of it that
+//!   is `metrics-exporter-prometheus`'s, vs the `prometheus` crate's `TextEncoder` and the
+//!   `ProtobufEncoder` its `push_metrics` uses), the part of a push that is not the gateway's.
 //! - `push`: render + send + answer of 1k, 10k and 100k series with warm clients: this crate's
 //!   `flush()` vs the `prometheus` crate's `push_metrics` of the same series.
 //! - `final_push_in_a_fresh_process`: what a job pays at exit for 1,000 series, measured
@@ -193,6 +194,16 @@ fn render_and_push(c: &mut Criterion) {
                 })
             },
         );
+        group.bench_function(BenchmarkId::new("prometheus ProtobufEncoder", n), |b| {
+            b.iter(|| {
+                use prometheus::Encoder as _;
+                let mut out = Vec::new();
+                prometheus::ProtobufEncoder::new()
+                    .encode(&registry.gather(), &mut out)
+                    .unwrap();
+                out
+            })
+        });
         group.bench_function(BenchmarkId::new("prometheus TextEncoder", n), |b| {
             b.iter(|| {
                 let mut out = String::new();
@@ -340,11 +351,13 @@ fn memory(_: &mut Criterion) {
     );
 }
 
+// Pushes first, so that the installed recorder holds only the pushed series (and the
+// lifecycle metrics) when they are measured.
 criterion_group!(
     benches,
+    render_and_push,
     record,
     init,
-    render_and_push,
     fresh_process,
     gzip,
     memory
