@@ -69,6 +69,10 @@ pub const ENV_CLIENT_CERT_FILE: &str = "PUSHGATEWAY_CLIENT_CERT_FILE";
 /// Environment variable: path of the PEM private key of the client certificate.
 pub const ENV_CLIENT_KEY_FILE: &str = "PUSHGATEWAY_CLIENT_KEY_FILE";
 
+/// Environment variable: `0`, `false`, `no` or `off` leaves the exporter's own metrics
+/// (`pushgateway_exporter_*`) out of what is pushed.
+pub const ENV_SELF_METRICS: &str = "PUSHGATEWAY_SELF_METRICS";
+
 /// A secret that never shows in `Debug` output.
 #[derive(Clone)]
 struct Secret<T = String>(T);
@@ -111,6 +115,7 @@ enum Auth {
 /// | [`compression`](Self::compression) | [`Compression::None`] | |
 /// | [`signals`](Self::signals) | [`SignalHandling::PushAndExit`] | |
 /// | [`lifecycle_metrics`](Self::lifecycle_metrics) | on | |
+/// | [`self_metrics`](Self::self_metrics) | on | `PUSHGATEWAY_SELF_METRICS=0` turns them off |
 /// | [`delete_on_shutdown`](Self::delete_on_shutdown) | off | |
 /// | [`buckets`](Self::buckets) | [`DEFAULT_BUCKETS`] | |
 /// | [`enabled`](Self::enabled) | on | `PUSHGATEWAY_DISABLED=1` turns it off |
@@ -129,6 +134,7 @@ pub struct PushgatewayBuilder {
     compression: Compression,
     signals: SignalHandling,
     lifecycle_metrics: bool,
+    self_metrics: bool,
     delete_on_shutdown: bool,
     enabled: bool,
     buckets: Vec<f64>,
@@ -157,6 +163,7 @@ impl std::fmt::Debug for PushgatewayBuilder {
             .field("compression", &self.compression)
             .field("signals", &self.signals)
             .field("lifecycle_metrics", &self.lifecycle_metrics)
+            .field("self_metrics", &self.self_metrics)
             .field("delete_on_shutdown", &self.delete_on_shutdown)
             .field("enabled", &self.enabled)
             .field("buckets", &self.buckets)
@@ -190,6 +197,7 @@ impl PushgatewayBuilder {
             compression: Compression::None,
             signals: SignalHandling::PushAndExit,
             lifecycle_metrics: true,
+            self_metrics: true,
             delete_on_shutdown: false,
             enabled: true,
             buckets: DEFAULT_BUCKETS.to_vec(),
@@ -330,6 +338,13 @@ impl PushgatewayBuilder {
             }
             (None, None) => {}
         }
+        if let Some(text) = var(ENV_SELF_METRICS, false)? {
+            b.self_metrics = parse_bool(&text).map_err(|reason| InitError::InvalidEnv {
+                var: ENV_SELF_METRICS,
+                value: text.clone(),
+                reason,
+            })?;
+        }
         if let Some(text) = var(ENV_DISABLED, false)? {
             b.enabled = !parse_bool(&text).map_err(|reason| InitError::InvalidEnv {
                 var: ENV_DISABLED,
@@ -433,6 +448,17 @@ impl PushgatewayBuilder {
     /// duration, outcome, exit code and last success time. Default on.
     pub fn lifecycle_metrics(mut self, enabled: bool) -> Self {
         self.lifecycle_metrics = enabled;
+        self
+    }
+
+    /// Whether pushes carry the exporter's own metrics, prefixed `pushgateway_exporter_`:
+    /// `pushes_total{result="success"|"failure"}`, `push_duration_seconds` (the last push,
+    /// retries included), `sent_bytes_total` (request bodies, every attempt),
+    /// `last_success_time_seconds`, and with a spool `spool_snapshots`, `spool_bytes`,
+    /// `spool_written_total`, `spool_replayed_total`, `spool_dropped_total`. They are recorded
+    /// after each push, so a push's own result shows from the next push on. Default on.
+    pub fn self_metrics(mut self, enabled: bool) -> Self {
+        self.self_metrics = enabled;
         self
     }
 
@@ -592,6 +618,7 @@ impl PushgatewayBuilder {
                 headers,
                 tls,
                 spool,
+                self_metrics: self.self_metrics,
                 method: self.method,
                 interval: (!self.interval.is_zero()).then_some(self.interval),
                 push_timeout: self.push_timeout,
@@ -1275,7 +1302,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const VARS: [&str; 12] = [
+        const VARS: [&str; 13] = [
             ENV_URL,
             ENV_USERNAME,
             ENV_PASSWORD,
@@ -1285,6 +1312,7 @@ mod tests {
             ENV_SHUTDOWN_TIMEOUT,
             ENV_GROUPING,
             ENV_DISABLED,
+            ENV_SELF_METRICS,
             ENV_SPOOL_DIR,
             ENV_CLIENT_CERT_FILE,
             ENV_CLIENT_KEY_FILE,

@@ -205,6 +205,17 @@ impl PushError {
         matches!(self, PushError::Status { status, .. } if matches!(status, 400 | 413 | 415 | 422))
     }
 
+    /// How many requests were sent.
+    pub(crate) fn attempts(&self) -> u32 {
+        match self {
+            PushError::Status { attempts, .. }
+            | PushError::Transport { attempts, .. }
+            | PushError::Timeout { attempts, .. } => *attempts,
+            PushError::Tls { .. } => 1,
+            PushError::Client { .. } | PushError::ShutDown => 0,
+        }
+    }
+
     /// Whether the same snapshot could succeed later, so that the spool keeps it.
     pub(crate) fn worth_keeping(&self) -> bool {
         !self.rejects_body() && !matches!(self, PushError::ShutDown)

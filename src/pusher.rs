@@ -174,6 +174,7 @@ pub(crate) struct PusherConfig {
     pub(crate) gzip: bool,
     pub(crate) renderer: Arc<Renderer>,
     pub(crate) spool: Option<Spool>,
+    pub(crate) self_metrics: bool,
 }
 
 /// Starts the pusher thread.
@@ -241,7 +242,11 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
     let spool_metrics = config
         .spool
         .as_ref()
+        .filter(|_| config.self_metrics)
         .map(|_| SpoolMetrics::register(&config.renderer.recorder));
+    let self_metrics = config
+        .self_metrics
+        .then(|| SelfMetrics::register(&config.renderer.recorder));
     let mut pusher = Pusher {
         client,
         url_text: config.url.to_string(),
@@ -251,6 +256,7 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
         failing: false,
         replay: None,
         spool_metrics,
+        self_metrics,
     };
     if let Some(spool) = &pusher.config.spool {
         if let Err(e) = spool.create_dir() {
@@ -334,6 +340,101 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
     }
 }
 
+/// Registers the exporter's own metrics in the job's registry.
+struct Registrar<'a> {
+    recorder: &'a metrics_exporter_prometheus::PrometheusRecorder,
+    metadata: Metadata<'static>,
+}
+
+impl Registrar<'_> {
+    fn new(recorder: &LazyRecorder) -> Registrar<'_> {
+        Registrar {
+            recorder: recorder.get(),
+            metadata: Metadata::new(module_path!(), Level::INFO, Some(module_path!())),
+        }
+    }
+
+    fn name(suffix: &str) -> String {
+        format!("{SELF_PREFIX}{suffix}")
+    }
+
+    fn gauge(&self, suffix: &str, unit: Option<Unit>, help: &'static str) -> Gauge {
+        self.recorder
+            .describe_gauge(Self::name(suffix).into(), unit, help.into());
+        self.recorder
+            .register_gauge(&Key::from_name(Self::name(suffix)), &self.metadata)
+    }
+
+    fn counter(
+        &self,
+        suffix: &str,
+        labels: &[(&'static str, &'static str)],
+        help: &'static str,
+    ) -> Counter {
+        self.recorder
+            .describe_counter(Self::name(suffix).into(), None, help.into());
+        let labels: Vec<metrics::Label> = labels
+            .iter()
+            .map(|(k, v)| metrics::Label::from_static_parts(k, v))
+            .collect();
+        self.recorder
+            .register_counter(&Key::from_parts(Self::name(suffix), labels), &self.metadata)
+    }
+}
+
+/// The exporter's own metrics: how its pushes went.
+struct SelfMetrics {
+    succeeded: Counter,
+    failed: Counter,
+    duration: Gauge,
+    sent_bytes: Counter,
+    last_success: Gauge,
+}
+
+impl SelfMetrics {
+    fn register(recorder: &LazyRecorder) -> Self {
+        let r = Registrar::new(recorder);
+        let pushes = "Pushes by result (interval pushes, flushes and final pushes; a push's \
+                      own result shows from the next push on).";
+        SelfMetrics {
+            succeeded: r.counter("pushes_total", &[("result", "success")], pushes),
+            failed: r.counter("pushes_total", &[("result", "failure")], pushes),
+            duration: r.gauge(
+                "push_duration_seconds",
+                Some(Unit::Seconds),
+                "Wall time of the last push, retries included.",
+            ),
+            sent_bytes: r.counter(
+                "sent_bytes_total",
+                &[],
+                "Request body bytes sent, every attempt counted.",
+            ),
+            last_success: r.gauge(
+                "last_success_time_seconds",
+                Some(Unit::Seconds),
+                "Unix time of the last successful push.",
+            ),
+        }
+    }
+
+    fn record(&self, result: &Result<PushReport, PushError>, body_bytes: usize, elapsed: Duration) {
+        let attempts = match result {
+            Ok(report) => {
+                self.succeeded.increment(1);
+                self.last_success.set(spool::now_ms() as f64 / 1000.0);
+                report.attempts()
+            }
+            Err(e) => {
+                self.failed.increment(1);
+                e.attempts()
+            }
+        };
+        self.duration.set(elapsed.as_secs_f64());
+        self.sent_bytes
+            .increment(body_bytes as u64 * u64::from(attempts));
+    }
+}
+
 /// The spool's own metrics, in the same registry as the job's.
 struct SpoolMetrics {
     snapshots: Gauge,
@@ -348,38 +449,31 @@ pub(crate) const SELF_PREFIX: &str = "pushgateway_exporter_";
 
 impl SpoolMetrics {
     fn register(recorder: &LazyRecorder) -> Self {
-        let recorder = recorder.get();
-        let metadata = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
-        let name = |suffix: &str| format!("{SELF_PREFIX}{suffix}");
-        let gauge = |suffix: &str, unit: Option<Unit>, help: &'static str| {
-            recorder.describe_gauge(name(suffix).into(), unit, help.into());
-            recorder.register_gauge(&Key::from_name(name(suffix)), &metadata)
-        };
-        let counter = |suffix: &str, help: &'static str| {
-            recorder.describe_counter(name(suffix).into(), None, help.into());
-            recorder.register_counter(&Key::from_name(name(suffix)), &metadata)
-        };
+        let r = Registrar::new(recorder);
         SpoolMetrics {
-            snapshots: gauge(
+            snapshots: r.gauge(
                 "spool_snapshots",
                 None,
                 "Snapshots waiting in the spool directory.",
             ),
-            bytes: gauge(
+            bytes: r.gauge(
                 "spool_bytes",
                 Some(Unit::Bytes),
                 "Size of the snapshots waiting in the spool directory.",
             ),
-            written: counter(
+            written: r.counter(
                 "spool_written_total",
+                &[],
                 "Snapshots written to the spool after a failed push.",
             ),
-            replayed: counter(
+            replayed: r.counter(
                 "spool_replayed_total",
+                &[],
                 "Spooled snapshots the gateway accepted on replay.",
             ),
-            dropped: counter(
+            dropped: r.counter(
                 "spool_dropped_total",
+                &[],
                 "Snapshots dropped to keep the spool within its bounds, or set aside as corrupt or rejected.",
             ),
         }
@@ -406,6 +500,7 @@ struct Pusher {
     failing: bool,
     replay: Option<Replay>,
     spool_metrics: Option<SpoolMetrics>,
+    self_metrics: Option<SelfMetrics>,
 }
 
 impl Pusher {
@@ -470,6 +565,7 @@ impl Pusher {
     ) -> Result<PushReport, PushError> {
         let method = self.method(outcome);
         let created_ms = spool::now_ms();
+        let started = Instant::now();
         let body = self.body(outcome)?;
         let result = match self.client() {
             Ok(client) => {
@@ -484,6 +580,9 @@ impl Pusher {
             }
             Err(e) => Err(e),
         };
+        if let Some(m) = &self.self_metrics {
+            m.record(&result, body.len(), started.elapsed());
+        }
         match &result {
             Ok(_) => {
                 self.pushed(created_ms, outcome.is_final());

@@ -166,3 +166,62 @@ fn interval_pushes_reuse_one_connection() {
         proxy.connections()
     );
 }
+
+#[test]
+fn the_exporters_own_metrics_are_pushed_and_can_be_turned_off() {
+    let gw = Pushgateway::start();
+    let env = |job_self_metrics: Option<&'static str>| {
+        let mut env = vec![
+            ("PUSHGATEWAY_URL", gw.url.clone()),
+            ("PUSHGATEWAY_INTERVAL", "50ms".into()),
+            ("TEST_RUN_MS", "400".into()),
+        ];
+        if let Some(v) = job_self_metrics {
+            env.push(("PUSHGATEWAY_SELF_METRICS", v.into()));
+        }
+        env
+    };
+    let run = |job: &str, env: Vec<(&str, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (out, _) = run_job(false, "run", job, &[], &env);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    run("observed", env(None));
+    let group = gw.job("observed");
+    assert_job_values(&group, "success", 0);
+    // The interval pushes before the final one, all successful.
+    let ok = group.value(
+        "pushgateway_exporter_pushes_total",
+        &[("result", "success")],
+    );
+    assert!((3.0..=9.0).contains(&ok), "{ok} successful pushes");
+    assert_eq!(
+        group.value(
+            "pushgateway_exporter_pushes_total",
+            &[("result", "failure")]
+        ),
+        0.0
+    );
+    let sent = group.value("pushgateway_exporter_sent_bytes_total", &[]);
+    assert!(sent > ok * 500.0, "{sent} bytes in {ok} pushes");
+    let duration = group.value("pushgateway_exporter_push_duration_seconds", &[]);
+    assert!(duration > 0.0 && duration < 1.0, "{duration}");
+    let last = group.value("pushgateway_exporter_last_success_time_seconds", &[]);
+    let started = group.value("batch_job_start_time_seconds", &[]);
+    assert!(
+        last > started && last < started + 5.0,
+        "{last} vs {started}"
+    );
+
+    run("quiet", env(Some("0")));
+    let group = gw.job("quiet");
+    assert_job_values(&group, "success", 0);
+    let own: Vec<&String> = group
+        .0
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("pushgateway_exporter_"))
+        .collect();
+    assert!(own.is_empty(), "{own:?}");
+}
