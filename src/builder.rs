@@ -73,6 +73,19 @@ pub const ENV_CLIENT_KEY_FILE: &str = "PUSHGATEWAY_CLIENT_KEY_FILE";
 /// (`pushgateway_exporter_*`) out of what is pushed.
 pub const ENV_SELF_METRICS: &str = "PUSHGATEWAY_SELF_METRICS";
 
+/// Environment variable: `1`, `true`, `yes` or `on` adds grouping labels from a CI
+/// environment ([`PushgatewayBuilder::ci_grouping_labels`]); `commit` adds the commit too.
+pub const ENV_CI_LABELS: &str = "PUSHGATEWAY_CI_LABELS";
+
+/// Which grouping labels come from a CI environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CiLabels {
+    /// Repository, workflow and ref name.
+    Stable,
+    /// Those and the commit.
+    WithCommit,
+}
+
 /// A secret that never shows in `Debug` output.
 #[derive(Clone)]
 struct Secret<T = String>(T);
@@ -135,6 +148,7 @@ pub struct PushgatewayBuilder {
     signals: SignalHandling,
     lifecycle_metrics: bool,
     self_metrics: bool,
+    ci_labels: Option<CiLabels>,
     delete_on_shutdown: bool,
     enabled: bool,
     buckets: Vec<f64>,
@@ -164,6 +178,7 @@ impl std::fmt::Debug for PushgatewayBuilder {
             .field("signals", &self.signals)
             .field("lifecycle_metrics", &self.lifecycle_metrics)
             .field("self_metrics", &self.self_metrics)
+            .field("ci_labels", &self.ci_labels)
             .field("delete_on_shutdown", &self.delete_on_shutdown)
             .field("enabled", &self.enabled)
             .field("buckets", &self.buckets)
@@ -198,6 +213,7 @@ impl PushgatewayBuilder {
             signals: SignalHandling::PushAndExit,
             lifecycle_metrics: true,
             self_metrics: true,
+            ci_labels: None,
             delete_on_shutdown: false,
             enabled: true,
             buckets: DEFAULT_BUCKETS.to_vec(),
@@ -338,6 +354,19 @@ impl PushgatewayBuilder {
             }
             (None, None) => {}
         }
+        if let Some(text) = var(ENV_CI_LABELS, false)? {
+            b.ci_labels = if text.eq_ignore_ascii_case("commit") {
+                Some(CiLabels::WithCommit)
+            } else {
+                parse_bool(&text)
+                    .map_err(|reason| InitError::InvalidEnv {
+                        var: ENV_CI_LABELS,
+                        value: text.clone(),
+                        reason: format!("{reason}, or commit"),
+                    })?
+                    .then_some(CiLabels::Stable)
+            };
+        }
         if let Some(text) = var(ENV_SELF_METRICS, false)? {
             b.self_metrics = parse_bool(&text).map_err(|reason| InitError::InvalidEnv {
                 var: ENV_SELF_METRICS,
@@ -369,6 +398,39 @@ impl PushgatewayBuilder {
     /// a run ID). The name must be a valid label name; the value may be any string.
     pub fn grouping_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.grouping.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds grouping labels that tell CI runs apart, read at [`install`](Self::install) from
+    /// the CI environment, when there is one:
+    ///
+    /// | label | GitHub Actions | GitLab CI |
+    /// |---|---|---|
+    /// | `ci_repository` | `GITHUB_REPOSITORY` | `CI_PROJECT_PATH` |
+    /// | `ci_workflow` | `GITHUB_WORKFLOW` | `CI_JOB_NAME` (GitLab names jobs, not workflows) |
+    /// | `ci_ref` | `GITHUB_REF_NAME` | `CI_COMMIT_REF_NAME` |
+    ///
+    /// Outside CI (neither `GITHUB_ACTIONS` nor `GITLAB_CI` is `true`) it adds nothing. A
+    /// grouping label set explicitly wins over the CI one of the same name.
+    ///
+    /// The cardinality rule: every distinct grouping key is a group the Pushgateway keeps
+    /// until it is deleted, so only values that repeat from run to run belong in it. A branch
+    /// per pull request already adds a group per branch; the commit would add one per push,
+    /// which is why it is left out unless asked for with
+    /// [`ci_commit_grouping_label`](Self::ci_commit_grouping_label). Also
+    /// `PUSHGATEWAY_CI_LABELS=1` (or `=commit`).
+    pub fn ci_grouping_labels(mut self) -> Self {
+        if self.ci_labels.is_none() {
+            self.ci_labels = Some(CiLabels::Stable);
+        }
+        self
+    }
+
+    /// [`ci_grouping_labels`](Self::ci_grouping_labels) and `ci_commit` (`GITHUB_SHA`,
+    /// `CI_COMMIT_SHA`): one group per commit, kept by the gateway until deleted. Use with
+    /// [`delete_on_shutdown`](Self::delete_on_shutdown) or a clean-up job.
+    pub fn ci_commit_grouping_label(mut self) -> Self {
+        self.ci_labels = Some(CiLabels::WithCommit);
         self
     }
 
@@ -572,7 +634,15 @@ impl PushgatewayBuilder {
                 url: redact_url(&self.endpoint),
                 reason,
             })?;
-        check_labels(&self.grouping, &self.global)?;
+        let mut grouping = self.grouping.clone();
+        if let Some(which) = self.ci_labels {
+            for (name, value) in ci_labels(|v| std::env::var(v).ok(), which) {
+                if !grouping.iter().any(|(n, _)| *n == name) {
+                    grouping.push((name, value));
+                }
+            }
+        }
+        check_labels(&grouping, &self.global)?;
         for (setting, value) in [
             ("push_timeout", self.push_timeout),
             ("shutdown_timeout", self.shutdown_timeout),
@@ -597,7 +667,7 @@ impl PushgatewayBuilder {
             prometheus = prometheus.add_global_label(name, value);
         }
         let recorder = Arc::new(LazyRecorder::new(prometheus));
-        let group = group_path(&self.job, &self.grouping);
+        let group = group_path(&self.job, &grouping);
         let url = url_for(&endpoint, &group);
         if self.enabled {
             if let Some(warning) = insecure_warning(&url, auth.is_some(), &tls) {
@@ -783,6 +853,35 @@ impl PushgatewayBuilder {
         }
         Ok(tls)
     }
+}
+
+/// The grouping labels of the CI environment `lookup` describes (none outside CI).
+fn ci_labels(lookup: impl Fn(&str) -> Option<String>, which: CiLabels) -> Vec<(String, String)> {
+    let is = |var: &str| lookup(var).is_some_and(|v| v == "true");
+    let vars: [(&str, &str); 4] = if is("GITHUB_ACTIONS") {
+        [
+            ("ci_repository", "GITHUB_REPOSITORY"),
+            ("ci_workflow", "GITHUB_WORKFLOW"),
+            ("ci_ref", "GITHUB_REF_NAME"),
+            ("ci_commit", "GITHUB_SHA"),
+        ]
+    } else if is("GITLAB_CI") {
+        [
+            ("ci_repository", "CI_PROJECT_PATH"),
+            ("ci_workflow", "CI_JOB_NAME"),
+            ("ci_ref", "CI_COMMIT_REF_NAME"),
+            ("ci_commit", "CI_COMMIT_SHA"),
+        ]
+    } else {
+        return Vec::new();
+    };
+    vars.iter()
+        .filter(|(label, _)| *label != "ci_commit" || which == CiLabels::WithCommit)
+        .filter_map(|(label, var)| {
+            let value = lookup(var)?;
+            (!value.is_empty()).then(|| ((*label).to_owned(), value))
+        })
+        .collect()
 }
 
 /// The warning for a configuration that exposes what is pushed, if any: credentials over
@@ -1234,6 +1333,56 @@ mod tests {
     }
 
     #[test]
+    fn ci_labels_from_github_and_gitlab() {
+        let lookup = |vars: &[(&str, &str)]| {
+            let map: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            move |k: &str| map.get(k).cloned()
+        };
+        let github = lookup(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REPOSITORY", "acme/ingest"),
+            ("GITHUB_WORKFLOW", "nightly"),
+            ("GITHUB_REF_NAME", "main"),
+            ("GITHUB_SHA", "0123abc"),
+        ]);
+        let pairs = |v: Vec<(String, String)>| -> Vec<String> {
+            v.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+        };
+        assert_eq!(
+            pairs(ci_labels(&github, CiLabels::Stable)),
+            [
+                "ci_repository=acme/ingest",
+                "ci_workflow=nightly",
+                "ci_ref=main"
+            ]
+        );
+        assert_eq!(
+            pairs(ci_labels(&github, CiLabels::WithCommit))
+                .last()
+                .unwrap(),
+            "ci_commit=0123abc"
+        );
+        let gitlab = lookup(&[
+            ("GITLAB_CI", "true"),
+            ("CI_PROJECT_PATH", "acme/ingest"),
+            ("CI_JOB_NAME", "load"),
+            ("CI_COMMIT_REF_NAME", ""),
+        ]);
+        assert_eq!(
+            pairs(ci_labels(&gitlab, CiLabels::Stable)),
+            ["ci_repository=acme/ingest", "ci_workflow=load"]
+        );
+        assert!(ci_labels(lookup(&[("CI", "true")]), CiLabels::WithCommit).is_empty());
+        let err = env(&[(ENV_CI_LABELS, "sometimes")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PUSHGATEWAY_CI_LABELS"), "{err}");
+    }
+
+    #[test]
     fn insecure_configurations_are_named() {
         let url = |u: &str| Url::parse(u).unwrap();
         let plain = TlsConfig::default();
@@ -1302,7 +1451,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const VARS: [&str; 13] = [
+        const VARS: [&str; 14] = [
             ENV_URL,
             ENV_USERNAME,
             ENV_PASSWORD,
@@ -1313,6 +1462,7 @@ mod tests {
             ENV_GROUPING,
             ENV_DISABLED,
             ENV_SELF_METRICS,
+            ENV_CI_LABELS,
             ENV_SPOOL_DIR,
             ENV_CLIENT_CERT_FILE,
             ENV_CLIENT_KEY_FILE,

@@ -225,3 +225,45 @@ fn the_exporters_own_metrics_are_pushed_and_can_be_turned_off() {
         .collect();
     assert!(own.is_empty(), "{own:?}");
 }
+
+#[test]
+fn ci_grouping_labels_come_from_the_ci_environment() {
+    let gw = Pushgateway::start();
+    let run = |job: &str, ci_labels: &str| {
+        let mut cmd = job_command(
+            false,
+            "main",
+            job,
+            &[
+                ("PUSHGATEWAY_URL", &gw.url),
+                ("PUSHGATEWAY_CI_LABELS", ci_labels),
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_REPOSITORY", "acme/ingest"),
+                ("GITHUB_WORKFLOW", "nightly load"),
+                ("GITHUB_REF_NAME", "main"),
+                ("GITHUB_SHA", "9fceb02d0ae598e95dc970b74767f19372d61af8"),
+            ],
+        );
+        cmd.env_remove("GITLAB_CI");
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    run("in-ci", "1");
+    let stable = [
+        ("job", "in-ci"),
+        ("ci_repository", "acme/ingest"),
+        ("ci_workflow", "nightly load"),
+        ("ci_ref", "main"),
+    ];
+    assert_job_values(
+        &gw.group(&stable)
+            .expect("grouped by repository, workflow and ref"),
+        "success",
+        0,
+    );
+    run("per-commit", "commit");
+    let mut with_commit = stable.to_vec();
+    with_commit[0] = ("job", "per-commit");
+    with_commit.push(("ci_commit", "9fceb02d0ae598e95dc970b74767f19372d61af8"));
+    assert!(gw.group(&with_commit).is_some(), "{:#?}", gw.groups());
+}
