@@ -25,6 +25,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/support/peer.rs"]
+mod peer;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -140,21 +142,6 @@ fn init(c: &mut Criterion) {
     group.finish();
 }
 
-/// The `prometheus` crate's registry with `n` counter series, as the peer records them.
-fn prometheus_registry(n: usize) -> prometheus::Registry {
-    let registry = prometheus::Registry::new();
-    let counters = prometheus::IntCounterVec::new(
-        prometheus::Opts::new("bench_series_total", "bench series"),
-        &["series"],
-    )
-    .unwrap();
-    registry.register(Box::new(counters.clone())).unwrap();
-    for i in 0..n {
-        counters.with_label_values(&[&i.to_string()]).inc();
-    }
-    registry
-}
-
 /// Records series `from..to` into this crate's recorder.
 fn record_series(from: usize, to: usize) {
     for i in from..to {
@@ -172,7 +159,7 @@ fn render_and_push(c: &mut Criterion) {
     for n in SIZES {
         record_series(recorded, n);
         recorded = n;
-        let registry = prometheus_registry(n);
+        let registry = peer::prometheus_registry(n);
         let samples = if n >= 100_000 { 10 } else { 20 };
 
         let mut group = c.benchmark_group("render");

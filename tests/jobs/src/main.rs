@@ -5,6 +5,9 @@
 //! the `PUSHGATEWAY_*` environment variables. Prints `ready` on stdout once the values are
 //! recorded.
 
+#[path = "../../support/peer.rs"]
+mod peer;
+
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -107,16 +110,7 @@ fn vm_kib(field: &str) -> u64 {
 /// The peer: the `prometheus` crate's `push_metrics` of `n` counter series, timed from the
 /// end of the job's work, in a fresh process (its HTTP client is built by the first push).
 fn prometheus_push_timed(job: &str, n: usize) {
-    let registry = prometheus::Registry::new();
-    let counters = prometheus::IntCounterVec::new(
-        prometheus::Opts::new("bench_series_total", "bench series"),
-        &["series"],
-    )
-    .unwrap();
-    registry.register(Box::new(counters.clone())).unwrap();
-    for i in 0..n {
-        counters.with_label_values(&[&i.to_string()]).inc();
-    }
+    let registry = peer::prometheus_registry(n);
     let url = std::env::var("PUSHGATEWAY_URL").unwrap();
     let started = std::time::Instant::now();
     prometheus::push_metrics(
