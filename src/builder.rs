@@ -629,11 +629,12 @@ impl PushgatewayBuilder {
         if self.job.is_empty() {
             return Err(InitError::EmptyJob);
         }
-        let (endpoint, url_auth) =
-            parse_endpoint(&self.endpoint).map_err(|reason| InitError::InvalidUrl {
-                url: redact_url(&self.endpoint),
-                reason,
-            })?;
+        let Connection {
+            endpoint,
+            headers,
+            tls,
+            credentials,
+        } = self.connection()?;
         let mut grouping = self.grouping.clone();
         if let Some(which) = self.ci_labels {
             for (name, value) in ci_labels(|v| std::env::var(v).ok(), which) {
@@ -654,9 +655,6 @@ impl PushgatewayBuilder {
                 });
             }
         }
-        let auth = self.auth.clone().or(url_auth);
-        let headers = build_headers(auth.as_ref(), &self.headers)?;
-        let tls = self.tls_config()?;
         let spool = self.spool()?;
         let mut prometheus = PrometheusBuilder::new();
         prometheus = with_buckets(prometheus, &self.buckets, None)?;
@@ -670,7 +668,7 @@ impl PushgatewayBuilder {
         let group = group_path(&self.job, &grouping);
         let url = url_for(&endpoint, &group);
         if self.enabled {
-            if let Some(warning) = insecure_warning(&url, auth.is_some(), &tls) {
+            if let Some(warning) = insecure_warning(&url, credentials, &tls) {
                 crate::exit::warn(&warning);
             }
         }
@@ -750,11 +748,12 @@ impl PushgatewayBuilder {
     /// [`InitError`] when no spool directory is configured, a setting is invalid, or the spool
     /// directory cannot be read or locked. What the gateway answers is in the report.
     pub fn replay(self) -> Result<ReplayReport, InitError> {
-        let (endpoint, url_auth) =
-            parse_endpoint(&self.endpoint).map_err(|reason| InitError::InvalidUrl {
-                url: redact_url(&self.endpoint),
-                reason,
-            })?;
+        let Connection {
+            endpoint,
+            headers,
+            tls,
+            credentials,
+        } = self.connection()?;
         let Some(spool) = self.spool()? else {
             return Err(InitError::InvalidSetting {
                 setting: "spool_dir",
@@ -767,10 +766,7 @@ impl PushgatewayBuilder {
                 reason: "must be longer than zero".into(),
             });
         }
-        let auth = self.auth.clone().or(url_auth);
-        let headers = build_headers(auth.as_ref(), &self.headers)?;
-        let tls = self.tls_config()?;
-        if let Some(warning) = insecure_warning(&endpoint, auth.is_some(), &tls) {
+        if let Some(warning) = insecure_warning(&endpoint, credentials, &tls) {
             crate::exit::warn(&warning);
         }
         let client = crate::pusher::build_client(&endpoint, &headers, &tls).map_err(|reason| {
@@ -784,6 +780,22 @@ impl PushgatewayBuilder {
                 dir: spool.dir().to_owned(),
                 source,
             }
+        })
+    }
+
+    /// The checked endpoint and what every request to it carries: headers (auth) and TLS.
+    fn connection(&self) -> Result<Connection, InitError> {
+        let (endpoint, url_auth) =
+            parse_endpoint(&self.endpoint).map_err(|reason| InitError::InvalidUrl {
+                url: redact_url(&self.endpoint),
+                reason,
+            })?;
+        let auth = self.auth.clone().or(url_auth);
+        Ok(Connection {
+            headers: build_headers(auth.as_ref(), &self.headers)?,
+            tls: self.tls_config()?,
+            credentials: auth.is_some(),
+            endpoint,
         })
     }
 
@@ -882,6 +894,15 @@ fn ci_labels(lookup: impl Fn(&str) -> Option<String>, which: CiLabels) -> Vec<(S
             (!value.is_empty()).then(|| ((*label).to_owned(), value))
         })
         .collect()
+}
+
+/// The endpoint (without credentials) and the settings of every request to it.
+struct Connection {
+    endpoint: Url,
+    headers: HeaderMap,
+    tls: TlsConfig,
+    /// Whether requests carry basic auth or a bearer token.
+    credentials: bool,
 }
 
 /// The warning for a configuration that exposes what is pushed, if any: credentials over

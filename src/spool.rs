@@ -136,7 +136,9 @@ impl Spool {
         if size > self.max_bytes {
             // It alone is over the bound: dropped without touching what is already spooled.
             written.dropped.push(Entry {
-                path: self.dir.join(self.name(snapshot)),
+                path: self
+                    .dir
+                    .join(self.name(snapshot, self.seq.load(Ordering::Relaxed))),
                 bytes: size,
             });
             return Ok(written);
@@ -151,7 +153,7 @@ impl Spool {
             file.write_all(header.as_bytes())?;
             file.write_all(&snapshot.body)?;
             file.sync_all()?;
-            let path = self.dir.join(self.name(snapshot));
+            let path = self.dir.join(self.name(snapshot, seq));
             fs::rename(&tmp, &path)?;
             sync_dir(&self.dir);
             Ok(path)
@@ -164,29 +166,18 @@ impl Spool {
             }
         };
         // Older snapshots of the same group would only overwrite this one's newer values.
-        let hash = format!("-{:08x}-", group_hash(&snapshot.group));
-        for entry in self.entries()? {
-            let name = file_name(&entry.path);
-            if entry.path != path && name.contains(&hash) && name < file_name(&path) {
-                if let Ok(old) = read(&entry.path) {
-                    if old.group == snapshot.group && fs::remove_file(&entry.path).is_ok() {
-                        written.replaced += 1;
-                    }
-                }
-            }
-        }
+        written.replaced = self.remove_older(&snapshot.group, snapshot.created_ms, Some(&path));
         written.dropped = self.enforce_bounds(&path)?;
         written.path = Some(path);
         Ok(written)
     }
 
-    fn name(&self, snapshot: &Snapshot) -> String {
+    fn name(&self, snapshot: &Snapshot, seq: u64) -> String {
         format!(
-            "{:013}-{:08x}-{}-{}{SNAPSHOT}",
+            "{:013}-{:08x}-{}-{seq}{SNAPSHOT}",
             snapshot.created_ms,
             group_hash(&snapshot.group),
             self.writer,
-            self.seq.load(Ordering::Relaxed)
         )
     }
 
@@ -263,13 +254,18 @@ impl Spool {
     /// Removes the snapshots of `group` created at or before `until_ms`: a newer push of the
     /// same group made them obsolete. Returns how many were removed.
     pub(crate) fn remove_group(&self, group: &str, until_ms: u64) -> usize {
+        self.remove_older(group, until_ms, None)
+    }
+
+    /// Removes the snapshots of `group` created at or before `until_ms`, except `keep`.
+    fn remove_older(&self, group: &str, until_ms: u64, keep: Option<&Path>) -> usize {
         let hash = format!("-{:08x}-", group_hash(group));
         let Ok(entries) = self.entries() else {
             return 0;
         };
         let mut removed = 0;
         for entry in entries {
-            if !file_name(&entry.path).contains(&hash) {
+            if !file_name(&entry.path).contains(&hash) || Some(entry.path.as_path()) == keep {
                 continue;
             }
             if let Ok(old) = read(&entry.path) {
