@@ -14,13 +14,14 @@ use reqwest::Url;
 use crate::compression::Compression;
 use crate::exit::SignalHandling;
 use crate::gateway::{group_path, url_for, PushMethod};
-use crate::guard::{Inner, PushGuard, PushHandle};
+use crate::guard::{Inner, Lane, PushGuard, PushHandle};
 use crate::lifecycle::Lifecycle;
 use crate::pusher::{PusherConfig, Renderer, TlsConfig};
 use crate::recorder::{Installed, LazyRecorder};
 use crate::replay::ReplayReport;
 use crate::spool::{Spool, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
-use crate::InitError;
+use crate::target::{Target, TargetKind};
+use crate::{pusher::Sink, InitError};
 
 /// The endpoint used when none is configured: a Pushgateway on this host, default port.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9091";
@@ -36,8 +37,16 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Environment variable: the Pushgateway endpoint (default `http://127.0.0.1:9091`).
+/// Environment variable: the Pushgateway endpoint (default `http://127.0.0.1:9091`), or
+/// several, separated by commas, to push to each.
 pub const ENV_URL: &str = "PUSHGATEWAY_URL";
+/// Environment variable: the URL of a Prometheus remote-write receiver to push to (several,
+/// separated by commas). With this or [`ENV_TEXTFILE_DIR`] set and [`ENV_URL`] unset, no
+/// Pushgateway is pushed to.
+pub const ENV_REMOTE_WRITE_URL: &str = "PUSHGATEWAY_REMOTE_WRITE_URL";
+/// Environment variable: node_exporter's textfile collector directory, to write
+/// `<job>.prom` in.
+pub const ENV_TEXTFILE_DIR: &str = "PUSHGATEWAY_TEXTFILE_DIR";
 /// Environment variable: user name for HTTP basic auth (needs [`ENV_PASSWORD`]).
 pub const ENV_USERNAME: &str = "PUSHGATEWAY_USERNAME";
 /// Environment variable: password for HTTP basic auth.
@@ -134,7 +143,7 @@ enum Auth {
 /// | [`enabled`](Self::enabled) | on | `PUSHGATEWAY_DISABLED=1` turns it off |
 #[derive(Clone)]
 pub struct PushgatewayBuilder {
-    endpoint: String,
+    targets: Vec<Target>,
     job: String,
     grouping: Vec<(String, String)>,
     global: Vec<(String, String)>,
@@ -164,7 +173,7 @@ pub struct PushgatewayBuilder {
 impl std::fmt::Debug for PushgatewayBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PushgatewayBuilder")
-            .field("endpoint", &redact_url(&self.endpoint))
+            .field("targets", &self.targets)
             .field("job", &self.job)
             .field("grouping", &self.grouping)
             .field("global", &self.global)
@@ -198,8 +207,19 @@ impl PushgatewayBuilder {
     ///
     /// Nothing is checked until [`install`](Self::install).
     pub fn new(endpoint: impl Into<String>) -> Self {
+        Self::with_targets([Target::pushgateway(endpoint)])
+    }
+
+    /// A builder pushing to `targets` (see [`Target`]): several Pushgateways for redundancy,
+    /// a remote-write receiver, a textfile directory, or any mix. Each target gets every push
+    /// on its own thread, retried on its own within the same time budget; a target that is
+    /// down neither delays nor fails the others.
+    ///
+    /// Nothing is checked until [`install`](Self::install); no target at all is an error
+    /// there.
+    pub fn with_targets(targets: impl IntoIterator<Item = Target>) -> Self {
         PushgatewayBuilder {
-            endpoint: endpoint.into(),
+            targets: targets.into_iter().collect(),
             job: String::new(),
             grouping: Vec::new(),
             global: Vec::new(),
@@ -264,13 +284,31 @@ impl PushgatewayBuilder {
             }
         };
         let mut b = Self::new(DEFAULT_ENDPOINT);
-        if let Some(url) = var(ENV_URL, false)? {
-            parse_endpoint(&url).map_err(|reason| InitError::InvalidEnv {
-                var: ENV_URL,
-                value: redact_url(&url),
-                reason,
-            })?;
-            b.endpoint = url;
+        let mut targets = Vec::new();
+        for (name, kind) in [
+            (ENV_URL, TargetKind::Pushgateway),
+            (ENV_REMOTE_WRITE_URL, TargetKind::RemoteWrite),
+        ] {
+            let Some(list) = var(name, false)? else {
+                continue;
+            };
+            for url in list.split(',').map(str::trim) {
+                parse_endpoint(url, kind).map_err(|reason| InitError::InvalidEnv {
+                    var: name,
+                    value: redact_url(&list),
+                    reason,
+                })?;
+                targets.push(match kind {
+                    TargetKind::Pushgateway => Target::pushgateway(url),
+                    _ => Target::remote_write(url),
+                });
+            }
+        }
+        if let Some(dir) = var(ENV_TEXTFILE_DIR, false)? {
+            targets.push(Target::textfile(dir));
+        }
+        if !targets.is_empty() {
+            b.targets = targets;
         }
         for (name, slot) in [
             (ENV_INTERVAL, &mut b.interval),
@@ -382,6 +420,30 @@ impl PushgatewayBuilder {
             })?;
         }
         Ok(b)
+    }
+
+    /// Replaces the targets with `targets` (see [`with_targets`](Self::with_targets)).
+    pub fn targets(mut self, targets: impl IntoIterator<Item = Target>) -> Self {
+        self.targets = targets.into_iter().collect();
+        self
+    }
+
+    /// Adds a target to those configured.
+    pub fn add_target(mut self, target: Target) -> Self {
+        self.targets.push(target);
+        self
+    }
+
+    /// Adds a Prometheus remote-write receiver (`url`, e.g. `http://mimir:9009/api/v1/push`)
+    /// as a target: the same as `add_target(Target::remote_write(url))`.
+    pub fn remote_write(self, url: impl Into<String>) -> Self {
+        self.add_target(Target::remote_write(url))
+    }
+
+    /// Adds node_exporter's textfile collector directory as a target: the same as
+    /// `add_target(Target::textfile(dir))`.
+    pub fn textfile(self, dir: impl Into<PathBuf>) -> Self {
+        self.add_target(Target::textfile(dir))
     }
 
     /// The job name: the `job` label of every pushed series, and the first part of the
@@ -629,12 +691,6 @@ impl PushgatewayBuilder {
         if self.job.is_empty() {
             return Err(InitError::EmptyJob);
         }
-        let Connection {
-            endpoint,
-            headers,
-            tls,
-            credentials,
-        } = self.connection()?;
         let mut grouping = self.grouping.clone();
         if let Some(which) = self.ci_labels {
             for (name, value) in ci_labels(|v| std::env::var(v).ok(), which) {
@@ -655,7 +711,65 @@ impl PushgatewayBuilder {
                 });
             }
         }
-        let spool = self.spool()?;
+        let group = group_path(&self.job, &grouping);
+        // The job and grouping labels as series labels, for the targets that take samples.
+        let mut target_labels = vec![("job".to_owned(), self.job.clone())];
+        target_labels.extend(grouping.iter().cloned());
+        let mut spool = self.spool()?;
+        if spool.is_some() && !self.targets.iter().any(|t| t.kind() == TargetKind::Pushgateway)
+        {
+            return Err(InitError::InvalidSetting {
+                setting: "spool_dir",
+                reason: "the spool keeps pushes to a Pushgateway, and no Pushgateway is a target"
+                    .into(),
+            });
+        }
+        if self.targets.is_empty() {
+            return Err(InitError::InvalidSetting {
+                setting: "targets",
+                reason: "no target to push to".into(),
+            });
+        }
+        let mut sinks = Vec::with_capacity(self.targets.len());
+        for target in &self.targets {
+            let sink = match target {
+                Target::Pushgateway(raw) => {
+                    let connection = self.connection(raw, TargetKind::Pushgateway)?;
+                    let url = url_for(&connection.endpoint, &group);
+                    let sink = Sink::Pushgateway {
+                        endpoint: connection.endpoint.clone(),
+                        group: group.clone(),
+                        url,
+                        method: self.method,
+                        gzip: self.compression == Compression::Gzip,
+                    };
+                    (sink, Some(connection))
+                }
+                Target::RemoteWrite(raw) => {
+                    let connection = self.connection(raw, TargetKind::RemoteWrite)?;
+                    let sink = Sink::RemoteWrite {
+                        url: connection.endpoint.clone(),
+                        labels: target_labels.clone(),
+                    };
+                    (sink, Some(connection))
+                }
+                Target::Textfile(dir) => {
+                    if dir.as_os_str().is_empty() {
+                        return Err(InitError::InvalidSetting {
+                            setting: "textfile",
+                            reason: "the directory must not be empty".into(),
+                        });
+                    }
+                    let sink = Sink::Textfile {
+                        dir: dir.clone(),
+                        name: crate::textfile::file_name(&self.job, &grouping),
+                        labels: target_labels.clone(),
+                    };
+                    (sink, None)
+                }
+            };
+            sinks.push(sink);
+        }
         let mut prometheus = PrometheusBuilder::new();
         prometheus = with_buckets(prometheus, &self.buckets, None)?;
         for (matcher, buckets) in &self.buckets_for_metric {
@@ -665,53 +779,64 @@ impl PushgatewayBuilder {
             prometheus = prometheus.add_global_label(name, value);
         }
         let recorder = Arc::new(LazyRecorder::new(prometheus));
-        let group = group_path(&self.job, &grouping);
-        let url = url_for(&endpoint, &group);
-        if self.enabled {
-            if let Some(warning) = insecure_warning(&url, credentials, &tls) {
-                crate::exit::warn(&warning);
-            }
-        }
         let renderer = Arc::new(Renderer {
             recorder: Arc::clone(&recorder),
             lifecycle: self
                 .lifecycle_metrics
                 .then(|| Lifecycle::start(&self.global)),
         });
-        let tx = if self.enabled {
-            let config = PusherConfig {
-                endpoint,
-                group,
-                url: url.clone(),
-                headers,
-                tls,
-                spool,
-                self_metrics: self.self_metrics,
-                method: self.method,
-                interval: (!self.interval.is_zero()).then_some(self.interval),
-                push_timeout: self.push_timeout,
-                delete_on_shutdown: self.delete_on_shutdown,
-                gzip: self.compression == Compression::Gzip,
-                renderer: Arc::clone(&renderer),
-            };
-            Some(
-                crate::pusher::spawn(config).map_err(|source| InitError::FailedToSpawn {
-                    what: "pusher thread",
-                    source,
-                })?,
-            )
-        } else {
-            None
-        };
+        let mut lanes = Vec::new();
+        if self.enabled {
+            for (i, (sink, connection)) in sinks.into_iter().enumerate() {
+                let (headers, tls, credentials) = match connection {
+                    Some(c) => (c.headers, c.tls, c.credentials),
+                    None => (HeaderMap::new(), TlsConfig::default(), false),
+                };
+                let kind = sink.kind();
+                let location = sink.location();
+                if let Some(url) = sink.http_url() {
+                    if let Some(warning) = insecure_warning(url, credentials, &tls) {
+                        crate::exit::warn(&warning);
+                    }
+                }
+                let config = PusherConfig {
+                    // The spool keeps the first Pushgateway target's pushes.
+                    spool: if kind == TargetKind::Pushgateway {
+                        spool.take()
+                    } else {
+                        None
+                    },
+                    sink,
+                    headers,
+                    tls,
+                    self_metrics: self.self_metrics,
+                    interval: (!self.interval.is_zero()).then_some(self.interval),
+                    push_timeout: self.push_timeout,
+                    delete_on_shutdown: self.delete_on_shutdown,
+                    renderer: Arc::clone(&renderer),
+                    upkeep: i == 0,
+                    thread_name: match i {
+                        0 => "pushgateway-pusher".to_owned(),
+                        i => format!("pushgateway-pusher-{}", i + 1),
+                    },
+                };
+                let tx = crate::pusher::spawn(config).map_err(|source| {
+                    InitError::FailedToSpawn {
+                        what: "pusher thread",
+                        source,
+                    }
+                })?;
+                lanes.push(Lane { tx, kind, location });
+            }
+        }
         // Installed only after the pusher started: a failure above leaves the process as it
-        // was. (If this fails, the pusher thread ends when `tx` drops.)
+        // was. (If this fails, the pusher threads end when `lanes` drops.)
         metrics::set_global_recorder(Installed(recorder))
             .map_err(|_| InitError::RecorderAlreadyInstalled)?;
         let handle = PushHandle {
             inner: Arc::new(Inner {
                 renderer,
-                tx,
-                url: url.to_string(),
+                lanes,
                 push_timeout: self.push_timeout,
                 shutdown_timeout: self.shutdown_timeout,
                 exiting_by_signal: AtomicBool::new(false),
@@ -748,12 +873,22 @@ impl PushgatewayBuilder {
     /// [`InitError`] when no spool directory is configured, a setting is invalid, or the spool
     /// directory cannot be read or locked. What the gateway answers is in the report.
     pub fn replay(self) -> Result<ReplayReport, InitError> {
+        let Some(Target::Pushgateway(raw)) = self
+            .targets
+            .iter()
+            .find(|t| t.kind() == TargetKind::Pushgateway)
+        else {
+            return Err(InitError::InvalidSetting {
+                setting: "targets",
+                reason: "replay sends to a Pushgateway, and no Pushgateway is a target".into(),
+            });
+        };
         let Connection {
             endpoint,
             headers,
             tls,
             credentials,
-        } = self.connection()?;
+        } = self.connection(raw, TargetKind::Pushgateway)?;
         let Some(spool) = self.spool()? else {
             return Err(InitError::InvalidSetting {
                 setting: "spool_dir",
@@ -783,14 +918,16 @@ impl PushgatewayBuilder {
         })
     }
 
-    /// The checked endpoint and what every request to it carries: headers (auth) and TLS.
-    fn connection(&self) -> Result<Connection, InitError> {
+    /// The checked URL of a target and what every request to it carries: headers (auth) and
+    /// TLS. Credentials in the URL are that target's basic auth, over the builder's.
+    fn connection(&self, raw: &str, kind: TargetKind) -> Result<Connection, InitError> {
         let (endpoint, url_auth) =
-            parse_endpoint(&self.endpoint).map_err(|reason| InitError::InvalidUrl {
-                url: redact_url(&self.endpoint),
+            parse_endpoint(raw, kind).map_err(|reason| InitError::InvalidUrl {
+                target: kind,
+                url: redact_url(raw),
                 reason,
             })?;
-        let auth = self.auth.clone().or(url_auth);
+        let auth = url_auth.or_else(|| self.auth.clone());
         Ok(Connection {
             headers: build_headers(auth.as_ref(), &self.headers)?,
             tls: self.tls_config()?,
@@ -959,7 +1096,7 @@ fn is_loopback(url: &Url) -> bool {
 
 /// Parses and checks the endpoint; returns it without credentials, and the credentials it
 /// held as basic auth.
-fn parse_endpoint(raw: &str) -> Result<(Url, Option<Auth>), String> {
+fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<(Url, Option<Auth>), String> {
     if !raw.contains("://") {
         return Err("the URL must start with the scheme, http:// or https://".into());
     }
@@ -973,8 +1110,12 @@ fn parse_endpoint(raw: &str) -> Result<(Url, Option<Auth>), String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err("no host".into());
     }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("a query string or fragment cannot be part of a Pushgateway URL".into());
+    if url.fragment().is_some() {
+        return Err("a fragment cannot be part of the URL".into());
+    }
+    // Remote-write receivers may take settings in the query (VictoriaMetrics' extra_label).
+    if url.query().is_some() && kind == TargetKind::Pushgateway {
+        return Err("a query string cannot be part of a Pushgateway URL".into());
     }
     let auth = if url.username().is_empty() {
         None
@@ -1001,7 +1142,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// The URL as given, with the password of any `user:password@` part replaced by `***`.
-fn redact_url(raw: &str) -> String {
+pub(crate) fn redact_url(raw: &str) -> String {
     let Some(scheme_end) = raw.find("://") else {
         return raw.to_owned();
     };
@@ -1222,10 +1363,10 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        let (url, auth) = parse_endpoint("http://127.0.0.1:9091").unwrap();
+        let (url, auth) = parse_endpoint("http://127.0.0.1:9091", TargetKind::Pushgateway).unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:9091/");
         assert!(auth.is_none());
-        let (url, auth) = parse_endpoint("https://u:p%40ss@gw.example/prefix").unwrap();
+        let (url, auth) = parse_endpoint("https://u:p%40ss@gw.example/prefix", TargetKind::Pushgateway).unwrap();
         assert_eq!(url.as_str(), "https://gw.example/prefix");
         match auth {
             Some(Auth::Basic { username, password }) => {
@@ -1243,9 +1384,75 @@ mod tests {
             ("not a url", "scheme"),
             ("http://[::1", "invalid IPv6"),
         ] {
-            let err = parse_endpoint(bad).unwrap_err();
+            let err = parse_endpoint(bad, TargetKind::Pushgateway).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn targets_from_the_environment() {
+        let b = env(&[(ENV_URL, "http://a:9091, http://b:9091")]).unwrap();
+        assert_eq!(
+            b.targets,
+            [
+                Target::pushgateway("http://a:9091"),
+                Target::pushgateway("http://b:9091")
+            ]
+        );
+        // Another target alone replaces the default gateway.
+        let b = env(&[(ENV_REMOTE_WRITE_URL, "http://mimir:9009/api/v1/push")]).unwrap();
+        assert_eq!(b.targets, [Target::remote_write("http://mimir:9009/api/v1/push")]);
+        let b = env(&[
+            (ENV_TEXTFILE_DIR, "/var/lib/node_exporter"),
+            (ENV_URL, "http://gw:9091"),
+            (ENV_REMOTE_WRITE_URL, "http://vm:8428/api/v1/write?extra_label=dc=eu"),
+        ])
+        .unwrap();
+        assert_eq!(
+            b.targets,
+            [
+                Target::pushgateway("http://gw:9091"),
+                Target::remote_write("http://vm:8428/api/v1/write?extra_label=dc=eu"),
+                Target::textfile("/var/lib/node_exporter"),
+            ]
+        );
+        let err = env(&[(ENV_REMOTE_WRITE_URL, "http://ok:1/w,mimir:9009")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value \"http://ok:1/w,mimir:9009\" in environment variable \
+             PUSHGATEWAY_REMOTE_WRITE_URL: the URL must start with the scheme, http:// or https://"
+        );
+        let err = env(&[(ENV_URL, "http://gw:9091?x=1")]).unwrap_err();
+        assert!(err.to_string().contains("query string"), "{err}");
+    }
+
+    #[test]
+    fn target_settings_are_checked_at_install() {
+        let err = PushgatewayBuilder::with_targets([])
+            .job("j")
+            .install()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "invalid setting targets: no target to push to");
+        let err = PushgatewayBuilder::with_targets([Target::remote_write("mimir/api/v1/push")])
+            .job("j")
+            .install()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid remote write URL \"mimir/api/v1/push\": the URL must start with the scheme, \
+             http:// or https://"
+        );
+        let err = PushgatewayBuilder::with_targets([Target::textfile("/tmp")])
+            .spool_dir("/tmp/spool")
+            .job("j")
+            .install()
+            .unwrap_err();
+        assert!(err.to_string().contains("no Pushgateway is a target"), "{err}");
+        let err = PushgatewayBuilder::with_targets([Target::textfile("")])
+            .job("j")
+            .install()
+            .unwrap_err();
+        assert!(err.to_string().contains("textfile"), "{err}");
     }
 
     #[test]
@@ -1287,7 +1494,7 @@ mod tests {
     #[test]
     fn environment() {
         let b = env(&[]).unwrap();
-        assert_eq!(b.endpoint, DEFAULT_ENDPOINT);
+        assert_eq!(b.targets, [Target::pushgateway(DEFAULT_ENDPOINT)]);
         assert!(b.enabled);
         let b = env(&[
             (ENV_URL, "https://gw.example:9091"),
@@ -1299,7 +1506,7 @@ mod tests {
             (ENV_PASSWORD, "p"),
         ])
         .unwrap();
-        assert_eq!(b.endpoint, "https://gw.example:9091");
+        assert_eq!(b.targets, [Target::pushgateway("https://gw.example:9091")]);
         assert_eq!(b.interval, Duration::ZERO);
         assert_eq!(b.shutdown_timeout, Duration::from_secs(2));
         assert_eq!(
@@ -1502,7 +1709,7 @@ mod tests {
         proptest! {
             #[test]
             fn parsing_never_panics(text in config_text()) {
-                let _ = parse_endpoint(&text);
+                let _ = parse_endpoint(&text, TargetKind::Pushgateway);
                 let _ = parse_duration(&text, true);
                 let _ = parse_duration(&text, false);
                 let _ = parse_bool(&text);

@@ -4,6 +4,8 @@ use std::error::Error as StdError;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::target::{TargetKind, TargetReport};
+
 /// An error found while configuring or installing the exporter.
 ///
 /// Returned by [`PushgatewayBuilder::install`](crate::PushgatewayBuilder::install),
@@ -13,9 +15,11 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
-    /// The Pushgateway URL could not be parsed or is not usable.
-    #[error("invalid Pushgateway URL {url:?}: {reason}")]
+    /// A target's URL could not be parsed or is not usable.
+    #[error("invalid {target} URL {url:?}: {reason}")]
     InvalidUrl {
+        /// The kind of target.
+        target: TargetKind,
         /// The URL as given, with any password replaced by `***`.
         url: String,
         /// Why it was refused.
@@ -104,10 +108,11 @@ pub enum InitError {
     },
 }
 
-/// An error from one push (or delete) to the Pushgateway.
+/// An error from one push (or delete).
 ///
-/// The URL in every variant is the group's URL without credentials; no variant carries a
-/// password, token or header value.
+/// `target` says which kind of target failed; `url` is the group's URL (Pushgateway) or the
+/// receiver's URL (remote write), without credentials. No variant carries a password, token
+/// or header value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PushError {
@@ -115,9 +120,11 @@ pub enum PushError {
     /// (5xx, 408, 429) this is the last answer once retries ran out; other 4xx and 3xx are never
     /// retried (`body` holds the gateway's explanation, e.g. its 400 message about inconsistent
     /// metric types).
-    #[error("Pushgateway {url} answered {status} after {attempts} attempt(s): {body}")]
+    #[error("{target} {url} answered {status} after {attempts} attempt(s): {body}")]
     Status {
-        /// The group URL.
+        /// The kind of target.
+        target: TargetKind,
+        /// The URL.
         url: String,
         /// The HTTP status code.
         status: u16,
@@ -128,9 +135,11 @@ pub enum PushError {
     },
     /// The request could not be sent or its answer not read (connection refused or reset, TLS,
     /// DNS), and retries ran out.
-    #[error("could not reach Pushgateway {url} after {attempts} attempt(s): {cause}")]
+    #[error("could not reach {target} {url} after {attempts} attempt(s): {cause}")]
     Transport {
-        /// The group URL.
+        /// The kind of target.
+        target: TargetKind,
+        /// The URL.
         url: String,
         /// The cause, with its whole source chain, on one line.
         cause: String,
@@ -145,9 +154,11 @@ pub enum PushError {
     /// [`ca_certificate`](crate::PushgatewayBuilder::ca_certificate)) or it refused ours (see
     /// [`client_identity`](crate::PushgatewayBuilder::client_identity)). Not retried; there is
     /// no fallback to an unverified connection.
-    #[error("TLS with Pushgateway {url} failed: {cause}")]
+    #[error("TLS with {target} {url} failed: {cause}")]
     Tls {
-        /// The group URL.
+        /// The kind of target.
+        target: TargetKind,
+        /// The URL.
         url: String,
         /// The cause, with its whole source chain, on one line, and a hint.
         cause: String,
@@ -157,9 +168,11 @@ pub enum PushError {
     },
     /// The push did not finish within its time budget (the shutdown timeout for the final push,
     /// the push timeout otherwise).
-    #[error("push to Pushgateway {url} did not finish within {:.3}s{}{}", timeout.as_secs_f64(), attempts_text(*attempts), last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
+    #[error("push to {target} {url} did not finish within {:.3}s{}{}", timeout.as_secs_f64(), attempts_text(*attempts), last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
     Timeout {
-        /// The group URL.
+        /// The kind of target.
+        target: TargetKind,
+        /// The URL.
         url: String,
         /// The time budget that ran out.
         timeout: Duration,
@@ -171,12 +184,30 @@ pub enum PushError {
     },
     /// The request could not be prepared: the HTTP client failed to start (e.g. its TLS
     /// configuration was refused) or the body could not be encoded.
-    #[error("cannot push to Pushgateway {url}: {cause}")]
+    #[error("cannot push to {target} {url}: {cause}")]
     Client {
-        /// The group URL.
+        /// The kind of target.
+        target: TargetKind,
+        /// The URL.
         url: String,
         /// What failed.
         cause: String,
+    },
+    /// The textfile could not be written (directory missing or not writable, disk full).
+    #[error("cannot write the textfile {}: {source}", path.display())]
+    Textfile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every one of several targets failed; each one's error is in its report. (With one
+    /// target, its own error is returned instead.)
+    #[error("every target failed: {}", failures(targets))]
+    AllFailed {
+        /// Each target's report, in configuration order.
+        targets: Vec<TargetReport>,
     },
     /// The final push already ran (or is running) on another path; pushes are no longer
     /// accepted.
@@ -211,7 +242,11 @@ impl PushError {
             PushError::Status { attempts, .. }
             | PushError::Transport { attempts, .. }
             | PushError::Timeout { attempts, .. } => *attempts,
-            PushError::Tls { .. } => 1,
+            PushError::Tls { .. } | PushError::Textfile { .. } => 1,
+            PushError::AllFailed { targets } => targets
+                .iter()
+                .map(|t| t.result().map_or_else(PushError::attempts, |r| r.attempts()))
+                .sum(),
             PushError::Client { .. } | PushError::ShutDown => 0,
         }
     }
@@ -220,6 +255,19 @@ impl PushError {
     pub(crate) fn worth_keeping(&self) -> bool {
         !self.rejects_body() && !matches!(self, PushError::ShutDown)
     }
+}
+
+fn failures(targets: &[TargetReport]) -> String {
+    let mut out = String::new();
+    for (i, t) in targets.iter().enumerate() {
+        if let Err(e) = t.result() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            let _ = write!(out, "{e}");
+        }
+    }
+    out
 }
 
 fn attempts_text(attempts: u32) -> String {

@@ -58,7 +58,16 @@ pub(crate) fn warn(message: &str) {
 /// another path already made is not an error.
 pub(crate) fn final_push(handle: &PushHandle, outcome: Outcome) {
     match handle.finish(outcome) {
-        Ok(_) | Err(PushError::ShutDown) => {}
+        Ok(pushed) => {
+            for target in pushed.failed_targets() {
+                if let Err(e) = target.result() {
+                    report(&format!(
+                        "final push failed at one target (the others took it): {e}"
+                    ));
+                }
+            }
+        }
+        Err(PushError::ShutDown) => {}
         Err(e) => report(&format!("final push failed: {e}")),
     }
 }

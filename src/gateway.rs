@@ -5,16 +5,19 @@
 //! Pushgateway 1.5.1, summarised in the crate docs.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine as _;
 use bytes::Bytes;
-use reqwest::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 
 use crate::error::{chain, PushError};
+use crate::target::{TargetKind, TargetReport};
 
 /// The content type of the text exposition format, version 0.0.4.
 pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -106,31 +109,79 @@ pub(crate) fn group_url(endpoint: &Url, job: &str, grouping: &[(String, String)]
 }
 
 /// What one push did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// With several targets, a push succeeds when at least one target took it: the status and
+/// body size are those of the first target (in configuration order) that took it, the
+/// attempts are summed over all targets, the elapsed time is the longest, and
+/// [`targets`](Self::targets) says how each target fared.
+#[derive(Debug, Clone)]
 pub struct PushReport {
     pub(crate) status: Option<u16>,
     pub(crate) attempts: u32,
     pub(crate) body_bytes: usize,
     pub(crate) elapsed: Duration,
+    pub(crate) targets: Vec<TargetReport>,
 }
 
 impl PushReport {
     pub(crate) fn disabled() -> Self {
+        PushReport::sent(None, 0, 0, Duration::ZERO)
+    }
+
+    pub(crate) fn sent(status: Option<u16>, attempts: u32, body_bytes: usize, elapsed: Duration) -> Self {
         PushReport {
-            status: None,
-            attempts: 0,
-            body_bytes: 0,
-            elapsed: Duration::ZERO,
+            status,
+            attempts,
+            body_bytes,
+            elapsed,
+            targets: Vec::new(),
         }
     }
 
-    /// The status of the successful answer (200 or 202), or `None` when pushing is disabled
-    /// and nothing was sent.
+    /// Combines the targets' results, `(kind, location, result)` in configuration order: a
+    /// success when at least one target took the push. One target's failure is returned as it
+    /// is; when every one of several targets failed, [`PushError::AllFailed`].
+    pub(crate) fn combine(
+        mut results: Vec<(TargetKind, String, Result<PushReport, PushError>)>,
+    ) -> Result<PushReport, PushError> {
+        if results.len() == 1 {
+            if let Some((_, _, Err(e))) = results.pop_if(|r| r.2.is_err()) {
+                return Err(e);
+            }
+        }
+        let targets: Vec<TargetReport> = results
+            .into_iter()
+            .map(|(kind, location, result)| TargetReport {
+                kind,
+                location,
+                result: result.map_err(Arc::new),
+            })
+            .collect();
+        let Some(first) = targets.iter().find_map(|t| t.result.as_ref().ok()) else {
+            return Err(PushError::AllFailed { targets });
+        };
+        let mut report = PushReport::sent(first.status, 0, first.body_bytes, Duration::ZERO);
+        for t in &targets {
+            match &t.result {
+                Ok(r) => {
+                    report.attempts += r.attempts;
+                    report.elapsed = report.elapsed.max(r.elapsed);
+                }
+                Err(e) => report.attempts += e.attempts(),
+            }
+        }
+        report.targets = targets;
+        Ok(report)
+    }
+
+    /// The status of the successful answer (200 or 202 from a Pushgateway, 2xx from a
+    /// remote-write receiver), or `None` when pushing is disabled or the target is a textfile.
     pub fn status(&self) -> Option<u16> {
         self.status
     }
 
-    /// How many requests were sent, retries included (0 when pushing is disabled).
+    /// How many requests were sent, retries included (0 when pushing is disabled; a textfile
+    /// write counts as one).
     pub fn attempts(&self) -> u32 {
         self.attempts
     }
@@ -144,6 +195,16 @@ impl PushReport {
     pub fn elapsed(&self) -> Duration {
         self.elapsed
     }
+
+    /// How each target fared, in the order the targets were configured.
+    pub fn targets(&self) -> &[TargetReport] {
+        &self.targets
+    }
+
+    /// The targets that did not take the push (none when every target took it).
+    pub fn failed_targets(&self) -> impl Iterator<Item = &TargetReport> {
+        self.targets.iter().filter(|t| !t.succeeded())
+    }
 }
 
 /// The outcome of one attempt.
@@ -153,20 +214,59 @@ enum Attempt {
     Fail(PushError),
 }
 
-/// One request to a group: where, how and what.
+/// One request to a target: where, how and what.
 pub(crate) struct Request<'a> {
+    pub(crate) target: TargetKind,
     pub(crate) url: &'a Url,
-    /// The group URL as text, for errors and logs (it never holds credentials).
+    /// The URL as text, for errors and logs (it never holds credentials).
     pub(crate) url_text: &'a str,
-    /// The push method, or `None` for a DELETE.
-    pub(crate) method: Option<PushMethod>,
+    pub(crate) method: Method,
+    /// The body's headers (content type and encoding).
+    pub(crate) headers: &'a HeaderMap,
     pub(crate) body: Bytes,
-    /// Whether `body` is gzip-compressed.
-    pub(crate) gzip: bool,
 }
 
-/// Sends `request`, retrying connection errors, 5xx, 408 and 429 with exponential backoff and
-/// jitter until `deadline` (or, when `retry` is false, making one attempt).
+impl<'a> Request<'a> {
+    /// A push of `body` (exposition text, gzip-compressed or not) to a group.
+    pub(crate) fn push(url: &'a Url, url_text: &'a str, method: PushMethod, headers: &'a HeaderMap, body: Bytes) -> Self {
+        Request {
+            target: TargetKind::Pushgateway,
+            url,
+            url_text,
+            method: method.http(),
+            headers,
+            body,
+        }
+    }
+
+    /// The deletion of a group.
+    pub(crate) fn delete(url: &'a Url, url_text: &'a str) -> Self {
+        static NONE: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
+        Request {
+            target: TargetKind::Pushgateway,
+            url,
+            url_text,
+            method: Method::DELETE,
+            headers: &NONE,
+            body: Bytes::new(),
+        }
+    }
+}
+
+/// The headers of a push body: the text format, gzip-compressed or not.
+pub(crate) fn push_headers(gzip: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
+    if gzip {
+        // Pushgateway 1.5.1 matches the encoding case-sensitively.
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    headers
+}
+
+/// Sends `request`, retrying connection errors and the statuses [`is_retryable`] names with
+/// exponential backoff and jitter until `deadline` (or, when `retry` is false, making one
+/// attempt).
 ///
 /// `in_flight` is true while an attempt is under way and false between attempts, so that the
 /// pusher can tell whether dropping this future would cut a request short.
@@ -189,6 +289,7 @@ pub(crate) async fn send(
     let mut attempts = 0;
     let mut last: Option<PushError> = None;
     let timed_out = |attempts, last: Option<PushError>| PushError::Timeout {
+        target: request.target,
         url: request.url_text.to_owned(),
         timeout: budget,
         attempts,
@@ -207,12 +308,12 @@ pub(crate) async fn send(
         let err = match attempt {
             Err(_elapsed) => return Err(timed_out(attempts, last)),
             Ok(Attempt::Done(status)) => {
-                return Ok(PushReport {
-                    status: Some(status),
+                return Ok(PushReport::sent(
+                    Some(status),
                     attempts,
-                    body_bytes: request.body.len(),
-                    elapsed: start.elapsed(),
-                })
+                    request.body.len(),
+                    start.elapsed(),
+                ))
             }
             Ok(Attempt::Fail(err)) => return Err(err),
             Ok(Attempt::Retry(err)) if !retry => return Err(err),
@@ -234,19 +335,13 @@ pub(crate) async fn send(
 }
 
 async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32) -> Attempt {
-    let builder = match request.method {
-        Some(m) => {
-            let mut r = client
-                .request(m.http(), request.url.clone())
-                .header(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
-            if request.gzip {
-                // Pushgateway 1.5.1 matches the encoding case-sensitively.
-                r = r.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            r.body(request.body.clone())
-        }
-        None => client.delete(request.url.clone()),
-    };
+    let mut builder = client
+        .request(request.method.clone(), request.url.clone())
+        .headers(request.headers.clone());
+    if !request.body.is_empty() || request.method != Method::DELETE {
+        builder = builder.body(request.body.clone());
+    }
+    let target = request.target;
     let response = match builder.send().await {
         Ok(r) => r,
         Err(source) => {
@@ -256,11 +351,13 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
             // refused again on every retry.
             return match tls_refusal(&source) {
                 Some(hint) => Attempt::Fail(PushError::Tls {
+                    target,
                     url,
                     cause: format!("{cause}{hint}"),
                     source,
                 }),
                 None => Attempt::Retry(PushError::Transport {
+                    target,
                     url,
                     cause,
                     attempts,
@@ -281,23 +378,27 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
         Err(e) => format!("(response body unreadable: {})", chain(&e)),
     };
     let err = PushError::Status {
+        target,
         url: request.url_text.to_owned(),
         status: status.as_u16(),
         body: text,
         attempts,
     };
-    if is_retryable(status) {
+    if is_retryable(target, status) {
         Attempt::Retry(err)
     } else {
         Attempt::Fail(err)
     }
 }
 
-/// 5xx, 408 Request Timeout and 429 Too Many Requests may succeed later; other answers will not.
-pub(crate) fn is_retryable(status: StatusCode) -> bool {
+/// Whether a request `target` answered with `status` may succeed later: 5xx and 429 Too Many
+/// Requests, and from a Pushgateway also 408 Request Timeout. The remote-write specification
+/// asks senders to retry 5xx and 429 only, never another 4xx: a receiver refuses the same
+/// samples again (out of order, invalid labels).
+pub(crate) fn is_retryable(target: TargetKind, status: StatusCode) -> bool {
     status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::REQUEST_TIMEOUT && target == TargetKind::Pushgateway)
 }
 
 /// Whether `err` is a TLS failure that retrying cannot fix (a certificate not trusted, a
@@ -408,12 +509,18 @@ mod tests {
 
     #[test]
     fn retryable_statuses() {
+        let status = |s| StatusCode::from_u16(s).unwrap();
         for s in [500, 502, 503, 504, 408, 429] {
-            assert!(is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+            assert!(is_retryable(TargetKind::Pushgateway, status(s)), "{s}");
+        }
+        for s in [500, 503, 429] {
+            assert!(is_retryable(TargetKind::RemoteWrite, status(s)), "{s}");
         }
         for s in [400, 401, 403, 404, 405, 301, 302] {
-            assert!(!is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+            assert!(!is_retryable(TargetKind::Pushgateway, status(s)), "{s}");
+            assert!(!is_retryable(TargetKind::RemoteWrite, status(s)), "{s}");
         }
+        assert!(!is_retryable(TargetKind::RemoteWrite, status(408)));
     }
 
     mod properties {

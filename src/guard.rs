@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::gateway::PushReport;
+use crate::target::TargetKind;
 use crate::lifecycle::Outcome;
 use crate::pusher::{Command, Renderer};
 use crate::PushError;
@@ -16,11 +17,18 @@ use crate::PushError;
 /// How much longer than a push's own budget a caller waits for the pusher thread's answer.
 const GRACE: Duration = Duration::from_millis(200);
 
+/// The channel to the pusher thread of one target.
+pub(crate) struct Lane {
+    pub(crate) tx: UnboundedSender<Command>,
+    pub(crate) kind: TargetKind,
+    /// Where its pushes go (group URL, receiver URL, file), for errors.
+    pub(crate) location: String,
+}
+
 pub(crate) struct Inner {
     pub(crate) renderer: Arc<Renderer>,
-    /// `None` when pushing is disabled.
-    pub(crate) tx: Option<UnboundedSender<Command>>,
-    pub(crate) url: String,
+    /// One per target, in configuration order; none when pushing is disabled.
+    pub(crate) lanes: Vec<Lane>,
     pub(crate) push_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) exiting_by_signal: AtomicBool,
@@ -37,9 +45,10 @@ pub struct PushHandle {
 
 impl std::fmt::Debug for PushHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let targets: Vec<&str> = self.inner.lanes.iter().map(|l| l.location.as_str()).collect();
         f.debug_struct("PushHandle")
-            .field("url", &self.inner.url)
-            .field("enabled", &self.inner.tx.is_some())
+            .field("targets", &targets)
+            .field("enabled", &!self.inner.lanes.is_empty())
             .finish_non_exhaustive()
     }
 }
@@ -51,16 +60,18 @@ impl PushHandle {
         self.inner.renderer.render(Outcome::Running)
     }
 
-    /// Pushes the current values now and waits for the gateway's answer.
+    /// Pushes the current values now, to every target at once, and waits for their answers.
     ///
     /// Blocks the calling thread for at most the push timeout (plus 200 ms); in async code,
     /// call it from `spawn_blocking` if that matters. Returns a report with no status when
-    /// pushing is disabled.
+    /// pushing is disabled. With several targets, the push succeeds when at least one target
+    /// took it; [`PushReport::targets`] says how each fared.
     ///
     /// # Errors
     ///
-    /// [`PushError`] when the gateway refuses the push, cannot be reached before the push
-    /// timeout, or the final push has already run ([`PushError::ShutDown`]).
+    /// [`PushError`] when the target refuses the push, cannot be reached before the push
+    /// timeout, or the final push has already run ([`PushError::ShutDown`]); with several
+    /// targets, [`PushError::AllFailed`] when every one failed.
     pub fn flush(&self) -> Result<PushReport, PushError> {
         self.request(self.inner.push_timeout, |deadline, budget, reply| {
             Command::Push {
@@ -72,7 +83,9 @@ impl PushHandle {
         })
     }
 
-    /// Deletes this job's group (its exact grouping key) from the gateway.
+    /// Deletes this job's group (its exact grouping key) from each Pushgateway target, and its
+    /// file from a textfile target; a remote-write receiver has no such operation (its report
+    /// has no status).
     ///
     /// Later pushes create the group again. The gateway answers 202 even when the group did
     /// not exist.
@@ -113,32 +126,53 @@ impl PushHandle {
         self.inner.exiting_by_signal.store(true, Ordering::SeqCst);
     }
 
+    /// Sends the command to every target's pusher at once, then waits for the answers until
+    /// the same deadline (plus the grace): a target that hangs delays no other.
     fn request(
         &self,
         budget: Duration,
-        command: impl FnOnce(Instant, Duration, SyncSender<Result<PushReport, PushError>>) -> Command,
+        command: impl Fn(Instant, Duration, SyncSender<Result<PushReport, PushError>>) -> Command,
     ) -> Result<PushReport, PushError> {
-        let Some(tx) = &self.inner.tx else {
+        if self.inner.lanes.is_empty() {
             return Ok(PushReport::disabled());
-        };
-        let (reply, answer) = sync_channel(1);
-        if tx
-            .send(command(Instant::now() + budget, budget, reply))
-            .is_err()
+        }
+        let deadline = Instant::now() + budget;
+        let waiting: Vec<_> = self
+            .inner
+            .lanes
+            .iter()
+            .map(|lane| {
+                let (reply, answer) = sync_channel(1);
+                let sent = lane.tx.send(command(deadline, budget, reply)).is_ok();
+                (lane, sent.then_some(answer))
+            })
+            .collect();
+        let results: Vec<_> = waiting
+            .into_iter()
+            .map(|(lane, answer)| {
+                let left = (deadline + GRACE).saturating_duration_since(Instant::now());
+                let result = match answer.map(|a| a.recv_timeout(left)) {
+                    Some(Ok(result)) => result,
+                    Some(Err(RecvTimeoutError::Timeout)) => Err(PushError::Timeout {
+                        target: lane.kind,
+                        url: lane.location.clone(),
+                        timeout: budget,
+                        attempts: 0,
+                        last_error: None,
+                    }),
+                    // The pusher ended (after the final push) without answering this request.
+                    None | Some(Err(RecvTimeoutError::Disconnected)) => Err(PushError::ShutDown),
+                };
+                (lane.kind, lane.location.clone(), result)
+            })
+            .collect();
+        if results
+            .iter()
+            .all(|(_, _, r)| matches!(r, Err(PushError::ShutDown)))
         {
             return Err(PushError::ShutDown);
         }
-        match answer.recv_timeout(budget + GRACE) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => Err(PushError::Timeout {
-                url: self.inner.url.clone(),
-                timeout: budget,
-                attempts: 0,
-                last_error: None,
-            }),
-            // The pusher ended (after the final push) without answering this request.
-            Err(RecvTimeoutError::Disconnected) => Err(PushError::ShutDown),
-        }
+        PushReport::combine(results)
     }
 }
 

@@ -98,8 +98,11 @@ mod guard;
 pub mod lifecycle;
 mod pusher;
 mod recorder;
+mod remote_write;
 mod replay;
 mod spool;
+mod target;
+mod textfile;
 
 use std::sync::OnceLock;
 
@@ -117,6 +120,7 @@ pub use guard::{PushGuard, PushHandle};
 pub use metrics_exporter_prometheus::Matcher;
 pub use replay::ReplayReport;
 pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
+pub use target::{Target, TargetKind, TargetReport};
 
 static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 

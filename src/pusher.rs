@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::task::Poll;
@@ -22,7 +23,8 @@ use crate::lifecycle::{Lifecycle, Outcome};
 use crate::recorder::LazyRecorder;
 use crate::replay::{self, ReplayReport, Step};
 use crate::spool::{self, Entry, Snapshot, Spool};
-use crate::PushError;
+use crate::target::TargetKind;
+use crate::{exposition, remote_write, textfile, PushError};
 
 /// How often the recorder's upkeep runs (drains histogram samples into their buckets so that
 /// memory stays bounded between pushes), as `metrics-exporter-prometheus` does by default.
@@ -157,31 +159,99 @@ pub(crate) fn build_client(
     builder.build().map_err(|e| crate::error::chain(&e))
 }
 
-/// What the pusher thread needs, handed over at spawn.
+/// Where one pusher sends its pushes, and how.
+pub(crate) enum Sink {
+    Pushgateway {
+        /// The gateway's endpoint (with any path prefix), for replaying other groups.
+        endpoint: Url,
+        /// This job's group path below `/metrics`.
+        group: String,
+        /// This job's group URL.
+        url: Url,
+        method: PushMethod,
+        gzip: bool,
+    },
+    RemoteWrite {
+        url: Url,
+        /// The job and grouping labels, added to every series.
+        labels: Vec<(String, String)>,
+    },
+    Textfile {
+        dir: PathBuf,
+        /// The file name in `dir`.
+        name: String,
+        /// The job and grouping labels, added to every sample.
+        labels: Vec<(String, String)>,
+    },
+}
+
+impl Sink {
+    pub(crate) fn kind(&self) -> TargetKind {
+        match self {
+            Sink::Pushgateway { .. } => TargetKind::Pushgateway,
+            Sink::RemoteWrite { .. } => TargetKind::RemoteWrite,
+            Sink::Textfile { .. } => TargetKind::Textfile,
+        }
+    }
+
+    /// Where pushes go, for errors and reports: the group URL, the receiver's URL, the file.
+    pub(crate) fn location(&self) -> String {
+        match self {
+            Sink::Pushgateway { url, .. } | Sink::RemoteWrite { url, .. } => url.to_string(),
+            Sink::Textfile { dir, name, .. } => dir.join(name).display().to_string(),
+        }
+    }
+
+    /// The value of the exporter's own metrics' `target` label: the gateway's endpoint, the
+    /// receiver's URL, the directory.
+    fn metrics_label(&self) -> String {
+        match self {
+            Sink::Pushgateway { endpoint, .. } => endpoint.to_string(),
+            Sink::RemoteWrite { url, .. } => url.to_string(),
+            Sink::Textfile { dir, .. } => dir.display().to_string(),
+        }
+    }
+
+    /// The URL the HTTP client connects to; `None` for a textfile.
+    pub(crate) fn http_url(&self) -> Option<&Url> {
+        match self {
+            Sink::Pushgateway { url, .. } | Sink::RemoteWrite { url, .. } => Some(url),
+            Sink::Textfile { .. } => None,
+        }
+    }
+
+    /// The headers of a push body.
+    fn body_headers(&self) -> HeaderMap {
+        match self {
+            Sink::Pushgateway { gzip, .. } => gateway::push_headers(*gzip),
+            Sink::RemoteWrite { .. } => remote_write::headers(),
+            Sink::Textfile { .. } => HeaderMap::new(),
+        }
+    }
+}
+
+/// What a pusher thread needs, handed over at spawn.
 pub(crate) struct PusherConfig {
-    /// The gateway's endpoint (with any path prefix), for replaying other groups.
-    pub(crate) endpoint: Url,
-    /// This job's group path below `/metrics`.
-    pub(crate) group: String,
-    /// This job's group URL.
-    pub(crate) url: Url,
+    pub(crate) sink: Sink,
+    /// Headers of every request (auth, custom headers).
     pub(crate) headers: HeaderMap,
     pub(crate) tls: TlsConfig,
-    pub(crate) method: PushMethod,
     pub(crate) interval: Option<Duration>,
     pub(crate) push_timeout: Duration,
     pub(crate) delete_on_shutdown: bool,
-    pub(crate) gzip: bool,
     pub(crate) renderer: Arc<Renderer>,
     pub(crate) spool: Option<Spool>,
     pub(crate) self_metrics: bool,
+    /// Whether this pusher runs the recorder's upkeep (one pusher does).
+    pub(crate) upkeep: bool,
+    pub(crate) thread_name: String,
 }
 
-/// Starts the pusher thread.
+/// Starts a pusher thread.
 pub(crate) fn spawn(config: PusherConfig) -> std::io::Result<UnboundedSender<Command>> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::Builder::new()
-        .name("pushgateway-pusher".into())
+        .name(config.thread_name.clone())
         .spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -232,11 +302,14 @@ async fn background(
 async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
     // First the recorder, which the caller's thread may be waiting for; then the client.
     config.renderer.recorder.get();
-    let client = build_client(&config.endpoint, &config.headers, &config.tls);
-    if let Err(cause) = &client {
+    let location = config.sink.location();
+    let client = config
+        .sink
+        .http_url()
+        .map(|url| build_client(url, &config.headers, &config.tls));
+    if let Some(Err(cause)) = &client {
         crate::exit::report(&format!(
-            "metrics will not be pushed to {}: the HTTP client failed to start: {cause}",
-            config.url
+            "metrics will not be pushed to {location}: the HTTP client failed to start: {cause}"
         ));
     }
     let spool_metrics = config
@@ -244,12 +317,13 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
         .as_ref()
         .filter(|_| config.self_metrics)
         .map(|_| SpoolMetrics::register(&config.renderer.recorder));
-    let self_metrics = config
-        .self_metrics
-        .then(|| SelfMetrics::register(&config.renderer.recorder));
+    let self_metrics = config.self_metrics.then(|| {
+        SelfMetrics::register(&config.renderer.recorder, config.sink.metrics_label())
+    });
     let mut pusher = Pusher {
         client,
-        url_text: config.url.to_string(),
+        location,
+        body_headers: config.sink.body_headers(),
         config,
         spare: Vec::new(),
         scratch: Vec::new(),
@@ -277,7 +351,7 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
             Some(c) => c,
             None => {
                 let now = tokio::time::Instant::now();
-                if now >= next_upkeep {
+                if now >= next_upkeep && pusher.config.upkeep {
                     pusher.config.renderer.recorder.handle().run_upkeep();
                     next_upkeep = now + UPKEEP_INTERVAL;
                 }
@@ -297,6 +371,9 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
                         background(pusher.replay_step(&in_flight, timeout), &mut rx, &in_flight)
                             .await;
                     continue;
+                }
+                if !pusher.config.upkeep {
+                    next_upkeep = now + UPKEEP_INTERVAL;
                 }
                 let wake = next_push.map_or(next_upkeep, |p| p.min(next_upkeep));
                 tokio::select! {
@@ -358,31 +435,36 @@ impl Registrar<'_> {
         format!("{SELF_PREFIX}{suffix}")
     }
 
-    fn gauge(&self, suffix: &str, unit: Option<Unit>, help: &'static str) -> Gauge {
+    fn key(suffix: &str, labels: &[(&'static str, &str)]) -> Key {
+        let labels: Vec<metrics::Label> = labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(*k, (*v).to_owned()))
+            .collect();
+        Key::from_parts(Self::name(suffix), labels)
+    }
+
+    fn gauge(
+        &self,
+        suffix: &str,
+        labels: &[(&'static str, &str)],
+        unit: Option<Unit>,
+        help: &'static str,
+    ) -> Gauge {
         self.recorder
             .describe_gauge(Self::name(suffix).into(), unit, help.into());
         self.recorder
-            .register_gauge(&Key::from_name(Self::name(suffix)), &self.metadata)
+            .register_gauge(&Self::key(suffix, labels), &self.metadata)
     }
 
-    fn counter(
-        &self,
-        suffix: &str,
-        labels: &[(&'static str, &'static str)],
-        help: &'static str,
-    ) -> Counter {
+    fn counter(&self, suffix: &str, labels: &[(&'static str, &str)], help: &'static str) -> Counter {
         self.recorder
             .describe_counter(Self::name(suffix).into(), None, help.into());
-        let labels: Vec<metrics::Label> = labels
-            .iter()
-            .map(|(k, v)| metrics::Label::from_static_parts(k, v))
-            .collect();
         self.recorder
-            .register_counter(&Key::from_parts(Self::name(suffix), labels), &self.metadata)
+            .register_counter(&Self::key(suffix, labels), &self.metadata)
     }
 }
 
-/// The exporter's own metrics: how its pushes went.
+/// The exporter's own metrics: how its pushes to one target went.
 struct SelfMetrics {
     succeeded: Counter,
     failed: Counter,
@@ -392,27 +474,39 @@ struct SelfMetrics {
 }
 
 impl SelfMetrics {
-    fn register(recorder: &LazyRecorder) -> Self {
+    fn register(recorder: &LazyRecorder, target: String) -> Self {
         let r = Registrar::new(recorder);
-        let pushes = "Pushes by result (interval pushes, flushes and final pushes; a push's \
-                      own result shows from the next push on).";
+        let t = [("target", target.as_str())];
+        let pushes = "Pushes by target and result (interval pushes, flushes and final pushes; \
+                      a push's own result shows from the next push on).";
         SelfMetrics {
-            succeeded: r.counter("pushes_total", &[("result", "success")], pushes),
-            failed: r.counter("pushes_total", &[("result", "failure")], pushes),
+            succeeded: r.counter(
+                "pushes_total",
+                &[("target", &target), ("result", "success")],
+                pushes,
+            ),
+            failed: r.counter(
+                "pushes_total",
+                &[("target", &target), ("result", "failure")],
+                pushes,
+            ),
             duration: r.gauge(
                 "push_duration_seconds",
+                &t,
                 Some(Unit::Seconds),
-                "Wall time of the last push, retries included.",
+                "Wall time of the last push to the target, retries included.",
             ),
             sent_bytes: r.counter(
                 "sent_bytes_total",
-                &[],
-                "Request body bytes sent, every attempt counted.",
+                &t,
+                "Request body bytes sent to the target (bytes written, for a textfile), every \
+                 attempt counted.",
             ),
             last_success: r.gauge(
                 "last_success_time_seconds",
+                &t,
                 Some(Unit::Seconds),
-                "Unix time of the last successful push.",
+                "Unix time of the last successful push to the target.",
             ),
         }
     }
@@ -453,11 +547,13 @@ impl SpoolMetrics {
         SpoolMetrics {
             snapshots: r.gauge(
                 "spool_snapshots",
+                &[],
                 None,
                 "Snapshots waiting in the spool directory.",
             ),
             bytes: r.gauge(
                 "spool_bytes",
+                &[],
                 Some(Unit::Bytes),
                 "Size of the snapshots waiting in the spool directory.",
             ),
@@ -488,10 +584,13 @@ struct Replay {
 }
 
 struct Pusher {
-    client: Result<reqwest::Client, String>,
+    /// The HTTP client; `None` for a textfile.
+    client: Option<Result<reqwest::Client, String>>,
     config: PusherConfig,
-    /// The group URL as text, for errors and logs.
-    url_text: String,
+    /// Where pushes go, for errors and logs.
+    location: String,
+    /// The headers of a push body.
+    body_headers: HeaderMap,
     /// The buffer of the last body, handed back after its push, for the next one.
     spare: Vec<u8>,
     /// The buffer the recorder renders into before the samples are sorted.
@@ -505,48 +604,63 @@ struct Pusher {
 
 impl Pusher {
     fn client(&self) -> Result<&reqwest::Client, PushError> {
-        self.client.as_ref().map_err(|cause| PushError::Client {
-            url: self.url_text.clone(),
-            cause: cause.clone(),
-        })
+        match &self.client {
+            Some(Ok(client)) => Ok(client),
+            Some(Err(cause)) => Err(self.client_error(cause.clone())),
+            None => Err(self.client_error("no HTTP client for this target".into())),
+        }
     }
 
-    /// The method for a push with this outcome. With lifecycle metrics on, only a successful
-    /// run's final push replaces the whole group (PUT); every other push is a POST, which
-    /// replaces the families it carries and keeps the last success timestamp of earlier runs.
-    fn method(&self, outcome: Outcome) -> PushMethod {
+    fn client_error(&self, cause: String) -> PushError {
+        PushError::Client {
+            target: self.config.sink.kind(),
+            url: self.location.clone(),
+            cause,
+        }
+    }
+
+    /// The method for a push to a Pushgateway with this outcome. With lifecycle metrics on,
+    /// only a successful run's final push replaces the whole group (PUT); every other push is
+    /// a POST, which replaces the families it carries and keeps the last success timestamp of
+    /// earlier runs.
+    fn method(&self, configured: PushMethod, outcome: Outcome) -> PushMethod {
         if self.config.renderer.lifecycle.is_some() && !outcome.is_success() {
             PushMethod::Post
         } else {
-            self.config.method
+            configured
         }
     }
 
     /// Renders the body of a push into the buffer of the last one (no allocation or page
-    /// faults when the size is about the same), compressed if configured.
-    fn body(&mut self, outcome: Outcome) -> Result<Bytes, PushError> {
+    /// faults when the size is about the same), and encodes it as the target takes it.
+    fn body(&mut self, outcome: Outcome, created_ms: u64) -> Result<Bytes, PushError> {
         let mut buf = std::mem::take(&mut self.spare);
         buf.clear();
         self.config
             .renderer
             .render_into(outcome, &mut buf, &mut self.scratch);
-        if self.config.gzip {
-            let body = crate::compression::gzip(&buf)
-                .map(Bytes::from)
-                .map_err(|e| PushError::Client {
-                    url: self.url_text.clone(),
-                    cause: format!("gzip compression failed: {e}"),
-                });
-            self.spare = buf;
-            body
-        } else {
-            Ok(Bytes::from(buf))
-        }
+        let encoded = match &self.config.sink {
+            Sink::Pushgateway { gzip: false, .. } => return Ok(Bytes::from(buf)),
+            Sink::Pushgateway { gzip: true, .. } => crate::compression::gzip(&buf)
+                .map_err(|e| format!("gzip compression failed: {e}")),
+            Sink::RemoteWrite { labels, .. } => read_back(&buf).and_then(|families| {
+                let now = i64::try_from(created_ms).unwrap_or(i64::MAX);
+                remote_write::encode(&remote_write::write_request(&families, labels, now))
+            }),
+            Sink::Textfile { labels, .. } => read_back(&buf).map(|families| {
+                let mut text = String::with_capacity(buf.len() + buf.len() / 4);
+                textfile::render(&families, labels, &mut text);
+                text.into_bytes()
+            }),
+        };
+        self.spare = buf;
+        encoded.map(Bytes::from).map_err(|cause| self.client_error(cause))
     }
 
-    /// Takes back the buffer of a body nobody else holds any more.
+    /// Takes back the buffer of a body nobody else holds any more, if it is the rendering
+    /// buffer itself (an uncompressed Pushgateway body).
     fn recycle(&mut self, body: Bytes) {
-        if self.config.gzip {
+        if !matches!(self.config.sink, Sink::Pushgateway { gzip: false, .. }) {
             return;
         }
         if let Ok(buf) = body.try_into_mut() {
@@ -554,8 +668,52 @@ impl Pusher {
         }
     }
 
-    /// Renders and sends a push of this job's group; a failure that may succeed later keeps
-    /// the snapshot in the spool, a success makes older spooled snapshots of the group obsolete.
+    /// Sends a rendered body to the target.
+    async fn send_body(
+        &self,
+        outcome: Outcome,
+        body: &Bytes,
+        deadline: Instant,
+        budget: Duration,
+        in_flight: &Cell<bool>,
+    ) -> Result<PushReport, PushError> {
+        match &self.config.sink {
+            Sink::Pushgateway { url, method, .. } => {
+                let request = Request::push(
+                    url,
+                    &self.location,
+                    self.method(*method, outcome),
+                    &self.body_headers,
+                    body.clone(),
+                );
+                gateway::send(self.client()?, &request, deadline, budget, true, in_flight).await
+            }
+            Sink::RemoteWrite { url, .. } => {
+                let request = Request {
+                    target: TargetKind::RemoteWrite,
+                    url,
+                    url_text: &self.location,
+                    method: reqwest::Method::POST,
+                    headers: &self.body_headers,
+                    body: body.clone(),
+                };
+                gateway::send(self.client()?, &request, deadline, budget, true, in_flight).await
+            }
+            Sink::Textfile { dir, name, .. } => {
+                let started = Instant::now();
+                textfile::write_atomically(dir, name, body)
+                    .map(|_| PushReport::sent(None, 1, body.len(), started.elapsed()))
+                    .map_err(|source| PushError::Textfile {
+                        path: dir.join(name),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// Renders and sends a push; to a Pushgateway, a failure that may succeed later keeps
+    /// the snapshot in the spool, and a success makes older spooled snapshots of the group
+    /// obsolete.
     async fn send_push(
         &mut self,
         outcome: Outcome,
@@ -563,42 +721,39 @@ impl Pusher {
         budget: Duration,
         in_flight: &Cell<bool>,
     ) -> Result<PushReport, PushError> {
-        let method = self.method(outcome);
         let created_ms = spool::now_ms();
         let started = Instant::now();
-        let body = self.body(outcome)?;
-        let result = match self.client() {
-            Ok(client) => {
-                let request = Request {
-                    url: &self.config.url,
-                    url_text: &self.url_text,
-                    method: Some(method),
-                    body: body.clone(),
-                    gzip: self.config.gzip,
-                };
-                gateway::send(client, &request, deadline, budget, true, in_flight).await
-            }
-            Err(e) => Err(e),
-        };
+        let body = self.body(outcome, created_ms)?;
+        let result = self
+            .send_body(outcome, &body, deadline, budget, in_flight)
+            .await;
         if let Some(m) = &self.self_metrics {
             m.record(&result, body.len(), started.elapsed());
         }
-        match &result {
-            Ok(_) => {
+        match (&result, &self.config.sink) {
+            (Ok(_), _) => {
                 self.pushed(created_ms, outcome.is_final());
                 self.recycle(body);
             }
-            Err(e) if e.worth_keeping() => self.keep(
-                Snapshot {
-                    group: self.config.group.clone(),
+            (
+                Err(e),
+                Sink::Pushgateway {
+                    group,
                     method,
-                    gzip: self.config.gzip,
+                    gzip,
+                    ..
+                },
+            ) if e.worth_keeping() => {
+                let snapshot = Snapshot {
+                    group: group.clone(),
+                    method: self.method(*method, outcome),
+                    gzip: *gzip,
                     created_ms,
                     body,
-                },
-                outcome.is_final() || !self.failing,
-            ),
-            Err(_) => self.recycle(body),
+                };
+                self.keep(snapshot, outcome.is_final() || !self.failing);
+            }
+            (Err(_), _) => self.recycle(body),
         }
         result
     }
@@ -609,34 +764,49 @@ impl Pusher {
         deadline: Instant,
         budget: Duration,
     ) -> Result<PushReport, PushError> {
-        if outcome.is_final() && self.config.delete_on_shutdown {
+        if outcome.is_final()
+            && self.config.delete_on_shutdown
+            && self.config.sink.kind() != TargetKind::RemoteWrite
+        {
             return self.delete(deadline, budget).await;
         }
         self.send_push(outcome, deadline, budget, &Cell::new(false))
             .await
     }
 
+    /// Deletes the job's group from a Pushgateway, or its file from a textfile directory;
+    /// nothing for a remote-write receiver, which has no such operation.
     async fn delete(
         &mut self,
         deadline: Instant,
         budget: Duration,
     ) -> Result<PushReport, PushError> {
-        let request = Request {
-            url: &self.config.url,
-            url_text: &self.url_text,
-            method: None,
-            body: Bytes::new(),
-            gzip: false,
-        };
-        gateway::send(
-            self.client()?,
-            &request,
-            deadline,
-            budget,
-            true,
-            &Cell::new(false),
-        )
-        .await
+        match &self.config.sink {
+            Sink::Pushgateway { url, .. } => {
+                let request = Request::delete(url, &self.location);
+                gateway::send(
+                    self.client()?,
+                    &request,
+                    deadline,
+                    budget,
+                    true,
+                    &Cell::new(false),
+                )
+                .await
+            }
+            Sink::RemoteWrite { .. } => Ok(PushReport::sent(None, 0, 0, Duration::ZERO)),
+            Sink::Textfile { dir, name, .. } => {
+                let path = dir.join(name);
+                let started = Instant::now();
+                match std::fs::remove_file(&path) {
+                    Ok(()) => Ok(PushReport::sent(None, 1, 0, started.elapsed())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Ok(PushReport::sent(None, 1, 0, started.elapsed()))
+                    }
+                    Err(source) => Err(PushError::Textfile { path, source }),
+                }
+            }
+        }
     }
 
     /// A push on the interval: its failures are logged (once per failure streak), not returned.
@@ -650,7 +820,7 @@ impl Pusher {
         match result {
             Ok(_) if self.failing => {
                 self.failing = false;
-                tracing::info!(url = %self.url_text, "interval push succeeded again");
+                tracing::info!(target_location = %self.location, "interval push succeeded again");
             }
             Ok(_) => {}
             Err(e) if !self.failing => {
@@ -664,10 +834,11 @@ impl Pusher {
     /// After a successful push made at `created_ms`: older spooled snapshots of this group are
     /// obsolete, and the gateway is up, so anything else spooled can be sent.
     fn pushed(&mut self, created_ms: u64, last: bool) {
-        let Some(spool) = &self.config.spool else {
+        let (Some(spool), Sink::Pushgateway { group, .. }) = (&self.config.spool, &self.config.sink)
+        else {
             return;
         };
-        let removed = spool.remove_group(&self.config.group, created_ms);
+        let removed = spool.remove_group(group, created_ms);
         if removed > 0 {
             tracing::debug!(
                 removed,
@@ -781,9 +952,12 @@ impl Pusher {
     }
 
     async fn replay_step(&mut self, in_flight: &Cell<bool>, timeout: Duration) {
-        let (Some(replay), Some(spool), Ok(client)) =
-            (&mut self.replay, &self.config.spool, &self.client)
-        else {
+        let (Some(replay), Some(spool), Some(Ok(client)), Sink::Pushgateway { endpoint, .. }) = (
+            &mut self.replay,
+            &self.config.spool,
+            &self.client,
+            &self.config.sink,
+        ) else {
             self.replay = None;
             return;
         };
@@ -794,7 +968,7 @@ impl Pusher {
         };
         let step = replay::replay_one(
             client,
-            &self.config.endpoint,
+            endpoint,
             spool,
             &entry,
             timeout,
@@ -824,4 +998,11 @@ impl Pusher {
         }
         self.update_spool_gauges();
     }
+}
+
+/// Reads rendered exposition text back into families, for the targets that take samples.
+fn read_back(text: &[u8]) -> Result<Vec<exposition::Family<'_>>, String> {
+    let text = std::str::from_utf8(text)
+        .map_err(|e| format!("the rendered exposition text is not UTF-8: {e}"))?;
+    exposition::parse(text).map_err(|e| format!("the rendered exposition text cannot be read: {e}"))
 }

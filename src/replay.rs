@@ -89,13 +89,8 @@ pub(crate) async fn replay_one(
     };
     let url = url_for(endpoint, &snapshot.group);
     let url_text = url.to_string();
-    let request = Request {
-        url: &url,
-        url_text: &url_text,
-        method: Some(snapshot.method),
-        body: snapshot.body,
-        gzip: snapshot.gzip,
-    };
+    let headers = gateway::push_headers(snapshot.gzip);
+    let request = Request::push(&url, &url_text, snapshot.method, &headers, snapshot.body);
     let deadline = Instant::now() + timeout;
     match gateway::send(client, &request, deadline, timeout, false, in_flight).await {
         Ok(_) => {

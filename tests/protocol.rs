@@ -189,24 +189,24 @@ fn the_exporters_own_metrics_are_pushed_and_can_be_turned_off() {
     run("observed", env(None));
     let group = gw.job("observed");
     assert_job_values(&group, "success", 0);
+    // Each target's metrics carry its endpoint.
+    let target = format!("{}/", gw.url);
+    let t = ("target", target.as_str());
     // The interval pushes before the final one, all successful.
-    let ok = group.value(
-        "pushgateway_exporter_pushes_total",
-        &[("result", "success")],
-    );
+    let ok = group.value("pushgateway_exporter_pushes_total", &[t, ("result", "success")]);
     assert!((3.0..=9.0).contains(&ok), "{ok} successful pushes");
     assert_eq!(
         group.value(
             "pushgateway_exporter_pushes_total",
-            &[("result", "failure")]
+            &[t, ("result", "failure")]
         ),
         0.0
     );
-    let sent = group.value("pushgateway_exporter_sent_bytes_total", &[]);
+    let sent = group.value("pushgateway_exporter_sent_bytes_total", &[t]);
     assert!(sent > ok * 500.0, "{sent} bytes in {ok} pushes");
-    let duration = group.value("pushgateway_exporter_push_duration_seconds", &[]);
+    let duration = group.value("pushgateway_exporter_push_duration_seconds", &[t]);
     assert!(duration > 0.0 && duration < 1.0, "{duration}");
-    let last = group.value("pushgateway_exporter_last_success_time_seconds", &[]);
+    let last = group.value("pushgateway_exporter_last_success_time_seconds", &[t]);
     let started = group.value("batch_job_start_time_seconds", &[]);
     assert!(
         last > started && last < started + 5.0,

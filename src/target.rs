@@ -1,0 +1,126 @@
+//! Where pushes go: [`Target`], and what happened at each ([`TargetReport`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::{PushError, PushReport};
+
+/// A place the exporter pushes to. A job can push to several at once (see
+/// [`PushgatewayBuilder::targets`](crate::PushgatewayBuilder::targets)); each is pushed to on
+/// its own thread, retried on its own, and a target that is down never delays the others.
+///
+/// | target | what is sent | when it fits |
+/// |---|---|---|
+/// | [`Pushgateway`](Self::Pushgateway) | the group, text format 0.0.4, PUT/POST | the usual path: Prometheus scrapes the gateway |
+/// | [`RemoteWrite`](Self::RemoteWrite) | Prometheus remote write 1.0, samples stamped at push time | Mimir, Cortex, Thanos Receive, VictoriaMetrics, Prometheus with `--web.enable-remote-write-receiver` |
+/// | [`Textfile`](Self::Textfile) | `<dir>/<job>.prom`, written atomically | a host running node_exporter: no network at all |
+///
+/// URLs are checked at install; credentials in a URL (`https://user:password@host`) are that
+/// target's basic auth.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Target {
+    /// A Prometheus Pushgateway at this endpoint (e.g. `http://127.0.0.1:9091`).
+    Pushgateway(String),
+    /// A Prometheus remote-write receiver at this URL (e.g.
+    /// `http://mimir:9009/api/v1/push`, `http://127.0.0.1:9090/api/v1/write`).
+    RemoteWrite(String),
+    /// node_exporter's textfile collector directory (its
+    /// `--collector.textfile.directory`).
+    Textfile(PathBuf),
+}
+
+impl Target {
+    /// A Pushgateway at `endpoint`.
+    pub fn pushgateway(endpoint: impl Into<String>) -> Self {
+        Target::Pushgateway(endpoint.into())
+    }
+
+    /// A remote-write receiver at `url`.
+    pub fn remote_write(url: impl Into<String>) -> Self {
+        Target::RemoteWrite(url.into())
+    }
+
+    /// node_exporter's textfile collector directory `dir`.
+    pub fn textfile(dir: impl Into<PathBuf>) -> Self {
+        Target::Textfile(dir.into())
+    }
+
+    /// What kind of target this is.
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Target::Pushgateway(_) => TargetKind::Pushgateway,
+            Target::RemoteWrite(_) => TargetKind::RemoteWrite,
+            Target::Textfile(_) => TargetKind::Textfile,
+        }
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Pushgateway(url) => f
+                .debug_tuple("Pushgateway")
+                .field(&crate::builder::redact_url(url))
+                .finish(),
+            Target::RemoteWrite(url) => f
+                .debug_tuple("RemoteWrite")
+                .field(&crate::builder::redact_url(url))
+                .finish(),
+            Target::Textfile(dir) => f.debug_tuple("Textfile").field(dir).finish(),
+        }
+    }
+}
+
+/// The kind of a [`Target`]; displayed as `Pushgateway`, `remote write` or `textfile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TargetKind {
+    /// A Prometheus Pushgateway.
+    Pushgateway,
+    /// A Prometheus remote-write receiver.
+    RemoteWrite,
+    /// node_exporter's textfile collector directory.
+    Textfile,
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetKind::Pushgateway => "Pushgateway",
+            TargetKind::RemoteWrite => "remote write",
+            TargetKind::Textfile => "textfile",
+        })
+    }
+}
+
+/// What one push did at one target: part of a [`PushReport`].
+#[derive(Debug, Clone)]
+pub struct TargetReport {
+    pub(crate) kind: TargetKind,
+    pub(crate) location: String,
+    pub(crate) result: Result<PushReport, Arc<PushError>>,
+}
+
+impl TargetReport {
+    /// The kind of target.
+    pub fn kind(&self) -> TargetKind {
+        self.kind
+    }
+
+    /// Where: the group URL (Pushgateway), the receiver's URL (remote write), both without
+    /// credentials, or the file written (textfile).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Whether this target took the push.
+    pub fn succeeded(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// This target's answer, or why it failed.
+    pub fn result(&self) -> Result<&PushReport, &PushError> {
+        self.result.as_ref().map_err(|e| &**e)
+    }
+}

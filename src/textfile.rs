@@ -1,0 +1,147 @@
+//! The textfile target: the snapshot written as `<dir>/<job>.prom` for node_exporter's
+//! textfile collector.
+//!
+//! Source: node_exporter's README, "Textfile Collector": files ending in `.prom` in the
+//! collector's directory are read on every scrape, in the text exposition format, without
+//! timestamps; a file must be written atomically (to a temporary name, then renamed) so that
+//! a scrape never reads half of it.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::exposition::{self, Family};
+
+/// The file name for a job and its grouping labels: `<job>.prom`, or
+/// `<job>_<label>_<value>...prom` with grouping labels, so that two groups never share a
+/// file. Characters other than ASCII letters, digits, `_`, `-` and `.` become `_`, and a
+/// leading `.` (a hidden file the collector skips) becomes `_`.
+pub(crate) fn file_name(job: &str, grouping: &[(String, String)]) -> String {
+    let mut name = String::new();
+    let mut push = |part: &str| {
+        name.extend(part.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        }));
+    };
+    push(job);
+    for (label, value) in grouping {
+        push("_");
+        push(label);
+        push("_");
+        push(value);
+    }
+    if name.starts_with('.') {
+        name.replace_range(..1, "_");
+    }
+    name.push_str(".prom");
+    name
+}
+
+/// Writes `families` as exposition text, each sample with `target_labels` (job and grouping
+/// labels, which win over a sample label of the same name) added.
+pub(crate) fn render(families: &[Family<'_>], target_labels: &[(String, String)], out: &mut String) {
+    for family in families {
+        if let Some(help) = family.help {
+            out.push_str("# HELP ");
+            out.push_str(family.name);
+            out.push(' ');
+            out.push_str(help);
+            out.push('\n');
+        }
+        out.push_str("# TYPE ");
+        out.push_str(family.name);
+        out.push(' ');
+        out.push_str(family.kind.as_str());
+        out.push('\n');
+        for sample in &family.samples {
+            out.push_str(sample.name);
+            let labels = exposition::series_labels(sample, target_labels);
+            for (i, (name, value)) in labels.iter().enumerate() {
+                out.push(if i == 0 { '{' } else { ',' });
+                out.push_str(name);
+                out.push_str("=\"");
+                exposition::escape_label_value(value, out);
+                out.push('"');
+            }
+            if !labels.is_empty() {
+                out.push('}');
+            }
+            out.push(' ');
+            exposition::write_value(sample.value, out);
+            out.push('\n');
+        }
+    }
+}
+
+/// Replaces `dir/name` with `body` atomically: written to a hidden temporary file in the same
+/// directory (which the collector ignores), flushed to disk, then renamed over the old file.
+/// The file is readable by other users (mode 0644 before the umask): node_exporter usually
+/// runs as a user of its own.
+pub(crate) fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<PathBuf> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+        let mut file = options.open(&tmp)?;
+        file.write_all(body)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map(|()| path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe_and_distinct_per_group() {
+        assert_eq!(file_name("ingester", &[]), "ingester.prom");
+        assert_eq!(
+            file_name("nightly backup", &[("instance".into(), "db/1".into())]),
+            "nightly_backup_instance_db_1.prom"
+        );
+        assert_eq!(file_name("../etc", &[]), "_._etc.prom");
+        assert_eq!(file_name("zürich", &[]), "z_rich.prom");
+    }
+
+    #[test]
+    fn rendering_adds_the_job_and_grouping_labels() {
+        let text = "# HELP done_total Done.\n# TYPE done_total counter\n\
+                    done_total{queue=\"a\\\"b\"} 3\n\n# TYPE up gauge\nup +Inf\n";
+        let families = exposition::parse(text).unwrap();
+        let mut out = String::new();
+        render(&families, &[("job".into(), "ingester".into())], &mut out);
+        assert_eq!(
+            out,
+            "# HELP done_total Done.\n# TYPE done_total counter\n\
+             done_total{job=\"ingester\",queue=\"a\\\"b\"} 3\n\
+             # TYPE up gauge\nup{job=\"ingester\"} +Inf\n"
+        );
+    }
+
+    #[test]
+    fn writes_replace_the_file_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomically(dir.path(), "j.prom", b"a 1\n").unwrap();
+        let path = write_atomically(dir.path(), "j.prom", b"a 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a 2\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["j.prom"]);
+        let missing = dir.path().join("missing");
+        assert!(write_atomically(&missing, "j.prom", b"a 1\n").is_err());
+    }
+}
