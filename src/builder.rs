@@ -716,7 +716,11 @@ impl PushgatewayBuilder {
         let mut target_labels = vec![("job".to_owned(), self.job.clone())];
         target_labels.extend(grouping.iter().cloned());
         let mut spool = self.spool()?;
-        if spool.is_some() && !self.targets.iter().any(|t| t.kind() == TargetKind::Pushgateway)
+        if spool.is_some()
+            && !self
+                .targets
+                .iter()
+                .any(|t| t.kind() == TargetKind::Pushgateway)
         {
             return Err(InitError::InvalidSetting {
                 setting: "spool_dir",
@@ -820,12 +824,11 @@ impl PushgatewayBuilder {
                         i => format!("pushgateway-pusher-{}", i + 1),
                     },
                 };
-                let tx = crate::pusher::spawn(config).map_err(|source| {
-                    InitError::FailedToSpawn {
+                let tx =
+                    crate::pusher::spawn(config).map_err(|source| InitError::FailedToSpawn {
                         what: "pusher thread",
                         source,
-                    }
-                })?;
+                    })?;
                 lanes.push(Lane { tx, kind, location });
             }
         }
@@ -1366,7 +1369,11 @@ mod tests {
         let (url, auth) = parse_endpoint("http://127.0.0.1:9091", TargetKind::Pushgateway).unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:9091/");
         assert!(auth.is_none());
-        let (url, auth) = parse_endpoint("https://u:p%40ss@gw.example/prefix", TargetKind::Pushgateway).unwrap();
+        let (url, auth) = parse_endpoint(
+            "https://u:p%40ss@gw.example/prefix",
+            TargetKind::Pushgateway,
+        )
+        .unwrap();
         assert_eq!(url.as_str(), "https://gw.example/prefix");
         match auth {
             Some(Auth::Basic { username, password }) => {
@@ -1401,11 +1408,17 @@ mod tests {
         );
         // Another target alone replaces the default gateway.
         let b = env(&[(ENV_REMOTE_WRITE_URL, "http://mimir:9009/api/v1/push")]).unwrap();
-        assert_eq!(b.targets, [Target::remote_write("http://mimir:9009/api/v1/push")]);
+        assert_eq!(
+            b.targets,
+            [Target::remote_write("http://mimir:9009/api/v1/push")]
+        );
         let b = env(&[
             (ENV_TEXTFILE_DIR, "/var/lib/node_exporter"),
             (ENV_URL, "http://gw:9091"),
-            (ENV_REMOTE_WRITE_URL, "http://vm:8428/api/v1/write?extra_label=dc=eu"),
+            (
+                ENV_REMOTE_WRITE_URL,
+                "http://vm:8428/api/v1/write?extra_label=dc=eu",
+            ),
         ])
         .unwrap();
         assert_eq!(
@@ -1432,7 +1445,10 @@ mod tests {
             .job("j")
             .install()
             .unwrap_err();
-        assert_eq!(err.to_string(), "invalid setting targets: no target to push to");
+        assert_eq!(
+            err.to_string(),
+            "invalid setting targets: no target to push to"
+        );
         let err = PushgatewayBuilder::with_targets([Target::remote_write("mimir/api/v1/push")])
             .job("j")
             .install()
@@ -1447,7 +1463,10 @@ mod tests {
             .job("j")
             .install()
             .unwrap_err();
-        assert!(err.to_string().contains("no Pushgateway is a target"), "{err}");
+        assert!(
+            err.to_string().contains("no Pushgateway is a target"),
+            "{err}"
+        );
         let err = PushgatewayBuilder::with_targets([Target::textfile("")])
             .job("j")
             .install()

@@ -245,7 +245,10 @@ impl PushError {
             PushError::Tls { .. } | PushError::Textfile { .. } => 1,
             PushError::AllFailed { targets } => targets
                 .iter()
-                .map(|t| t.result().map_or_else(PushError::attempts, |r| r.attempts()))
+                .map(|t| {
+                    t.result()
+                        .map_or_else(PushError::attempts, |r| r.attempts())
+                })
                 .sum(),
             PushError::Client { .. } | PushError::ShutDown => 0,
         }

@@ -43,7 +43,6 @@ pub(crate) fn sort_samples(text: &[u8], out: &mut Vec<u8>) {
     flush(&mut pending, sortable, out);
 }
 
-
 /// The type of a metric family, from its `# TYPE` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -162,9 +161,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Family<'_>>, String> {
 }
 
 fn parse_sample(line: &str) -> Result<Sample<'_>, String> {
-    let name_end = line
-        .find(['{', ' '])
-        .ok_or("no value")?;
+    let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
     if name.is_empty() {
         return Err("no metric name".into());
@@ -286,7 +283,10 @@ mod tests {
         assert_eq!(families[0].help, Some("Requests \\\\ served."));
         assert_eq!(
             families[0].samples[0].labels,
-            [("path", "/a\"b\\c\nd".to_owned()), ("code", "200".to_owned())]
+            [
+                ("path", "/a\"b\\c\nd".to_owned()),
+                ("code", "200".to_owned())
+            ]
         );
         assert_eq!(families[0].samples[0].value, 3.0);
         assert_eq!(families[1].samples[1].labels, [("le", "+Inf".to_owned())]);
@@ -301,7 +301,10 @@ mod tests {
         for (text, what) in [
             ("a{b=\"c} 1\n", "line 1: unterminated label value"),
             ("# TYPE a gauge\na x\n", "line 2: \"x\" is not a number"),
-            ("a 1 1700000000\n", "line 1: sample timestamps are not supported"),
+            (
+                "a 1 1700000000\n",
+                "line 1: sample timestamps are not supported",
+            ),
             ("a{b} 1\n", "line 1: label without a quoted value"),
         ] {
             let err = parse(text).unwrap_err();
@@ -313,10 +316,17 @@ mod tests {
     fn target_labels_replace_and_sort() {
         let sample = Sample {
             name: "m",
-            labels: vec![("zone", "a".into()), ("job", "inner".into()), ("empty", String::new())],
+            labels: vec![
+                ("zone", "a".into()),
+                ("job", "inner".into()),
+                ("empty", String::new()),
+            ],
             value: 1.0,
         };
-        let target = vec![("job".to_owned(), "outer".to_owned()), ("instance".to_owned(), "h".to_owned())];
+        let target = vec![
+            ("job".to_owned(), "outer".to_owned()),
+            ("instance".to_owned(), "h".to_owned()),
+        ];
         assert_eq!(
             series_labels(&sample, &target),
             [("instance", "h"), ("job", "outer"), ("zone", "a")]

@@ -128,7 +128,12 @@ impl PushReport {
         PushReport::sent(None, 0, 0, Duration::ZERO)
     }
 
-    pub(crate) fn sent(status: Option<u16>, attempts: u32, body_bytes: usize, elapsed: Duration) -> Self {
+    pub(crate) fn sent(
+        status: Option<u16>,
+        attempts: u32,
+        body_bytes: usize,
+        elapsed: Duration,
+    ) -> Self {
         PushReport {
             status,
             attempts,
@@ -228,7 +233,13 @@ pub(crate) struct Request<'a> {
 
 impl<'a> Request<'a> {
     /// A push of `body` (exposition text, gzip-compressed or not) to a group.
-    pub(crate) fn push(url: &'a Url, url_text: &'a str, method: PushMethod, headers: &'a HeaderMap, body: Bytes) -> Self {
+    pub(crate) fn push(
+        url: &'a Url,
+        url_text: &'a str,
+        method: PushMethod,
+        headers: &'a HeaderMap,
+        body: Bytes,
+    ) -> Self {
         Request {
             target: TargetKind::Pushgateway,
             url,

@@ -9,9 +9,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::gateway::PushReport;
-use crate::target::TargetKind;
 use crate::lifecycle::Outcome;
 use crate::pusher::{Command, Renderer};
+use crate::target::TargetKind;
 use crate::PushError;
 
 /// How much longer than a push's own budget a caller waits for the pusher thread's answer.
@@ -45,7 +45,12 @@ pub struct PushHandle {
 
 impl std::fmt::Debug for PushHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let targets: Vec<&str> = self.inner.lanes.iter().map(|l| l.location.as_str()).collect();
+        let targets: Vec<&str> = self
+            .inner
+            .lanes
+            .iter()
+            .map(|l| l.location.as_str())
+            .collect();
         f.debug_struct("PushHandle")
             .field("targets", &targets)
             .field("enabled", &!self.inner.lanes.is_empty())

@@ -317,9 +317,9 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
         .as_ref()
         .filter(|_| config.self_metrics)
         .map(|_| SpoolMetrics::register(&config.renderer.recorder));
-    let self_metrics = config.self_metrics.then(|| {
-        SelfMetrics::register(&config.renderer.recorder, config.sink.metrics_label())
-    });
+    let self_metrics = config
+        .self_metrics
+        .then(|| SelfMetrics::register(&config.renderer.recorder, config.sink.metrics_label()));
     let mut pusher = Pusher {
         client,
         location,
@@ -456,7 +456,12 @@ impl Registrar<'_> {
             .register_gauge(&Self::key(suffix, labels), &self.metadata)
     }
 
-    fn counter(&self, suffix: &str, labels: &[(&'static str, &str)], help: &'static str) -> Counter {
+    fn counter(
+        &self,
+        suffix: &str,
+        labels: &[(&'static str, &str)],
+        help: &'static str,
+    ) -> Counter {
         self.recorder
             .describe_counter(Self::name(suffix).into(), None, help.into());
         self.recorder
@@ -641,8 +646,9 @@ impl Pusher {
             .render_into(outcome, &mut buf, &mut self.scratch);
         let encoded = match &self.config.sink {
             Sink::Pushgateway { gzip: false, .. } => return Ok(Bytes::from(buf)),
-            Sink::Pushgateway { gzip: true, .. } => crate::compression::gzip(&buf)
-                .map_err(|e| format!("gzip compression failed: {e}")),
+            Sink::Pushgateway { gzip: true, .. } => {
+                crate::compression::gzip(&buf).map_err(|e| format!("gzip compression failed: {e}"))
+            }
             Sink::RemoteWrite { labels, .. } => read_back(&buf).and_then(|families| {
                 let now = i64::try_from(created_ms).unwrap_or(i64::MAX);
                 remote_write::encode(&remote_write::write_request(&families, labels, now))
@@ -654,7 +660,9 @@ impl Pusher {
             }),
         };
         self.spare = buf;
-        encoded.map(Bytes::from).map_err(|cause| self.client_error(cause))
+        encoded
+            .map(Bytes::from)
+            .map_err(|cause| self.client_error(cause))
     }
 
     /// Takes back the buffer of a body nobody else holds any more, if it is the rendering
@@ -834,7 +842,8 @@ impl Pusher {
     /// After a successful push made at `created_ms`: older spooled snapshots of this group are
     /// obsolete, and the gateway is up, so anything else spooled can be sent.
     fn pushed(&mut self, created_ms: u64, last: bool) {
-        let (Some(spool), Sink::Pushgateway { group, .. }) = (&self.config.spool, &self.config.sink)
+        let (Some(spool), Sink::Pushgateway { group, .. }) =
+            (&self.config.spool, &self.config.sink)
         else {
             return;
         };
@@ -966,15 +975,7 @@ impl Pusher {
             self.finish_replay();
             return;
         };
-        let step = replay::replay_one(
-            client,
-            endpoint,
-            spool,
-            &entry,
-            timeout,
-            in_flight,
-        )
-        .await;
+        let step = replay::replay_one(client, endpoint, spool, &entry, timeout, in_flight).await;
         replay.queue.pop_front();
         if let Some(m) = &self.spool_metrics {
             match step {

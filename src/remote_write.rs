@@ -222,12 +222,20 @@ mod tests {
                     t
                 ),
                 (
-                    l(&[("__name__", "lat_sum"), ("instance", "shard-1"), ("job", "ingester")]),
+                    l(&[
+                        ("__name__", "lat_sum"),
+                        ("instance", "shard-1"),
+                        ("job", "ingester")
+                    ]),
                     0.5,
                     t
                 ),
                 (
-                    l(&[("__name__", "lat_count"), ("instance", "shard-1"), ("job", "ingester")]),
+                    l(&[
+                        ("__name__", "lat_count"),
+                        ("instance", "shard-1"),
+                        ("job", "ingester")
+                    ]),
                     2.0,
                     t
                 ),

@@ -43,7 +43,11 @@ pub(crate) fn file_name(job: &str, grouping: &[(String, String)]) -> String {
 
 /// Writes `families` as exposition text, each sample with `target_labels` (job and grouping
 /// labels, which win over a sample label of the same name) added.
-pub(crate) fn render(families: &[Family<'_>], target_labels: &[(String, String)], out: &mut String) {
+pub(crate) fn render(
+    families: &[Family<'_>],
+    target_labels: &[(String, String)],
+    out: &mut String,
+) {
     for family in families {
         if let Some(help) = family.help {
             out.push_str("# HELP ");

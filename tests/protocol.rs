@@ -193,7 +193,10 @@ fn the_exporters_own_metrics_are_pushed_and_can_be_turned_off() {
     let target = format!("{}/", gw.url);
     let t = ("target", target.as_str());
     // The interval pushes before the final one, all successful.
-    let ok = group.value("pushgateway_exporter_pushes_total", &[t, ("result", "success")]);
+    let ok = group.value(
+        "pushgateway_exporter_pushes_total",
+        &[t, ("result", "success")],
+    );
     assert!((3.0..=9.0).contains(&ok), "{ok} successful pushes");
     assert_eq!(
         group.value(

@@ -2,6 +2,7 @@
 //! child-process binaries, and reading groups back from the gateway's API.
 #![allow(dead_code)]
 
+pub mod prometheus;
 pub mod proxy;
 pub mod tls;
 

@@ -225,6 +225,13 @@ fn main() {
             record();
             ready();
         }
+        "label-clash" => {
+            // Series labels named like the job and grouping labels, which a target that
+            // takes samples must replace, not repeat.
+            record();
+            metrics::counter!("clash_total", "job" => "inner", "instance" => "inner", "zone" => "a")
+                .increment(2);
+        }
         "async-fn-drop" => async_fn_drop(guard),
         "task-drop" => task_drop(guard),
         "exit" => {
@@ -273,11 +280,20 @@ fn main() {
         "flush" => {
             record();
             match guard.flush() {
-                Ok(report) => println!(
-                    "ok status={:?} attempts={}",
-                    report.status(),
-                    report.attempts()
-                ),
+                Ok(report) => {
+                    println!(
+                        "ok status={:?} attempts={}",
+                        report.status(),
+                        report.attempts()
+                    );
+                    // With several targets, one line each.
+                    for target in report.targets() {
+                        match target.result() {
+                            Ok(r) => println!("target {} ok {:?}", target.kind(), r.status()),
+                            Err(e) => println!("target {} err {e}", target.kind()),
+                        }
+                    }
+                }
                 Err(e) => println!("err status={:?} {e}", e.status()),
             }
         }
