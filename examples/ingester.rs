@@ -5,6 +5,11 @@
 //! PUSHGATEWAY_URL=http://127.0.0.1:9091 cargo run --example ingester -- data.csv events.jsonl
 //! ```
 //!
+//! The targets are configuration, not code: `PUSHGATEWAY_URL=http://a:9091,http://b:9091`
+//! pushes to two gateways, `PUSHGATEWAY_REMOTE_WRITE_URL=http://mimir:9009/api/v1/push` to a
+//! remote-write store, `PUSHGATEWAY_TEXTFILE_DIR=/var/lib/prometheus/node-exporter` to
+//! node_exporter's textfile collector; any mix of them at once.
+//!
 //! Exit status: 0 when every file was read, 1 when one could not be (the final push reports it
 //! as `batch_job_outcome{outcome="error"}`), 2 on a configuration error.
 
@@ -131,11 +136,19 @@ fn main() {
     }
     // Final push of a successful run, with its result.
     match guard.shutdown() {
-        Ok(report) => eprintln!(
-            "ingester: pushed {} bytes in {:?}",
-            report.body_bytes(),
-            report.elapsed()
-        ),
+        Ok(report) => {
+            eprintln!(
+                "ingester: pushed {} bytes in {:?}",
+                report.body_bytes(),
+                report.elapsed()
+            );
+            // With several targets (PUSHGATEWAY_URL=a,b), the ones that did not take it.
+            for target in report.failed_targets() {
+                if let Err(e) = target.result() {
+                    eprintln!("ingester: {e}");
+                }
+            }
+        }
         Err(e) => eprintln!("ingester: final push failed: {e}"),
     }
 }

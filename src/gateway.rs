@@ -201,7 +201,8 @@ impl PushReport {
         self.elapsed
     }
 
-    /// How each target fared, in the order the targets were configured.
+    /// How each target fared, in the order the targets were configured (empty when pushing
+    /// is disabled, and in the reports inside a [`TargetReport`]).
     pub fn targets(&self) -> &[TargetReport] {
         &self.targets
     }
