@@ -15,13 +15,16 @@
 //!   built by its first push).
 //! - `process_1000_series`: a whole job process that records 1,000 series and exits, with the
 //!   exporter (init + final push) vs without it.
+//! - `targets_1000_series`: a warm push of 1,000 series, inside fresh processes, to each kind
+//!   of target: a Pushgateway, a Prometheus receiving remote write, a textfile directory, and
+//!   a Pushgateway and a remote-write receiver at once; the body sizes are printed.
 //! - `gzip`: a warm push of 10k and 100k series with and without gzip, in fresh processes;
 //!   the body sizes are printed.
 //! - memory: peak resident memory added by a push of 100k series against the body's size,
 //!   printed.
 //!
-//! `cargo bench --bench push`; needs `prometheus-pushgateway` (`apt-get install
-//! prometheus-pushgateway`) or `PUSHGATEWAY_BIN`.
+//! `cargo bench --bench push`; needs `prometheus-pushgateway` and `prometheus` (`apt-get
+//! install prometheus-pushgateway prometheus`) or `PUSHGATEWAY_BIN` and `PROMETHEUS_BIN`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -56,10 +59,15 @@ fn installed() -> &'static (Mutex<Pushgateway>, PushGuard) {
 
 /// A release-built test job for `scenario`, pushing to the gateway at `url`.
 fn job(url: &str, scenario: &str, job: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = job_to(scenario, job, env);
+    cmd.env("PUSHGATEWAY_URL", url);
+    cmd
+}
+
+/// A release-built test job for `scenario`, its targets given by `env`.
+fn job_to(scenario: &str, job: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(job_bin_for(Build::Release));
-    cmd.args([scenario, job])
-        .env("PUSHGATEWAY_URL", url)
-        .envs(env.iter().copied());
+    cmd.args([scenario, job]).envs(env.iter().copied());
     cmd
 }
 
@@ -304,6 +312,56 @@ fn gzip(c: &mut Criterion) {
     group.finish();
 }
 
+/// One warm push of 1,000 series to each kind of target, timed inside fresh processes: a
+/// real Pushgateway, a real Prometheus receiving remote write, a textfile directory, and a
+/// Pushgateway and a remote-write receiver at once.
+fn targets(c: &mut Criterion) {
+    let mut group = c.benchmark_group("targets_1000_series");
+    group
+        .sample_size(20)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(1));
+    let gw = Pushgateway::start();
+    let prometheus = common::prometheus::Prometheus::start(None);
+    let write_url = prometheus.write_url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let textfiles = dir.path().to_str().expect("UTF-8 temp dir");
+    let cases: [(&str, Vec<(&str, &str)>); 4] = [
+        ("pushgateway", vec![("PUSHGATEWAY_URL", &gw.url)]),
+        (
+            "remote write",
+            vec![("PUSHGATEWAY_REMOTE_WRITE_URL", &write_url)],
+        ),
+        ("textfile", vec![("PUSHGATEWAY_TEXTFILE_DIR", textfiles)]),
+        (
+            "pushgateway + remote write",
+            vec![
+                ("PUSHGATEWAY_URL", &gw.url),
+                ("PUSHGATEWAY_REMOTE_WRITE_URL", &write_url),
+            ],
+        ),
+    ];
+    for (name, targets) in cases {
+        let mut env = targets;
+        env.extend([("TEST_SERIES", "1000"), ("PUSHGATEWAY_INTERVAL", "off")]);
+        let bytes = numbers(job_to("push-timed", "bench_targets", &env))[1];
+        println!("targets: 1000 series, {name}: body {bytes} bytes");
+        group.bench_function(BenchmarkId::new(name, 1000), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        Duration::from_nanos(
+                            numbers(job_to("push-timed", "bench_targets", &env))[0],
+                        )
+                    })
+                    .sum()
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Peak resident memory added by a push of 100k series, against the body's size (printed:
 /// criterion measures time only). The median of five fresh processes.
 fn memory(_: &mut Criterion) {
@@ -346,6 +404,7 @@ criterion_group!(
     record,
     init,
     fresh_process,
+    targets,
     gzip,
     memory
 );
