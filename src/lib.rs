@@ -55,6 +55,15 @@
 //! timeout, so that a hanging gateway leaves the final push time of its own), never overtaken
 //! while the gateway answers.
 //!
+//! # Targets
+//!
+//! A Pushgateway by default; by configuration also several gateways at once, a Prometheus
+//! remote-write receiver (Grafana Mimir, Cortex, Thanos Receive, VictoriaMetrics, Prometheus),
+//! or node_exporter's textfile collector directory, in any mix: see [`Target`] and
+//! [`PushgatewayBuilder::with_targets`], or `PUSHGATEWAY_URL=a,b`,
+//! `PUSHGATEWAY_REMOTE_WRITE_URL`, `PUSHGATEWAY_TEXTFILE_DIR`. Each target is pushed to on its
+//! own thread; one that is down never delays or fails the others.
+//!
 //! # When the gateway is down
 //!
 //! With [`PushgatewayBuilder::spool_dir`] (or `PUSHGATEWAY_SPOOL_DIR`), a push that fails for

@@ -324,6 +324,7 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
         client,
         location,
         body_headers: config.sink.body_headers(),
+        sent_series: remote_write::SentSeries::default(),
         config,
         spare: Vec::new(),
         scratch: Vec::new(),
@@ -596,6 +597,8 @@ struct Pusher {
     location: String,
     /// The headers of a push body.
     body_headers: HeaderMap,
+    /// What a remote-write receiver has, to mark series that are gone as stale.
+    sent_series: remote_write::SentSeries,
     /// The buffer of the last body, handed back after its push, for the next one.
     spare: Vec<u8>,
     /// The buffer the recorder renders into before the samples are sorted.
@@ -651,7 +654,11 @@ impl Pusher {
             }
             Sink::RemoteWrite { labels, .. } => read_back(&buf).and_then(|families| {
                 let now = i64::try_from(created_ms).unwrap_or(i64::MAX);
-                remote_write::encode(&remote_write::write_request(&families, labels, now))
+                let mut request = remote_write::write_request(&families, labels, now);
+                self.sent_series.mark_gone(&mut request, now);
+                let body = remote_write::encode(&request);
+                self.sent_series.hold(request);
+                body
             }),
             Sink::Textfile { labels, .. } => read_back(&buf).map(|families| {
                 let mut text = String::with_capacity(buf.len() + buf.len() / 4);
@@ -740,6 +747,7 @@ impl Pusher {
         }
         match (&result, &self.config.sink) {
             (Ok(_), _) => {
+                self.sent_series.taken();
                 self.pushed(created_ms, outcome.is_final());
                 self.recycle(body);
             }

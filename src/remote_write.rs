@@ -6,6 +6,9 @@
 //! `prompb/types.proto` of Prometheus. The messages below are those of the protocol, field
 //! numbers included, derived with `prost` (no `protoc` needed to build).
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher as _, RandomState};
+
 use prost::Message as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
@@ -33,7 +36,7 @@ pub(crate) struct TimeSeries {
 }
 
 /// `prometheus.Label`.
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
 pub(crate) struct Label {
     #[prost(string, tag = "1")]
     pub(crate) name: String,
@@ -138,6 +141,61 @@ pub(crate) fn write_request(
     request
 }
 
+/// Prometheus's staleness marker: a NaN with this bit pattern says "this series ended here",
+/// so that PromQL stops returning its last value at once instead of 5 minutes later.
+pub(crate) const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// The series of the last push the receiver took, so that one that is gone from the next push
+/// (e.g. `batch_job_outcome{outcome="running"}` once the job has ended) is marked stale.
+#[derive(Default)]
+pub(crate) struct SentSeries {
+    hasher: RandomState,
+    /// Series labels by their hash, as of the last successful push.
+    sent: HashMap<u64, Vec<Label>>,
+    /// The hashes of the live series of the push under way.
+    pending_hashes: Vec<u64>,
+    /// Their labels, once the request is encoded.
+    pending: HashMap<u64, Vec<Label>>,
+}
+
+impl SentSeries {
+    /// Adds a staleness marker at `timestamp_ms` for each series the receiver took last time
+    /// and that is missing from `request`.
+    pub(crate) fn mark_gone(&mut self, request: &mut WriteRequest, timestamp_ms: i64) {
+        self.pending_hashes = request
+            .timeseries
+            .iter()
+            .map(|s| self.hasher.hash_one(&s.labels))
+            .collect();
+        let live: HashSet<u64> = self.pending_hashes.iter().copied().collect();
+        for (hash, labels) in &self.sent {
+            if !live.contains(hash) {
+                request.timeseries.push(TimeSeries {
+                    labels: labels.clone(),
+                    samples: vec![Sample {
+                        value: f64::from_bits(STALE_NAN),
+                        timestamp: timestamp_ms,
+                    }],
+                });
+            }
+        }
+    }
+
+    /// Keeps the live series of the encoded `request` until its push succeeds.
+    pub(crate) fn hold(&mut self, request: WriteRequest) {
+        let hashes = std::mem::take(&mut self.pending_hashes);
+        self.pending = hashes
+            .into_iter()
+            .zip(request.timeseries.into_iter().map(|s| s.labels))
+            .collect();
+    }
+
+    /// The receiver took the push: its live series are what it has now.
+    pub(crate) fn taken(&mut self) {
+        self.sent = std::mem::take(&mut self.pending);
+    }
+}
+
 /// The request body: the write request, protobuf-encoded, compressed with snappy's block
 /// format (not the framed format, which receivers refuse).
 pub(crate) fn encode(request: &WriteRequest) -> Result<Vec<u8>, String> {
@@ -177,7 +235,8 @@ mod tests {
             ("instance".to_owned(), "shard-1".to_owned()),
         ];
         let request = write_request(&families, &target, 1_700_000_000_123);
-        let series: Vec<(Vec<(String, String)>, f64, i64)> = request
+        type Row = (Vec<(String, String)>, f64, i64);
+        let series: Vec<Row> = request
             .timeseries
             .iter()
             .map(|s| {
@@ -244,6 +303,32 @@ mod tests {
         assert_eq!(request.metadata[0].r#type, 1);
         assert_eq!(request.metadata[0].help, "Jobs\ndone.");
         assert_eq!(request.metadata[1].r#type, 3);
+    }
+
+    #[test]
+    fn series_gone_since_the_last_taken_push_are_marked_stale() {
+        let request = |text: &str, t| write_request(&exposition::parse(text).unwrap(), &[], t);
+        let mut sent = SentSeries::default();
+        let mut first = request("a{o=\"running\"} 1\nb 2\n", 1);
+        sent.mark_gone(&mut first, 1);
+        assert_eq!(first.timeseries.len(), 2);
+        sent.hold(first);
+        sent.taken();
+        // `a{o="running"}` is gone: a marker for it; a failed push leaves it to mark again.
+        for _ in 0..2 {
+            let mut next = request("a{o=\"success\"} 1\nb 3\n", 2);
+            sent.mark_gone(&mut next, 2);
+            assert_eq!(next.timeseries.len(), 3);
+            let marker = &next.timeseries[2];
+            assert_eq!(marker.labels[1].value, "running");
+            assert_eq!(marker.samples[0].value.to_bits(), STALE_NAN);
+            assert_eq!(marker.samples[0].timestamp, 2);
+            sent.hold(next);
+        }
+        sent.taken();
+        let mut last = request("a{o=\"success\"} 1\nb 3\n", 3);
+        sent.mark_gone(&mut last, 3);
+        assert_eq!(last.timeseries.len(), 2, "nothing gone any more");
     }
 
     #[test]

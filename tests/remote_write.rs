@@ -96,6 +96,44 @@ fn every_value_lands_in_prometheus_with_job_and_grouping_labels() {
 }
 
 #[test]
+fn interval_pushes_then_the_final_one_and_series_that_ended_are_marked_stale() {
+    let prometheus = Prometheus::start(None);
+    let url = prometheus.write_url();
+    let (out, _) = run_job(
+        false,
+        "run",
+        "rw-run",
+        &[],
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_INTERVAL", "50ms"),
+            ("TEST_RUN_MS", "400"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    prometheus.wait_for(r#"batch_job_exit_code{job="rw-run"}"#, QUERY_WAIT);
+    // Several pushes landed, each a sample of its own.
+    let pushes = prometheus.value(r#"count_over_time(records_total{job="rw-run"}[5m])"#);
+    assert!(pushes >= 3.0, "{pushes} samples");
+    assert_eq!(
+        prometheus
+            .value(r#"count_over_time(batch_job_outcome{job="rw-run",outcome="running"}[5m])"#),
+        pushes - 1.0,
+        "every push but the final one said running"
+    );
+    // The series that said "running" ended with the final push (a staleness marker), so only
+    // the outcome of the run is there now, not 5 minutes of both.
+    let outcome = prometheus.query(r#"batch_job_outcome{job="rw-run"}"#);
+    assert_eq!(outcome.len(), 1, "{outcome:?}");
+    assert_eq!(
+        outcome[0].0.get("outcome").map(String::as_str),
+        Some("success")
+    );
+    assert_eq!(outcome[0].1, 1.0);
+    assert_eq!(prometheus.value(r#"records_total{job="rw-run"}"#), 500.0);
+}
+
+#[test]
 fn labels_named_like_the_job_or_grouping_labels_are_replaced_not_repeated() {
     // Prometheus 2.42 answers 500 to a series with a repeated label name, which a sender
     // would retry until its deadline.
