@@ -287,7 +287,8 @@ fn main() {
                         report.attempts()
                     );
                     // With several targets, one line each.
-                    for target in report.targets() {
+                    let several = report.targets().len() > 1;
+                    for target in report.targets().iter().filter(|_| several) {
                         match target.result() {
                             Ok(r) => println!("target {} ok {:?}", target.kind(), r.status()),
                             Err(e) => println!("target {} err {e}", target.kind()),
