@@ -81,18 +81,6 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Escapes a label value for the text exposition format.
-fn escape(value: &str, out: &mut String) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
 fn label_set(labels: &[(String, String)], extra: Option<(&str, &str)>) -> String {
     let mut out = String::new();
     let all = labels
@@ -103,7 +91,7 @@ fn label_set(labels: &[(String, String)], extra: Option<(&str, &str)>) -> String
         out.push(if i == 0 { '{' } else { ',' });
         out.push_str(k);
         out.push_str("=\"");
-        escape(v, &mut out);
+        crate::exposition::escape_label_value(v, &mut out);
         out.push('"');
     }
     if !out.is_empty() {

@@ -12,6 +12,31 @@ use prost::Message as _;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// Runs a test job pushing by remote write to `prometheus` only, with `env` added.
+fn push_to(
+    prometheus: &Prometheus,
+    scenario: &str,
+    job: &str,
+    grouping: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Output, Duration) {
+    let url = prometheus.write_url();
+    let mut all = vec![("PUSHGATEWAY_REMOTE_WRITE_URL", url.as_str())];
+    all.extend_from_slice(env);
+    let (out, elapsed) = run_job(false, scenario, job, grouping, &all);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (out, elapsed)
+}
+
+/// A series's labels as pairs, sorted by name.
+fn label_pairs(series: &common::prometheus::Series) -> Vec<(&str, &str)> {
+    series
+        .0
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 /// Waits until a query returns something: Prometheus makes written samples queryable at
 /// once, but a loaded machine may delay the answer.
 const QUERY_WAIT: Duration = Duration::from_secs(10);
@@ -24,28 +49,19 @@ fn every_value_lands_in_prometheus_with_job_and_grouping_labels() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    let (out, elapsed) = run_job(
-        false,
+    let (out, elapsed) = push_to(
+        &prometheus,
         "main",
         "rw-job",
         &["instance", "shard-1"],
-        &[
-            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
-            ("PUSHGATEWAY_INTERVAL", "off"),
-        ],
+        &[("PUSHGATEWAY_INTERVAL", "off")],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
     println!("exited in {elapsed:?}");
 
     let series = prometheus.wait_for(r#"records_total{job="rw-job"}"#, QUERY_WAIT);
-    let labels: Vec<(&str, &str)> = series[0]
-        .0
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     assert_eq!(
-        labels,
+        label_pairs(&series[0]),
         [
             ("__name__", "records_total"),
             ("instance", "shard-1"),
@@ -98,19 +114,13 @@ fn every_value_lands_in_prometheus_with_job_and_grouping_labels() {
 #[test]
 fn interval_pushes_then_the_final_one_and_series_that_ended_are_marked_stale() {
     let prometheus = Prometheus::start(None);
-    let url = prometheus.write_url();
-    let (out, _) = run_job(
-        false,
+    push_to(
+        &prometheus,
         "run",
         "rw-run",
         &[],
-        &[
-            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
-            ("PUSHGATEWAY_INTERVAL", "50ms"),
-            ("TEST_RUN_MS", "400"),
-        ],
+        &[("PUSHGATEWAY_INTERVAL", "50ms"), ("TEST_RUN_MS", "400")],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     prometheus.wait_for(r#"batch_job_exit_code{job="rw-run"}"#, QUERY_WAIT);
     // Several pushes landed, each a sample of its own.
     let pushes = prometheus.value(r#"count_over_time(records_total{job="rw-run"}[5m])"#);
@@ -138,30 +148,22 @@ fn labels_named_like_the_job_or_grouping_labels_are_replaced_not_repeated() {
     // Prometheus 2.42 answers 500 to a series with a repeated label name, which a sender
     // would retry until its deadline.
     let prometheus = Prometheus::start(None);
-    let url = prometheus.write_url();
-    let (out, elapsed) = run_job(
-        false,
+    let (out, elapsed) = push_to(
+        &prometheus,
         "label-clash",
         "clash",
         &["instance", "outer"],
         &[
-            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
             ("PUSHGATEWAY_INTERVAL", "off"),
             ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "3s"),
         ],
     );
-    assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
     let series = prometheus.wait_for("clash_total", QUERY_WAIT);
     assert_eq!(series.len(), 1, "{series:?}");
-    let labels: Vec<(&str, &str)> = series[0]
-        .0
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     assert_eq!(
-        labels,
+        label_pairs(&series[0]),
         [
             ("__name__", "clash_total"),
             ("instance", "outer"),
