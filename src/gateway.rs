@@ -350,7 +350,7 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
     let mut builder = client
         .request(request.method.clone(), request.url.clone())
         .headers(request.headers.clone());
-    if !request.body.is_empty() || request.method != Method::DELETE {
+    if request.method != Method::DELETE {
         builder = builder.body(request.body.clone());
     }
     let target = request.target;

@@ -345,16 +345,17 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
     }
     let start = tokio::time::Instant::now();
     let mut next_push = pusher.config.interval.map(|i| start + i);
-    let mut next_upkeep = start + UPKEEP_INTERVAL;
+    // The first pusher runs the recorder's upkeep; the others (one per further target) do not.
+    let mut next_upkeep = pusher.config.upkeep.then(|| start + UPKEEP_INTERVAL);
     let mut stashed: Option<Command> = None;
     loop {
         let command = match stashed.take() {
             Some(c) => c,
             None => {
                 let now = tokio::time::Instant::now();
-                if now >= next_upkeep && pusher.config.upkeep {
+                if next_upkeep.is_some_and(|at| now >= at) {
                     pusher.config.renderer.recorder.handle().run_upkeep();
-                    next_upkeep = now + UPKEEP_INTERVAL;
+                    next_upkeep = Some(now + UPKEEP_INTERVAL);
                 }
                 if let (Some(at), Some(interval)) = (next_push, pusher.config.interval) {
                     if now >= at {
@@ -373,17 +374,20 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
                             .await;
                     continue;
                 }
-                if !pusher.config.upkeep {
-                    next_upkeep = now + UPKEEP_INTERVAL;
-                }
-                let wake = next_push.map_or(next_upkeep, |p| p.min(next_upkeep));
+                let wake = next_push.into_iter().chain(next_upkeep).min();
+                let timer = async {
+                    match wake {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     c = rx.recv() => match c {
                         Some(c) => c,
                         // Every sender is gone: nobody can ask for a push any more.
                         None => return,
                     },
-                    () = tokio::time::sleep_until(wake) => continue,
+                    () = timer => continue,
                 }
             }
         };
