@@ -715,6 +715,14 @@ impl PushgatewayBuilder {
         // The job and grouping labels as series labels, for the targets that take samples.
         let mut target_labels = vec![("job".to_owned(), self.job.clone())];
         target_labels.extend(grouping.iter().cloned());
+        if self.targets.is_empty() {
+            return Err(InitError::InvalidSetting {
+                setting: "targets",
+                reason: "no target to push to".into(),
+            });
+        }
+        // Checked once: every HTTP target uses the same TLS material.
+        let tls = self.tls_config()?;
         let mut spool = self.spool()?;
         if spool.is_some()
             && !self
@@ -728,17 +736,11 @@ impl PushgatewayBuilder {
                     .into(),
             });
         }
-        if self.targets.is_empty() {
-            return Err(InitError::InvalidSetting {
-                setting: "targets",
-                reason: "no target to push to".into(),
-            });
-        }
         let mut sinks = Vec::with_capacity(self.targets.len());
         for target in &self.targets {
             let sink = match target {
                 Target::Pushgateway(raw) => {
-                    let connection = self.connection(raw, TargetKind::Pushgateway)?;
+                    let connection = self.connection(raw, TargetKind::Pushgateway, &tls)?;
                     let url = url_for(&connection.endpoint, &group);
                     let sink = Sink::Pushgateway {
                         endpoint: connection.endpoint.clone(),
@@ -750,7 +752,7 @@ impl PushgatewayBuilder {
                     (sink, Some(connection))
                 }
                 Target::RemoteWrite(raw) => {
-                    let connection = self.connection(raw, TargetKind::RemoteWrite)?;
+                    let connection = self.connection(raw, TargetKind::RemoteWrite, &tls)?;
                     let sink = Sink::RemoteWrite {
                         url: connection.endpoint.clone(),
                         labels: target_labels.clone(),
@@ -891,7 +893,7 @@ impl PushgatewayBuilder {
             headers,
             tls,
             credentials,
-        } = self.connection(raw, TargetKind::Pushgateway)?;
+        } = self.connection(raw, TargetKind::Pushgateway, &self.tls_config()?)?;
         let Some(spool) = self.spool()? else {
             return Err(InitError::InvalidSetting {
                 setting: "spool_dir",
@@ -923,7 +925,14 @@ impl PushgatewayBuilder {
 
     /// The checked URL of a target and what every request to it carries: headers (auth) and
     /// TLS. Credentials in the URL are that target's basic auth, over the builder's.
-    fn connection(&self, raw: &str, kind: TargetKind) -> Result<Connection, InitError> {
+    /// `tls` is the checked TLS material ([`tls_config`](Self::tls_config)), shared by every
+    /// target.
+    fn connection(
+        &self,
+        raw: &str,
+        kind: TargetKind,
+        tls: &TlsConfig,
+    ) -> Result<Connection, InitError> {
         let (endpoint, url_auth) =
             parse_endpoint(raw, kind).map_err(|reason| InitError::InvalidUrl {
                 target: kind,
@@ -933,7 +942,7 @@ impl PushgatewayBuilder {
         let auth = url_auth.or_else(|| self.auth.clone());
         Ok(Connection {
             headers: build_headers(auth.as_ref(), &self.headers)?,
-            tls: self.tls_config()?,
+            tls: tls.clone(),
             credentials: auth.is_some(),
             endpoint,
         })
