@@ -12,8 +12,13 @@ use metrics::{counter, histogram};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let _guard = metrics_exporter_pushgateway::init("async_job")?;
+    // Never fails: a bad configuration is one line on stderr, and the job runs on.
+    let guard = metrics_exporter_pushgateway::init("async_job");
+    // The final push says `success` for Ok, `error` (exit code 1) for Err.
+    guard.finish(fetch_all().await)
+}
 
+async fn fetch_all() -> Result<(), Box<dyn std::error::Error>> {
     let tasks: Vec<_> = (0..20u64)
         .map(|page| {
             tokio::spawn(async move {

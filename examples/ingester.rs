@@ -11,13 +11,14 @@
 //! node_exporter's textfile collector; any mix of them at once.
 //!
 //! Exit status: 0 when every file was read, 1 when one could not be (the final push reports it
-//! as `batch_job_outcome{outcome="error"}`), 2 on a configuration error.
+//! as `batch_job_outcome{outcome="error"}`), 2 without files to read. A bad metrics
+//! configuration is reported on one line and the files are ingested all the same.
 
 use std::path::Path;
 use std::time::Instant;
 
 use metrics::{counter, gauge, histogram};
-use metrics_exporter_pushgateway::{Matcher, PushgatewayBuilder};
+use metrics_exporter_pushgateway::{Matcher, PushGuard, PushgatewayBuilder};
 
 /// Per-record parse time is in microseconds: buckets from 1 µs to 10 ms.
 const RECORD_BUCKETS: [f64; 9] = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4, 5e-4, 1e-3, 1e-2];
@@ -101,20 +102,20 @@ fn ingest(path: &Path) -> std::io::Result<()> {
 fn main() {
     // PUSHGATEWAY_URL and the other PUSHGATEWAY_* variables configure the push; the builder
     // adds buckets that fit per-record times.
-    let guard = match PushgatewayBuilder::from_env().and_then(|b| {
-        b.job("ingester")
-            .buckets_for_metric(
-                Matcher::Full("ingester_record_duration_seconds".into()),
-                &RECORD_BUCKETS,
-            )
-            .install()
-    }) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("ingester: {e}");
-            std::process::exit(2);
-        }
-    };
+    // A metrics problem must not stop the ingestion: report it, go on without pushing.
+    let guard = PushgatewayBuilder::from_env()
+        .and_then(|b| {
+            b.job("ingester")
+                .buckets_for_metric(
+                    Matcher::Full("ingester_record_duration_seconds".into()),
+                    &RECORD_BUCKETS,
+                )
+                .install()
+        })
+        .unwrap_or_else(|e| {
+            eprintln!("ingester: metrics are not pushed: {e}");
+            PushGuard::disabled()
+        });
 
     let files: Vec<String> = std::env::args().skip(1).collect();
     if files.is_empty() {

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = std::env::args().nth(1).map_or(Ok(30), |s| s.parse())?;
     let guard = PushgatewayBuilder::from_env()?
         .job("service")
-        .grouping_label("instance", hostname())
+        .hostname_grouping_label("instance")
         .interval(Duration::from_secs(5))
         // The application handles the signals itself (below); the exporter pushes on them and
         // lets the application shut down.
@@ -42,12 +42,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("service: {e}");
     }
     Ok(())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 fn rand_depth() -> u32 {

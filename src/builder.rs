@@ -82,6 +82,15 @@ pub const ENV_CLIENT_KEY_FILE: &str = "PUSHGATEWAY_CLIENT_KEY_FILE";
 /// (`pushgateway_exporter_*`) out of what is pushed.
 pub const ENV_SELF_METRICS: &str = "PUSHGATEWAY_SELF_METRICS";
 
+/// Environment variable: HTTP headers sent with every request, as `name=value,name2=value2`
+/// (the `OTEL_EXPORTER_OTLP_HEADERS` convention; values may be percent-encoded, e.g. `%2C`
+/// for a comma). Values are treated as secrets.
+pub const ENV_HEADERS: &str = "PUSHGATEWAY_HEADERS";
+
+/// Environment variable: the name of a grouping label whose value is this host's name
+/// ([`PushgatewayBuilder::hostname_grouping_label`]), e.g. `instance`.
+pub const ENV_HOSTNAME_LABEL: &str = "PUSHGATEWAY_HOSTNAME_LABEL";
+
 /// Environment variable: `1`, `true`, `yes` or `on` adds grouping labels from a CI
 /// environment ([`PushgatewayBuilder::ci_grouping_labels`]); `commit` adds the commit too.
 pub const ENV_CI_LABELS: &str = "PUSHGATEWAY_CI_LABELS";
@@ -158,6 +167,7 @@ pub struct PushgatewayBuilder {
     lifecycle_metrics: bool,
     self_metrics: bool,
     ci_labels: Option<CiLabels>,
+    hostname_label: Option<String>,
     delete_on_shutdown: bool,
     enabled: bool,
     buckets: Vec<f64>,
@@ -188,6 +198,7 @@ impl std::fmt::Debug for PushgatewayBuilder {
             .field("lifecycle_metrics", &self.lifecycle_metrics)
             .field("self_metrics", &self.self_metrics)
             .field("ci_labels", &self.ci_labels)
+            .field("hostname_label", &self.hostname_label)
             .field("delete_on_shutdown", &self.delete_on_shutdown)
             .field("enabled", &self.enabled)
             .field("buckets", &self.buckets)
@@ -202,10 +213,26 @@ impl std::fmt::Debug for PushgatewayBuilder {
 
 impl PushgatewayBuilder {
     /// A builder pushing to the Pushgateway at `endpoint` (e.g. `http://127.0.0.1:9091`, or
-    /// `https://proxy.example/pushgateway` behind a reverse proxy). Credentials in the URL
-    /// (`http://user:password@host`) are taken as basic auth and removed from the URL.
+    /// `https://proxy.example/pushgateway` behind a reverse proxy). Without a scheme,
+    /// `http://` is meant (`127.0.0.1:9091`). Credentials in the URL
+    /// (`http://user:password@host`) are taken as basic auth and removed from the URL. A
+    /// group path (`http://gw:9091/metrics/job/<job>{/<label>/<value>}`, the form
+    /// `metrics-exporter-prometheus` takes) gives the job and grouping labels where the
+    /// builder sets none; a value that differs from the builder's is an error at install.
     ///
     /// Nothing is checked until [`install`](Self::install).
+    ///
+    /// ```no_run
+    /// use metrics_exporter_pushgateway::PushgatewayBuilder;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let guard = PushgatewayBuilder::new("http://pushgateway:9091")
+    ///     .job("ingester")
+    ///     .grouping_label("instance", "shard-3")
+    ///     .install()?;
+    /// guard.finish(Ok::<(), std::io::Error>(()))?;
+    /// # Ok(()) }
+    /// ```
     pub fn new(endpoint: impl Into<String>) -> Self {
         Self::with_targets([Target::pushgateway(endpoint)])
     }
@@ -215,8 +242,8 @@ impl PushgatewayBuilder {
     /// on its own thread, retried on its own within the same time budget; a target that is
     /// down neither delays nor fails the others.
     ///
-    /// Nothing is checked until [`install`](Self::install); no target at all is an error
-    /// there.
+    /// Nothing is checked until [`install`](Self::install). With no target at all, the
+    /// default gateway ([`DEFAULT_ENDPOINT`]) is pushed to.
     pub fn with_targets(targets: impl IntoIterator<Item = Target>) -> Self {
         PushgatewayBuilder {
             targets: targets.into_iter().collect(),
@@ -234,6 +261,7 @@ impl PushgatewayBuilder {
             lifecycle_metrics: true,
             self_metrics: true,
             ci_labels: None,
+            hostname_label: None,
             delete_on_shutdown: false,
             enabled: true,
             buckets: DEFAULT_BUCKETS.to_vec(),
@@ -249,7 +277,9 @@ impl PushgatewayBuilder {
 
     /// A builder configured from the environment variables in the table above
     /// ([`ENV_URL`] and the other `ENV_*` constants); unset or empty variables keep the
-    /// defaults.
+    /// defaults. Targets added in code come on top of those of the environment; the default
+    /// gateway is used only when neither sets any (so
+    /// `from_env()?.remote_write(url)` pushes to `url` alone).
     ///
     /// # Errors
     ///
@@ -283,7 +313,7 @@ impl PushgatewayBuilder {
                 },
             }
         };
-        let mut b = Self::new(DEFAULT_ENDPOINT);
+        let mut b = Self::with_targets([]);
         let mut targets = Vec::new();
         for (name, kind) in [
             (ENV_URL, TargetKind::Pushgateway),
@@ -307,9 +337,7 @@ impl PushgatewayBuilder {
         if let Some(dir) = var(ENV_TEXTFILE_DIR, false)? {
             targets.push(Target::textfile(dir));
         }
-        if !targets.is_empty() {
-            b.targets = targets;
-        }
+        b.targets = targets;
         for (name, slot) in [
             (ENV_INTERVAL, &mut b.interval),
             (ENV_PUSH_TIMEOUT, &mut b.push_timeout),
@@ -353,6 +381,24 @@ impl PushgatewayBuilder {
         }
         if let Some(token) = var(ENV_BEARER_TOKEN, true)? {
             b = b.bearer_token(token);
+        }
+        if let Some(text) = var(ENV_HEADERS, true)? {
+            let shown = || redact_headers(&text);
+            for (name, value) in parse_headers(&text).map_err(|reason| InitError::InvalidEnv {
+                var: ENV_HEADERS,
+                value: shown(),
+                reason,
+            })? {
+                b = b.header(name, value);
+            }
+        }
+        if let Some(name) = var(ENV_HOSTNAME_LABEL, false)? {
+            check_label_name(&name).map_err(|reason| InitError::InvalidEnv {
+                var: ENV_HOSTNAME_LABEL,
+                value: name.clone(),
+                reason: reason.into(),
+            })?;
+            b.hostname_label = Some(name);
         }
         if let Some(dir) = var(ENV_SPOOL_DIR, false)? {
             b.spool_dir = Some(dir.into());
@@ -493,6 +539,28 @@ impl PushgatewayBuilder {
     /// [`delete_on_shutdown`](Self::delete_on_shutdown) or a clean-up job.
     pub fn ci_commit_grouping_label(mut self) -> Self {
         self.ci_labels = Some(CiLabels::WithCommit);
+        self
+    }
+
+    /// Adds a grouping label `name` whose value is this host's name, read at
+    /// [`install`](Self::install) (`gethostname` on Unix, `GetComputerNameExW` on Windows):
+    /// what client_golang's `push.HostnameGroupingKey` gives, for jobs that run on several
+    /// hosts and must not replace each other's group. Also `PUSHGATEWAY_HOSTNAME_LABEL=instance`
+    /// (shells' `$HOSTNAME` is not exported to cron jobs or set on Windows). A grouping label
+    /// of the same name set explicitly wins.
+    ///
+    /// ```no_run
+    /// use metrics_exporter_pushgateway::PushgatewayBuilder;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let _guard = PushgatewayBuilder::from_env()?
+    ///     .job("backup")
+    ///     .hostname_grouping_label("instance") // /metrics/job/backup/instance/<host name>
+    ///     .install()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn hostname_grouping_label(mut self, name: impl Into<String>) -> Self {
+        self.hostname_label = Some(name.into());
         self
     }
 
@@ -687,18 +755,11 @@ impl PushgatewayBuilder {
     /// [`InitError`] when a setting is invalid (URL, job, label names, timeouts, headers,
     /// buckets), a recorder is already installed in this process, or a thread cannot be
     /// started. Nothing is installed when a setting is invalid.
-    pub fn install(self) -> Result<PushGuard, InitError> {
-        if self.job.is_empty() {
-            return Err(InitError::EmptyJob);
+    pub fn install(mut self) -> Result<PushGuard, InitError> {
+        if self.targets.is_empty() {
+            self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
         }
-        let mut grouping = self.grouping.clone();
-        if let Some(which) = self.ci_labels {
-            for (name, value) in ci_labels(|v| std::env::var(v).ok(), which) {
-                if !grouping.iter().any(|(n, _)| *n == name) {
-                    grouping.push((name, value));
-                }
-            }
-        }
+        let (job, grouping) = self.identity()?;
         check_labels(&grouping, &self.global)?;
         for (setting, value) in [
             ("push_timeout", self.push_timeout),
@@ -711,16 +772,10 @@ impl PushgatewayBuilder {
                 });
             }
         }
-        let group = group_path(&self.job, &grouping);
+        let group = group_path(&job, &grouping);
         // The job and grouping labels as series labels, for the targets that take samples.
-        let mut target_labels = vec![("job".to_owned(), self.job.clone())];
+        let mut target_labels = vec![("job".to_owned(), job.clone())];
         target_labels.extend(grouping.iter().cloned());
-        if self.targets.is_empty() {
-            return Err(InitError::InvalidSetting {
-                setting: "targets",
-                reason: "no target to push to".into(),
-            });
-        }
         // Checked once: every HTTP target uses the same TLS material.
         let tls = self.tls_config()?;
         let mut spool = self.spool()?;
@@ -768,7 +823,7 @@ impl PushgatewayBuilder {
                     }
                     let sink = Sink::Textfile {
                         dir: dir.clone(),
-                        name: crate::textfile::file_name(&self.job, &grouping),
+                        name: crate::textfile::file_name(&job, &grouping),
                         labels: target_labels.clone(),
                     };
                     (sink, None)
@@ -863,6 +918,72 @@ impl PushgatewayBuilder {
 }
 
 impl PushgatewayBuilder {
+    /// The job and the grouping labels: those set in code or the environment, then those of
+    /// the Pushgateway URLs' group paths, then the host name and CI labels where no label of
+    /// their name is set.
+    fn identity(&self) -> Result<(String, Vec<(String, String)>), InitError> {
+        let mut job = self.job.clone();
+        let mut grouping = self.grouping.clone();
+        for target in &self.targets {
+            let Target::Pushgateway(raw) = target else {
+                continue;
+            };
+            let conflict = |reason: String| InitError::InvalidUrl {
+                target: TargetKind::Pushgateway,
+                url: redact_url(raw),
+                reason,
+            };
+            let Some(from_url) = parse_endpoint(raw, TargetKind::Pushgateway)
+                .map_err(&conflict)?
+                .group
+            else {
+                continue;
+            };
+            if job.is_empty() {
+                job = from_url.job;
+            } else if job != from_url.job {
+                return Err(conflict(format!(
+                    "its group path names the job {:?}, and the job is {job:?} (set by init's \
+                     argument, .job() or another URL): give one job, or drop /metrics/job/... \
+                     from the URL",
+                    from_url.job
+                )));
+            }
+            for (name, value) in from_url.grouping {
+                match grouping.iter().find(|(n, _)| *n == name) {
+                    Some((_, set)) if *set != value => {
+                        return Err(conflict(format!(
+                            "its group path sets {name}={value:?}, and {name}={set:?} is set \
+                             too (in code, {ENV_GROUPING} or another URL)"
+                        )))
+                    }
+                    Some(_) => {}
+                    None => grouping.push((name, value)),
+                }
+            }
+        }
+        if job.is_empty() {
+            return Err(InitError::EmptyJob);
+        }
+        let mut implied = Vec::new();
+        if let Some(name) = &self.hostname_label {
+            let host = hostname::get().map_err(|e| InitError::InvalidSetting {
+                setting: "hostname_grouping_label",
+                reason: format!("cannot read the host name: {e}"),
+            })?;
+            implied.push((name.clone(), host.to_string_lossy().into_owned()));
+        }
+        if let Some(which) = self.ci_labels {
+            implied.extend(ci_labels(|v| std::env::var(v).ok(), which));
+        }
+        for (name, value) in implied {
+            if !grouping.iter().any(|(n, _)| *n == name) {
+                grouping.push((name, value));
+            }
+        }
+        Ok((job, grouping))
+    }
+
     /// Sends every snapshot in the spool directory to the gateway now, oldest first, and
     /// returns what happened: for operators draining a spool (e.g. from cron) and for jobs
     /// that want to drain it before they start. Installs nothing; the job, grouping labels and
@@ -877,7 +998,10 @@ impl PushgatewayBuilder {
     ///
     /// [`InitError`] when no spool directory is configured, a setting is invalid, or the spool
     /// directory cannot be read or locked. What the gateway answers is in the report.
-    pub fn replay(self) -> Result<ReplayReport, InitError> {
+    pub fn replay(mut self) -> Result<ReplayReport, InitError> {
+        if self.targets.is_empty() {
+            self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
+        }
         let Some(Target::Pushgateway(raw)) = self
             .targets
             .iter()
@@ -933,12 +1057,15 @@ impl PushgatewayBuilder {
         kind: TargetKind,
         tls: &TlsConfig,
     ) -> Result<Connection, InitError> {
-        let (endpoint, url_auth) =
-            parse_endpoint(raw, kind).map_err(|reason| InitError::InvalidUrl {
-                target: kind,
-                url: redact_url(raw),
-                reason,
-            })?;
+        let Endpoint {
+            url: endpoint,
+            auth: url_auth,
+            ..
+        } = parse_endpoint(raw, kind).map_err(|reason| InitError::InvalidUrl {
+            target: kind,
+            url: redact_url(raw),
+            reason,
+        })?;
         let auth = url_auth.or_else(|| self.auth.clone());
         Ok(Connection {
             headers: build_headers(auth.as_ref(), &self.headers)?,
@@ -1106,12 +1233,33 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Parses and checks the endpoint; returns it without credentials, and the credentials it
-/// held as basic auth.
-fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<(Url, Option<Auth>), String> {
-    if !raw.contains("://") {
-        return Err("the URL must start with the scheme, http:// or https://".into());
-    }
+/// A checked target URL.
+#[derive(Debug)]
+struct Endpoint {
+    /// The URL without credentials (and, for a Pushgateway, without a group path).
+    url: Url,
+    /// The credentials the URL held, as basic auth.
+    auth: Option<Auth>,
+    /// The job and grouping labels of a Pushgateway URL's group path.
+    group: Option<UrlGroup>,
+}
+
+/// The job and grouping labels of a `/metrics/job/<job>{/<label>/<value>}` path.
+#[derive(Debug, PartialEq, Eq)]
+struct UrlGroup {
+    job: String,
+    grouping: Vec<(String, String)>,
+}
+
+/// Parses and checks a target's URL. Without a scheme, `http://` is meant.
+fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, String> {
+    let with_scheme;
+    let raw = if raw.contains("://") {
+        raw
+    } else {
+        with_scheme = format!("http://{raw}");
+        &with_scheme
+    };
     let mut url = Url::parse(raw).map_err(|e| e.to_string())?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(format!(
@@ -1129,6 +1277,11 @@ fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<(Url, Option<Auth>), St
     if url.query().is_some() && kind == TargetKind::Pushgateway {
         return Err("a query string cannot be part of a Pushgateway URL".into());
     }
+    let group = if kind == TargetKind::Pushgateway {
+        take_group_path(&mut url)?
+    } else {
+        None
+    };
     let auth = if url.username().is_empty() {
         None
     } else {
@@ -1143,7 +1296,98 @@ fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<(Url, Option<Auth>), St
         let _ = url.set_password(None);
         Some(auth)
     };
-    Ok((url, auth))
+    Ok(Endpoint { url, auth, group })
+}
+
+/// Removes a `/metrics/job/<job>{/<label>/<value>}` group path from a Pushgateway URL and
+/// returns its job and labels (segments decoded as the gateway does: percent-encoding, and
+/// `<label>@base64/<value>` in the URL-safe alphabet, padding optional). The rest of the
+/// path is kept as the endpoint's prefix.
+fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String> {
+    let path = url.path().to_owned();
+    let segments: Vec<&str> = path.split('/').collect();
+    let Some(at) = segments
+        .windows(2)
+        .position(|w| w[0] == "metrics" && (w[1] == "job" || w[1] == "job@base64"))
+    else {
+        return Ok(None);
+    };
+    let rest = &segments[at + 1..];
+    let rest = rest.strip_suffix(&[""]).unwrap_or(rest);
+    if !rest.len().is_multiple_of(2) {
+        return Err(format!(
+            "the group path {path:?} must be /metrics/job/<job> followed by <label>/<value> \
+             pairs"
+        ));
+    }
+    let mut pairs = Vec::with_capacity(rest.len() / 2);
+    for pair in rest.chunks(2) {
+        let (name, value) = match pair[0].strip_suffix("@base64") {
+            Some(name) => {
+                let padded = pair[1].trim_end_matches('=');
+                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(padded)
+                    .map_err(|e| format!("the value of {name} in the group path: {e}"))?;
+                let value = String::from_utf8(bytes).map_err(|_| {
+                    format!("the value of {name} in the group path is not valid UTF-8")
+                })?;
+                (name, value)
+            }
+            None => (
+                pair[0],
+                percent_decode(pair[1]).ok_or_else(|| {
+                    format!(
+                        "the value of {} in the group path is not valid UTF-8",
+                        pair[0]
+                    )
+                })?,
+            ),
+        };
+        pairs.push((name.to_owned(), value));
+    }
+    let mut pairs = pairs.into_iter();
+    let job = pairs.next().map(|(_, job)| job).unwrap_or_default();
+    if job.is_empty() {
+        return Err(format!("the group path {path:?} names an empty job"));
+    }
+    url.set_path(&segments[..at].join("/"));
+    Ok(Some(UrlGroup {
+        job,
+        grouping: pairs.collect(),
+    }))
+}
+
+/// Parses `name=value,name2=value2` (values percent-decoded), as `OTEL_EXPORTER_OTLP_HEADERS`.
+fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut headers = Vec::new();
+    for (i, item) in text.split(',').map(str::trim).enumerate() {
+        if item.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = item.split_once('=') else {
+            // The item may be a secret: it is not shown.
+            return Err(format!("item {} is not name=value", i + 1));
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err("a header name is empty".into());
+        }
+        let value = percent_decode(value.trim())
+            .ok_or_else(|| format!("the value of {name} is not valid UTF-8 once decoded"))?;
+        headers.push((name.to_owned(), value));
+    }
+    Ok(headers)
+}
+
+/// `name=***,name2=***`: a header list with its values hidden.
+fn redact_headers(text: &str) -> String {
+    text.split(',')
+        .map(|item| match item.split_once('=') {
+            Some((name, _)) => format!("{}=***", name.trim()),
+            None => "***".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -1375,10 +1619,21 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        let (url, auth) = parse_endpoint("http://127.0.0.1:9091", TargetKind::Pushgateway).unwrap();
+        let Endpoint { url, auth, group } =
+            parse_endpoint("http://127.0.0.1:9091", TargetKind::Pushgateway).unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:9091/");
-        assert!(auth.is_none());
-        let (url, auth) = parse_endpoint(
+        assert!(auth.is_none() && group.is_none());
+        // No scheme: http, as client_golang and the prometheus crate take it.
+        for (raw, kind) in [
+            ("127.0.0.1:9091/", TargetKind::Pushgateway),
+            ("gateway:9091/", TargetKind::Pushgateway),
+            ("localhost:9091/prefix", TargetKind::Pushgateway),
+            ("mimir:9009/api/v1/push", TargetKind::RemoteWrite),
+        ] {
+            let url = parse_endpoint(raw, kind).unwrap().url;
+            assert_eq!(url.as_str(), format!("http://{raw}"), "{raw}");
+        }
+        let Endpoint { url, auth, .. } = parse_endpoint(
             "https://u:p%40ss@gw.example/prefix",
             TargetKind::Pushgateway,
         )
@@ -1392,17 +1647,186 @@ mod tests {
             other => panic!("{other:?}"),
         }
         for (bad, why) in [
-            ("127.0.0.1:9091", "scheme"),
-            ("gateway:9091", "scheme"),
             ("ftp://gw", "scheme"),
             ("http://", "empty host"),
             ("http://gw/?a=b", "query"),
-            ("not a url", "scheme"),
+            ("not a url", "international domain name"),
+            ("gateway:9091:9092", "invalid port"),
             ("http://[::1", "invalid IPv6"),
+            (
+                "http://gw/metrics/job/a/instance",
+                "followed by <label>/<value> pairs",
+            ),
+            ("http://gw/metrics/job/", "must be /metrics/job/<job>"),
+            (
+                "http://gw/metrics/job@base64/",
+                "must be /metrics/job/<job>",
+            ),
+            ("http://gw/metrics/job@base64/=", "empty job"),
+            ("http://gw/metrics/job/a/x@base64/!!", "the value of x"),
+            ("http://gw/metrics/job/a/x@base64/_w", "not valid UTF-8"),
         ] {
             let err = parse_endpoint(bad, TargetKind::Pushgateway).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn group_paths_in_pushgateway_urls() {
+        let parse = |raw| parse_endpoint(raw, TargetKind::Pushgateway).unwrap();
+        let e = parse("http://gw:9091/metrics/job/ingester");
+        assert_eq!(e.url.as_str(), "http://gw:9091/");
+        assert_eq!(
+            e.group,
+            Some(UrlGroup {
+                job: "ingester".into(),
+                grouping: vec![]
+            })
+        );
+        // A prefix before the group path is the endpoint's; values decoded as the gateway
+        // decodes them; a trailing slash is allowed.
+        let e = parse(
+            "https://u:p@gw/push/metrics/job@base64/YS9i/instance/h%201/path@base64/L3Zhci9sb2c=/",
+        );
+        assert_eq!(e.url.as_str(), "https://gw/push");
+        assert_eq!(
+            e.group,
+            Some(UrlGroup {
+                job: "a/b".into(),
+                grouping: vec![
+                    ("instance".into(), "h 1".into()),
+                    ("path".into(), "/var/log".into())
+                ]
+            })
+        );
+        // Remote-write URLs are taken as they are.
+        let e = parse_endpoint("http://vm/metrics/job/x", TargetKind::RemoteWrite).unwrap();
+        assert_eq!(e.url.as_str(), "http://vm/metrics/job/x");
+        assert!(e.group.is_none());
+    }
+
+    #[test]
+    fn the_group_path_gives_job_and_grouping_where_code_sets_none() {
+        let b = PushgatewayBuilder::new("http://gw:9091/metrics/job/from-url/instance/h1")
+            .grouping_label("zone", "eu");
+        let (job, grouping) = b.identity().unwrap();
+        assert_eq!(job, "from-url");
+        assert_eq!(
+            grouping,
+            [
+                ("zone".to_owned(), "eu".to_owned()),
+                ("instance".to_owned(), "h1".to_owned())
+            ]
+        );
+        // The same values twice are no conflict.
+        let b = PushgatewayBuilder::new("http://gw:9091/metrics/job/a/instance/h1")
+            .job("a")
+            .grouping_label("instance", "h1");
+        assert_eq!(b.identity().unwrap().0, "a");
+        let err = PushgatewayBuilder::new("http://gw:9091/metrics/job/from-url")
+            .job("ingester")
+            .install()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid Pushgateway URL \"http://gw:9091/metrics/job/from-url\": its group path \
+             names the job \"from-url\", and the job is \"ingester\" (set by init's argument, \
+             .job() or another URL): give one job, or drop /metrics/job/... from the URL"
+        );
+        let err = PushgatewayBuilder::new("http://gw:9091/metrics/job/a/instance/h1")
+            .grouping_label("instance", "h2")
+            .install()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("sets instance=\"h1\", and instance=\"h2\" is set too"),
+            "{err}"
+        );
+        // Two gateways naming two jobs.
+        let err = env(&[(ENV_URL, "gw1/metrics/job/a,gw2/metrics/job/b")])
+            .unwrap()
+            .install()
+            .unwrap_err();
+        assert!(err.to_string().contains("names the job \"b\""), "{err}");
+        // A grouping label that is not a label name is refused as any other.
+        let err = PushgatewayBuilder::new("http://gw/metrics/job/a/1x/v")
+            .install()
+            .unwrap_err();
+        assert!(matches!(err, InitError::InvalidLabelName { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_default_gateway_only_without_any_target() {
+        let b = env(&[]).unwrap();
+        assert!(b.targets.is_empty());
+        let b = env(&[])
+            .unwrap()
+            .remote_write("http://mimir:9009/api/v1/push");
+        assert_eq!(
+            b.targets,
+            [Target::remote_write("http://mimir:9009/api/v1/push")]
+        );
+        let b = env(&[]).unwrap().textfile("/tmp");
+        assert_eq!(b.targets, [Target::textfile("/tmp")]);
+    }
+
+    #[test]
+    fn headers_from_the_environment() {
+        let b = env(&[(
+            ENV_HEADERS,
+            "X-Scope-OrgID=team-a, Authorization=Bearer%20abc%2Cdef ,X-Empty=",
+        )])
+        .unwrap();
+        let headers: Vec<(&str, &str)> = b
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.0.as_str()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("X-Scope-OrgID", "team-a"),
+                ("Authorization", "Bearer abc,def"),
+                ("X-Empty", "")
+            ]
+        );
+        assert!(!format!("{b:?}").contains("team-a"), "{b:?}");
+        for bad in ["X-A=1,secret-token", "=x", "X-A=%FF"] {
+            let err = env(&[(ENV_HEADERS, bad)]).unwrap_err().to_string();
+            assert!(err.contains("PUSHGATEWAY_HEADERS"), "{err}");
+            assert!(!err.contains("secret") && !err.contains("%FF"), "{err}");
+        }
+        let err = env(&[(ENV_HEADERS, "Bad Name=1")])
+            .unwrap()
+            .job("j")
+            .install()
+            .unwrap_err();
+        assert!(matches!(err, InitError::InvalidHeader { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_host_name_as_a_grouping_label() {
+        let host = hostname::get().unwrap().to_string_lossy().into_owned();
+        assert!(!host.is_empty());
+        let b = env(&[(ENV_HOSTNAME_LABEL, "instance")]).unwrap().job("j");
+        assert_eq!(
+            b.identity().unwrap().1,
+            [("instance".to_owned(), host.clone())]
+        );
+        // An explicit label of the same name wins.
+        let b = PushgatewayBuilder::new(DEFAULT_ENDPOINT)
+            .job("j")
+            .hostname_grouping_label("instance")
+            .grouping_label("instance", "mine");
+        assert_eq!(
+            b.identity().unwrap().1,
+            [("instance".to_owned(), "mine".to_owned())]
+        );
+        let err = env(&[(ENV_HOSTNAME_LABEL, "host-name")]).unwrap_err();
+        assert!(
+            err.to_string().contains("PUSHGATEWAY_HOSTNAME_LABEL"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1438,11 +1862,11 @@ mod tests {
                 Target::textfile("/var/lib/node_exporter"),
             ]
         );
-        let err = env(&[(ENV_REMOTE_WRITE_URL, "http://ok:1/w,mimir:9009")]).unwrap_err();
+        let err = env(&[(ENV_REMOTE_WRITE_URL, "http://ok:1/w,ftp://mimir:9009")]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid value \"http://ok:1/w,mimir:9009\" in environment variable \
-             PUSHGATEWAY_REMOTE_WRITE_URL: the URL must start with the scheme, http:// or https://"
+            "invalid value \"http://ok:1/w,ftp://mimir:9009\" in environment variable \
+             PUSHGATEWAY_REMOTE_WRITE_URL: the scheme must be http or https, not \"ftp\""
         );
         let err = env(&[(ENV_URL, "http://gw:9091?x=1")]).unwrap_err();
         assert!(err.to_string().contains("query string"), "{err}");
@@ -1450,22 +1874,13 @@ mod tests {
 
     #[test]
     fn target_settings_are_checked_at_install() {
-        let err = PushgatewayBuilder::with_targets([])
+        let err = PushgatewayBuilder::with_targets([Target::remote_write("mimir:x/api/v1/push")])
             .job("j")
             .install()
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid setting targets: no target to push to"
-        );
-        let err = PushgatewayBuilder::with_targets([Target::remote_write("mimir/api/v1/push")])
-            .job("j")
-            .install()
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid remote write URL \"mimir/api/v1/push\": the URL must start with the scheme, \
-             http:// or https://"
+            "invalid remote write URL \"mimir:x/api/v1/push\": invalid port number"
         );
         let err = PushgatewayBuilder::with_targets([Target::textfile("/tmp")])
             .spool_dir("/tmp/spool")
@@ -1522,7 +1937,8 @@ mod tests {
     #[test]
     fn environment() {
         let b = env(&[]).unwrap();
-        assert_eq!(b.targets, [Target::pushgateway(DEFAULT_ENDPOINT)]);
+        // No target: the default gateway, chosen at install.
+        assert!(b.targets.is_empty());
         assert!(b.enabled);
         let b = env(&[
             (ENV_URL, "https://gw.example:9091"),
@@ -1551,7 +1967,7 @@ mod tests {
     #[test]
     fn bad_environment_names_variable_and_value() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[(ENV_URL, "gateway:9091")], "PUSHGATEWAY_URL"),
+            (&[(ENV_URL, "gateway:99999")], "PUSHGATEWAY_URL"),
             (
                 &[(ENV_INTERVAL, "5 parsecs")],
                 "\"5 parsecs\" in environment variable PUSHGATEWAY_INTERVAL",
@@ -1695,7 +2111,10 @@ mod tests {
                 ),
                 "invalid TLS client key",
             ),
-            (PushgatewayBuilder::new("localhost:9091").job("j"), "scheme"),
+            (
+                PushgatewayBuilder::new("localhost:9091:1").job("j"),
+                "invalid port",
+            ),
         ];
         for (builder, expected) in cases {
             let err = builder.install().unwrap_err().to_string();

@@ -86,7 +86,10 @@ pub enum InitError {
     InvalidBuckets(String),
     /// A global `metrics` recorder is already installed in this process (by this crate or
     /// another exporter). `metrics` allows one per process.
-    #[error("a global metrics recorder is already installed in this process")]
+    #[error(
+        "a global metrics recorder is already installed in this process (install the exporter \
+         once, before any other recorder)"
+    )]
     RecorderAlreadyInstalled,
     /// The spool directory could not be read, created or locked.
     #[error("spool directory {}: {source}", dir.display())]

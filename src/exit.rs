@@ -1,35 +1,70 @@
 //! The exit paths that do not go through the guard's `Drop`: a panic hook, a signal listener
 //! and [`exit`](crate::exit).
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use std::time::Duration;
 
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::PushError;
 
-/// The signals the exporter listens to: the ones that end a job that is stopped, interrupted
-/// or loses its terminal.
-pub const SIGNALS: [i32; 3] = [SIGTERM, SIGINT, SIGHUP];
+#[cfg(unix)]
+#[path = "exit/unix.rs"]
+mod platform;
+#[cfg(windows)]
+#[path = "exit/windows.rs"]
+mod platform;
+#[cfg(not(any(unix, windows)))]
+mod platform {
+    //! No way to hear that the process is asked to end: only the guard, panics and `exit`.
+    pub(crate) fn listen(
+        _: crate::guard::PushHandle,
+        _: super::SignalHandling,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
-/// What the exporter does when the process receives SIGTERM, SIGINT or SIGHUP.
+/// What the exporter does when the process is asked to end from outside: on Unix SIGTERM,
+/// SIGINT and SIGHUP; on Windows Ctrl-C, Ctrl-Break, closing the console window, logoff and
+/// system shutdown.
 ///
 /// Set with [`PushgatewayBuilder::signals`](crate::PushgatewayBuilder::signals).
+///
+/// On Unix, a signal the process was started with ignored (`nohup`'s SIGHUP, a shell's SIGINT
+/// for a background job) stays ignored: no handler is installed for it, whatever the mode.
+///
+/// ```no_run
+/// use metrics_exporter_pushgateway::{PushgatewayBuilder, SignalHandling};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A service that runs its own graceful shutdown on SIGTERM (e.g. with tokio::signal):
+/// // the exporter pushes the current values when the signal comes, the guard's drop at the
+/// // end of the shutdown makes the final push.
+/// let guard = PushgatewayBuilder::from_env()?
+///     .job("api-worker")
+///     .signals(SignalHandling::PushAndContinue)
+///     .install()?;
+/// # drop(guard); Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SignalHandling {
     /// Make the final push (bounded by the shutdown timeout), then end the process as the
-    /// signal's default action would: the parent sees death by that signal. A second signal of
+    /// signal's default action would: the parent sees death by that signal (on Windows, the
+    /// exit code of the event's default handling, `STATUS_CONTROL_C_EXIT`). A second signal of
     /// the same kind during the final push ends the process at once. The default.
+    ///
+    /// Windows gives a console that is closed, and a process at logoff or shutdown, a few
+    /// seconds before it ends the process: for those events the final push is bounded by 4 s
+    /// even when the shutdown timeout is longer.
     #[default]
     PushAndExit,
     /// Push the current values and carry on: for applications that handle the signal
     /// themselves (e.g. with `tokio::signal`) and run their own graceful shutdown, at the end of
     /// which the guard's drop makes the final push. With this mode the exporter's handler
-    /// replaces the signal's default action, so the application must end itself.
+    /// replaces the signal's default action, so the application must end itself. (On Windows,
+    /// closing the console, logoff and shutdown end the process whatever a handler does: for
+    /// those the final push is made.)
     PushAndContinue,
     /// Install no signal handler: the signals keep their default action (no final push) or the
     /// application's own handling.
@@ -55,9 +90,10 @@ pub(crate) fn warn(message: &str) {
 }
 
 /// Runs the final push for `outcome` and reports its failure, if any. A final push that
-/// another path already made is not an error.
-pub(crate) fn final_push(handle: &PushHandle, outcome: Outcome) {
-    match handle.finish(outcome) {
+/// another path already made is not an error. `cap` bounds the push below the shutdown
+/// timeout, for an end that leaves less time.
+pub(crate) fn final_push(handle: &PushHandle, outcome: Outcome, cap: Option<Duration>) {
+    match handle.finish(outcome, cap) {
         Ok(pushed) => {
             for target in pushed.failed_targets() {
                 if let Err(e) = target.result() {
@@ -82,43 +118,17 @@ pub(crate) fn install_panic_hook(handle: PushHandle) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
-        final_push(&handle, Outcome::Panic);
+        final_push(&handle, Outcome::Panic, None);
     }));
 }
 
-/// Starts the signal listener thread for `mode`.
+/// Starts what makes the final push when the process is asked to end, for `mode`: a signal
+/// listener on Unix, a console control handler on Windows.
 pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Result<()> {
     if mode == SignalHandling::Ignore {
         return Ok(());
     }
-    if mode == SignalHandling::PushAndExit {
-        for signal in SIGNALS {
-            // Registered first, so it sees the flag as the previous signal left it: a second
-            // signal ends the process at once, while the first one's final push runs.
-            let again = Arc::new(AtomicBool::new(false));
-            signal_hook::flag::register_conditional_default(signal, Arc::clone(&again))?;
-            signal_hook::flag::register(signal, again)?;
-        }
-    }
-    let mut signals = Signals::new(SIGNALS)?;
-    std::thread::Builder::new()
-        .name("pushgateway-signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                if mode == SignalHandling::PushAndContinue {
-                    if let Err(e) = handle.flush() {
-                        report(&format!("push on signal {signal} failed: {e}"));
-                    }
-                    continue;
-                }
-                handle.mark_exiting_by_signal();
-                final_push(&handle, Outcome::Signal(signal));
-                // Resets the default action and raises the signal again.
-                let _ = signal_hook::low_level::emulate_default_handler(signal);
-                std::process::exit(128 + signal);
-            }
-        })?;
-    Ok(())
+    platform::listen(handle, mode)
 }
 
 /// Makes the final push, reporting `code` as the job's exit code, then ends the process with
@@ -130,7 +140,7 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
 /// still exits with `code`. Without an installed exporter this is `std::process::exit(code)`.
 pub fn exit(code: i32) -> ! {
     if let Some(handle) = crate::handle() {
-        final_push(&handle, Outcome::Exit(code));
+        final_push(&handle, Outcome::Exit(code), None);
     }
     std::process::exit(code)
 }

@@ -114,16 +114,22 @@ impl PushHandle {
         self.inner.renderer.recorder.handle()
     }
 
-    /// The final push, once. A second call (from another exit path) waits until the first has
-    /// finished, then returns [`PushError::ShutDown`].
-    pub(crate) fn finish(&self, outcome: Outcome) -> Result<PushReport, PushError> {
-        self.request(self.inner.shutdown_timeout, |deadline, budget, reply| {
-            Command::Push {
-                outcome,
-                deadline,
-                budget,
-                reply,
-            }
+    /// The final push, once, within the shutdown timeout (or `cap`, if shorter). A second
+    /// call (from another exit path) waits until the first has finished, then returns
+    /// [`PushError::ShutDown`].
+    pub(crate) fn finish(
+        &self,
+        outcome: Outcome,
+        cap: Option<Duration>,
+    ) -> Result<PushReport, PushError> {
+        let budget = cap.map_or(self.inner.shutdown_timeout, |cap| {
+            cap.min(self.inner.shutdown_timeout)
+        });
+        self.request(budget, |deadline, budget, reply| Command::Push {
+            outcome,
+            deadline,
+            budget,
+            reply,
         })
     }
 
@@ -185,22 +191,30 @@ impl PushHandle {
 ///
 /// Returned by [`init`](crate::init) and
 /// [`PushgatewayBuilder::install`](crate::PushgatewayBuilder::install). Hold it in `main` until
-/// the process is done:
+/// the process is done, and tell it how the run ended with [`finish`](Self::finish):
 ///
 /// ```no_run
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let _guard = metrics_exporter_pushgateway::init("ingester")?;
-/// // ... the job ...
-/// # Ok(()) }
+/// fn main() -> Result<(), std::io::Error> {
+///     let guard = metrics_exporter_pushgateway::init("ingester");
+///     guard.finish(run()) // outcome `success` for Ok, `error` and exit code 1 for Err
+/// }
+///
+/// fn run() -> Result<(), std::io::Error> {
+///     metrics::counter!("records_total").increment(500);
+///     Ok(())
+/// }
 /// ```
 ///
 /// `let _ = init(..)` (a bare underscore) drops the guard at once, making the final push at
 /// once and no more pushes after it. [`std::process::exit`] runs no destructors: use
-/// [`crate::exit`] instead. Panics and SIGTERM/SIGINT/SIGHUP are covered by the exporter itself.
+/// [`crate::exit`] instead. Panics, SIGTERM/SIGINT/SIGHUP and Windows console events are
+/// covered by the exporter itself.
 ///
 /// On drop, the final push waits at most the shutdown timeout (plus 200 ms), and a failure is
 /// reported on one line (through `tracing`, and on stderr when no subscriber is installed); drop
-/// never panics. Use [`shutdown`](Self::shutdown) to get the result instead.
+/// never panics. A guard dropped without [`finish`](Self::finish) or an exit code reports
+/// success (or `panic`, while unwinding). Use [`shutdown`](Self::shutdown) to get the push's
+/// result instead.
 #[must_use = "dropping the guard makes the final push at once: hold it, e.g. `let _guard = ...`"]
 pub struct PushGuard {
     handle: PushHandle,
@@ -221,6 +235,54 @@ impl PushGuard {
             handle,
             done: false,
         }
+    }
+
+    /// A guard that pushes nothing: no recorder, thread or handler is installed, recording
+    /// through the `metrics` macros stays a no-op (unless another recorder is installed),
+    /// [`render`](Self::render) returns an empty string, and dropping it does nothing.
+    ///
+    /// [`init`](crate::init) returns one when the exporter cannot be installed. For the
+    /// builder, the same non-fatal install:
+    ///
+    /// ```
+    /// use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder};
+    ///
+    /// let guard = PushgatewayBuilder::new("gateway:9091:bad")
+    ///     .job("ingester")
+    ///     .install()
+    ///     .unwrap_or_else(|e| {
+    ///         eprintln!("metrics are not pushed: {e}");
+    ///         PushGuard::disabled()
+    ///     });
+    /// assert!(!guard.is_enabled());
+    /// ```
+    pub fn disabled() -> Self {
+        let renderer = Renderer {
+            recorder: Arc::new(crate::recorder::LazyRecorder::new(
+                metrics_exporter_prometheus::PrometheusBuilder::new(),
+            )),
+            lifecycle: None,
+        };
+        PushGuard {
+            handle: PushHandle {
+                inner: Arc::new(Inner {
+                    renderer: Arc::new(renderer),
+                    lanes: Vec::new(),
+                    push_timeout: crate::DEFAULT_PUSH_TIMEOUT,
+                    shutdown_timeout: crate::DEFAULT_SHUTDOWN_TIMEOUT,
+                    exiting_by_signal: AtomicBool::new(false),
+                }),
+            },
+            done: true,
+        }
+    }
+
+    /// Whether this guard pushes: false for a guard from [`disabled`](Self::disabled) (what
+    /// [`init`](crate::init) returns when it cannot install) and for an exporter installed
+    /// with pushing turned off ([`enabled(false)`](crate::PushgatewayBuilder::enabled),
+    /// `PUSHGATEWAY_DISABLED=1`).
+    pub fn is_enabled(&self) -> bool {
+        !self.handle.inner.lanes.is_empty()
     }
 
     /// A handle to the exporter (see [`PushHandle`]).
@@ -251,6 +313,40 @@ impl PushGuard {
         self.handle.delete()
     }
 
+    /// Makes the final push for the run's `result` and hands the result back unchanged: for a
+    /// `main` that returns `Result`, whose `Err` `Drop` cannot see.
+    ///
+    /// `Ok` is pushed as outcome `success`, exit code 0, with a new
+    /// `batch_job_last_success_time_seconds`; `Err` as outcome `error` and exit code 1 (what a
+    /// `main` returning `Err` exits with), and the last success of earlier runs is kept at
+    /// the gateway. A failed push is reported on one line, as by `Drop`; it never changes the
+    /// result.
+    ///
+    /// ```no_run
+    /// #[derive(Debug)]
+    /// struct BadInput;
+    ///
+    /// fn main() -> Result<(), BadInput> {
+    ///     let guard = metrics_exporter_pushgateway::init("parser");
+    ///     guard.finish(run())
+    /// }
+    ///
+    /// fn run() -> Result<(), BadInput> {
+    ///     metrics::counter!("records_total").increment(1);
+    ///     Err(BadInput) // the job exits 1; the gateway shows outcome "error"
+    /// }
+    /// ```
+    ///
+    /// A panic inside `run()` never reaches `finish`: the guard's drop pushes outcome `panic`
+    /// as `main` unwinds. For a `main` returning [`std::process::ExitCode`], use
+    /// [`shutdown_with_exit_code`](Self::shutdown_with_exit_code).
+    pub fn finish<T, E>(mut self, result: Result<T, E>) -> Result<T, E> {
+        self.done = true;
+        let code = if result.is_ok() { 0 } else { 1 };
+        crate::exit::final_push(&self.handle, Outcome::Exit(code), None);
+        result
+    }
+
     /// Makes the final push of a successful run now and returns its result, instead of leaving
     /// it to `Drop`. Waits at most the shutdown timeout (plus 200 ms).
     ///
@@ -272,24 +368,23 @@ impl PushGuard {
     /// As for [`shutdown`](Self::shutdown).
     pub fn shutdown_with_exit_code(mut self, code: i32) -> Result<PushReport, PushError> {
         self.done = true;
-        self.handle.finish(Outcome::Exit(code))
+        self.handle.finish(Outcome::Exit(code), None)
     }
 }
 
 impl Drop for PushGuard {
     fn drop(&mut self) {
-        if self.done {
-            return;
+        if !self.done {
+            let outcome = if std::thread::panicking() {
+                Outcome::Panic
+            } else {
+                Outcome::Exit(0)
+            };
+            crate::exit::final_push(&self.handle, outcome, None);
         }
-        let outcome = if std::thread::panicking() {
-            Outcome::Panic
-        } else {
-            Outcome::Exit(0)
-        };
-        crate::exit::final_push(&self.handle, outcome);
         if self.handle.inner.exiting_by_signal.load(Ordering::SeqCst) {
             // The signal listener is ending the process by the signal: let it, rather than
-            // returning from `main` with status 0.
+            // returning from `main` with another status.
             std::thread::sleep(self.handle.inner.shutdown_timeout + GRACE);
         }
     }

@@ -95,6 +95,8 @@
 //! jitter within the push's time budget; other answers are not retried and the error carries the
 //! gateway's explanation. Redirects are never followed.
 #![deny(missing_docs)]
+// The docs show `main` itself: where the guard lives is the point of them.
+#![allow(clippy::needless_doctest_main)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
@@ -118,12 +120,13 @@ use std::sync::OnceLock;
 pub use builder::{
     PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS, ENV_CLIENT_CERT_FILE,
-    ENV_CLIENT_KEY_FILE, ENV_DISABLED, ENV_GROUPING, ENV_INTERVAL, ENV_PASSWORD, ENV_PUSH_TIMEOUT,
-    ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_URL, ENV_USERNAME,
+    ENV_CLIENT_KEY_FILE, ENV_DISABLED, ENV_GROUPING, ENV_HEADERS, ENV_HOSTNAME_LABEL, ENV_INTERVAL,
+    ENV_PASSWORD, ENV_PUSH_TIMEOUT, ENV_REMOTE_WRITE_URL, ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT,
+    ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
 };
 pub use compression::Compression;
 pub use error::{InitError, PushError};
-pub use exit::{exit, SignalHandling, SIGNALS};
+pub use exit::{exit, SignalHandling};
 pub use gateway::{PushMethod, PushReport};
 pub use guard::{PushGuard, PushHandle};
 pub use metrics_exporter_prometheus::Matcher;
@@ -134,17 +137,49 @@ pub use target::{Target, TargetKind, TargetReport};
 static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 
 /// Installs the exporter for `job`, configured from the environment, and returns the guard
-/// whose drop makes the final push.
+/// whose drop makes the final push. Never fails: metrics must not take down the job they
+/// observe.
 ///
 /// The same as `PushgatewayBuilder::from_env()?.job(job).install()`; see
 /// [`PushgatewayBuilder`] for the variables (`PUSHGATEWAY_URL`, default
-/// `http://127.0.0.1:9091`; `PUSHGATEWAY_DISABLED=1` turns pushing off).
+/// `http://127.0.0.1:9091`; `PUSHGATEWAY_DISABLED=1` turns pushing off). When that fails — an
+/// invalid environment value, an empty job, a recorder already installed — one line names the
+/// variable or setting and why (through `tracing`, and on stderr when no `tracing` subscriber
+/// is installed), and a [disabled](PushGuard::disabled) guard is returned: the job runs on,
+/// its exit status untouched, without pushing. Use [`try_init`] to fail fast instead.
+///
+/// ```no_run
+/// fn main() {
+///     // PUSHGATEWAY_URL, default http://127.0.0.1:9091
+///     let _guard = metrics_exporter_pushgateway::init("ingester");
+///     metrics::counter!("records_total").increment(500);
+/// } // the guard drops here: final push of every value recorded
+/// ```
+pub fn init(job: &str) -> PushGuard {
+    try_init(job).unwrap_or_else(|e| {
+        exit::report(&format!(
+            "metrics are not pushed, the job runs on without them: {e}"
+        ));
+        PushGuard::disabled()
+    })
+}
+
+/// [`init`], returning the error instead of going on without pushing: for jobs that would
+/// rather not run unobserved.
+///
+/// ```no_run
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let guard = metrics_exporter_pushgateway::try_init("ingester")?;
+///     metrics::counter!("records_total").increment(500);
+///     guard.finish(Ok(()))
+/// }
+/// ```
 ///
 /// # Errors
 ///
 /// [`InitError`] for an empty job, an invalid environment value (naming the variable), or a
 /// recorder already installed in this process.
-pub fn init(job: &str) -> Result<PushGuard, InitError> {
+pub fn try_init(job: &str) -> Result<PushGuard, InitError> {
     PushgatewayBuilder::from_env()?.job(job).install()
 }
 

@@ -29,7 +29,7 @@ pub(crate) enum Outcome {
     Exit(i32),
     /// Ended by a panic.
     Panic,
-    /// Ended by this signal.
+    /// Ended by this signal (on Windows: this console control event).
     Signal(i32),
 }
 
@@ -53,14 +53,18 @@ impl Outcome {
     }
 
     /// The exit status a shell would report: the code, 101 for an unwinding panic, 134 for
-    /// an aborting one (SIGABRT), 128 + the signal number for a signal.
-    fn exit_code(self) -> Option<i32> {
+    /// an aborting one (SIGABRT), 128 + the signal number for a signal. On Windows an aborting
+    /// panic ends with `STATUS_STACK_BUFFER_OVERRUN` (0xC0000409, Rust's `abort`) and a
+    /// console event with `STATUS_CONTROL_C_EXIT` (0xC000013A), as unsigned numbers.
+    fn exit_code(self) -> Option<i64> {
         match self {
             Outcome::Running => None,
-            Outcome::Exit(code) => Some(code),
+            Outcome::Exit(code) => Some(code.into()),
+            Outcome::Panic if cfg!(panic = "abort") && cfg!(windows) => Some(0xC000_0409),
             Outcome::Panic if cfg!(panic = "abort") => Some(128 + 6),
             Outcome::Panic => Some(101),
-            Outcome::Signal(sig) => Some(128 + sig),
+            Outcome::Signal(_) if cfg!(windows) => Some(0xC000_013A),
+            Outcome::Signal(sig) => Some(128 + i64::from(sig)),
         }
     }
 }

@@ -330,7 +330,11 @@ impl Spool {
     }
 }
 
+/// Options for a new file that only its owner can read: mode 0600 on Unix. On Windows the
+/// file takes the access rules of its directory (by default, those of the user's profile or
+/// of wherever the directory was made).
 fn owner_only() -> OpenOptions {
+    #[allow(unused_mut)]
     let mut options = OpenOptions::new();
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);

@@ -10,7 +10,7 @@ fn disabled_by_environment_records_but_never_pushes() {
     // This test binary holds this one test, so changing its environment is safe.
     std::env::set_var("PUSHGATEWAY_URL", &gw.url);
     std::env::set_var("PUSHGATEWAY_DISABLED", "1");
-    let guard = metrics_exporter_pushgateway::init("quiet").expect("init");
+    let guard = metrics_exporter_pushgateway::try_init("quiet").expect("init");
     metrics::counter!("records_total").increment(5);
     assert!(guard.render().contains("records_total 5\n"));
     let report = guard.flush().expect("flush is a no-op");

@@ -1,6 +1,8 @@
 //! The promise: a final push on every way a process ends, read back from a real Pushgateway.
 //! Each case runs the test job (`tests/jobs`) as a child process: the global recorder
-//! installs once per process.
+//! installs once per process. Unix: the signals are Unix ones (`tests/windows.rs` runs the
+//! exit paths of a Windows build).
+#![cfg(unix)]
 
 mod common;
 

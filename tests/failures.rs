@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::io::Read as _;
 use std::net::TcpListener;
-use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
 use common::*;
@@ -237,7 +235,10 @@ async fn the_final_push_is_the_last_request() {
 }
 
 #[test]
+#[cfg(unix)]
 fn delete_on_shutdown_removes_the_group() {
+    use std::os::unix::process::ExitStatusExt as _;
+
     let gw = Pushgateway::start();
     let mut child = start_job(
         false,
@@ -272,7 +273,10 @@ fn delete_on_shutdown_removes_the_group() {
 }
 
 #[test]
+#[cfg(unix)]
 fn push_and_continue_leaves_the_process_running() {
+    use std::io::Read as _;
+
     let gw = Pushgateway::start();
     let mut job = start_job(
         false,

@@ -1,6 +1,8 @@
 //! Nothing lost when the gateway is down: the disk spool and replay, and faults injected
 //! against the real Pushgateway process (stopped and started again, behind a proxy that
-//! delays, resets or blackholes connections).
+//! delays, resets or blackholes connections). Unix: the file modes are Unix ones
+//! (`tests/windows.rs` runs the spool of a Windows build).
+#![cfg(unix)]
 
 mod common;
 

@@ -314,6 +314,17 @@ pub struct Job {
 pub fn job_command(abort: bool, scenario: &str, job: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(job_bin(abort));
     cmd.arg(scenario).arg(job);
+    with_env(&mut cmd, env);
+    cmd
+}
+
+/// Another binary of the test jobs (`tests/jobs/src/bin/<name>.rs`), `panic = "unwind"`.
+pub fn job_bin_named(name: &str) -> PathBuf {
+    job_bin(false).with_file_name(name)
+}
+
+/// Gives `cmd` a clean `PUSHGATEWAY_*` environment, then `env`.
+pub fn with_env(cmd: &mut Command, env: &[(&str, &str)]) {
     for (k, _) in std::env::vars() {
         if k.starts_with("PUSHGATEWAY_") || k == "RUST_LOG" {
             cmd.env_remove(k);
@@ -322,7 +333,6 @@ pub fn job_command(abort: bool, scenario: &str, job: &str, env: &[(&str, &str)])
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd
 }
 
 /// Runs a test job to its end; returns its output and wall time.

@@ -92,7 +92,15 @@ impl Proxy {
     }
 }
 
+/// Closes `stream` with a TCP reset: SO_LINGER on with a zero timeout, then close. (Elsewhere
+/// than on Unix: a plain close.)
+#[cfg(not(unix))]
+fn reset(stream: TcpStream) {
+    drop(stream);
+}
+
 /// Closes `stream` with a TCP reset: SO_LINGER on with a zero timeout, then close.
+#[cfg(unix)]
 fn reset(stream: TcpStream) {
     use std::os::fd::AsRawFd as _;
     let linger = libc::linger {

@@ -96,6 +96,39 @@ async fn task_drop(guard: PushGuard) {
     tokio::spawn(async move { drop(guard) }).await.unwrap();
 }
 
+/// Raises Ctrl-C in this process's console (`GenerateConsoleCtrlEvent`). A process whose
+/// standard streams are pipes may have no console to raise it in: it gets a console of its
+/// own first, keeping its standard handles.
+#[cfg(windows)]
+fn ctrl_c_on_self() {
+    use windows_sys::Win32::System::Console::{
+        AllocConsole, FreeConsole, GenerateConsoleCtrlEvent, GetStdHandle, SetStdHandle,
+        CTRL_C_EVENT, STD_ERROR_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
+    };
+    // SAFETY: plain Win32 calls; the saved handles stay open and are put back as they were.
+    unsafe {
+        if GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0) != 0 {
+            return;
+        }
+        let handles = [STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE]
+            .map(|which| (which, GetStdHandle(which)));
+        FreeConsole();
+        assert!(AllocConsole() != 0, "AllocConsole failed");
+        for (which, handle) in handles {
+            SetStdHandle(which, handle);
+        }
+        assert!(
+            GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0) != 0,
+            "GenerateConsoleCtrlEvent failed"
+        );
+    }
+}
+
+#[cfg(not(windows))]
+fn ctrl_c_on_self() {
+    panic!("the ctrl-c scenario is for Windows");
+}
+
 /// A field of /proc/self/status in KiB.
 fn vm_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -256,6 +289,14 @@ fn main() {
             ready();
             std::thread::sleep(Duration::from_secs(60));
             unreachable!("the test sends a signal");
+        }
+        "ctrl-c" => {
+            // Windows: the job presses Ctrl-C on itself, then waits to be ended.
+            record();
+            ready();
+            ctrl_c_on_self();
+            std::thread::sleep(Duration::from_secs(60));
+            unreachable!("Ctrl-C ends the job");
         }
         "shutdown" => {
             record();
