@@ -150,6 +150,27 @@ enum Auth {
 /// | [`delete_on_shutdown`](Self::delete_on_shutdown) | off | |
 /// | [`buckets`](Self::buckets) | [`DEFAULT_BUCKETS`] | |
 /// | [`enabled`](Self::enabled) | on | `PUSHGATEWAY_DISABLED=1` turns it off |
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use metrics_exporter_pushgateway::PushgatewayBuilder;
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     // The environment first (PUSHGATEWAY_URL, ...), then settings in code on top.
+///     let guard = PushgatewayBuilder::from_env()?
+///         .job("nightly-export")
+///         .grouping_label("region", "eu")
+///         .interval(Duration::from_secs(30))
+///         .shutdown_timeout(Duration::from_secs(3))
+///         .install()?;
+///     guard.finish(export())
+/// }
+///
+/// fn export() -> Result<(), Box<dyn std::error::Error>> {
+///     metrics::counter!("exported_rows_total").increment(10_000);
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct PushgatewayBuilder {
     targets: Vec<Target>,

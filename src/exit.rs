@@ -138,6 +138,19 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
 /// final push. The push is bounded by the shutdown timeout; if it fails, one error line is
 /// reported (through `tracing`, and on stderr when no subscriber is installed) and the process
 /// still exits with `code`. Without an installed exporter this is `std::process::exit(code)`.
+///
+/// ```no_run
+/// fn main() {
+///     let _guard = metrics_exporter_pushgateway::init("ingester");
+///     let files: Vec<String> = std::env::args().skip(1).collect();
+///     if files.is_empty() {
+///         eprintln!("usage: ingester FILE...");
+///         // Final push with outcome "error", exit code 2; then the process exits 2.
+///         metrics_exporter_pushgateway::exit(2);
+///     }
+///     // ...
+/// }
+/// ```
 pub fn exit(code: i32) -> ! {
     if let Some(handle) = crate::handle() {
         final_push(&handle, Outcome::Exit(code), None);

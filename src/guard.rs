@@ -77,6 +77,19 @@ impl PushHandle {
     /// [`PushError`] when the target refuses the push, cannot be reached before the push
     /// timeout, or the final push has already run ([`PushError::ShutDown`]); with several
     /// targets, [`PushError::AllFailed`] when every one failed.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let guard = metrics_exporter_pushgateway::try_init("migration")?;
+    /// let handle = guard.handle();
+    /// for step in ["schema", "data", "indexes"] {
+    ///     metrics::counter!("migration_steps_total", "step" => step).increment(1);
+    ///     // Push after each step, so that a hung step still shows how far it got.
+    ///     let report = handle.flush()?;
+    ///     println!("pushed {} bytes, status {:?}", report.body_bytes(), report.status());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn flush(&self) -> Result<PushReport, PushError> {
         self.request(self.inner.push_timeout, |deadline, budget, reply| {
             Command::Push {

@@ -1,6 +1,7 @@
 //! A [`metrics`] recorder that pushes to a Prometheus Pushgateway: on an interval in the
 //! background, and one final time on every way a process ends — return from `main`, panic,
-//! SIGTERM/SIGINT/SIGHUP, [`exit`] — bounded in time, so a dead gateway never hangs a job.
+//! SIGTERM/SIGINT/SIGHUP, Ctrl-C or a closed console on Windows, [`exit`] — bounded in time, so
+//! a dead gateway never hangs a job.
 //!
 //! Made for short-lived processes (batch jobs, ingesters, CLI tools, CI steps) that record with
 //! `counter!`, `gauge!` and `histogram!` and would otherwise exit before anything scrapes them.
@@ -9,13 +10,22 @@
 //!
 //! ```no_run
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     // PUSHGATEWAY_URL, default http://127.0.0.1:9091
-//!     let _guard = metrics_exporter_pushgateway::init("ingester")?;
+//!     // PUSHGATEWAY_URL, default http://127.0.0.1:9091. Never fails: a bad setting is one
+//!     // line on stderr, and the job runs on without pushing.
+//!     let guard = metrics_exporter_pushgateway::init("ingester");
+//!     // The final push: outcome "success" for Ok, "error" and exit code 1 for Err.
+//!     guard.finish(run())
+//! }
 //!
+//! fn run() -> Result<(), Box<dyn std::error::Error>> {
 //!     metrics::counter!("records_total").increment(500);
 //!     Ok(())
-//! } // the guard drops here: final push of every value recorded
+//! }
 //! ```
+//!
+//! A plain `fn main()` holds the guard (`let _guard = init("ingester");`) and its drop at the
+//! end of `main` pushes outcome `success`; [`try_init`] returns the configuration error
+//! instead of going on without pushing.
 //!
 //! Or configured in code:
 //!
@@ -41,11 +51,13 @@
 //! | how the process ends | what happens |
 //! |---|---|
 //! | `main` returns, guard dropped (sync or `#[tokio::main]`, any flavour) | final push, outcome `success` |
+//! | `main` returns [`PushGuard::finish`]`(result)` | final push, `success` for `Ok`, `error` with exit code 1 for `Err` |
 //! | [`exit`]`(code)` | final push with `code`, then `std::process::exit(code)` |
 //! | [`PushGuard::shutdown_with_exit_code`] | final push with that code, result returned |
 //! | panic, `panic = "unwind"` | previous panic hook runs; final push (outcome `panic`) while `main` unwinds; status 101 |
 //! | panic, `panic = "abort"` | previous panic hook runs; final push from the panic hook; then the abort |
-//! | SIGTERM, SIGINT, SIGHUP | final push, then death by the same signal ([`SignalHandling`] to change) |
+//! | SIGTERM, SIGINT, SIGHUP | final push, then death by the same signal ([`SignalHandling`] to change); a signal ignored at install (`nohup`) stays ignored |
+//! | Windows: Ctrl-C, Ctrl-Break, console closed, logoff, shutdown | final push, then Windows' default handling ends the process |
 //! | `std::process::exit`, SIGKILL, OOM kill | no final push: only what interval pushes already sent |
 //!
 //! Every final push is bounded by the shutdown timeout (default 5 s) plus 200 ms; a failure is
@@ -81,7 +93,8 @@
 //! # Design
 //!
 //! One named thread, `pushgateway-pusher`, owns a current-thread tokio runtime and the HTTP
-//! client; the guard, the panic hook, the signal listener and [`exit`] send it requests over
+//! client; the guard, the panic hook, the signal listener (a console control handler on
+//! Windows) and [`exit`] send it requests over
 //! a channel and wait for the answer with a timeout. The caller's runtime (if any) is never
 //! blocked on, and no work is done inside a signal handler. The recorder is
 //! `metrics-exporter-prometheus`'s, installed as it is, so recording costs what it costs there.
@@ -194,11 +207,26 @@ pub fn try_init(job: &str) -> Result<PushGuard, InitError> {
 ///
 /// [`InitError`] for an invalid environment value, no spool directory, or a spool directory
 /// that cannot be read or locked.
+///
+/// ```no_run
+/// // PUSHGATEWAY_SPOOL_DIR=/var/spool/metrics PUSHGATEWAY_URL=http://gw:9091, from cron:
+/// let report = metrics_exporter_pushgateway::replay()?;
+/// println!("{report}"); // e.g. "3 sent, 0 kept, 0 rejected, 0 corrupt"
+/// std::process::exit(if report.is_drained() { 0 } else { 2 });
+/// # Ok::<(), metrics_exporter_pushgateway::InitError>(())
+/// ```
 pub fn replay() -> Result<ReplayReport, InitError> {
     PushgatewayBuilder::from_env()?.replay()
 }
 
 /// The handle of the exporter installed in this process, if any.
+///
+/// ```
+/// // Anywhere in the program, e.g. a library that wants a push at a checkpoint:
+/// if let Some(handle) = metrics_exporter_pushgateway::handle() {
+///     let _ = handle.flush();
+/// }
+/// ```
 pub fn handle() -> Option<PushHandle> {
     HANDLE.get().cloned()
 }

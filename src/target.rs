@@ -17,6 +17,23 @@ use crate::{PushError, PushReport};
 ///
 /// URLs are checked at install; credentials in a URL (`https://user:password@host`) are that
 /// target's basic auth.
+///
+/// ```no_run
+/// use metrics_exporter_pushgateway::{PushgatewayBuilder, Target};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let guard = PushgatewayBuilder::with_targets([
+///     Target::pushgateway("http://pushgateway:9091"),
+///     Target::remote_write("http://victoria-metrics:8428/api/v1/write"),
+/// ])
+/// .job("ingester")
+/// .install()?;
+/// let report = guard.shutdown()?; // Ok when at least one target took the final push
+/// for target in report.failed_targets() {
+///     eprintln!("{} {} did not take it", target.kind(), target.location());
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Target {
