@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use reqwest::Url;
 
@@ -17,7 +16,7 @@ use crate::gateway::{group_path, url_for, PushMethod};
 use crate::guard::{Inner, Lane, PushGuard, PushHandle};
 use crate::lifecycle::Lifecycle;
 use crate::pusher::{PusherConfig, Renderer, TlsConfig};
-use crate::recorder::{Installed, LazyRecorder};
+use crate::registry::{Installed, Matcher, Registry};
 use crate::replay::ReplayReport;
 use crate::spool::{Spool, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 use crate::target::{Target, TargetKind};
@@ -94,6 +93,20 @@ pub const ENV_HOSTNAME_LABEL: &str = "PUSHGATEWAY_HOSTNAME_LABEL";
 /// Environment variable: `1`, `true`, `yes` or `on` adds grouping labels from a CI
 /// environment ([`PushgatewayBuilder::ci_grouping_labels`]); `commit` adds the commit too.
 pub const ENV_CI_LABELS: &str = "PUSHGATEWAY_CI_LABELS";
+
+/// The body format of a push to a Pushgateway; both carry the same samples.
+///
+/// Set with [`PushgatewayBuilder::exposition_format`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExpositionFormat {
+    /// The text exposition format 0.0.4 (`text/plain; version=0.0.4`).
+    #[default]
+    Text,
+    /// Length-delimited `io.prometheus.client.MetricFamily` protobuf messages, as
+    /// client_golang pushes them.
+    Protobuf,
+}
 
 /// Which grouping labels come from a CI environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +197,7 @@ pub struct PushgatewayBuilder {
     headers: Vec<(String, Secret)>,
     method: PushMethod,
     compression: Compression,
+    format: ExpositionFormat,
     signals: SignalHandling,
     lifecycle_metrics: bool,
     self_metrics: bool,
@@ -215,6 +229,7 @@ impl std::fmt::Debug for PushgatewayBuilder {
             .field("headers", &self.headers)
             .field("method", &self.method)
             .field("compression", &self.compression)
+            .field("format", &self.format)
             .field("signals", &self.signals)
             .field("lifecycle_metrics", &self.lifecycle_metrics)
             .field("self_metrics", &self.self_metrics)
@@ -278,6 +293,7 @@ impl PushgatewayBuilder {
             headers: Vec::new(),
             method: PushMethod::Put,
             compression: Compression::None,
+            format: ExpositionFormat::Text,
             signals: SignalHandling::PushAndExit,
             lifecycle_metrics: true,
             self_metrics: true,
@@ -651,6 +667,12 @@ impl PushgatewayBuilder {
         self
     }
 
+    /// The body format of pushes to a Pushgateway. Default [`ExpositionFormat::Text`].
+    pub fn exposition_format(mut self, format: ExpositionFormat) -> Self {
+        self.format = format;
+        self
+    }
+
     /// What SIGTERM, SIGINT and SIGHUP do. Default [`SignalHandling::PushAndExit`].
     pub fn signals(mut self, signals: SignalHandling) -> Self {
         self.signals = signals;
@@ -824,6 +846,7 @@ impl PushgatewayBuilder {
                         url,
                         method: self.method,
                         gzip: self.compression == Compression::Gzip,
+                        protobuf: self.format == ExpositionFormat::Protobuf,
                     };
                     (sink, Some(connection))
                 }
@@ -852,20 +875,18 @@ impl PushgatewayBuilder {
             };
             sinks.push(sink);
         }
-        let mut prometheus = PrometheusBuilder::new();
-        prometheus = with_buckets(prometheus, &self.buckets, None)?;
-        for (matcher, buckets) in &self.buckets_for_metric {
-            prometheus = with_buckets(prometheus, buckets, Some(matcher.clone()))?;
+        check_buckets(&self.buckets)?;
+        for (_, buckets) in &self.buckets_for_metric {
+            check_buckets(buckets)?;
         }
-        for (name, value) in &self.global {
-            prometheus = prometheus.add_global_label(name, value);
-        }
-        let recorder = Arc::new(LazyRecorder::new(prometheus));
+        let registry = Arc::new(Registry::new(
+            &self.buckets,
+            &self.buckets_for_metric,
+            &self.global,
+        ));
         let renderer = Arc::new(Renderer {
-            recorder: Arc::clone(&recorder),
-            lifecycle: self
-                .lifecycle_metrics
-                .then(|| Lifecycle::start(&self.global)),
+            registry: Arc::clone(&registry),
+            lifecycle: self.lifecycle_metrics.then(Lifecycle::start),
         });
         let mut lanes = Vec::new();
         if self.enabled {
@@ -896,7 +917,6 @@ impl PushgatewayBuilder {
                     push_timeout: self.push_timeout,
                     delete_on_shutdown: self.delete_on_shutdown,
                     renderer: Arc::clone(&renderer),
-                    upkeep: i == 0,
                     thread_name: match i {
                         0 => "pushgateway-pusher".to_owned(),
                         i => format!("pushgateway-pusher-{}", i + 1),
@@ -912,7 +932,7 @@ impl PushgatewayBuilder {
         }
         // Installed only after the pusher started: a failure above leaves the process as it
         // was. (If this fails, the pusher threads end when `lanes` drops.)
-        metrics::set_global_recorder(Installed(recorder))
+        metrics::set_global_recorder(Installed(registry))
             .map_err(|_| InitError::RecorderAlreadyInstalled)?;
         let handle = PushHandle {
             inner: Arc::new(Inner {
@@ -1220,11 +1240,7 @@ fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) -> Option<Str
     None
 }
 
-fn with_buckets(
-    builder: PrometheusBuilder,
-    buckets: &[f64],
-    matcher: Option<Matcher>,
-) -> Result<PrometheusBuilder, InitError> {
+fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {
     if buckets.is_empty() {
         return Err(InitError::InvalidBuckets("no bucket bounds given".into()));
     }
@@ -1238,11 +1254,7 @@ fn with_buckets(
             "bounds must be strictly increasing: {buckets:?}"
         )));
     }
-    let built = match matcher {
-        None => builder.set_buckets(buckets),
-        Some(m) => builder.set_buckets_for_metric(m, buckets),
-    };
-    built.map_err(|e| InitError::InvalidBuckets(e.to_string()))
+    Ok(())
 }
 
 fn is_loopback(url: &Url) -> bool {

@@ -19,9 +19,6 @@ use reqwest::{Method, StatusCode, Url};
 use crate::error::{chain, PushError};
 use crate::target::{TargetKind, TargetReport};
 
-/// The content type of the text exposition format, version 0.0.4.
-pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 /// Time left for the last attempt before a push's deadline.
 const LAST_ATTEMPT: Duration = Duration::from_millis(100);
 
@@ -265,10 +262,15 @@ impl<'a> Request<'a> {
     }
 }
 
-/// The headers of a push body: the text format, gzip-compressed or not.
-pub(crate) fn push_headers(gzip: bool) -> HeaderMap {
+/// The headers of a push body: the text format or protobuf, gzip-compressed or not.
+pub(crate) fn push_headers(gzip: bool, protobuf: bool) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
+    let format = if protobuf {
+        crate::encode::protobuf::PROTOBUF_FORMAT
+    } else {
+        crate::encode::TEXT_FORMAT
+    };
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(format));
     if gzip {
         // Pushgateway 1.5.1 matches the encoding case-sensitively.
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));

@@ -5,7 +5,6 @@ use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::gateway::PushReport;
@@ -119,12 +118,6 @@ impl PushHandle {
                 reply,
             }
         })
-    }
-
-    /// The `metrics-exporter-prometheus` handle behind the exporter, for rendering without the
-    /// lifecycle metrics or for serving the same values on a scrape endpoint.
-    pub fn prometheus_handle(&self) -> PrometheusHandle {
-        self.inner.renderer.recorder.handle()
     }
 
     /// The final push, once, within the shutdown timeout (or `cap`, if shorter). A second
@@ -271,9 +264,7 @@ impl PushGuard {
     /// ```
     pub fn disabled() -> Self {
         let renderer = Renderer {
-            recorder: Arc::new(crate::recorder::LazyRecorder::new(
-                metrics_exporter_prometheus::PrometheusBuilder::new(),
-            )),
+            registry: Arc::new(crate::registry::Registry::new(&[], &[], &[])),
             lifecycle: None,
         };
         PushGuard {

@@ -114,16 +114,17 @@
 
 mod builder;
 mod compression;
+mod encode;
 mod error;
 mod exit;
-mod exposition;
 mod gateway;
 mod guard;
 pub mod lifecycle;
 mod pusher;
-mod recorder;
+mod registry;
 mod remote_write;
 mod replay;
+mod snapshot;
 mod spool;
 mod target;
 mod textfile;
@@ -131,18 +132,18 @@ mod textfile;
 use std::sync::OnceLock;
 
 pub use builder::{
-    PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT,
-    DEFAULT_SHUTDOWN_TIMEOUT, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS, ENV_CLIENT_CERT_FILE,
-    ENV_CLIENT_KEY_FILE, ENV_DISABLED, ENV_GROUPING, ENV_HEADERS, ENV_HOSTNAME_LABEL, ENV_INTERVAL,
-    ENV_PASSWORD, ENV_PUSH_TIMEOUT, ENV_REMOTE_WRITE_URL, ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT,
-    ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
+    ExpositionFormat, PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL,
+    DEFAULT_PUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS,
+    ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DISABLED, ENV_GROUPING, ENV_HEADERS,
+    ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_PASSWORD, ENV_PUSH_TIMEOUT, ENV_REMOTE_WRITE_URL,
+    ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
 };
 pub use compression::Compression;
 pub use error::{InitError, PushError};
 pub use exit::{exit, SignalHandling};
 pub use gateway::{PushMethod, PushReport};
 pub use guard::{PushGuard, PushHandle};
-pub use metrics_exporter_prometheus::Matcher;
+pub use registry::Matcher;
 pub use replay::ReplayReport;
 pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 pub use target::{Target, TargetKind, TargetReport};

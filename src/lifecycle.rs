@@ -4,8 +4,9 @@
 //! Source: the Prometheus instrumentation guide, "Batch jobs": push the time of the last
 //! success so that `time() - last_success > X` can be alerted on.
 
-use std::fmt::Write as _;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::snapshot::SnapshotBuilder;
 
 /// Name of the gauge holding the Unix time, in seconds, at which this run started.
 pub const START_TIME: &str = "batch_job_start_time_seconds";
@@ -69,13 +70,10 @@ impl Outcome {
     }
 }
 
-/// The start of the run, and the global labels every lifecycle sample carries.
+/// The start of the run.
 pub(crate) struct Lifecycle {
     started: Instant,
     started_unix: f64,
-    global: Vec<(String, String)>,
-    /// `{a="b",c="d"}` or empty: the global labels, rendered once.
-    labels: String,
 }
 
 fn unix_now() -> f64 {
@@ -85,79 +83,50 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn label_set(labels: &[(String, String)], extra: Option<(&str, &str)>) -> String {
-    let mut out = String::new();
-    let all = labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(extra);
-    for (i, (k, v)) in all.enumerate() {
-        out.push(if i == 0 { '{' } else { ',' });
-        out.push_str(k);
-        out.push_str("=\"");
-        crate::exposition::escape_label_value(v, &mut out);
-        out.push('"');
-    }
-    if !out.is_empty() {
-        out.push('}');
-    }
-    out
-}
-
 impl Lifecycle {
-    pub(crate) fn start(global_labels: &[(String, String)]) -> Self {
+    pub(crate) fn start() -> Self {
         Lifecycle {
             started: Instant::now(),
             started_unix: unix_now(),
-            global: global_labels.to_vec(),
-            labels: label_set(global_labels, None),
         }
     }
 
-    /// Appends the lifecycle metric families for `outcome` to `out`.
-    pub(crate) fn render(&self, outcome: Outcome, out: &mut String) {
-        let labels = &self.labels;
-        let gauge = |out: &mut String, name: &str, help: &str| {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
-        };
-        gauge(
-            out,
+    /// Adds the lifecycle metric families for `outcome` (each series also gets the global
+    /// labels, as every series does).
+    pub(crate) fn add_to(&self, outcome: Outcome, snapshot: &mut SnapshotBuilder) {
+        snapshot.add_own_gauge(
             START_TIME,
             "Unix time in seconds at which this run of the job started.",
+            &[],
+            self.started_unix,
         );
-        let _ = writeln!(out, "{START_TIME}{labels} {}", self.started_unix);
-        gauge(
-            out,
+        snapshot.add_own_gauge(
             DURATION,
             "Wall time of this run of the job in seconds.",
+            &[],
+            self.started.elapsed().as_secs_f64(),
         );
-        let _ = writeln!(
-            out,
-            "{DURATION}{labels} {}",
-            self.started.elapsed().as_secs_f64()
-        );
-        gauge(
-            out,
+        snapshot.add_own_gauge(
             OUTCOME,
             "1 for how this run of the job ended, or running.",
+            &[("outcome", outcome.label())],
+            1.0,
         );
-        let outcome_labels = label_set(&self.global, Some(("outcome", outcome.label())));
-        let _ = writeln!(out, "{OUTCOME}{outcome_labels} 1");
         if let Some(code) = outcome.exit_code() {
-            gauge(
-                out,
+            snapshot.add_own_gauge(
                 EXIT_CODE,
                 "Exit code of the last finished run of the job.",
+                &[],
+                code as f64,
             );
-            let _ = writeln!(out, "{EXIT_CODE}{labels} {code}");
         }
         if outcome.is_success() {
-            gauge(
-                out,
+            snapshot.add_own_gauge(
                 LAST_SUCCESS,
                 "Unix time in seconds at which the job last finished successfully.",
+                &[],
+                unix_now(),
             );
-            let _ = writeln!(out, "{LAST_SUCCESS}{labels} {}", unix_now());
         }
     }
 }
@@ -166,11 +135,16 @@ impl Lifecycle {
 mod tests {
     use super::*;
 
+    fn render(l: &Lifecycle, outcome: Outcome, global: &[(String, String)]) -> String {
+        let mut builder = SnapshotBuilder::new(global);
+        l.add_to(outcome, &mut builder);
+        crate::encode::text_string(&builder.finish())
+    }
+
     #[test]
     fn running_has_no_exit_code_and_no_last_success() {
-        let l = Lifecycle::start(&[]);
-        let mut s = String::new();
-        l.render(Outcome::Running, &mut s);
+        let l = Lifecycle::start();
+        let s = render(&l, Outcome::Running, &[]);
         assert!(
             s.contains("batch_job_outcome{outcome=\"running\"} 1\n"),
             "{s}"
@@ -182,15 +156,14 @@ mod tests {
     #[test]
     fn outcomes_and_exit_codes() {
         let global = vec![("service".to_owned(), "a\"b".to_owned())];
-        let l = Lifecycle::start(&global);
+        let l = Lifecycle::start();
         for (outcome, label, code) in [
             (Outcome::Exit(0), "success", 0),
             (Outcome::Exit(3), "error", 3),
             (Outcome::Signal(15), "signal", 143),
             (Outcome::Panic, "panic", 101),
         ] {
-            let mut s = String::new();
-            l.render(outcome, &mut s);
+            let s = render(&l, outcome, &global);
             assert!(
                 s.contains(&format!(
                     "batch_job_outcome{{service=\"a\\\"b\",outcome=\"{label}\"}} 1\n"

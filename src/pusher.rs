@@ -18,45 +18,35 @@ use reqwest::header::HeaderMap;
 use reqwest::Url;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use crate::encode;
 use crate::gateway::{self, PushMethod, PushReport, Request};
 use crate::lifecycle::{Lifecycle, Outcome};
-use crate::recorder::LazyRecorder;
+use crate::registry::{Installed, Registry};
 use crate::replay::{self, ReplayReport, Step};
-use crate::spool::{self, Entry, Snapshot, Spool};
+use crate::snapshot::Snapshot;
+use crate::spool::{self, Entry, Spool};
 use crate::target::TargetKind;
-use crate::{exposition, remote_write, textfile, PushError};
+use crate::{remote_write, textfile, PushError};
 
-/// How often the recorder's upkeep runs (drains histogram samples into their buckets so that
-/// memory stays bounded between pushes), as `metrics-exporter-prometheus` does by default.
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Renders what a push sends: the recorder's exposition text, then the lifecycle metrics.
+/// Takes what a push sends: the registry's values, then the lifecycle metrics.
 pub(crate) struct Renderer {
-    pub(crate) recorder: Arc<LazyRecorder>,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) lifecycle: Option<Lifecycle>,
 }
 
 impl Renderer {
-    /// Appends the exposition text to `buf`, rendering into `scratch` first (both are
-    /// cleared buffers kept between pushes).
-    pub(crate) fn render_into(&self, outcome: Outcome, buf: &mut Vec<u8>, scratch: &mut Vec<u8>) {
-        scratch.clear();
-        // Writing into a Vec cannot fail.
-        let _ = self.recorder.handle().render_to_write(scratch);
-        crate::exposition::sort_samples(scratch, buf);
+    /// The snapshot of this moment for `outcome`.
+    pub(crate) fn snapshot(&self, outcome: Outcome) -> Snapshot {
+        let mut builder = self.registry.snapshot();
         if let Some(lifecycle) = &self.lifecycle {
-            let mut text = String::with_capacity(1024);
-            lifecycle.render(outcome, &mut text);
-            buf.extend_from_slice(text.as_bytes());
+            lifecycle.add_to(outcome, &mut builder);
         }
+        builder.finish()
     }
 
+    /// The snapshot of this moment in the text exposition format.
     pub(crate) fn render(&self, outcome: Outcome) -> String {
-        let mut buf = Vec::new();
-        self.render_into(outcome, &mut buf, &mut Vec::new());
-        // The exposition format is UTF-8 by construction.
-        String::from_utf8(buf)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        encode::text_string(&self.snapshot(outcome))
     }
 }
 
@@ -170,6 +160,7 @@ pub(crate) enum Sink {
         url: Url,
         method: PushMethod,
         gzip: bool,
+        protobuf: bool,
     },
     RemoteWrite {
         url: Url,
@@ -223,7 +214,7 @@ impl Sink {
     /// The headers of a push body.
     fn body_headers(&self) -> HeaderMap {
         match self {
-            Sink::Pushgateway { gzip, .. } => gateway::push_headers(*gzip),
+            Sink::Pushgateway { gzip, protobuf, .. } => gateway::push_headers(*gzip, *protobuf),
             Sink::RemoteWrite { .. } => remote_write::headers(),
             Sink::Textfile { .. } => HeaderMap::new(),
         }
@@ -242,8 +233,6 @@ pub(crate) struct PusherConfig {
     pub(crate) renderer: Arc<Renderer>,
     pub(crate) spool: Option<Spool>,
     pub(crate) self_metrics: bool,
-    /// Whether this pusher runs the recorder's upkeep (one pusher does).
-    pub(crate) upkeep: bool,
     pub(crate) thread_name: String,
 }
 
@@ -300,8 +289,6 @@ async fn background(
 }
 
 async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
-    // First the recorder, which the caller's thread may be waiting for; then the client.
-    config.renderer.recorder.get();
     let location = config.sink.location();
     let client = config
         .sink
@@ -316,10 +303,10 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
         .spool
         .as_ref()
         .filter(|_| config.self_metrics)
-        .map(|_| SpoolMetrics::register(&config.renderer.recorder));
+        .map(|_| SpoolMetrics::register(&config.renderer.registry));
     let self_metrics = config
         .self_metrics
-        .then(|| SelfMetrics::register(&config.renderer.recorder, config.sink.metrics_label()));
+        .then(|| SelfMetrics::register(&config.renderer.registry, config.sink.metrics_label()));
     let mut pusher = Pusher {
         client,
         location,
@@ -345,18 +332,12 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
     }
     let start = tokio::time::Instant::now();
     let mut next_push = pusher.config.interval.map(|i| start + i);
-    // The first pusher runs the recorder's upkeep; the others (one per further target) do not.
-    let mut next_upkeep = pusher.config.upkeep.then(|| start + UPKEEP_INTERVAL);
     let mut stashed: Option<Command> = None;
     loop {
         let command = match stashed.take() {
             Some(c) => c,
             None => {
                 let now = tokio::time::Instant::now();
-                if next_upkeep.is_some_and(|at| now >= at) {
-                    pusher.config.renderer.recorder.handle().run_upkeep();
-                    next_upkeep = Some(now + UPKEEP_INTERVAL);
-                }
                 if let (Some(at), Some(interval)) = (next_push, pusher.config.interval) {
                     if now >= at {
                         let in_flight = Cell::new(false);
@@ -374,9 +355,8 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
                             .await;
                     continue;
                 }
-                let wake = next_push.into_iter().chain(next_upkeep).min();
                 let timer = async {
-                    match wake {
+                    match next_push {
                         Some(at) => tokio::time::sleep_until(at).await,
                         None => std::future::pending().await,
                     }
@@ -423,15 +403,15 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
 }
 
 /// Registers the exporter's own metrics in the job's registry.
-struct Registrar<'a> {
-    recorder: &'a metrics_exporter_prometheus::PrometheusRecorder,
+struct Registrar {
+    recorder: Installed,
     metadata: Metadata<'static>,
 }
 
-impl Registrar<'_> {
-    fn new(recorder: &LazyRecorder) -> Registrar<'_> {
+impl Registrar {
+    fn new(registry: &Arc<Registry>) -> Registrar {
         Registrar {
-            recorder: recorder.get(),
+            recorder: Installed(Arc::clone(registry)),
             metadata: Metadata::new(module_path!(), Level::INFO, Some(module_path!())),
         }
     }
@@ -484,7 +464,7 @@ struct SelfMetrics {
 }
 
 impl SelfMetrics {
-    fn register(recorder: &LazyRecorder, target: String) -> Self {
+    fn register(recorder: &Arc<Registry>, target: String) -> Self {
         let r = Registrar::new(recorder);
         let t = [("target", target.as_str())];
         let pushes = "Pushes by target and result (interval pushes, flushes and final pushes; \
@@ -552,7 +532,7 @@ struct SpoolMetrics {
 pub(crate) const SELF_PREFIX: &str = "pushgateway_exporter_";
 
 impl SpoolMetrics {
-    fn register(recorder: &LazyRecorder) -> Self {
+    fn register(recorder: &Arc<Registry>) -> Self {
         let r = Registrar::new(recorder);
         SpoolMetrics {
             snapshots: r.gauge(
@@ -605,7 +585,7 @@ struct Pusher {
     sent_series: remote_write::SentSeries,
     /// The buffer of the last body, handed back after its push, for the next one.
     spare: Vec<u8>,
-    /// The buffer the recorder renders into before the samples are sorted.
+    /// The buffer the protobuf encoder writes a family's metrics into.
     scratch: Vec<u8>,
     /// Whether the last interval push failed (to log a failure streak once).
     failing: bool,
@@ -646,29 +626,33 @@ impl Pusher {
     /// Renders the body of a push into the buffer of the last one (no allocation or page
     /// faults when the size is about the same), and encodes it as the target takes it.
     fn body(&mut self, outcome: Outcome, created_ms: u64) -> Result<Bytes, PushError> {
+        let snapshot = self.config.renderer.snapshot(outcome);
         let mut buf = std::mem::take(&mut self.spare);
         buf.clear();
-        self.config
-            .renderer
-            .render_into(outcome, &mut buf, &mut self.scratch);
         let encoded = match &self.config.sink {
-            Sink::Pushgateway { gzip: false, .. } => return Ok(Bytes::from(buf)),
-            Sink::Pushgateway { gzip: true, .. } => {
+            Sink::Pushgateway { gzip, protobuf, .. } => {
+                if *protobuf {
+                    encode::protobuf::encode(&snapshot, &mut buf, &mut self.scratch);
+                } else {
+                    encode::text(&snapshot, &[], &mut buf);
+                }
+                if !*gzip {
+                    return Ok(Bytes::from(buf));
+                }
                 crate::compression::gzip(&buf).map_err(|e| format!("gzip compression failed: {e}"))
             }
-            Sink::RemoteWrite { labels, .. } => read_back(&buf).and_then(|families| {
+            Sink::RemoteWrite { labels, .. } => {
                 let now = i64::try_from(created_ms).unwrap_or(i64::MAX);
-                let mut request = remote_write::write_request(&families, labels, now);
+                let mut request = remote_write::write_request(&snapshot, labels, now);
                 self.sent_series.mark_gone(&mut request, now);
                 let body = remote_write::encode(&request);
                 self.sent_series.hold(request);
                 body
-            }),
-            Sink::Textfile { labels, .. } => read_back(&buf).map(|families| {
-                let mut text = String::with_capacity(buf.len() + buf.len() / 4);
-                textfile::render(&families, labels, &mut text);
-                text.into_bytes()
-            }),
+            }
+            Sink::Textfile { labels, .. } => {
+                encode::text(&snapshot, labels, &mut buf);
+                return Ok(Bytes::from(buf));
+            }
         };
         self.spare = buf;
         encoded
@@ -679,7 +663,10 @@ impl Pusher {
     /// Takes back the buffer of a body nobody else holds any more, if it is the rendering
     /// buffer itself (an uncompressed Pushgateway body).
     fn recycle(&mut self, body: Bytes) {
-        if !matches!(self.config.sink, Sink::Pushgateway { gzip: false, .. }) {
+        if !matches!(
+            self.config.sink,
+            Sink::Pushgateway { gzip: false, .. } | Sink::Textfile { .. }
+        ) {
             return;
         }
         if let Ok(buf) = body.try_into_mut() {
@@ -761,13 +748,15 @@ impl Pusher {
                     group,
                     method,
                     gzip,
+                    protobuf,
                     ..
                 },
             ) if e.worth_keeping() => {
-                let snapshot = Snapshot {
+                let snapshot = spool::Snapshot {
                     group: group.clone(),
                     method: self.method(*method, outcome),
                     gzip: *gzip,
+                    protobuf: *protobuf,
                     created_ms,
                     body,
                 };
@@ -873,7 +862,7 @@ impl Pusher {
     }
 
     /// Writes a snapshot whose push failed to the spool; `loud` logs it as a warning.
-    fn keep(&mut self, snapshot: Snapshot, loud: bool) {
+    fn keep(&mut self, snapshot: spool::Snapshot, loud: bool) {
         let Some(spool) = &self.config.spool else {
             return;
         };
@@ -1011,11 +1000,4 @@ impl Pusher {
         }
         self.update_spool_gauges();
     }
-}
-
-/// Reads rendered exposition text back into families, for the targets that take samples.
-fn read_back(text: &[u8]) -> Result<Vec<exposition::Family<'_>>, String> {
-    let text = std::str::from_utf8(text)
-        .map_err(|e| format!("the rendered exposition text is not UTF-8: {e}"))?;
-    exposition::parse(text).map_err(|e| format!("the rendered exposition text cannot be read: {e}"))
 }

@@ -12,7 +12,8 @@ use std::hash::{BuildHasher as _, RandomState};
 use prost::Message as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
-use crate::exposition::{self, Family, Kind};
+use crate::encode::target_labels;
+use crate::snapshot::{Kind, Snapshot, Value};
 
 /// The protocol version this crate speaks, sent in `X-Prometheus-Remote-Write-Version`.
 pub(crate) const VERSION: &str = "0.1.0";
@@ -70,74 +71,85 @@ pub(crate) struct MetricMetadata {
 
 fn metric_type(kind: Kind) -> i32 {
     match kind {
-        Kind::Untyped => 0,
         Kind::Counter => 1,
         Kind::Gauge => 2,
         Kind::Histogram => 3,
-        Kind::Summary => 5,
     }
 }
 
-/// The help text as the text format escapes it (`\\` and `\n`), unescaped.
-fn unescape_help(help: &str) -> String {
-    let mut out = String::with_capacity(help.len());
-    let mut chars = help.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some(c) => out.push(c),
-            None => out.push('\\'),
-        }
-    }
-    out
-}
-
-/// Builds the write request for `families`: one series per sample, stamped `timestamp_ms`,
-/// with the `__name__` label, the sample's labels and `target_labels` (job and grouping
-/// labels, which win over a sample label of the same name), sorted by name, each name once.
+/// Builds the write request for `snapshot`: one series per sample (a histogram's as its
+/// `_bucket{le}`, `_sum` and `_count` series), stamped `timestamp_ms`, with the `__name__`
+/// label and the labels of [`target_labels`] (the job and grouping labels win over a recorded
+/// label of the same name), sorted by name, each name once.
 pub(crate) fn write_request(
-    families: &[Family<'_>],
-    target_labels: &[(String, String)],
+    snapshot: &Snapshot,
+    target: &[(String, String)],
     timestamp_ms: i64,
 ) -> WriteRequest {
     let mut request = WriteRequest {
-        timeseries: Vec::with_capacity(families.iter().map(|f| f.samples.len()).sum()),
-        metadata: Vec::with_capacity(families.len()),
+        timeseries: Vec::with_capacity(snapshot.len()),
+        metadata: Vec::with_capacity(snapshot.families().len()),
     };
-    for family in families {
-        request.metadata.push(MetricMetadata {
-            r#type: metric_type(family.kind),
-            metric_family_name: family.name.to_owned(),
-            help: family.help.map(unescape_help).unwrap_or_default(),
-            unit: String::new(),
+    let mut push = |name: String, labels: &[(&str, &str)], le: Option<&str>, value: f64| {
+        let mut series_labels = Vec::with_capacity(labels.len() + 2);
+        series_labels.push(Label {
+            name: "__name__".into(),
+            value: name,
         });
-        for sample in &family.samples {
-            let labels = exposition::series_labels(sample, target_labels);
-            let mut series_labels = Vec::with_capacity(labels.len() + 1);
+        series_labels.extend(labels.iter().map(|(name, value)| Label {
+            name: (*name).to_owned(),
+            value: (*value).to_owned(),
+        }));
+        if let Some(le) = le {
             series_labels.push(Label {
-                name: "__name__".into(),
-                value: sample.name.to_owned(),
-            });
-            series_labels.extend(labels.into_iter().map(|(name, value)| Label {
-                name: name.to_owned(),
-                value: value.to_owned(),
-            }));
-            // `__name__` sorts before any label name that starts with a letter; a label name
-            // starting with `_` may sort before it.
-            series_labels.sort_by(|a, b| a.name.cmp(&b.name));
-            request.timeseries.push(TimeSeries {
-                labels: series_labels,
-                samples: vec![Sample {
-                    value: sample.value,
-                    timestamp: timestamp_ms,
-                }],
+                name: "le".into(),
+                value: le.to_owned(),
             });
         }
+        // `__name__` sorts before any label name that starts with a letter; a label name
+        // starting with `_` may sort before it.
+        series_labels.sort_by(|a, b| a.name.cmp(&b.name));
+        series_labels.dedup_by(|a, b| a.name == b.name);
+        request.timeseries.push(TimeSeries {
+            labels: series_labels,
+            samples: vec![Sample {
+                value,
+                timestamp: timestamp_ms,
+            }],
+        });
+    };
+    for family in snapshot.families() {
+        let name = &family.name;
+        let bounds = family.bounds.as_deref().unwrap_or(&[]);
+        for series in snapshot.series(family) {
+            let labels = target_labels(&series, target);
+            match series.value() {
+                Value::Counter(v) => push(name.clone(), &labels, None, v as f64),
+                Value::Gauge(v) => push(name.clone(), &labels, None, v),
+                Value::Histogram { sum, .. } => {
+                    let counts = series.bucket_counts();
+                    for (bound, count) in bounds.iter().zip(counts) {
+                        let le = bound.to_string();
+                        push(format!("{name}_bucket"), &labels, Some(&le), *count as f64);
+                    }
+                    let count = counts.last().copied().unwrap_or(0) as f64;
+                    push(format!("{name}_bucket"), &labels, Some("+Inf"), count);
+                    push(format!("{name}_sum"), &labels, None, sum);
+                    push(format!("{name}_count"), &labels, None, count);
+                }
+            }
+        }
     }
+    request.metadata = snapshot
+        .families()
+        .iter()
+        .map(|family| MetricMetadata {
+            r#type: metric_type(family.kind),
+            metric_family_name: family.name.clone(),
+            help: family.help.clone().unwrap_or_default(),
+            unit: family.unit.unwrap_or_default().to_owned(),
+        })
+        .collect();
     request
 }
 
@@ -226,15 +238,17 @@ mod tests {
 
     #[test]
     fn series_carry_name_target_labels_and_the_push_time() {
-        let text = "# HELP jobs_total Jobs\\ndone.\n# TYPE jobs_total counter\n\
-                    jobs_total{job=\"inner\",queue=\"a\"} 3\n\n# TYPE lat histogram\n\
-                    lat_bucket{le=\"+Inf\"} 2\nlat_sum 0.5\nlat_count 2\n";
-        let families = exposition::parse(text).unwrap();
+        let snapshot = crate::snapshot::of(&[], &[1.0], || {
+            metrics::describe_counter!("jobs_total", "Jobs\ndone.");
+            metrics::counter!("jobs_total", "job" => "inner", "queue" => "a").increment(3);
+            metrics::histogram!("lat").record(0.2);
+            metrics::histogram!("lat").record(0.3);
+        });
         let target = vec![
             ("job".to_owned(), "ingester".to_owned()),
             ("instance".to_owned(), "shard-1".to_owned()),
         ];
-        let request = write_request(&families, &target, 1_700_000_000_123);
+        let request = write_request(&snapshot, &target, 1_700_000_000_123);
         type Row = (Vec<(String, String)>, f64, i64);
         let series: Vec<Row> = request
             .timeseries
@@ -275,6 +289,16 @@ mod tests {
                         ("__name__", "lat_bucket"),
                         ("instance", "shard-1"),
                         ("job", "ingester"),
+                        ("le", "1")
+                    ]),
+                    2.0,
+                    t
+                ),
+                (
+                    l(&[
+                        ("__name__", "lat_bucket"),
+                        ("instance", "shard-1"),
+                        ("job", "ingester"),
                         ("le", "+Inf")
                     ]),
                     2.0,
@@ -307,16 +331,22 @@ mod tests {
 
     #[test]
     fn series_gone_since_the_last_taken_push_are_marked_stale() {
-        let request = |text: &str, t| write_request(&exposition::parse(text).unwrap(), &[], t);
+        let request = |outcome: &'static str, b: f64, t| {
+            let snapshot = crate::snapshot::of(&[], &[1.0], || {
+                metrics::gauge!("a", "o" => outcome).set(1.0);
+                metrics::gauge!("b").set(b);
+            });
+            write_request(&snapshot, &[], t)
+        };
         let mut sent = SentSeries::default();
-        let mut first = request("a{o=\"running\"} 1\nb 2\n", 1);
+        let mut first = request("running", 2.0, 1);
         sent.mark_gone(&mut first, 1);
         assert_eq!(first.timeseries.len(), 2);
         sent.hold(first);
         sent.taken();
         // `a{o="running"}` is gone: a marker for it; a failed push leaves it to mark again.
         for _ in 0..2 {
-            let mut next = request("a{o=\"success\"} 1\nb 3\n", 2);
+            let mut next = request("success", 3.0, 2);
             sent.mark_gone(&mut next, 2);
             assert_eq!(next.timeseries.len(), 3);
             let marker = &next.timeseries[2];
@@ -326,15 +356,15 @@ mod tests {
             sent.hold(next);
         }
         sent.taken();
-        let mut last = request("a{o=\"success\"} 1\nb 3\n", 3);
+        let mut last = request("success", 3.0, 3);
         sent.mark_gone(&mut last, 3);
         assert_eq!(last.timeseries.len(), 2, "nothing gone any more");
     }
 
     #[test]
     fn body_is_a_snappy_block_of_the_protobuf() {
-        let families = exposition::parse("# TYPE g gauge\ng 1.5\n").unwrap();
-        let request = write_request(&families, &[("job".into(), "j".into())], 5);
+        let snapshot = crate::snapshot::of(&[], &[1.0], || metrics::gauge!("g").set(1.5));
+        let request = write_request(&snapshot, &[("job".into(), "j".into())], 5);
         let body = encode(&request).unwrap();
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         assert_eq!(WriteRequest::decode(raw.as_slice()).unwrap(), request);

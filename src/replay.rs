@@ -89,7 +89,7 @@ pub(crate) async fn replay_one(
     };
     let url = url_for(endpoint, &snapshot.group);
     let url_text = url.to_string();
-    let headers = gateway::push_headers(snapshot.gzip);
+    let headers = gateway::push_headers(snapshot.gzip, snapshot.protobuf);
     let request = Request::push(&url, &url_text, snapshot.method, &headers, snapshot.body);
     let deadline = Instant::now() + timeout;
     match gateway::send(client, &request, deadline, timeout, false, in_flight).await {

@@ -9,6 +9,7 @@
 //! group /job/ingester/instance/shard-3
 //! method PUT
 //! encoding identity
+//! format text
 //! created 1763700000123
 //! length 1234
 //! crc32 0a1b2c3d
@@ -55,6 +56,9 @@ pub(crate) struct Snapshot {
     pub(crate) group: String,
     pub(crate) method: PushMethod,
     pub(crate) gzip: bool,
+    /// Whether the body is protobuf (`format protobuf`) rather than text; files without the
+    /// line are text.
+    pub(crate) protobuf: bool,
     /// When it was rendered, in milliseconds since the Unix epoch.
     pub(crate) created_ms: u64,
     pub(crate) body: Bytes,
@@ -360,13 +364,15 @@ fn file_name(path: &Path) -> &str {
 
 fn header(s: &Snapshot) -> String {
     format!(
-        "{MAGIC}\ngroup {}\nmethod {}\nencoding {}\ncreated {}\nlength {}\ncrc32 {:08x}\n\n",
+        "{MAGIC}\ngroup {}\nmethod {}\nencoding {}\nformat {}\ncreated {}\nlength {}\ncrc32 \
+         {:08x}\n\n",
         s.group,
         match s.method {
             PushMethod::Put => "PUT",
             PushMethod::Post => "POST",
         },
         if s.gzip { "gzip" } else { "identity" },
+        if s.protobuf { "protobuf" } else { "text" },
         s.created_ms,
         s.body.len(),
         crc32fast::hash(&s.body),
@@ -403,6 +409,7 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
     }
     let (mut group, mut method, mut gzip, mut created, mut length, mut crc) =
         (None, None, None, None, None, None);
+    let mut protobuf = false;
     for line in lines {
         let (key, value) = line.split_once(' ').ok_or("malformed header line")?;
         match key {
@@ -422,6 +429,13 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
                     "identity" => false,
                     _ => return Err(format!("unknown encoding {value:?}")),
                 });
+            }
+            "format" => {
+                protobuf = match value {
+                    "protobuf" => true,
+                    "text" => false,
+                    _ => return Err(format!("unknown format {value:?}")),
+                };
             }
             "created" => created = value.parse::<u64>().ok(),
             "length" => length = value.parse::<usize>().ok(),
@@ -447,6 +461,7 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
         group,
         method,
         gzip,
+        protobuf,
         created_ms,
         body: Bytes::copy_from_slice(body),
     })
@@ -461,6 +476,7 @@ mod tests {
             group: group.into(),
             method: PushMethod::Put,
             gzip: false,
+            protobuf: false,
             created_ms,
             body: Bytes::from(body.to_owned()),
         }
@@ -482,6 +498,7 @@ mod tests {
         let s = Snapshot {
             method: PushMethod::Post,
             gzip: true,
+            protobuf: true,
             ..snapshot("/job/a/instance@base64/YS9i", 1_700_000_000_123, "x 1\n")
         };
         let written = spool.write(&s).unwrap();

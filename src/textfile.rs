@@ -10,8 +10,6 @@ use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::exposition::{self, Family};
-
 /// The file name for a job and its grouping labels: `<job>.prom`, or
 /// `<job>_<label>_<value>...prom` with grouping labels, so that two groups never share a
 /// file. Characters other than ASCII letters, digits, `_`, `-` and `.` become `_`, and a
@@ -39,46 +37,6 @@ pub(crate) fn file_name(job: &str, grouping: &[(String, String)]) -> String {
     }
     name.push_str(".prom");
     name
-}
-
-/// Writes `families` as exposition text, each sample with `target_labels` (job and grouping
-/// labels, which win over a sample label of the same name) added.
-pub(crate) fn render(
-    families: &[Family<'_>],
-    target_labels: &[(String, String)],
-    out: &mut String,
-) {
-    for family in families {
-        if let Some(help) = family.help {
-            out.push_str("# HELP ");
-            out.push_str(family.name);
-            out.push(' ');
-            out.push_str(help);
-            out.push('\n');
-        }
-        out.push_str("# TYPE ");
-        out.push_str(family.name);
-        out.push(' ');
-        out.push_str(family.kind.as_str());
-        out.push('\n');
-        for sample in &family.samples {
-            out.push_str(sample.name);
-            let labels = exposition::series_labels(sample, target_labels);
-            for (i, (name, value)) in labels.iter().enumerate() {
-                out.push(if i == 0 { '{' } else { ',' });
-                out.push_str(name);
-                out.push_str("=\"");
-                exposition::escape_label_value(value, out);
-                out.push('"');
-            }
-            if !labels.is_empty() {
-                out.push('}');
-            }
-            out.push(' ');
-            exposition::write_value(sample.value, out);
-            out.push('\n');
-        }
-    }
 }
 
 /// Replaces `dir/name` with `body` atomically: written to a hidden temporary file in the same
@@ -117,21 +75,6 @@ mod tests {
         );
         assert_eq!(file_name("../etc", &[]), "_._etc.prom");
         assert_eq!(file_name("zürich", &[]), "z_rich.prom");
-    }
-
-    #[test]
-    fn rendering_adds_the_job_and_grouping_labels() {
-        let text = "# HELP done_total Done.\n# TYPE done_total counter\n\
-                    done_total{queue=\"a\\\"b\"} 3\n\n# TYPE up gauge\nup +Inf\n";
-        let families = exposition::parse(text).unwrap();
-        let mut out = String::new();
-        render(&families, &[("job".into(), "ingester".into())], &mut out);
-        assert_eq!(
-            out,
-            "# HELP done_total Done.\n# TYPE done_total counter\n\
-             done_total{job=\"ingester\",queue=\"a\\\"b\"} 3\n\
-             # TYPE up gauge\nup{job=\"ingester\"} +Inf\n"
-        );
     }
 
     #[test]

@@ -139,6 +139,75 @@ fn gzip_bodies_are_accepted_by_the_real_gateway() {
 }
 
 #[test]
+fn protobuf_bodies_are_read_back_exactly() {
+    let gw = Pushgateway::start();
+    for (job, gzip) in [("protobuf", false), ("protobuf-gzip", true)] {
+        let mut env = vec![("PUSHGATEWAY_URL", gw.url.as_str()), ("TEST_PROTOBUF", "1")];
+        if gzip {
+            env.push(("TEST_GZIP", "1"));
+        }
+        let (out, _) = run_job(false, "shutdown", job, &[], &env);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "ok Some(200)\n",
+            "{}",
+            stderr(&out)
+        );
+        let group = gw.job(job);
+        assert_job_values(&group, "success", 0);
+        assert_eq!(group.metric_type("records_total"), "COUNTER");
+        assert_eq!(group.metric_type("queue_depth"), "GAUGE");
+        assert_eq!(
+            group.value(
+                "pushgateway_exporter_pushes_total",
+                &[("result", "success")]
+            ),
+            0.0
+        );
+    }
+    // The same job in both formats gives the same group, sample for sample.
+    let (out, _) = run_job(
+        false,
+        "shutdown",
+        "as-text",
+        &[],
+        &[("PUSHGATEWAY_URL", &gw.url)],
+    );
+    assert!(out.status.success());
+    // Every family with its type and the label sets of its samples.
+    let shape = |g: Group| {
+        let mut families: Vec<(String, String, Vec<String>)> =
+            g.0.as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, f)| f.is_object() && f.get("type").is_some())
+                .map(|(name, f)| {
+                    let mut labels: Vec<String> = f["metrics"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|m| m["labels"].to_string())
+                        .collect();
+                    labels.sort();
+                    (name.clone(), f["type"].to_string(), labels)
+                })
+                .collect();
+        families.sort();
+        families
+    };
+    let (text, protobuf) = (shape(gw.job("as-text")), shape(gw.job("protobuf")));
+    assert_eq!(
+        protobuf
+            .iter()
+            .map(|(n, t, l)| (n, t, l.len()))
+            .collect::<Vec<_>>(),
+        text.iter()
+            .map(|(n, t, l)| (n, t, l.len()))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn interval_pushes_reuse_one_connection() {
     use common::proxy::{Fault, Proxy};
 

@@ -323,8 +323,23 @@ pub fn job_bin_named(name: &str) -> PathBuf {
     job_bin(false).with_file_name(name)
 }
 
-/// Gives `cmd` a clean `PUSHGATEWAY_*` environment, then `env`.
+/// Gives `cmd` a clean `PUSHGATEWAY_*` environment, then `env`; on Unix, SIGTERM, SIGINT and
+/// SIGHUP start with their default action whatever this process inherited (a test run as a
+/// shell's background job has SIGINT ignored, and a child would inherit that).
 pub fn with_env(cmd: &mut Command, env: &[(&str, &str)]) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+    }
     for (k, _) in std::env::vars() {
         if k.starts_with("PUSHGATEWAY_") || k == "RUST_LOG" {
             cmd.env_remove(k);

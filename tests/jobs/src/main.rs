@@ -36,6 +36,9 @@ fn install(job: &str, grouping: &[String]) -> PushGuard {
     if std::env::var_os("TEST_GZIP").is_some() {
         builder = builder.compression(metrics_exporter_pushgateway::Compression::Gzip);
     }
+    if std::env::var_os("TEST_PROTOBUF").is_some() {
+        builder = builder.exposition_format(metrics_exporter_pushgateway::ExpositionFormat::Protobuf);
+    }
     if std::env::var_os("TEST_NO_LIFECYCLE").is_some() {
         builder = builder.lifecycle_metrics(false);
     }
@@ -205,19 +208,15 @@ fn main() {
             return;
         }
         "render-memory" => {
-            // The same for metrics-exporter-prometheus's render alone, into a buffer that
+            // The same for the render alone (a snapshot and its text), into a buffer that
             // already has the room.
             let guard = install(job, grouping);
             record_series(series());
-            let handle = guard.handle().prometheus_handle();
-            let mut out = Vec::with_capacity(8 << 20);
-            out.resize(8 << 20, 1);
-            out.clear();
             let before = vm_kib("VmRSS:");
             std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
-            handle.render_to_write(&mut out).unwrap();
+            let text = guard.render();
             let peak = vm_kib("VmHWM:");
-            println!("{} {}", (peak - before) * 1024, out.len());
+            println!("{} {}", (peak - before) * 1024, text.len());
             std::mem::forget(guard);
             return;
         }

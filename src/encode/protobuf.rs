@@ -1,0 +1,164 @@
+//! The Pushgateway's protobuf body: length-delimited `io.prometheus.client.MetricFamily`
+//! messages (`Content-Type: application/vnd.google.protobuf;
+//! proto=io.prometheus.client.MetricFamily; encoding=delimited`), what client_golang pushes.
+//!
+//! Source: `io/prometheus/client/metrics.proto` of prometheus/client_model (proto2: every
+//! scalar field is optional, so each is written even when it holds its default). The messages
+//! are declared with `prost` derive, field numbers as in the protocol; no `protoc` is needed
+//! to build.
+
+use prost::encoding::{encode_varint, encoded_len_varint};
+use prost::Message;
+
+use crate::snapshot::{Kind, Snapshot, Value};
+
+/// `Content-Type` of a protobuf body.
+pub(crate) const PROTOBUF_FORMAT: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// `io.prometheus.client.LabelPair`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct LabelPair {
+    #[prost(string, optional, tag = "1")]
+    pub(crate) name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub(crate) value: Option<String>,
+}
+
+/// `io.prometheus.client.Gauge`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Gauge {
+    #[prost(double, optional, tag = "1")]
+    pub(crate) value: Option<f64>,
+}
+
+/// `io.prometheus.client.Counter`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Counter {
+    #[prost(double, optional, tag = "1")]
+    pub(crate) value: Option<f64>,
+}
+
+/// `io.prometheus.client.Bucket`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Bucket {
+    #[prost(uint64, optional, tag = "1")]
+    pub(crate) cumulative_count: Option<u64>,
+    #[prost(double, optional, tag = "2")]
+    pub(crate) upper_bound: Option<f64>,
+}
+
+/// `io.prometheus.client.Histogram` (classic buckets only).
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Histogram {
+    #[prost(uint64, optional, tag = "1")]
+    pub(crate) sample_count: Option<u64>,
+    #[prost(double, optional, tag = "2")]
+    pub(crate) sample_sum: Option<f64>,
+    #[prost(message, repeated, tag = "3")]
+    pub(crate) bucket: Vec<Bucket>,
+}
+
+/// `io.prometheus.client.Metric`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Metric {
+    #[prost(message, repeated, tag = "1")]
+    pub(crate) label: Vec<LabelPair>,
+    #[prost(message, optional, tag = "2")]
+    pub(crate) gauge: Option<Gauge>,
+    #[prost(message, optional, tag = "3")]
+    pub(crate) counter: Option<Counter>,
+    #[prost(message, optional, tag = "7")]
+    pub(crate) histogram: Option<Histogram>,
+}
+
+/// `io.prometheus.client.MetricType`: COUNTER 0, GAUGE 1, SUMMARY 2, UNTYPED 3, HISTOGRAM 4.
+pub(crate) fn metric_type(kind: Kind) -> i32 {
+    match kind {
+        Kind::Counter => 0,
+        Kind::Gauge => 1,
+        Kind::Histogram => 4,
+    }
+}
+
+/// `io.prometheus.client.MetricFamily`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct MetricFamily {
+    #[prost(string, optional, tag = "1")]
+    pub(crate) name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub(crate) help: Option<String>,
+    #[prost(int32, optional, tag = "3")]
+    pub(crate) r#type: Option<i32>,
+    #[prost(message, repeated, tag = "4")]
+    pub(crate) metric: Vec<Metric>,
+}
+
+/// The tag of `MetricFamily.metric`.
+const METRIC_TAG: u32 = 4;
+
+/// Appends `snapshot` as length-delimited `MetricFamily` messages. One `Metric` message is
+/// reused for every series, and the metrics of a family are encoded into `scratch` before the
+/// family's header is written: nothing is allocated per series once the buffers have grown.
+pub(crate) fn encode(snapshot: &Snapshot, out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+    let mut metric = Metric::default();
+    for family in snapshot.families() {
+        scratch.clear();
+        let bounds = family.bounds.as_deref().unwrap_or(&[]);
+        for series in snapshot.series(family) {
+            let count = series.labels().len();
+            metric.label.resize_with(count, LabelPair::default);
+            for (pair, (name, value)) in metric.label.iter_mut().zip(series.labels()) {
+                set(&mut pair.name, name);
+                set(&mut pair.value, value);
+            }
+            metric.gauge = None;
+            metric.counter = None;
+            match series.value() {
+                // A counter's value is a double in the protocol.
+                Value::Counter(v) => {
+                    metric.counter = Some(Counter {
+                        value: Some(v as f64),
+                    })
+                }
+                Value::Gauge(v) => metric.gauge = Some(Gauge { value: Some(v) }),
+                Value::Histogram { sum, .. } => {
+                    let counts = series.bucket_counts();
+                    let histogram = metric.histogram.get_or_insert_with(Histogram::default);
+                    histogram.sample_count = Some(counts.last().copied().unwrap_or(0));
+                    histogram.sample_sum = Some(sum);
+                    // The +Inf bucket is implied by the count, as client_golang sends it.
+                    histogram.bucket.resize_with(bounds.len(), Bucket::default);
+                    for ((bucket, bound), count) in
+                        histogram.bucket.iter_mut().zip(bounds).zip(counts)
+                    {
+                        bucket.upper_bound = Some(*bound);
+                        bucket.cumulative_count = Some(*count);
+                    }
+                }
+            }
+            if !matches!(series.value(), Value::Histogram { .. }) {
+                metric.histogram = None;
+            }
+            prost::encoding::message::encode(METRIC_TAG, &metric, scratch);
+        }
+        let header = MetricFamily {
+            name: Some(family.name.clone()),
+            help: family.help.clone(),
+            r#type: Some(metric_type(family.kind)),
+            metric: Vec::new(),
+        };
+        let len = header.encoded_len() + scratch.len();
+        out.reserve(encoded_len_varint(len as u64) + len);
+        encode_varint(len as u64, out);
+        // Writing into a Vec cannot fail.
+        let _ = header.encode(out);
+        out.extend_from_slice(scratch);
+    }
+}
+
+fn set(slot: &mut Option<String>, text: &str) {
+    let s = slot.get_or_insert_with(String::new);
+    s.clear();
+    s.push_str(text);
+}

@@ -1,0 +1,236 @@
+//! The recorder: a `metrics-util` [`Registry`] with atomic storage, as
+//! `metrics-exporter-prometheus` builds its own, plus the descriptions and global labels.
+//!
+//! Counters and gauges are `AtomicU64`s (a gauge holds the bits of an `f64`). A histogram is a
+//! fixed set of atomic bucket counters chosen when the series is registered, and the bits of
+//! its sum: recording is a binary search over the bounds and two atomic operations, with
+//! nothing to drain later and memory that does not grow with the number of samples.
+
+use std::cmp::Ordering as Order;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use metrics::{
+    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+};
+use metrics_util::registry::{Registry as MetricsRegistry, Storage};
+
+#[cfg(test)]
+use crate::snapshot::Snapshot;
+use crate::snapshot::SnapshotBuilder;
+
+/// Selects metrics by name, for [`buckets_for_metric`](crate::PushgatewayBuilder::buckets_for_metric).
+/// Matched against the metric name as it is sent (invalid characters replaced by `_`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Matcher {
+    /// The whole name.
+    Full(String),
+    /// A prefix of the name.
+    Prefix(String),
+    /// A suffix of the name.
+    Suffix(String),
+}
+
+impl Matcher {
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Matcher::Full(full) => name == full,
+            Matcher::Prefix(prefix) => name.starts_with(prefix.as_str()),
+            Matcher::Suffix(suffix) => name.ends_with(suffix.as_str()),
+        }
+    }
+}
+
+/// A histogram series: one atomic counter per bucket (the last one above every bound, for
+/// `+Inf`), and the sum's bits.
+#[derive(Debug)]
+pub(crate) struct AtomicHistogram {
+    bounds: Arc<[f64]>,
+    buckets: Box<[AtomicU64]>,
+    sum: AtomicU64,
+}
+
+impl AtomicHistogram {
+    fn new(bounds: Arc<[f64]>) -> Self {
+        let buckets = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        AtomicHistogram {
+            bounds,
+            buckets,
+            sum: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    pub(crate) fn bounds(&self) -> &Arc<[f64]> {
+        &self.bounds
+    }
+
+    /// Appends the cumulative count of each bound and of `+Inf` to `out`; returns the sum.
+    pub(crate) fn read_into(&self, out: &mut Vec<u64>) -> f64 {
+        let mut total = 0;
+        for bucket in self.buckets.iter() {
+            total += bucket.load(Ordering::Relaxed);
+            out.push(total);
+        }
+        f64::from_bits(self.sum.load(Ordering::Relaxed))
+    }
+}
+
+impl HistogramFn for AtomicHistogram {
+    fn record(&self, value: f64) {
+        // The first bound the value is at or below; NaN is above every bound (only +Inf
+        // counts it), as Prometheus clients do.
+        let index = self.bounds.partition_point(|bound| {
+            matches!(value.partial_cmp(bound), Some(Order::Greater) | None)
+        });
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + value).to_bits())
+            });
+    }
+}
+
+/// Creates the storage of each new series; histograms get their buckets by name.
+#[derive(Debug)]
+pub(crate) struct AtomicStorage {
+    buckets: Arc<[f64]>,
+    buckets_for_metric: Vec<(Matcher, Arc<[f64]>)>,
+}
+
+impl Storage<Key> for AtomicStorage {
+    type Counter = Arc<AtomicU64>;
+    type Gauge = Arc<AtomicU64>;
+    type Histogram = Arc<AtomicHistogram>;
+
+    fn counter(&self, _: &Key) -> Self::Counter {
+        Arc::new(AtomicU64::new(0))
+    }
+
+    fn gauge(&self, _: &Key) -> Self::Gauge {
+        Arc::new(AtomicU64::new(0))
+    }
+
+    fn histogram(&self, key: &Key) -> Self::Histogram {
+        let name = crate::snapshot::metric_name(key.name());
+        let bounds = self
+            .buckets_for_metric
+            .iter()
+            .find(|(matcher, _)| matcher.matches(&name))
+            .map_or(&self.buckets, |(_, bounds)| bounds);
+        Arc::new(AtomicHistogram::new(Arc::clone(bounds)))
+    }
+}
+
+/// What `describe_*` said of a metric: its help text and unit.
+#[derive(Debug, Clone)]
+pub(crate) struct Description {
+    pub(crate) help: SharedString,
+    pub(crate) unit: Option<Unit>,
+}
+
+/// The recorder's state, shared by the installed recorder, the handles and the pushers.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    registry: MetricsRegistry<Key, AtomicStorage>,
+    /// By metric name as sent; the first description of a name wins.
+    descriptions: RwLock<HashMap<String, Description>>,
+    global_labels: Vec<(String, String)>,
+}
+
+impl Registry {
+    /// A registry whose histograms have `buckets` (or the first matching
+    /// `buckets_for_metric`), and whose series all carry `global_labels`.
+    pub(crate) fn new(
+        buckets: &[f64],
+        buckets_for_metric: &[(Matcher, Vec<f64>)],
+        global_labels: &[(String, String)],
+    ) -> Self {
+        let storage = AtomicStorage {
+            buckets: buckets.into(),
+            buckets_for_metric: buckets_for_metric
+                .iter()
+                .map(|(m, b)| (m.clone(), b.as_slice().into()))
+                .collect(),
+        };
+        Registry {
+            registry: MetricsRegistry::new(storage),
+            descriptions: RwLock::new(HashMap::new()),
+            global_labels: global_labels.to_vec(),
+        }
+    }
+
+    /// The values of this moment, with the descriptions and global labels, as a builder to
+    /// which more families (the lifecycle metrics) can be added.
+    pub(crate) fn snapshot(&self) -> SnapshotBuilder {
+        let descriptions = self
+            .descriptions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut builder = SnapshotBuilder::new(&self.global_labels);
+        self.registry.visit_counters(|key, value| {
+            builder.add_counter(key, value.load(Ordering::Relaxed), &descriptions);
+        });
+        self.registry.visit_gauges(|key, value| {
+            let value = f64::from_bits(value.load(Ordering::Relaxed));
+            builder.add_gauge(key, value, &descriptions);
+        });
+        self.registry.visit_histograms(|key, histogram| {
+            builder.add_histogram(key, histogram, &descriptions);
+        });
+        builder
+    }
+
+    /// The snapshot of this moment, sorted.
+    #[cfg(test)]
+    pub(crate) fn take(&self) -> Snapshot {
+        self.snapshot().finish()
+    }
+
+    fn describe(&self, key: &KeyName, unit: Option<Unit>, help: SharedString) {
+        let name = crate::snapshot::metric_name(key.as_str()).into_owned();
+        self.descriptions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name)
+            .or_insert(Description { help, unit });
+    }
+}
+
+/// The global recorder: the registry, shared.
+#[derive(Debug, Clone)]
+pub(crate) struct Installed(pub(crate) Arc<Registry>);
+
+impl Recorder for Installed {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe(&key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe(&key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe(&key, unit, description);
+    }
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        self.0
+            .registry
+            .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        self.0
+            .registry
+            .get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        self.0
+            .registry
+            .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
+    }
+}
