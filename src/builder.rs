@@ -802,6 +802,12 @@ impl PushgatewayBuilder {
         if self.targets.is_empty() {
             self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
         }
+        if self.compression == Compression::Gzip && !cfg!(feature = "gzip") {
+            return Err(InitError::InvalidSetting {
+                setting: "compression",
+                reason: "gzip needs the crate's `gzip` feature".into(),
+            });
+        }
         let (job, grouping) = self.identity()?;
         check_labels(&grouping, &self.global)?;
         for (setting, value) in [
@@ -1139,8 +1145,24 @@ impl PushgatewayBuilder {
         )))
     }
 
+    /// Without the `tls` feature, TLS settings are refused.
+    #[cfg(not(feature = "tls"))]
+    fn tls_config(&self) -> Result<TlsConfig, InitError> {
+        if !self.tls.ca_pem.is_empty()
+            || self.client_cert.is_some()
+            || self.tls.accept_invalid_certs
+        {
+            return Err(InitError::InvalidTls {
+                what: "settings",
+                reason: "TLS needs the crate's `tls` feature".into(),
+            });
+        }
+        Ok(self.tls.clone())
+    }
+
     /// Checks the TLS material (every PEM block parses, CA certificates are X.509) and puts
     /// it in the form the HTTP client takes.
+    #[cfg(feature = "tls")]
     fn tls_config(&self) -> Result<TlsConfig, InitError> {
         use rustls_pki_types::pem::PemObject as _;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -1302,6 +1324,12 @@ fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, String> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("no host".into());
+    }
+    if url.scheme() == "https" && !cfg!(feature = "tls") {
+        return Err("https needs the crate's `tls` feature".into());
+    }
+    if kind == TargetKind::RemoteWrite && !cfg!(feature = "remote-write") {
+        return Err("remote write needs the crate's `remote-write` feature".into());
     }
     if url.fragment().is_some() {
         return Err("a fragment cannot be part of the URL".into());

@@ -111,6 +111,21 @@ pub enum InitError {
     },
 }
 
+/// An error of the HTTP client, with its source chain (I/O, TLS, DNS errors beneath it).
+///
+/// Opaque: the HTTP client is an implementation detail, so that a new version of it is not a
+/// breaking change here. Its text and [`source`](std::error::Error::source) chain say what
+/// happened.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HttpError(reqwest::Error);
+
+impl From<reqwest::Error> for HttpError {
+    fn from(e: reqwest::Error) -> Self {
+        HttpError(e)
+    }
+}
+
 /// An error from one push (or delete).
 ///
 /// `target` says which kind of target failed; `url` is the group's URL (Pushgateway) or the
@@ -150,7 +165,7 @@ pub enum PushError {
         attempts: u32,
         /// The HTTP client's error.
         #[source]
-        source: reqwest::Error,
+        source: HttpError,
     },
     /// The TLS handshake with the gateway failed in a way retrying cannot fix: its certificate
     /// is not trusted (give its CA with
@@ -167,7 +182,7 @@ pub enum PushError {
         cause: String,
         /// The HTTP client's error.
         #[source]
-        source: reqwest::Error,
+        source: HttpError,
     },
     /// The push did not finish within its time budget (the shutdown timeout for the final push,
     /// the push timeout otherwise).

@@ -368,14 +368,14 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
                     target,
                     url,
                     cause: format!("{cause}{hint}"),
-                    source,
+                    source: source.into(),
                 }),
                 None => Attempt::Retry(PushError::Transport {
                     target,
                     url,
                     cause,
                     attempts,
-                    source,
+                    source: source.into(),
                 }),
             };
         }
@@ -417,6 +417,12 @@ pub(crate) fn is_retryable(target: TargetKind, status: StatusCode) -> bool {
 
 /// Whether `err` is a TLS failure that retrying cannot fix (a certificate not trusted, a
 /// handshake the gateway refused), with a hint for the configuration to look at.
+#[cfg(not(feature = "tls"))]
+fn tls_refusal(_: &reqwest::Error) -> Option<&'static str> {
+    None
+}
+
+#[cfg(feature = "tls")]
 fn tls_refusal(err: &reqwest::Error) -> Option<&'static str> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
@@ -439,6 +445,7 @@ fn tls_refusal(err: &reqwest::Error) -> Option<&'static str> {
     None
 }
 
+#[cfg(feature = "tls")]
 fn tls_hint(err: &rustls::Error) -> &'static str {
     use rustls::{AlertDescription, CertificateError, Error};
     match err {

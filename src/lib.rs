@@ -139,7 +139,7 @@ pub use builder::{
     ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
 };
 pub use compression::Compression;
-pub use error::{InitError, PushError};
+pub use error::{HttpError, InitError, PushError};
 pub use exit::{exit, SignalHandling};
 pub use gateway::{PushMethod, PushReport};
 pub use guard::{PushGuard, PushHandle};

@@ -116,8 +116,7 @@ pub(crate) fn build_client(
     headers: &HeaderMap,
     tls: &TlsConfig,
 ) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
+    let builder = reqwest::Client::builder()
         // Also when another crate in the build turns on reqwest's `http2` feature: over
         // HTTP/2 a gateway's TLS alert surfaces as "connection closed".
         .http1_only()
@@ -128,6 +127,21 @@ pub(crate) fn build_client(
             "/",
             env!("CARGO_PKG_VERSION")
         ));
+    #[cfg(feature = "tls")]
+    let builder = with_tls(builder.use_rustls_tls(), endpoint, tls)?;
+    #[cfg(not(feature = "tls"))]
+    let _ = (endpoint, tls);
+    builder.build().map_err(|e| crate::error::chain(&e))
+}
+
+/// The TLS settings of the client: no roots loaded for `http://`, a private CA, a client
+/// identity.
+#[cfg(feature = "tls")]
+fn with_tls(
+    mut builder: reqwest::ClientBuilder,
+    endpoint: &Url,
+    tls: &TlsConfig,
+) -> Result<reqwest::ClientBuilder, String> {
     if endpoint.scheme() == "http" {
         builder = builder.tls_built_in_root_certs(false);
     }
@@ -146,7 +160,7 @@ pub(crate) fn build_client(
     if tls.accept_invalid_certs {
         builder = builder.danger_accept_invalid_certs(true);
     }
-    builder.build().map_err(|e| crate::error::chain(&e))
+    Ok(builder)
 }
 
 /// Where one pusher sends its pushes, and how.

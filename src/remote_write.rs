@@ -9,7 +9,6 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher as _, RandomState};
 
-use prost::Message as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::encode::target_labels;
@@ -210,11 +209,20 @@ impl SentSeries {
 
 /// The request body: the write request, protobuf-encoded, compressed with snappy's block
 /// format (not the framed format, which receivers refuse).
+#[cfg(feature = "remote-write")]
 pub(crate) fn encode(request: &WriteRequest) -> Result<Vec<u8>, String> {
+    use prost::Message as _;
     let raw = request.encode_to_vec();
     snap::raw::Encoder::new()
         .compress_vec(&raw)
         .map_err(|e| format!("snappy compression failed: {e}"))
+}
+
+/// Without the `remote-write` feature, remote-write targets are refused at install; this is
+/// never reached.
+#[cfg(not(feature = "remote-write"))]
+pub(crate) fn encode(_: &WriteRequest) -> Result<Vec<u8>, String> {
+    Err("remote write needs the crate's `remote-write` feature".into())
 }
 
 /// The headers of every remote-write request, as the specification requires.
@@ -362,7 +370,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "remote-write")]
     fn body_is_a_snappy_block_of_the_protobuf() {
+        use prost::Message as _;
         let snapshot = crate::snapshot::of(&[], &[1.0], || metrics::gauge!("g").set(1.5));
         let request = write_request(&snapshot, &[("job".into(), "j".into())], 5);
         let body = encode(&request).unwrap();

@@ -265,7 +265,12 @@ pub fn assert_job_values(group: &Group, outcome: &str, exit_code: i32) {
     assert!(group.value("batch_job_start_time_seconds", &[]) > 1.6e9);
 }
 
-static JOBS: [OnceLock<PathBuf>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+static JOBS: [OnceLock<PathBuf>; 4] = [
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+];
 
 /// How the test jobs are built.
 #[derive(Clone, Copy)]
@@ -276,6 +281,9 @@ pub enum Build {
     Abort,
     /// The release profile, for benchmarks.
     Release,
+    /// The dev profile, on the crate without its default features (`default-features =
+    /// false`: plain-HTTP Pushgateway pushes only).
+    Minimal,
 }
 
 /// Builds the test jobs (`tests/jobs`) once per process and returns the binary.
@@ -284,14 +292,25 @@ pub fn job_bin_for(build: Build) -> &'static Path {
         Build::Unwind => (0, "dev", "debug"),
         Build::Abort => (1, "abort", "abort"),
         Build::Release => (2, "release", "release"),
+        Build::Minimal => (3, "dev", "debug"),
     };
     JOBS[index].get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target = root.join("target").join("test-jobs");
+        let minimal = matches!(build, Build::Minimal);
+        // Another directory for the other features, so that neither build replaces the other.
+        let target = root.join("target").join(if minimal {
+            "test-jobs-minimal"
+        } else {
+            "test-jobs"
+        });
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--profile", profile, "--manifest-path"])
-            .arg(root.join("tests/jobs/Cargo.toml"))
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--profile", profile, "--manifest-path"])
+            .arg(root.join("tests/jobs/Cargo.toml"));
+        if minimal {
+            cmd.arg("--no-default-features");
+        }
+        let status = cmd
             .env("CARGO_TARGET_DIR", &target)
             .status()
             .expect("run cargo to build the test jobs");
