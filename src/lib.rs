@@ -96,13 +96,20 @@
 //! client; the guard, the panic hook, the signal listener (a console control handler on
 //! Windows) and [`exit`] send it requests over
 //! a channel and wait for the answer with a timeout. The caller's runtime (if any) is never
-//! blocked on, and no work is done inside a signal handler. The recorder is
-//! `metrics-exporter-prometheus`'s, installed as it is, so recording costs what it costs there.
+//! blocked on, and no work is done inside a signal handler. The recorder is a `metrics-util`
+//! registry with atomic storage; a push takes one sorted snapshot of it, which every target
+//! encodes from (text, protobuf, remote write, textfile).
+//!
+//! # Features
+//!
+//! `tls` (rustls), `remote-write` and `gzip`, on by default; `native-roots` adds the system's
+//! certificate store. `default-features = false` leaves a plain-HTTP Pushgateway pusher, and
+//! refuses at install, naming the feature, what needs one that is off.
 //!
 //! # Protocol
 //!
 //! Pushes go to `{endpoint}/metrics/job/{job}{/{label}/{value}}` in the text exposition format
-//! 0.0.4, without sample timestamps. Values that cannot go into a URL path as they are (empty,
+//! 0.0.4 (or protobuf: [`ExpositionFormat`]), without sample timestamps. Values that cannot go into a URL path as they are (empty,
 //! `.`, `..`, `/`, spaces, `+`, `%`, non-ASCII) are sent as `@base64` with the URL-safe alphabet.
 //! 2xx is success; 5xx, 408, 429 and connection errors are retried with exponential backoff and
 //! jitter within the push's time budget; other answers are not retried and the error carries the
