@@ -15,6 +15,7 @@ use crate::exit::SignalHandling;
 use crate::gateway::{group_path, url_for, PushMethod};
 use crate::guard::{Inner, Lane, PushGuard, PushHandle};
 use crate::lifecycle::Lifecycle;
+use crate::log::redact_url;
 use crate::pusher::{PusherConfig, Renderer, TlsConfig};
 use crate::registry::{Installed, Matcher, Registry};
 use crate::replay::ReplayReport;
@@ -905,7 +906,7 @@ impl PushgatewayBuilder {
                 let location = sink.location();
                 if let Some(url) = sink.http_url() {
                     if let Some(warning) = insecure_warning(url, credentials, &tls) {
-                        crate::exit::warn(&warning);
+                        crate::log::warn(&warning);
                     }
                 }
                 let config = PusherConfig {
@@ -1078,7 +1079,7 @@ impl PushgatewayBuilder {
             });
         }
         if let Some(warning) = insecure_warning(&endpoint, credentials, &tls) {
-            crate::exit::warn(&warning);
+            crate::log::warn(&warning);
         }
         let client = crate::pusher::build_client(&endpoint, &headers, &tls).map_err(|reason| {
             InitError::InvalidSetting {
@@ -1456,29 +1457,6 @@ fn percent_decode(s: &str) -> Option<String> {
         .decode_utf8()
         .ok()
         .map(|s| s.into_owned())
-}
-
-/// The URL as given, with the password of any `user:password@` part replaced by `***`.
-pub(crate) fn redact_url(raw: &str) -> String {
-    let Some(scheme_end) = raw.find("://") else {
-        return raw.to_owned();
-    };
-    let rest = &raw[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let shown = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_owned()
-            };
-            format!("{}{}{}", &raw[..scheme_end + 3], shown, &rest[at..])
-        }
-        None => raw.to_owned(),
-    }
 }
 
 /// Checks a label name against `[a-zA-Z_][a-zA-Z0-9_]*`, with `__` reserved.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
+use crate::log::report;
 use crate::PushError;
 
 #[cfg(unix)]
@@ -69,24 +70,6 @@ pub enum SignalHandling {
     /// Install no signal handler: the signals keep their default action (no final push) or the
     /// application's own handling.
     Ignore,
-}
-
-/// Reports an error on one line: through `tracing`, and on stderr when no `tracing`
-/// subscriber is installed, so that it is never lost.
-pub(crate) fn report(message: &str) {
-    tracing::error!("{message}");
-    if !tracing::dispatcher::has_been_set() {
-        eprintln!("metrics-exporter-pushgateway: {message}");
-    }
-}
-
-/// Reports a warning on one line: through `tracing`, and on stderr when no `tracing`
-/// subscriber is installed.
-pub(crate) fn warn(message: &str) {
-    tracing::warn!("{message}");
-    if !tracing::dispatcher::has_been_set() {
-        eprintln!("metrics-exporter-pushgateway: warning: {message}");
-    }
 }
 
 /// Runs the final push for `outcome` and reports its failure, if any. A final push that

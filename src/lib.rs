@@ -124,9 +124,11 @@ mod compression;
 mod encode;
 mod error;
 mod exit;
+mod file;
 mod gateway;
 mod guard;
 pub mod lifecycle;
+mod log;
 mod pusher;
 mod registry;
 mod remote_write;
@@ -178,7 +180,7 @@ static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 /// ```
 pub fn init(job: &str) -> PushGuard {
     try_init(job).unwrap_or_else(|e| {
-        exit::report(&format!(
+        log::report(&format!(
             "metrics are not pushed, the job runs on without them: {e}"
         ));
         PushGuard::disabled()

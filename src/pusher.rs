@@ -262,7 +262,7 @@ pub(crate) fn spawn(config: PusherConfig) -> std::io::Result<UnboundedSender<Com
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    crate::exit::report(&format!(
+                    crate::log::report(&format!(
                         "metrics will not be pushed: the pusher's runtime failed to start: {e}"
                     ));
                     return;
@@ -309,7 +309,7 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
         .http_url()
         .map(|url| build_client(url, &config.headers, &config.tls));
     if let Some(Err(cause)) = &client {
-        crate::exit::report(&format!(
+        crate::log::report(&format!(
             "metrics will not be pushed to {location}: the HTTP client failed to start: {cause}"
         ));
     }
@@ -336,7 +336,7 @@ async fn run(config: PusherConfig, mut rx: UnboundedReceiver<Command>) {
     };
     if let Some(spool) = &pusher.config.spool {
         if let Err(e) = spool.create_dir() {
-            crate::exit::report(&format!(
+            crate::log::report(&format!(
                 "the spool directory {} cannot be created: {e}; failed pushes will be lost",
                 spool.dir().display()
             ));
@@ -892,7 +892,7 @@ impl Pusher {
                         path.display()
                     );
                     if loud {
-                        crate::exit::warn(&message);
+                        crate::log::warn(&message);
                     } else {
                         tracing::debug!("{message}");
                     }
@@ -901,7 +901,7 @@ impl Pusher {
                     if let Some(m) = &self.spool_metrics {
                         m.dropped.increment(1);
                     }
-                    crate::exit::warn(&format!(
+                    crate::log::warn(&format!(
                         "spool {} is over its bound: dropped {} ({} bytes)",
                         spool.dir().display(),
                         entry.path.display(),
@@ -909,7 +909,7 @@ impl Pusher {
                     ));
                 }
             }
-            Err(e) => crate::exit::report(&format!(
+            Err(e) => crate::log::report(&format!(
                 "the snapshot that could not be pushed could not be spooled in {} either: {e}; \
                  its values are lost",
                 spool.dir().display()
@@ -936,7 +936,7 @@ impl Pusher {
             Ok(e) if e.is_empty() => return,
             Ok(e) => e.into(),
             Err(e) => {
-                crate::exit::warn(&format!(
+                crate::log::warn(&format!(
                     "spool directory {} cannot be read: {e}",
                     spool.dir().display()
                 ));
@@ -953,7 +953,7 @@ impl Pusher {
                 });
             }
             Ok(None) => tracing::debug!("another process is replaying the spool"),
-            Err(e) => crate::exit::warn(&format!(
+            Err(e) => crate::log::warn(&format!(
                 "spool directory {} cannot be locked for replay: {e}",
                 spool.dir().display()
             )),

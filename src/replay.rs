@@ -117,7 +117,7 @@ pub(crate) fn record(step: Step, entry: &Entry, report: &mut ReplayReport) -> bo
         Step::Gone => true,
         Step::Rejected(e, aside) => {
             report.rejected += 1;
-            crate::exit::warn(&format!(
+            crate::log::warn(&format!(
                 "spooled snapshot refused by the gateway, set aside as {}: {e}",
                 aside.display()
             ));
@@ -125,7 +125,7 @@ pub(crate) fn record(step: Step, entry: &Entry, report: &mut ReplayReport) -> bo
         }
         Step::Corrupt(why, aside) => {
             report.corrupt += 1;
-            crate::exit::warn(&format!(
+            crate::log::warn(&format!(
                 "spool file {} is not a valid snapshot ({why}); set aside as {}",
                 entry.path.display(),
                 aside.map_or_else(|| "(rename failed)".into(), |p| p.display().to_string())

@@ -24,7 +24,7 @@
 //! the process ends, however it ends.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -152,23 +152,8 @@ impl Spool {
         let tmp = self
             .dir
             .join(format!("{TMP_PREFIX}{}-{seq}{SNAPSHOT}", self.writer));
-        let result = (|| {
-            let mut file = owner_only().write(true).create_new(true).open(&tmp)?;
-            file.write_all(header.as_bytes())?;
-            file.write_all(&snapshot.body)?;
-            file.sync_all()?;
-            let path = self.dir.join(self.name(snapshot, seq));
-            fs::rename(&tmp, &path)?;
-            sync_dir(&self.dir);
-            Ok(path)
-        })();
-        let path = match result {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
+        let path = self.dir.join(self.name(snapshot, seq));
+        crate::file::write_atomically(&tmp, &path, 0o600, &[header.as_bytes(), &snapshot.body])?;
         // Older snapshots of the same group would only overwrite this one's newer values.
         written.replaced = self.remove_older(&snapshot.group, snapshot.created_ms, Some(&path));
         written.dropped = self.enforce_bounds(&path)?;
@@ -343,14 +328,6 @@ fn owner_only() -> OpenOptions {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options
-}
-
-/// Makes a rename in `dir` durable. Not every platform or file system can sync a directory;
-/// the rename itself is atomic either way.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 /// Set-aside files before snapshots, each oldest first.

@@ -78,11 +78,11 @@ impl std::fmt::Debug for Target {
         match self {
             Target::Pushgateway(url) => f
                 .debug_tuple("Pushgateway")
-                .field(&crate::builder::redact_url(url))
+                .field(&crate::log::redact_url(url))
                 .finish(),
             Target::RemoteWrite(url) => f
                 .debug_tuple("RemoteWrite")
-                .field(&crate::builder::redact_url(url))
+                .field(&crate::log::redact_url(url))
                 .finish(),
             Target::Textfile(dir) => f.debug_tuple("Textfile").field(dir).finish(),
         }

@@ -6,8 +6,6 @@
 //! timestamps; a file must be written atomically (to a temporary name, then renamed) so that
 //! a scrape never reads half of it.
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The file name for a job and its grouping labels: `<job>.prom`, or
@@ -46,20 +44,8 @@ pub(crate) fn file_name(job: &str, grouping: &[(String, String)]) -> String {
 pub(crate) fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<PathBuf> {
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
-        let mut file = options.open(&tmp)?;
-        file.write_all(body)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map(|()| path)
+    crate::file::write_atomically(&tmp, &path, 0o644, &[body])?;
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::{final_push, report, SignalHandling};
+use super::{final_push, SignalHandling};
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
+use crate::log::report;
 
 /// The signals that end a job that is stopped, interrupted or loses its terminal.
 const SIGNALS: [i32; 3] = [SIGTERM, SIGINT, SIGHUP];

@@ -14,9 +14,10 @@ use windows_sys::Win32::System::Console::{
     CTRL_SHUTDOWN_EVENT,
 };
 
-use super::{final_push, report, SignalHandling};
+use super::{final_push, SignalHandling};
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
+use crate::log::report;
 
 /// The longest a final push may take for the events after which Windows ends the process by
 /// itself (a closed console: 5 s; logoff and shutdown: a few seconds more at most).

@@ -1,0 +1,80 @@
+//! Files replaced atomically: the one routine the spool and the textfile target write with.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::Path;
+
+/// Writes `parts` to the new file `tmp` (mode `mode` on Unix; elsewhere the directory's access
+/// rules), flushes it to disk, renames it over `path` and syncs the directory, so that a reader
+/// sees the old file or the whole new one, never a part. `tmp` must be in the same directory
+/// as `path`; a file already at `tmp` (left by a writer that died) is removed first, and on
+/// failure `tmp` is removed again.
+pub(crate) fn write_atomically(
+    tmp: &Path,
+    path: &Path,
+    #[cfg_attr(not(unix), allow(unused_variables))] mode: u32,
+    parts: &[&[u8]],
+) -> io::Result<()> {
+    let _ = fs::remove_file(tmp);
+    let result = (|| {
+        let mut options = OpenOptions::new();
+        // create_new: never through a link planted at `tmp`.
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        let mut file = options.open(tmp)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
+        file.sync_all()?;
+        fs::rename(tmp, path)?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir);
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    result
+}
+
+/// Makes a rename in `dir` durable. Not every platform or file system can sync a directory
+/// (Windows cannot open one as a file); the rename itself is atomic either way.
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, path) = (dir.path().join(".t.tmp"), dir.path().join("f"));
+        write_atomically(&tmp, &path, 0o600, &[b"a ", b"1\n"]).unwrap();
+        // A leftover temporary file is no obstacle.
+        std::fs::write(&tmp, "stale").unwrap();
+        write_atomically(&tmp, &path, 0o600, &[b"a 2\n"]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a 2\n");
+        assert!(!tmp.exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let err = write_atomically(&missing.join(".t"), &missing.join("f"), 0o600, &[b"x"]);
+        assert!(err.is_err());
+        assert!(!missing.exists());
+    }
+}
