@@ -177,7 +177,7 @@ mod tests {
 
     use super::protobuf::{self, MetricFamily};
     use super::*;
-    use crate::snapshot::{self, Kind};
+    use crate::snapshot::Kind;
 
     /// Labels as owned pairs.
     type Labels = Vec<(String, String)>;
@@ -187,7 +187,7 @@ mod tests {
     /// Series with odd names, escapes in label values and help, an empty label value,
     /// NaN and ±Inf, a histogram, and global labels.
     fn odd() -> Snapshot {
-        snapshot::of(&[("service", "a\"b")], &[0.5, 1.0], || {
+        crate::registry::snapshot_of(&[("service", "a\"b")], &[0.5, 1.0], || {
             metrics::describe_counter!("req.total", "Requests\nserved \\ counted.");
             metrics::counter!("req.total", "path" => "/a\\b\"c\nd", "empty" => "").increment(7);
             metrics::counter!("req.total", "path" => "/").increment(1);

@@ -1,12 +1,8 @@
 //! The exit paths that do not go through the guard's `Drop`: a panic hook, a signal listener
 //! and [`exit`](crate::exit).
 
-use std::time::Duration;
-
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
-use crate::log::report;
-use crate::PushError;
 
 #[cfg(unix)]
 #[path = "exit/unix.rs"]
@@ -72,25 +68,6 @@ pub enum SignalHandling {
     Ignore,
 }
 
-/// Runs the final push for `outcome` and reports its failure, if any. A final push that
-/// another path already made is not an error. `cap` bounds the push below the shutdown
-/// timeout, for an end that leaves less time.
-pub(crate) fn final_push(handle: &PushHandle, outcome: Outcome, cap: Option<Duration>) {
-    match handle.finish(outcome, cap) {
-        Ok(pushed) => {
-            for target in pushed.failed_targets() {
-                if let Err(e) = target.result() {
-                    report(&format!(
-                        "final push failed at one target (the others took it): {e}"
-                    ));
-                }
-            }
-        }
-        Err(PushError::ShutDown) => {}
-        Err(e) => report(&format!("final push failed: {e}")),
-    }
-}
-
 /// Installs a panic hook that runs the previous hook first and then, when panics abort the
 /// process, makes the final push before the abort. With `panic = "unwind"` the guard's drop
 /// makes it while the panicking main thread unwinds.
@@ -101,7 +78,7 @@ pub(crate) fn install_panic_hook(handle: PushHandle) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
-        final_push(&handle, Outcome::Panic, None);
+        handle.final_push(Outcome::Panic, None);
     }));
 }
 
@@ -136,7 +113,7 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
 /// ```
 pub fn exit(code: i32) -> ! {
     if let Some(handle) = crate::handle() {
-        final_push(&handle, Outcome::Exit(code), None);
+        handle.final_push(Outcome::Exit(code), None);
     }
     std::process::exit(code)
 }

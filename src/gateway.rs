@@ -5,7 +5,6 @@
 //! Pushgateway 1.5.1, summarised in the crate docs.
 
 use std::cell::Cell;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -16,8 +15,9 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 
-use crate::error::{chain, PushError};
-use crate::target::{TargetKind, TargetReport};
+use crate::error::chain;
+use crate::report::{PushError, PushReport};
+use crate::target::TargetKind;
 
 /// Time left for the last attempt before a push's deadline.
 const LAST_ATTEMPT: Duration = Duration::from_millis(100);
@@ -103,111 +103,6 @@ pub(crate) fn url_for(endpoint: &Url, group: &str) -> Url {
 #[cfg(test)]
 pub(crate) fn group_url(endpoint: &Url, job: &str, grouping: &[(String, String)]) -> Url {
     url_for(endpoint, &group_path(job, grouping))
-}
-
-/// What one push did.
-///
-/// With several targets, a push succeeds when at least one target took it: the status and
-/// body size are those of the first target (in configuration order) that took it, the
-/// attempts are summed over all targets, the elapsed time is the longest, and
-/// [`targets`](Self::targets) says how each target fared.
-#[derive(Debug, Clone)]
-pub struct PushReport {
-    pub(crate) status: Option<u16>,
-    pub(crate) attempts: u32,
-    pub(crate) body_bytes: usize,
-    pub(crate) elapsed: Duration,
-    pub(crate) targets: Vec<TargetReport>,
-}
-
-impl PushReport {
-    pub(crate) fn disabled() -> Self {
-        PushReport::sent(None, 0, 0, Duration::ZERO)
-    }
-
-    pub(crate) fn sent(
-        status: Option<u16>,
-        attempts: u32,
-        body_bytes: usize,
-        elapsed: Duration,
-    ) -> Self {
-        PushReport {
-            status,
-            attempts,
-            body_bytes,
-            elapsed,
-            targets: Vec::new(),
-        }
-    }
-
-    /// Combines the targets' results, `(kind, location, result)` in configuration order: a
-    /// success when at least one target took the push. One target's failure is returned as it
-    /// is; when every one of several targets failed, [`PushError::AllFailed`].
-    pub(crate) fn combine(
-        mut results: Vec<(TargetKind, String, Result<PushReport, PushError>)>,
-    ) -> Result<PushReport, PushError> {
-        if results.len() == 1 {
-            if let Some((_, _, Err(e))) = results.pop_if(|r| r.2.is_err()) {
-                return Err(e);
-            }
-        }
-        let targets: Vec<TargetReport> = results
-            .into_iter()
-            .map(|(kind, location, result)| TargetReport {
-                kind,
-                location,
-                result: result.map_err(Arc::new),
-            })
-            .collect();
-        let Some(first) = targets.iter().find_map(|t| t.result.as_ref().ok()) else {
-            return Err(PushError::AllFailed { targets });
-        };
-        let mut report = PushReport::sent(first.status, 0, first.body_bytes, Duration::ZERO);
-        for t in &targets {
-            match &t.result {
-                Ok(r) => {
-                    report.attempts += r.attempts;
-                    report.elapsed = report.elapsed.max(r.elapsed);
-                }
-                Err(e) => report.attempts += e.attempts(),
-            }
-        }
-        report.targets = targets;
-        Ok(report)
-    }
-
-    /// The status of the successful answer (200 or 202 from a Pushgateway, 2xx from a
-    /// remote-write receiver), or `None` when pushing is disabled or the target is a textfile.
-    pub fn status(&self) -> Option<u16> {
-        self.status
-    }
-
-    /// How many requests were sent, retries included (0 when pushing is disabled; a textfile
-    /// write counts as one).
-    pub fn attempts(&self) -> u32 {
-        self.attempts
-    }
-
-    /// Size of the request body in bytes, as sent (after compression, if any).
-    pub fn body_bytes(&self) -> usize {
-        self.body_bytes
-    }
-
-    /// Wall time from the start of the first attempt to the successful answer.
-    pub fn elapsed(&self) -> Duration {
-        self.elapsed
-    }
-
-    /// How each target fared, in the order the targets were configured (empty when pushing
-    /// is disabled, and in the reports inside a [`TargetReport`]).
-    pub fn targets(&self) -> &[TargetReport] {
-        &self.targets
-    }
-
-    /// The targets that did not take the push (none when every target took it).
-    pub fn failed_targets(&self) -> impl Iterator<Item = &TargetReport> {
-        self.targets.iter().filter(|t| !t.succeeded())
-    }
 }
 
 /// The outcome of one attempt.

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::gateway::PushReport;
 use crate::lifecycle::Outcome;
 use crate::pusher::{Command, Renderer};
+use crate::report::PushError;
+use crate::report::PushReport;
 use crate::target::TargetKind;
-use crate::PushError;
 
 /// How much longer than a push's own budget a caller waits for the pusher thread's answer.
 const GRACE: Duration = Duration::from_millis(200);
@@ -137,6 +137,25 @@ impl PushHandle {
             budget,
             reply,
         })
+    }
+
+    /// Runs the final push for `outcome` and reports its failure, if any, on one line. A
+    /// final push that another path already made is not an error. `cap` bounds the push below
+    /// the shutdown timeout, for an end that leaves less time.
+    pub(crate) fn final_push(&self, outcome: Outcome, cap: Option<Duration>) {
+        match self.finish(outcome, cap) {
+            Ok(pushed) => {
+                for target in pushed.failed_targets() {
+                    if let Err(e) = target.result() {
+                        crate::log::report(&format!(
+                            "final push failed at one target (the others took it): {e}"
+                        ));
+                    }
+                }
+            }
+            Err(PushError::ShutDown) => {}
+            Err(e) => crate::log::report(&format!("final push failed: {e}")),
+        }
     }
 
     pub(crate) fn mark_exiting_by_signal(&self) {
@@ -347,7 +366,7 @@ impl PushGuard {
     pub fn finish<T, E>(mut self, result: Result<T, E>) -> Result<T, E> {
         self.done = true;
         let code = if result.is_ok() { 0 } else { 1 };
-        crate::exit::final_push(&self.handle, Outcome::Exit(code), None);
+        self.handle.final_push(Outcome::Exit(code), None);
         result
     }
 
@@ -384,7 +403,7 @@ impl Drop for PushGuard {
             } else {
                 Outcome::Exit(0)
             };
-            crate::exit::final_push(&self.handle, outcome, None);
+            self.handle.final_push(outcome, None);
         }
         if self.handle.inner.exiting_by_signal.load(Ordering::SeqCst) {
             // The signal listener is ending the process by the signal: let it, rather than

@@ -133,6 +133,7 @@ mod pusher;
 mod registry;
 mod remote_write;
 mod replay;
+mod report;
 mod snapshot;
 mod spool;
 mod target;
@@ -148,14 +149,15 @@ pub use builder::{
     ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
 };
 pub use compression::Compression;
-pub use error::{HttpError, InitError, PushError};
+pub use error::InitError;
 pub use exit::{exit, SignalHandling};
-pub use gateway::{PushMethod, PushReport};
+pub use gateway::PushMethod;
 pub use guard::{PushGuard, PushHandle};
 pub use registry::Matcher;
 pub use replay::ReplayReport;
+pub use report::{HttpError, PushError, PushReport, TargetReport};
 pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
-pub use target::{Target, TargetKind, TargetReport};
+pub use target::{Target, TargetKind};
 
 static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 

@@ -19,14 +19,15 @@ use reqwest::Url;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::encode;
-use crate::gateway::{self, PushMethod, PushReport, Request};
+use crate::gateway::{self, PushMethod, Request};
 use crate::lifecycle::{Lifecycle, Outcome};
 use crate::registry::{Installed, Registry};
 use crate::replay::{self, ReplayReport, Step};
+use crate::report::{PushError, PushReport};
 use crate::snapshot::Snapshot;
 use crate::spool::{self, Entry, Spool};
 use crate::target::TargetKind;
-use crate::{remote_write, textfile, PushError};
+use crate::{remote_write, textfile};
 
 /// Takes what a push sends: the registry's values, then the lifecycle metrics.
 pub(crate) struct Renderer {

@@ -18,7 +18,7 @@ use metrics_util::registry::{Registry as MetricsRegistry, Storage};
 
 #[cfg(test)]
 use crate::snapshot::Snapshot;
-use crate::snapshot::SnapshotBuilder;
+use crate::snapshot::{Description, SnapshotBuilder};
 
 /// Selects metrics by name, for [`buckets_for_metric`](crate::PushgatewayBuilder::buckets_for_metric).
 /// Matched against the metric name as it is sent (invalid characters replaced by `_`).
@@ -124,13 +124,6 @@ impl Storage<Key> for AtomicStorage {
     }
 }
 
-/// What `describe_*` said of a metric: its help text and unit.
-#[derive(Debug, Clone)]
-pub(crate) struct Description {
-    pub(crate) help: SharedString,
-    pub(crate) unit: Option<Unit>,
-}
-
 /// The recorder's state, shared by the installed recorder, the handles and the pushers.
 #[derive(Debug)]
 pub(crate) struct Registry {
@@ -178,7 +171,12 @@ impl Registry {
             builder.add_gauge(key, value, &descriptions);
         });
         self.registry.visit_histograms(|key, histogram| {
-            builder.add_histogram(key, histogram, &descriptions);
+            builder.add_histogram(
+                key,
+                histogram.bounds(),
+                |out| histogram.read_into(out),
+                &descriptions,
+            );
         });
         builder
     }
@@ -233,4 +231,21 @@ impl Recorder for Installed {
             .registry
             .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
     }
+}
+
+/// A snapshot of what `record` records (through the `metrics` macros) into a registry of its
+/// own with `buckets` and `global` labels.
+#[cfg(test)]
+pub(crate) fn snapshot_of(
+    global: &[(&str, &str)],
+    buckets: &[f64],
+    record: impl FnOnce(),
+) -> Snapshot {
+    let global: Vec<(String, String)> = global
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let registry = Arc::new(Registry::new(buckets, &[], &global));
+    metrics::with_local_recorder(&Installed(Arc::clone(&registry)), record);
+    registry.take()
 }

@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn series_carry_name_target_labels_and_the_push_time() {
-        let snapshot = crate::snapshot::of(&[], &[1.0], || {
+        let snapshot = crate::registry::snapshot_of(&[], &[1.0], || {
             metrics::describe_counter!("jobs_total", "Jobs\ndone.");
             metrics::counter!("jobs_total", "job" => "inner", "queue" => "a").increment(3);
             metrics::histogram!("lat").record(0.2);
@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn series_gone_since_the_last_taken_push_are_marked_stale() {
         let request = |outcome: &'static str, b: f64, t| {
-            let snapshot = crate::snapshot::of(&[], &[1.0], || {
+            let snapshot = crate::registry::snapshot_of(&[], &[1.0], || {
                 metrics::gauge!("a", "o" => outcome).set(1.0);
                 metrics::gauge!("b").set(b);
             });
@@ -373,7 +373,7 @@ mod tests {
     #[cfg(feature = "remote-write")]
     fn body_is_a_snappy_block_of_the_protobuf() {
         use prost::Message as _;
-        let snapshot = crate::snapshot::of(&[], &[1.0], || metrics::gauge!("g").set(1.5));
+        let snapshot = crate::registry::snapshot_of(&[], &[1.0], || metrics::gauge!("g").set(1.5));
         let request = write_request(&snapshot, &[("job".into(), "j".into())], 5);
         let body = encode(&request).unwrap();
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();

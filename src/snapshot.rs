@@ -16,9 +16,14 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use metrics::Key;
+use metrics::{Key, SharedString, Unit};
 
-use crate::registry::{AtomicHistogram, Description};
+/// What `describe_*` said of a metric: its help text and unit.
+#[derive(Debug, Clone)]
+pub(crate) struct Description {
+    pub(crate) help: SharedString,
+    pub(crate) unit: Option<Unit>,
+}
 
 /// The type of a metric family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -315,26 +320,26 @@ impl SnapshotBuilder {
         self.push_series(family, labels, Value::Gauge(value));
     }
 
+    /// Adds a histogram series with `bounds`; `read` appends its cumulative counts (one per
+    /// bound, then `+Inf`) and returns its sum.
     pub(crate) fn add_histogram(
         &mut self,
         key: &Key,
-        histogram: &AtomicHistogram,
+        bounds: &Arc<[f64]>,
+        read: impl FnOnce(&mut Vec<u64>) -> f64,
         descriptions: &HashMap<String, Description>,
     ) {
         let family = self.family(Kind::Histogram, key.name(), Self::described(descriptions));
-        let bounds = &mut self.snapshot.families[family as usize].bounds;
-        if bounds.is_none() {
-            *bounds = Some(Arc::clone(histogram.bounds()));
+        let family_bounds = &mut self.snapshot.families[family as usize].bounds;
+        if family_bounds.is_none() {
+            *family_bounds = Some(Arc::clone(bounds));
         }
-        if bounds
-            .as_ref()
-            .is_some_and(|b| b[..] != histogram.bounds()[..])
-        {
+        if family_bounds.as_ref().is_some_and(|b| b[..] != bounds[..]) {
             // Two names that become one after sanitizing, with other buckets: kept apart.
             return;
         }
         let buckets = self.snapshot.buckets.len() as u32;
-        let sum = histogram.read_into(&mut self.snapshot.buckets);
+        let sum = read(&mut self.snapshot.buckets);
         let labels = key.labels().map(|l| (l.key(), l.value()));
         self.push_series(family, labels, Value::Histogram { buckets, sum });
     }
@@ -406,18 +411,4 @@ fn compare_labels<'a>(
     b: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> Ordering {
     a.cmp(b)
-}
-
-/// A snapshot of what `record` records (through the `metrics` macros) into a registry of its
-/// own with `buckets` and `global` labels.
-#[cfg(test)]
-pub(crate) fn of(global: &[(&str, &str)], buckets: &[f64], record: impl FnOnce()) -> Snapshot {
-    let global: Vec<(String, String)> = global
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let registry = Arc::new(crate::registry::Registry::new(buckets, &[], &global));
-    let recorder = crate::registry::Installed(Arc::clone(&registry));
-    metrics::with_local_recorder(&recorder, record);
-    registry.take()
 }

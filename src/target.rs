@@ -1,9 +1,6 @@
-//! Where pushes go: [`Target`], and what happened at each ([`TargetReport`]).
+//! Where pushes go: [`Target`] and its [`TargetKind`].
 
 use std::path::PathBuf;
-use std::sync::Arc;
-
-use crate::{PushError, PushReport};
 
 /// A place the exporter pushes to. A job can push to several at once (see
 /// [`PushgatewayBuilder::targets`](crate::PushgatewayBuilder::targets)); each is pushed to on
@@ -108,36 +105,5 @@ impl std::fmt::Display for TargetKind {
             TargetKind::RemoteWrite => "remote write",
             TargetKind::Textfile => "textfile",
         })
-    }
-}
-
-/// What one push did at one target: part of a [`PushReport`].
-#[derive(Debug, Clone)]
-pub struct TargetReport {
-    pub(crate) kind: TargetKind,
-    pub(crate) location: String,
-    pub(crate) result: Result<PushReport, Arc<PushError>>,
-}
-
-impl TargetReport {
-    /// The kind of target.
-    pub fn kind(&self) -> TargetKind {
-        self.kind
-    }
-
-    /// Where: the group URL (Pushgateway), the receiver's URL (remote write), both without
-    /// credentials, or the file written (textfile).
-    pub fn location(&self) -> &str {
-        &self.location
-    }
-
-    /// Whether this target took the push.
-    pub fn succeeded(&self) -> bool {
-        self.result.is_ok()
-    }
-
-    /// This target's answer, or why it failed.
-    pub fn result(&self) -> Result<&PushReport, &PushError> {
-        self.result.as_ref().map_err(|e| &**e)
     }
 }

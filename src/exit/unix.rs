@@ -7,7 +7,7 @@ use std::sync::Arc;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::{final_push, SignalHandling};
+use super::SignalHandling;
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::log::report;
@@ -54,7 +54,7 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
                     continue;
                 }
                 handle.mark_exiting_by_signal();
-                final_push(&handle, Outcome::Signal(signal), None);
+                handle.final_push(Outcome::Signal(signal), None);
                 // Resets the default action and raises the signal again.
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
                 std::process::exit(128 + signal);

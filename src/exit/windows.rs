@@ -14,7 +14,7 @@ use windows_sys::Win32::System::Console::{
     CTRL_SHUTDOWN_EVENT,
 };
 
-use super::{final_push, SignalHandling};
+use super::SignalHandling;
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::log::report;
@@ -63,8 +63,7 @@ fn handle_event(event: u32) -> BOOL {
         return TRUE;
     }
     handle.mark_exiting_by_signal();
-    final_push(
-        handle,
+    handle.final_push(
         Outcome::Signal(event as i32),
         closing.then_some(CLOSING_BUDGET),
     );

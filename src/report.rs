@@ -1,0 +1,331 @@
+//! What a push did: its [`PushReport`] (with a [`TargetReport`] per target) or its
+//! [`PushError`]. One module, as the three refer to each other.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::target::TargetKind;
+
+/// What one push did.
+///
+/// With several targets, a push succeeds when at least one target took it: the status and
+/// body size are those of the first target (in configuration order) that took it, the
+/// attempts are summed over all targets, the elapsed time is the longest, and
+/// [`targets`](Self::targets) says how each target fared.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    pub(crate) status: Option<u16>,
+    pub(crate) attempts: u32,
+    pub(crate) body_bytes: usize,
+    pub(crate) elapsed: Duration,
+    pub(crate) targets: Vec<TargetReport>,
+}
+
+impl PushReport {
+    pub(crate) fn disabled() -> Self {
+        PushReport::sent(None, 0, 0, Duration::ZERO)
+    }
+
+    pub(crate) fn sent(
+        status: Option<u16>,
+        attempts: u32,
+        body_bytes: usize,
+        elapsed: Duration,
+    ) -> Self {
+        PushReport {
+            status,
+            attempts,
+            body_bytes,
+            elapsed,
+            targets: Vec::new(),
+        }
+    }
+
+    /// Combines the targets' results, `(kind, location, result)` in configuration order: a
+    /// success when at least one target took the push. One target's failure is returned as it
+    /// is; when every one of several targets failed, [`PushError::AllFailed`].
+    pub(crate) fn combine(
+        mut results: Vec<(TargetKind, String, Result<PushReport, PushError>)>,
+    ) -> Result<PushReport, PushError> {
+        if results.len() == 1 {
+            if let Some((_, _, Err(e))) = results.pop_if(|r| r.2.is_err()) {
+                return Err(e);
+            }
+        }
+        let targets: Vec<TargetReport> = results
+            .into_iter()
+            .map(|(kind, location, result)| TargetReport {
+                kind,
+                location,
+                result: result.map_err(Arc::new),
+            })
+            .collect();
+        let Some(first) = targets.iter().find_map(|t| t.result.as_ref().ok()) else {
+            return Err(PushError::AllFailed { targets });
+        };
+        let mut report = PushReport::sent(first.status, 0, first.body_bytes, Duration::ZERO);
+        for t in &targets {
+            match &t.result {
+                Ok(r) => {
+                    report.attempts += r.attempts;
+                    report.elapsed = report.elapsed.max(r.elapsed);
+                }
+                Err(e) => report.attempts += e.attempts(),
+            }
+        }
+        report.targets = targets;
+        Ok(report)
+    }
+
+    /// The status of the successful answer (200 or 202 from a Pushgateway, 2xx from a
+    /// remote-write receiver), or `None` when pushing is disabled or the target is a textfile.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// How many requests were sent, retries included (0 when pushing is disabled; a textfile
+    /// write counts as one).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Size of the request body in bytes, as sent (after compression, if any).
+    pub fn body_bytes(&self) -> usize {
+        self.body_bytes
+    }
+
+    /// Wall time from the start of the first attempt to the successful answer.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// How each target fared, in the order the targets were configured (empty when pushing
+    /// is disabled, and in the reports inside a [`TargetReport`]).
+    pub fn targets(&self) -> &[TargetReport] {
+        &self.targets
+    }
+
+    /// The targets that did not take the push (none when every target took it).
+    pub fn failed_targets(&self) -> impl Iterator<Item = &TargetReport> {
+        self.targets.iter().filter(|t| !t.succeeded())
+    }
+}
+
+/// What one push did at one target: part of a [`PushReport`].
+#[derive(Debug, Clone)]
+pub struct TargetReport {
+    pub(crate) kind: TargetKind,
+    pub(crate) location: String,
+    pub(crate) result: Result<PushReport, Arc<PushError>>,
+}
+
+impl TargetReport {
+    /// The kind of target.
+    pub fn kind(&self) -> TargetKind {
+        self.kind
+    }
+
+    /// Where: the group URL (Pushgateway), the receiver's URL (remote write), both without
+    /// credentials, or the file written (textfile).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Whether this target took the push.
+    pub fn succeeded(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// This target's answer, or why it failed.
+    pub fn result(&self) -> Result<&PushReport, &PushError> {
+        self.result.as_ref().map_err(|e| &**e)
+    }
+}
+
+/// An error of the HTTP client, with its source chain (I/O, TLS, DNS errors beneath it).
+///
+/// Opaque: the HTTP client is an implementation detail, so that a new version of it is not a
+/// breaking change here. Its text and [`source`](std::error::Error::source) chain say what
+/// happened.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HttpError(reqwest::Error);
+
+impl From<reqwest::Error> for HttpError {
+    fn from(e: reqwest::Error) -> Self {
+        HttpError(e)
+    }
+}
+
+/// An error from one push (or delete).
+///
+/// `target` says which kind of target failed; `url` is the group's URL (Pushgateway) or the
+/// receiver's URL (remote write), without credentials. No variant carries a password, token
+/// or header value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// The gateway answered with a status that is not a success. For statuses that are retried
+    /// (5xx, 408, 429) this is the last answer once retries ran out; other 4xx and 3xx are never
+    /// retried (`body` holds the gateway's explanation, e.g. its 400 message about inconsistent
+    /// metric types).
+    #[error("{target} {url} answered {status} after {attempts} attempt(s): {body}")]
+    Status {
+        /// The kind of target.
+        target: TargetKind,
+        /// The URL.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the response body (at most 1 KiB), trimmed.
+        body: String,
+        /// How many requests were sent.
+        attempts: u32,
+    },
+    /// The request could not be sent or its answer not read (connection refused or reset, TLS,
+    /// DNS), and retries ran out.
+    #[error("could not reach {target} {url} after {attempts} attempt(s): {cause}")]
+    Transport {
+        /// The kind of target.
+        target: TargetKind,
+        /// The URL.
+        url: String,
+        /// The cause, with its whole source chain, on one line.
+        cause: String,
+        /// How many requests were sent.
+        attempts: u32,
+        /// The HTTP client's error.
+        #[source]
+        source: HttpError,
+    },
+    /// The TLS handshake with the gateway failed in a way retrying cannot fix: its certificate
+    /// is not trusted (give its CA with
+    /// [`ca_certificate`](crate::PushgatewayBuilder::ca_certificate)) or it refused ours (see
+    /// [`client_identity`](crate::PushgatewayBuilder::client_identity)). Not retried; there is
+    /// no fallback to an unverified connection.
+    #[error("TLS with {target} {url} failed: {cause}")]
+    Tls {
+        /// The kind of target.
+        target: TargetKind,
+        /// The URL.
+        url: String,
+        /// The cause, with its whole source chain, on one line, and a hint.
+        cause: String,
+        /// The HTTP client's error.
+        #[source]
+        source: HttpError,
+    },
+    /// The push did not finish within its time budget (the shutdown timeout for the final push,
+    /// the push timeout otherwise).
+    #[error("push to {target} {url} did not finish within {:.3}s{}{}", timeout.as_secs_f64(), attempts_text(*attempts), last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
+    Timeout {
+        /// The kind of target.
+        target: TargetKind,
+        /// The URL.
+        url: String,
+        /// The time budget that ran out.
+        timeout: Duration,
+        /// How many requests were started; 0 when the pusher was still busy with an earlier
+        /// push when the time ran out.
+        attempts: u32,
+        /// The error of the last finished attempt, if any finished.
+        last_error: Option<Box<PushError>>,
+    },
+    /// The request could not be prepared: the HTTP client failed to start (e.g. its TLS
+    /// configuration was refused) or the body could not be encoded.
+    #[error("cannot push to {target} {url}: {cause}")]
+    Client {
+        /// The kind of target.
+        target: TargetKind,
+        /// The URL.
+        url: String,
+        /// What failed.
+        cause: String,
+    },
+    /// The textfile could not be written (directory missing or not writable, disk full).
+    #[error("cannot write the textfile {}: {source}", path.display())]
+    Textfile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every one of several targets failed; each one's error is in its report. (With one
+    /// target, its own error is returned instead.)
+    #[error("every target failed: {}", failures(targets))]
+    AllFailed {
+        /// Each target's report, in configuration order.
+        targets: Vec<TargetReport>,
+    },
+    /// The final push already ran (or is running) on another path; pushes are no longer
+    /// accepted.
+    #[error("the Pushgateway exporter has already shut down")]
+    ShutDown,
+}
+
+impl PushError {
+    /// The HTTP status the gateway answered with, if this error carries one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            PushError::Status { status, .. } => Some(*status),
+            PushError::Timeout {
+                last_error: Some(e),
+                ..
+            } => e.status(),
+            _ => None,
+        }
+    }
+}
+
+impl PushError {
+    /// Whether the gateway refused the body itself (400, 413, 415, 422): sending the same body
+    /// again cannot succeed, so it is neither retried nor spooled.
+    pub(crate) fn rejects_body(&self) -> bool {
+        matches!(self, PushError::Status { status, .. } if matches!(status, 400 | 413 | 415 | 422))
+    }
+
+    /// How many requests were sent.
+    pub(crate) fn attempts(&self) -> u32 {
+        match self {
+            PushError::Status { attempts, .. }
+            | PushError::Transport { attempts, .. }
+            | PushError::Timeout { attempts, .. } => *attempts,
+            PushError::Tls { .. } | PushError::Textfile { .. } => 1,
+            PushError::AllFailed { targets } => targets
+                .iter()
+                .map(|t| {
+                    t.result()
+                        .map_or_else(PushError::attempts, |r| r.attempts())
+                })
+                .sum(),
+            PushError::Client { .. } | PushError::ShutDown => 0,
+        }
+    }
+
+    /// Whether the same snapshot could succeed later, so that the spool keeps it.
+    pub(crate) fn worth_keeping(&self) -> bool {
+        !self.rejects_body() && !matches!(self, PushError::ShutDown)
+    }
+}
+
+fn failures(targets: &[TargetReport]) -> String {
+    let mut out = String::new();
+    for (i, t) in targets.iter().enumerate() {
+        if let Err(e) = t.result() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            let _ = write!(out, "{e}");
+        }
+    }
+    out
+}
+
+fn attempts_text(attempts: u32) -> String {
+    match attempts {
+        0 => " (the pusher was still busy with an earlier push)".into(),
+        n => format!(" after {n} attempt(s)"),
+    }
+}
