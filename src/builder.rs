@@ -12,16 +12,22 @@ use reqwest::Url;
 
 use crate::compression::Compression;
 use crate::exit::SignalHandling;
-use crate::gateway::{group_path, url_for, PushMethod};
 use crate::guard::{Inner, Lane, PushGuard, PushHandle};
 use crate::lifecycle::Lifecycle;
 use crate::log::redact_url;
-use crate::pusher::{PusherConfig, Renderer, TlsConfig};
+use crate::pusher::{PusherConfig, Renderer};
 use crate::registry::{Installed, Matcher, Registry};
-use crate::replay::ReplayReport;
+use crate::sink::group::{group_path, url_for};
+use crate::sink::http::TlsConfig;
+use crate::sink::pushgateway::{PushgatewaySink, Settings};
+use crate::sink::remote_write::RemoteWriteSink;
+use crate::sink::replay::ReplayReport;
+use crate::sink::textfile::TextfileSink;
+use crate::sink::Sink;
 use crate::spool::{Spool, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
+use crate::target::PushMethod;
 use crate::target::{Target, TargetKind};
-use crate::{pusher::Sink, InitError};
+use crate::InitError;
 
 /// The endpoint used when none is configured: a Pushgateway on this host, default port.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9091";
@@ -841,29 +847,39 @@ impl PushgatewayBuilder {
                     .into(),
             });
         }
-        let mut sinks = Vec::with_capacity(self.targets.len());
+        // Every target is checked before any thread starts.
+        let mut planned_sinks: Vec<(Planned, Option<String>)> =
+            Vec::with_capacity(self.targets.len());
         for target in &self.targets {
-            let sink = match target {
+            planned_sinks.push(match target {
                 Target::Pushgateway(raw) => {
-                    let connection = self.connection(raw, TargetKind::Pushgateway, &tls)?;
-                    let url = url_for(&connection.endpoint, &group);
-                    let sink = Sink::Pushgateway {
-                        endpoint: connection.endpoint.clone(),
-                        group: group.clone(),
-                        url,
+                    let c = self.connection(raw, TargetKind::Pushgateway, &tls)?;
+                    let group_url = url_for(&c.endpoint, &group);
+                    let warning = insecure_warning(&group_url, c.credentials, &c.tls);
+                    let settings = Settings {
                         method: self.method,
                         gzip: self.compression == Compression::Gzip,
                         protobuf: self.format == ExpositionFormat::Protobuf,
+                        lifecycle: self.lifecycle_metrics,
+                        push_timeout: self.push_timeout,
                     };
-                    (sink, Some(connection))
+                    // The spool keeps the first Pushgateway target's pushes.
+                    let sink = PushgatewaySink::new(
+                        c.endpoint,
+                        group.clone(),
+                        settings,
+                        c.headers,
+                        c.tls,
+                        spool.take(),
+                    );
+                    (planned(sink), warning)
                 }
                 Target::RemoteWrite(raw) => {
-                    let connection = self.connection(raw, TargetKind::RemoteWrite, &tls)?;
-                    let sink = Sink::RemoteWrite {
-                        url: connection.endpoint.clone(),
-                        labels: target_labels.clone(),
-                    };
-                    (sink, Some(connection))
+                    let c = self.connection(raw, TargetKind::RemoteWrite, &tls)?;
+                    let warning = insecure_warning(&c.endpoint, c.credentials, &c.tls);
+                    let sink =
+                        RemoteWriteSink::new(c.endpoint, target_labels.clone(), c.headers, c.tls);
+                    (planned(sink), warning)
                 }
                 Target::Textfile(dir) => {
                     if dir.as_os_str().is_empty() {
@@ -872,15 +888,11 @@ impl PushgatewayBuilder {
                             reason: "the directory must not be empty".into(),
                         });
                     }
-                    let sink = Sink::Textfile {
-                        dir: dir.clone(),
-                        name: crate::textfile::file_name(&job, &grouping),
-                        labels: target_labels.clone(),
-                    };
-                    (sink, None)
+                    let name = crate::sink::textfile::file_name(&job, &grouping);
+                    let sink = TextfileSink::new(dir.clone(), name, target_labels.clone());
+                    (planned(sink), None)
                 }
-            };
-            sinks.push(sink);
+            });
         }
         check_buckets(&self.buckets)?;
         for (_, buckets) in &self.buckets_for_metric {
@@ -897,28 +909,11 @@ impl PushgatewayBuilder {
         });
         let mut lanes = Vec::new();
         if self.enabled {
-            for (i, (sink, connection)) in sinks.into_iter().enumerate() {
-                let (headers, tls, credentials) = match connection {
-                    Some(c) => (c.headers, c.tls, c.credentials),
-                    None => (HeaderMap::new(), TlsConfig::default(), false),
-                };
-                let kind = sink.kind();
-                let location = sink.location();
-                if let Some(url) = sink.http_url() {
-                    if let Some(warning) = insecure_warning(url, credentials, &tls) {
-                        crate::log::warn(&warning);
-                    }
+            for (i, (start, warning)) in planned_sinks.into_iter().enumerate() {
+                if let Some(warning) = warning {
+                    crate::log::warn(&warning);
                 }
                 let config = PusherConfig {
-                    // The spool keeps the first Pushgateway target's pushes.
-                    spool: if kind == TargetKind::Pushgateway {
-                        spool.take()
-                    } else {
-                        None
-                    },
-                    sink,
-                    headers,
-                    tls,
                     self_metrics: self.self_metrics,
                     interval: (!self.interval.is_zero()).then_some(self.interval),
                     push_timeout: self.push_timeout,
@@ -929,12 +924,10 @@ impl PushgatewayBuilder {
                         i => format!("pushgateway-pusher-{}", i + 1),
                     },
                 };
-                let tx =
-                    crate::pusher::spawn(config).map_err(|source| InitError::FailedToSpawn {
-                        what: "pusher thread",
-                        source,
-                    })?;
-                lanes.push(Lane { tx, kind, location });
+                lanes.push(start(config).map_err(|source| InitError::FailedToSpawn {
+                    what: "pusher thread",
+                    source,
+                })?);
             }
         }
         // Installed only after the pusher started: a failure above leaves the process as it
@@ -1081,18 +1074,19 @@ impl PushgatewayBuilder {
         if let Some(warning) = insecure_warning(&endpoint, credentials, &tls) {
             crate::log::warn(&warning);
         }
-        let client = crate::pusher::build_client(&endpoint, &headers, &tls).map_err(|reason| {
-            InitError::InvalidSetting {
-                setting: "tls",
-                reason,
-            }
-        })?;
-        crate::replay::replay_all(client, &endpoint, &spool, self.push_timeout).map_err(|source| {
-            InitError::Spool {
+        let client =
+            crate::sink::http::build_client(&endpoint, &headers, &tls).map_err(|reason| {
+                InitError::InvalidSetting {
+                    setting: "tls",
+                    reason,
+                }
+            })?;
+        crate::sink::replay::replay_all(client, &endpoint, &spool, self.push_timeout).map_err(
+            |source| InitError::Spool {
                 dir: spool.dir().to_owned(),
                 source,
-            }
-        })
+            },
+        )
     }
 
     /// The checked URL of a target and what every request to it carries: headers (auth) and
@@ -1234,6 +1228,17 @@ fn ci_labels(lookup: impl Fn(&str) -> Option<String>, which: CiLabels) -> Vec<(S
             (!value.is_empty()).then(|| ((*label).to_owned(), value))
         })
         .collect()
+}
+
+/// A checked target, ready for its pusher thread: starts it and returns the channel to it.
+type Planned = Box<dyn FnOnce(PusherConfig) -> std::io::Result<Lane>>;
+
+fn planned<S: Sink + Send + 'static>(sink: S) -> Planned {
+    Box::new(move |config| {
+        let (kind, location) = (sink.kind(), sink.location().to_owned());
+        let tx = crate::pusher::spawn(sink, config)?;
+        Ok(Lane { tx, kind, location })
+    })
 }
 
 /// The endpoint (without credentials) and the settings of every request to it.

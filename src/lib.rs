@@ -118,26 +118,24 @@
 // The docs show `main` itself: where the guard lives is the point of them.
 #![allow(clippy::needless_doctest_main)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
-
 mod builder;
+mod clock;
 mod compression;
 mod encode;
 mod error;
 mod exit;
 mod file;
-mod gateway;
 mod guard;
 pub mod lifecycle;
 mod log;
 mod pusher;
 mod registry;
-mod remote_write;
-mod replay;
 mod report;
+mod self_metrics;
+mod sink;
 mod snapshot;
 mod spool;
 mod target;
-mod textfile;
 
 use std::sync::OnceLock;
 
@@ -151,13 +149,12 @@ pub use builder::{
 pub use compression::Compression;
 pub use error::InitError;
 pub use exit::{exit, SignalHandling};
-pub use gateway::PushMethod;
 pub use guard::{PushGuard, PushHandle};
 pub use registry::Matcher;
-pub use replay::ReplayReport;
 pub use report::{HttpError, PushError, PushReport, TargetReport};
+pub use sink::replay::ReplayReport;
 pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
-pub use target::{Target, TargetKind};
+pub use target::{PushMethod, Target, TargetKind};
 
 static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 

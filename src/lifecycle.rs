@@ -4,7 +4,7 @@
 //! Source: the Prometheus instrumentation guide, "Batch jobs": push the time of the last
 //! success so that `time() - last_success > X` can be alerted on.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::snapshot::SnapshotBuilder;
 
@@ -76,18 +76,11 @@ pub(crate) struct Lifecycle {
     started_unix: f64,
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 impl Lifecycle {
     pub(crate) fn start() -> Self {
         Lifecycle {
             started: Instant::now(),
-            started_unix: unix_now(),
+            started_unix: crate::clock::unix_seconds(),
         }
     }
 
@@ -125,7 +118,7 @@ impl Lifecycle {
                 LAST_SUCCESS,
                 "Unix time in seconds at which the job last finished successfully.",
                 &[],
-                unix_now(),
+                crate::clock::unix_seconds(),
             );
         }
     }

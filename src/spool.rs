@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::gateway::PushMethod;
+use crate::target::PushMethod;
 
 /// Default bound on the number of snapshot files in a spool directory: 100.
 pub const DEFAULT_SPOOL_MAX_FILES: usize = 100;
@@ -90,12 +90,6 @@ pub(crate) struct Spool {
     /// Tells this process's files apart: `<pid>x<start nanos>`.
     writer: String,
     seq: AtomicU64,
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A stable 32-bit hash of a group path, for file names.

@@ -107,3 +107,26 @@ impl std::fmt::Display for TargetKind {
         })
     }
 }
+
+/// The HTTP method of a push.
+///
+/// Source: the Pushgateway README, "PUT method" and "POST method".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PushMethod {
+    /// Replace every metric of the group (the default). Metrics recorded by an earlier run but
+    /// not by this one disappear from the gateway.
+    #[default]
+    Put,
+    /// Replace only the metric families present in the body; other families of the group stay.
+    Post,
+}
+
+impl PushMethod {
+    pub(crate) fn http(self) -> reqwest::Method {
+        match self {
+            PushMethod::Put => reqwest::Method::PUT,
+            PushMethod::Post => reqwest::Method::POST,
+        }
+    }
+}

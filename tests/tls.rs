@@ -269,19 +269,17 @@ fn pem_that_is_not_a_certificate_is_an_init_error() {
 
 #[test]
 fn credentials_over_plain_http_to_another_host_log_one_warning() {
-    // 192.0.2.0/24 is reserved for documentation: nothing answers there.
-    let (out, elapsed) = run_job(
+    // The warning comes at install. The job installs and ends without any push (the
+    // `init-time` scenario forgets its guard), so nothing is sent to the address, which is
+    // reserved for documentation (192.0.2.0/24).
+    let (out, _) = run_job(
         false,
-        "main",
+        "init-time",
         "exposed",
         &[],
-        &[
-            ("PUSHGATEWAY_URL", "http://pusher:s3cret-pw@192.0.2.1:9091"),
-            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "300ms"),
-        ],
+        &[("PUSHGATEWAY_URL", "http://pusher:s3cret-pw@192.0.2.1:9091")],
     );
     assert_eq!(out.status.code(), Some(0));
-    assert!(elapsed < Duration::from_millis(300) + Duration::from_secs(1));
     let err = stderr(&out);
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
     assert_eq!(warnings.len(), 1, "{err}");
@@ -294,13 +292,13 @@ fn credentials_over_plain_http_to_another_host_log_one_warning() {
     assert!(!err.contains("s3cret-pw"), "{err}");
 
     // Over https, or to loopback, there is nothing to warn about.
-    for url in [
-        "https://pusher:s3cret-pw@192.0.2.1:9091",
-        "http://pusher:s3cret-pw@127.0.0.1:9",
+    for (scenario, url) in [
+        ("init-time", "https://pusher:s3cret-pw@192.0.2.1:9091"),
+        ("main", "http://pusher:s3cret-pw@127.0.0.1:9"),
     ] {
         let (out, _) = run_job(
             false,
-            "main",
+            scenario,
             "fine",
             &[],
             &[

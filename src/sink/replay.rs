@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::Url;
 
-use crate::gateway::{self, url_for, Request};
+use super::group::url_for;
+use super::http::{self, Request};
 use crate::spool::{self, Entry, ReadError, Spool};
 use crate::PushError;
 
@@ -89,10 +90,10 @@ pub(crate) async fn replay_one(
     };
     let url = url_for(endpoint, &snapshot.group);
     let url_text = url.to_string();
-    let headers = gateway::push_headers(snapshot.gzip, snapshot.protobuf);
+    let headers = super::group::push_headers(snapshot.gzip, snapshot.protobuf);
     let request = Request::push(&url, &url_text, snapshot.method, &headers, snapshot.body);
     let deadline = Instant::now() + timeout;
-    match gateway::send(client, &request, deadline, timeout, false, in_flight).await {
+    match http::send(client, &request, deadline, timeout, false, in_flight).await {
         Ok(_) => {
             // Already gone is fine: a writer replaced it with a newer snapshot meanwhile.
             let _ = std::fs::remove_file(&entry.path);

@@ -6,13 +6,24 @@
 //! `prompb/types.proto` of Prometheus. The messages below are those of the protocol, field
 //! numbers included, derived with `prost` (no `protoc` needed to build).
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher as _, RandomState};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use reqwest::Url;
 
+use super::http::{self, Request};
+use super::Sink;
 use crate::encode::target_labels;
+use crate::lifecycle::Outcome;
+use crate::registry::Registry;
+use crate::report::{PushError, PushReport};
 use crate::snapshot::{Kind, Snapshot, Value};
+use crate::target::TargetKind;
 
 /// The protocol version this crate speaks, sent in `X-Prometheus-Remote-Write-Version`.
 pub(crate) const VERSION: &str = "0.1.0";
@@ -238,6 +249,114 @@ pub(crate) fn headers() -> HeaderMap {
         HeaderValue::from_static(VERSION),
     );
     headers
+}
+
+/// A remote-write receiver: the job and grouping labels go on every series, and series gone
+/// since the last push it took get a staleness marker.
+pub(crate) struct RemoteWriteSink {
+    url: Url,
+    location: String,
+    /// The job and grouping labels, added to every series.
+    labels: Vec<(String, String)>,
+    body_headers: HeaderMap,
+    client: http::Client,
+    sent_series: SentSeries,
+}
+
+impl RemoteWriteSink {
+    /// A receiver at `url`; requests carry `headers` over `tls`.
+    pub(crate) fn new(
+        url: Url,
+        labels: Vec<(String, String)>,
+        headers: HeaderMap,
+        tls: http::TlsConfig,
+    ) -> Self {
+        RemoteWriteSink {
+            location: url.to_string(),
+            client: http::Client::new(url.clone(), headers, tls),
+            url,
+            labels,
+            body_headers: self::headers(),
+            sent_series: SentSeries::default(),
+        }
+    }
+}
+
+impl Sink for RemoteWriteSink {
+    fn kind(&self) -> TargetKind {
+        TargetKind::RemoteWrite
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn metrics_label(&self) -> String {
+        self.url.to_string()
+    }
+
+    fn start(&mut self, _: &Arc<Registry>, _: bool) {
+        self.client.start(&self.location);
+    }
+
+    fn encode(
+        &mut self,
+        snapshot: &Snapshot,
+        created_ms: u64,
+        _buf: Vec<u8>,
+        _scratch: &mut Vec<u8>,
+    ) -> Result<Bytes, String> {
+        let now = i64::try_from(created_ms).unwrap_or(i64::MAX);
+        let mut request = write_request(snapshot, &self.labels, now);
+        self.sent_series.mark_gone(&mut request, now);
+        let body = encode(&request);
+        self.sent_series.hold(request);
+        body.map(Bytes::from)
+    }
+
+    async fn send(
+        &mut self,
+        _outcome: Outcome,
+        body: &Bytes,
+        deadline: Instant,
+        budget: Duration,
+        in_flight: &Cell<bool>,
+    ) -> Result<PushReport, PushError> {
+        let client = self.client.get(TargetKind::RemoteWrite, &self.location)?;
+        let request = Request {
+            target: TargetKind::RemoteWrite,
+            url: &self.url,
+            url_text: &self.location,
+            method: reqwest::Method::POST,
+            headers: &self.body_headers,
+            body: body.clone(),
+        };
+        http::send(client, &request, deadline, budget, true, in_flight).await
+    }
+
+    fn settle(
+        &mut self,
+        _outcome: Outcome,
+        _created_ms: u64,
+        _body: Bytes,
+        result: &Result<PushReport, PushError>,
+        _loud: bool,
+    ) -> Option<Bytes> {
+        if result.is_ok() {
+            self.sent_series.taken();
+        }
+        // The body is snappy's buffer, not one to render into.
+        None
+    }
+
+    /// A remote-write receiver has no such operation: success without a status.
+    async fn delete(&mut self, _: Instant, _: Duration) -> Result<PushReport, PushError> {
+        Ok(PushReport::sent(None, 0, 0, Duration::ZERO))
+    }
+
+    fn deletes_on_shutdown(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

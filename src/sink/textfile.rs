@@ -6,7 +6,19 @@
 //! timestamps; a file must be written atomically (to a temporary name, then renamed) so that
 //! a scrape never reads half of it.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::Sink;
+use crate::lifecycle::Outcome;
+use crate::registry::Registry;
+use crate::report::{PushError, PushReport};
+use crate::snapshot::Snapshot;
+use crate::target::TargetKind;
 
 /// The file name for a job and its grouping labels: `<job>.prom`, or
 /// `<job>_<label>_<value>...prom` with grouping labels, so that two groups never share a
@@ -46,6 +58,95 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     crate::file::write_atomically(&tmp, &path, 0o644, &[body])?;
     Ok(path)
+}
+
+/// node_exporter's textfile collector directory: `<dir>/<name>` replaced atomically on every
+/// push, the job and grouping labels on every sample.
+pub(crate) struct TextfileSink {
+    dir: PathBuf,
+    /// The file name in `dir`.
+    name: String,
+    location: String,
+    /// The job and grouping labels, added to every sample.
+    labels: Vec<(String, String)>,
+}
+
+impl TextfileSink {
+    pub(crate) fn new(dir: PathBuf, name: String, labels: Vec<(String, String)>) -> Self {
+        TextfileSink {
+            location: dir.join(&name).display().to_string(),
+            dir,
+            name,
+            labels,
+        }
+    }
+}
+
+impl Sink for TextfileSink {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Textfile
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn metrics_label(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn start(&mut self, _: &Arc<Registry>, _: bool) {}
+
+    fn encode(
+        &mut self,
+        snapshot: &Snapshot,
+        _created_ms: u64,
+        mut buf: Vec<u8>,
+        _scratch: &mut Vec<u8>,
+    ) -> Result<Bytes, String> {
+        crate::encode::text(snapshot, &self.labels, &mut buf);
+        Ok(Bytes::from(buf))
+    }
+
+    async fn send(
+        &mut self,
+        _outcome: Outcome,
+        body: &Bytes,
+        _deadline: Instant,
+        _budget: Duration,
+        _in_flight: &Cell<bool>,
+    ) -> Result<PushReport, PushError> {
+        let started = Instant::now();
+        write_atomically(&self.dir, &self.name, body)
+            .map(|_| PushReport::sent(None, 1, body.len(), started.elapsed()))
+            .map_err(|source| PushError::Textfile {
+                path: self.dir.join(&self.name),
+                source,
+            })
+    }
+
+    fn settle(
+        &mut self,
+        _outcome: Outcome,
+        _created_ms: u64,
+        body: Bytes,
+        _result: &Result<PushReport, PushError>,
+        _loud: bool,
+    ) -> Option<Bytes> {
+        Some(body)
+    }
+
+    async fn delete(&mut self, _: Instant, _: Duration) -> Result<PushReport, PushError> {
+        let path = self.dir.join(&self.name);
+        let started = Instant::now();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(PushReport::sent(None, 1, 0, started.elapsed())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(PushReport::sent(None, 1, 0, started.elapsed()))
+            }
+            Err(source) => Err(PushError::Textfile { path, source }),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,388 @@
+//! The Pushgateway target: one job's group on one gateway, the method of each push, and the
+//! disk spool of the pushes that failed (kept, and replayed in the background).
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use reqwest::Url;
+
+use super::group::{push_headers, url_for};
+use super::http::{self, Request};
+use super::replay::{self, ReplayReport, Step};
+use super::Sink;
+use crate::encode;
+use crate::lifecycle::Outcome;
+use crate::registry::Registry;
+use crate::report::{PushError, PushReport};
+use crate::self_metrics::SpoolMetrics;
+use crate::snapshot::Snapshot;
+use crate::spool::{self, Entry, Spool};
+use crate::target::{PushMethod, TargetKind};
+
+/// A replay under way: the directory's lock, what is left to send, what was done.
+struct Replay {
+    _lock: File,
+    queue: VecDeque<Entry>,
+    report: ReplayReport,
+}
+
+/// A Pushgateway target: one job's group on one gateway, and (for the first gateway) the
+/// spool of its failed pushes.
+pub(crate) struct PushgatewaySink {
+    /// The gateway's endpoint (with any path prefix), for replaying other groups.
+    endpoint: Url,
+    /// This job's group path below `/metrics`.
+    group: String,
+    /// This job's group URL, and as text.
+    url: Url,
+    location: String,
+    method: PushMethod,
+    gzip: bool,
+    protobuf: bool,
+    /// Whether pushes carry the lifecycle metrics (then only a successful run replaces the
+    /// group).
+    lifecycle: bool,
+    body_headers: HeaderMap,
+    client: http::Client,
+    push_timeout: Duration,
+    spool: Option<Spool>,
+    spool_metrics: Option<SpoolMetrics>,
+    replay: Option<Replay>,
+}
+
+/// How a Pushgateway target pushes.
+pub(crate) struct Settings {
+    pub(crate) method: PushMethod,
+    pub(crate) gzip: bool,
+    pub(crate) protobuf: bool,
+    pub(crate) lifecycle: bool,
+    pub(crate) push_timeout: Duration,
+}
+
+impl PushgatewaySink {
+    /// The group `group` (a [`group_path`]) on the gateway at `endpoint`; requests carry
+    /// `headers` over `tls`; failed pushes go to `spool`.
+    pub(crate) fn new(
+        endpoint: Url,
+        group: String,
+        settings: Settings,
+        headers: HeaderMap,
+        tls: http::TlsConfig,
+        spool: Option<Spool>,
+    ) -> Self {
+        let url = url_for(&endpoint, &group);
+        PushgatewaySink {
+            location: url.to_string(),
+            client: http::Client::new(url.clone(), headers, tls),
+            body_headers: push_headers(settings.gzip, settings.protobuf),
+            endpoint,
+            group,
+            url,
+            method: settings.method,
+            gzip: settings.gzip,
+            protobuf: settings.protobuf,
+            lifecycle: settings.lifecycle,
+            push_timeout: settings.push_timeout,
+            spool,
+            spool_metrics: None,
+            replay: None,
+        }
+    }
+
+    /// The method for a push with this outcome. With lifecycle metrics on, only a successful
+    /// run's final push replaces the whole group (PUT); every other push is a POST, which
+    /// replaces the families it carries and keeps the last success timestamp of earlier runs.
+    fn method(&self, outcome: Outcome) -> PushMethod {
+        if self.lifecycle && !outcome.is_success() {
+            PushMethod::Post
+        } else {
+            self.method
+        }
+    }
+
+    /// After a successful push made at `created_ms`: older spooled snapshots of this group are
+    /// obsolete, and the gateway is up, so anything else spooled can be sent.
+    fn pushed(&mut self, created_ms: u64, last: bool) {
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        let removed = spool.remove_group(&self.group, created_ms);
+        if removed > 0 {
+            tracing::debug!(
+                removed,
+                "spooled snapshots of this group replaced by a newer push"
+            );
+        }
+        if !last && self.replay.is_none() {
+            self.start_replay();
+        }
+        self.update_spool_gauges();
+    }
+
+    /// Writes a snapshot whose push failed to the spool; `loud` logs it as a warning.
+    fn keep(&mut self, snapshot: spool::Snapshot, loud: bool) {
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        match spool.write(&snapshot) {
+            Ok(written) => {
+                if let Some(path) = &written.path {
+                    if let Some(m) = &self.spool_metrics {
+                        m.written.increment(1);
+                    }
+                    let message = format!(
+                        "the snapshot that could not be pushed is kept in the spool as {}; \
+                         it is sent by the next process using this spool directory, or by replay",
+                        path.display()
+                    );
+                    if loud {
+                        crate::log::warn(&message);
+                    } else {
+                        tracing::debug!("{message}");
+                    }
+                }
+                for entry in &written.dropped {
+                    if let Some(m) = &self.spool_metrics {
+                        m.dropped.increment(1);
+                    }
+                    crate::log::warn(&format!(
+                        "spool {} is over its bound: dropped {} ({} bytes)",
+                        spool.dir().display(),
+                        entry.path.display(),
+                        entry.bytes
+                    ));
+                }
+            }
+            Err(e) => crate::log::report(&format!(
+                "the snapshot that could not be pushed could not be spooled in {} either: {e}; \
+                 its values are lost",
+                spool.dir().display()
+            )),
+        }
+        self.update_spool_gauges();
+    }
+
+    fn update_spool_gauges(&self) {
+        if let (Some(spool), Some(m)) = (&self.spool, &self.spool_metrics) {
+            let (files, bytes) = spool.size();
+            m.snapshots.set(files as f64);
+            m.bytes.set(bytes as f64);
+        }
+    }
+
+    /// Starts replaying the spool in the background, unless it is empty or another process
+    /// is replaying it.
+    fn start_replay(&mut self) {
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        let queue: VecDeque<Entry> = match spool.entries() {
+            Ok(e) if e.is_empty() => return,
+            Ok(e) => e.into(),
+            Err(e) => {
+                crate::log::warn(&format!(
+                    "spool directory {} cannot be read: {e}",
+                    spool.dir().display()
+                ));
+                return;
+            }
+        };
+        match spool.lock() {
+            Ok(Some(lock)) => {
+                spool.remove_stale_tmp();
+                self.replay = Some(Replay {
+                    _lock: lock,
+                    queue,
+                    report: ReplayReport::default(),
+                });
+            }
+            Ok(None) => tracing::debug!("another process is replaying the spool"),
+            Err(e) => crate::log::warn(&format!(
+                "spool directory {} cannot be locked for replay: {e}",
+                spool.dir().display()
+            )),
+        }
+    }
+
+    /// Replays what is left of the spool until `deadline`.
+    async fn drain_replay(&mut self, deadline: Instant) {
+        let in_flight = Cell::new(false);
+        while self.replay.is_some() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < Duration::from_millis(10) {
+                break;
+            }
+            let timeout = self.push_timeout.min(left);
+            self.replay_step(&in_flight, timeout).await;
+        }
+    }
+
+    /// Replays the oldest spooled snapshot left; ends the replay when none is left or the
+    /// gateway did not take it.
+    async fn replay_step(&mut self, in_flight: &Cell<bool>, timeout: Duration) {
+        let (Some(replay), Some(spool), Ok(client)) = (
+            &mut self.replay,
+            &self.spool,
+            self.client.get(TargetKind::Pushgateway, &self.location),
+        ) else {
+            self.replay = None;
+            return;
+        };
+        // Taken off the queue only once done: a step cut short by a final push stays first.
+        let Some(entry) = replay.queue.front().cloned() else {
+            self.finish_replay();
+            return;
+        };
+        let step =
+            replay::replay_one(client, &self.endpoint, spool, &entry, timeout, in_flight).await;
+        replay.queue.pop_front();
+        if let Some(m) = &self.spool_metrics {
+            match step {
+                Step::Sent => m.replayed.increment(1),
+                Step::Rejected(..) | Step::Corrupt(..) => m.dropped.increment(1),
+                Step::Kept(_) | Step::Gone => {}
+            }
+        }
+        if !replay::record(step, &entry, &mut replay.report) {
+            replay.report.kept += replay.queue.len();
+            self.finish_replay();
+        }
+    }
+
+    fn finish_replay(&mut self) {
+        if let Some(replay) = self.replay.take() {
+            let r = &replay.report;
+            if r.sent + r.rejected + r.corrupt > 0 {
+                tracing::info!(report = %r, "spool replayed");
+            }
+        }
+        self.update_spool_gauges();
+    }
+}
+
+impl Sink for PushgatewaySink {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Pushgateway
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn metrics_label(&self) -> String {
+        self.endpoint.to_string()
+    }
+
+    fn start(&mut self, registry: &Arc<Registry>, self_metrics: bool) {
+        self.client.start(&self.location);
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        if self_metrics {
+            self.spool_metrics = Some(SpoolMetrics::register(registry));
+        }
+        if let Err(e) = spool.create_dir() {
+            crate::log::report(&format!(
+                "the spool directory {} cannot be created: {e}; failed pushes will be lost",
+                spool.dir().display()
+            ));
+        }
+        self.update_spool_gauges();
+        self.start_replay();
+    }
+
+    fn encode(
+        &mut self,
+        snapshot: &Snapshot,
+        _created_ms: u64,
+        mut buf: Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Bytes, String> {
+        if self.protobuf {
+            encode::protobuf::encode(snapshot, &mut buf, scratch);
+        } else {
+            encode::text(snapshot, &[], &mut buf);
+        }
+        if !self.gzip {
+            return Ok(Bytes::from(buf));
+        }
+        crate::compression::gzip(&buf)
+            .map(Bytes::from)
+            .map_err(|e| format!("gzip compression failed: {e}"))
+    }
+
+    async fn send(
+        &mut self,
+        outcome: Outcome,
+        body: &Bytes,
+        deadline: Instant,
+        budget: Duration,
+        in_flight: &Cell<bool>,
+    ) -> Result<PushReport, PushError> {
+        let client = self.client.get(TargetKind::Pushgateway, &self.location)?;
+        let request = Request::push(
+            &self.url,
+            &self.location,
+            self.method(outcome),
+            &self.body_headers,
+            body.clone(),
+        );
+        http::send(client, &request, deadline, budget, true, in_flight).await
+    }
+
+    fn settle(
+        &mut self,
+        outcome: Outcome,
+        created_ms: u64,
+        body: Bytes,
+        result: &Result<PushReport, PushError>,
+        loud: bool,
+    ) -> Option<Bytes> {
+        match result {
+            Ok(_) => {
+                self.pushed(created_ms, outcome.is_final());
+                Some(body)
+            }
+            Err(e) if e.worth_keeping() && self.spool.is_some() => {
+                let snapshot = spool::Snapshot {
+                    group: self.group.clone(),
+                    method: self.method(outcome),
+                    gzip: self.gzip,
+                    protobuf: self.protobuf,
+                    created_ms,
+                    body,
+                };
+                self.keep(snapshot, loud);
+                None
+            }
+            Err(_) => Some(body),
+        }
+    }
+
+    async fn delete(
+        &mut self,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<PushReport, PushError> {
+        let client = self.client.get(TargetKind::Pushgateway, &self.location)?;
+        let request = Request::delete(&self.url, &self.location);
+        http::send(client, &request, deadline, budget, true, &Cell::new(false)).await
+    }
+
+    fn has_background_work(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    async fn background_step(&mut self, in_flight: &Cell<bool>, timeout: Duration) {
+        self.replay_step(in_flight, timeout).await;
+    }
+
+    async fn drain(&mut self, deadline: Instant) {
+        self.drain_replay(deadline).await;
+    }
+}
