@@ -23,9 +23,40 @@
 //!   the body sizes are printed.
 //! - memory: peak resident memory added by a push of 100k series against the body's size,
 //!   printed.
+//! - `peers` (printed, not criterion's): the same short job on each side, in fresh processes,
+//!   each side on a Pushgateway of its own, the sides interleaved round by round (their
+//!   order rotates, and reverses every other round) so that a noisy machine hits them alike;
+//!   medians:
+//!   - what a whole job's push adds to its wall time, at 1,000 and 10,000 series: (the job
+//!     with its push) − (the same job without it), for this crate (the test job
+//!     `series-1000` with `TEST_SERIES` series and the exporter, whose guard's drop pushes,
+//!     vs `series-1000-bare`, the same job without the exporter), Go's client_golang
+//!     (`benches/go/push_counters.go`: `push.New(url, job).Gatherer(reg).Push()`, a PUT of
+//!     protobuf, vs `-no-push`) and the `prometheus` crate (`prometheus-series`, one
+//!     `push_metrics`, vs `prometheus-series-bare`), with the ratios ours/Go and
+//!     ours/prometheus. The peers' jobs without the push still record into their registry;
+//!     ours without the exporter records nothing, so `series-no-push` (the exporter installed
+//!     and recording, the guard forgotten: no push) splits what ours adds into install +
+//!     recording and the push alone, and the ratios of the push alone are printed too. The
+//!     `prometheus` crate's push builds its HTTP client first (reqwest with native-tls, which
+//!     loads the system's CA bundle even for `http://`): a fixed cost of tens of ms.
+//!   - the peak resident memory (the child's `ru_maxrss`, from `wait4`, so the Go binary's
+//!     too) of a job that records and pushes 100,000 series, on each side, median of 5, with
+//!     the ratio ours / min(Go, prometheus); beside each, the same job recording without the
+//!     push (ours: `series-no-push`).
+//!
+//!   `PUSH_BENCH_PEER_ROUNDS` sets the rounds of the timing (default 31, after one warm-up
+//!   round). The Go peer is built with `go build` into `target/go-peer` in GOPATH mode
+//!   against Debian's client_golang (`GOPATH=/usr/share/gocode`, or `BENCH_GOPATH`;
+//!   `GO_BIN` names another `go`), offline.
 //!
 //! `cargo bench --bench push`; needs `prometheus-pushgateway` and `prometheus` (`apt-get
-//! install prometheus-pushgateway prometheus`) or `PUSHGATEWAY_BIN` and `PROMETHEUS_BIN`.
+//! install prometheus-pushgateway prometheus`) or `PUSHGATEWAY_BIN` and `PROMETHEUS_BIN`,
+//! and for `peers` Go and client_golang (`apt-get install golang-go
+//! golang-github-prometheus-client-golang-dev`); `scripts/install-bench-deps.sh` installs
+//! what is missing. `PUSH_BENCH_ONLY` runs only the parts it names, comma-separated, of
+//! `push` (render and push), `record`, `init`, `fresh_process`, `targets`, `gzip`, `memory`
+//! and `peers`: `PUSH_BENCH_ONLY=peers cargo bench --bench push` runs the peers alone.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -33,19 +64,22 @@ mod common;
 mod peer;
 
 use std::collections::HashMap;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{job_bin_for, Build, Pushgateway};
-use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode};
+use criterion::{BenchmarkId, Criterion, SamplingMode};
 use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder, SignalHandling};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 
 /// The gateway shared by the benchmarks, and the exporter installed in this process.
+static INSTALLED: OnceLock<(Mutex<Pushgateway>, PushGuard)> = OnceLock::new();
+
+/// The gateway shared by the benchmarks, and the exporter installed in this process.
 fn installed() -> &'static (Mutex<Pushgateway>, PushGuard) {
-    static INSTALLED: OnceLock<(Mutex<Pushgateway>, PushGuard)> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         let gw = Pushgateway::start();
         let guard = PushgatewayBuilder::new(gw.url.clone())
@@ -396,24 +430,371 @@ fn memory(_: &mut Criterion) {
     );
 }
 
-// Pushes first, so that the installed recorder holds only the pushed series (and the
-// lifecycle metrics) when they are measured.
-criterion_group!(
-    benches,
-    render_and_push,
-    record,
-    init,
-    fresh_process,
-    targets,
-    gzip,
-    memory
-);
+/// The Go peer, `benches/go/push_counters.go`, built once with `go build` into
+/// `target/go-peer`: GOPATH mode (`GO111MODULE=off`) against Debian's client_golang under
+/// `/usr/share/gocode` (or `BENCH_GOPATH`), no module proxy. Panics with what to install
+/// when Go or client_golang is missing.
+fn go_peer_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        const INSTALL: &str = "`apt-get install golang-go \
+             golang-github-prometheus-client-golang-dev` (or run scripts/install-bench-deps.sh)";
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("target").join("go-peer");
+        let bin = dir.join("push_counters");
+        let go = std::env::var_os("GO_BIN").unwrap_or_else(|| "go".into());
+        let gopath = std::env::var_os("BENCH_GOPATH").unwrap_or_else(|| "/usr/share/gocode".into());
+        let out = Command::new(&go)
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg("push_counters.go")
+            .current_dir(root.join("benches/go"))
+            .env("GOPATH", gopath)
+            .env("GO111MODULE", "off")
+            .env("GOFLAGS", "")
+            .env("GOPROXY", "off")
+            .env("GOCACHE", dir.join("cache"))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the Go peer needs Go, and `{}` could not run ({e}): install Go and \
+                     client_golang with {INSTALL}, or point GO_BIN at `go`",
+                    Path::new(&go).display()
+                )
+            });
+        assert!(
+            out.status.success(),
+            "building the Go peer (benches/go/push_counters.go) failed; it needs Go and \
+             client_golang: {INSTALL}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        bin
+    })
+}
+
+/// The sides of `peers`.
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    /// This crate, in the test job.
+    Ours,
+    /// This crate installed and recording, but not pushing.
+    OursNoPush,
+    /// Go's client_golang.
+    Go,
+    /// The `prometheus` crate, in the test job.
+    Prometheus,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Ours => "metrics-exporter-pushgateway",
+            Side::OursNoPush => "metrics-exporter-pushgateway, no push",
+            Side::Go => "client_golang (Go)",
+            Side::Prometheus => "prometheus crate",
+        }
+    }
+
+    /// The whole job recording `n` series, with its push to the gateway at `url` or without.
+    fn job(self, url: &str, n: usize, push: bool) -> Command {
+        let series = n.to_string();
+        let env = [("TEST_SERIES", series.as_str())];
+        let scenario = match (self, push) {
+            (Side::Ours, true) => "series-1000",
+            (Side::Ours, false) => "series-1000-bare",
+            (Side::OursNoPush, _) => "series-no-push",
+            (Side::Prometheus, true) => "prometheus-series",
+            (Side::Prometheus, false) => "prometheus-series-bare",
+            (Side::Go, _) => {
+                let mut cmd = Command::new(go_peer_bin());
+                if !push {
+                    cmd.arg("-no-push");
+                }
+                cmd.arg("bench_peers")
+                    .env("TEST_SERIES", &series)
+                    .env("PUSHGATEWAY_URL", url);
+                return cmd;
+            }
+        };
+        job(url, scenario, "bench_peers", &env)
+    }
+}
+
+/// Runs `cmd` to its end, its output dropped; returns its wall time, from spawn to reaping.
+fn wall_time(mut cmd: Command) -> Duration {
+    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+    let started = Instant::now();
+    let status = cmd.status().expect("run job");
+    let took = started.elapsed();
+    assert!(status.success(), "{cmd:?}: {status}");
+    took
+}
+
+/// Runs `cmd` to its end; returns its peak resident memory in bytes (`ru_maxrss` from
+/// `wait4`: this child's own, whatever language it is in).
+#[cfg(unix)]
+fn peak_rss(mut cmd: Command) -> Option<u64> {
+    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+    let child = cmd.spawn().expect("start job");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: all zeroes is a valid `rusage` (integers and `timeval`s).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: waits for our own child, which is reaped here (std's `Child` does not wait
+        // on drop); `status` and `usage` are valid for writes.
+        let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if got == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "wait4: {err}");
+    }
+    drop(child);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?}: wait status {status:#x}"
+    );
+    // Kilobytes on Linux.
+    Some(usage.ru_maxrss as u64 * 1024)
+}
+
+#[cfg(not(unix))]
+fn peak_rss(_: Command) -> Option<u64> {
+    None
+}
+
+/// The `q` quantile (0..=1) of `v`, nearest rank.
+fn quantile<T: Copy + PartialOrd>(v: &[T], q: f64) -> T {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// `a / b`, or "n/a" when `b` is not positive (a peer whose push added nothing measurable).
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "n/a".to_owned()
+    }
+}
+
+/// The runs of each case, a case being a side and whether its job pushes.
+struct Runs<T>(Vec<((Side, bool), Vec<T>)>);
+
+impl<T: Copy + PartialOrd> Runs<T> {
+    fn new(cases: &[(Side, bool)]) -> Self {
+        Runs(cases.iter().map(|&case| (case, Vec::new())).collect())
+    }
+
+    fn of(&self, side: Side, push: bool) -> &[T] {
+        let (_, runs) = self.0.iter().find(|(c, _)| *c == (side, push)).unwrap();
+        runs
+    }
+
+    fn median(&self, side: Side, push: bool) -> T {
+        quantile(self.of(side, push), 0.5)
+    }
+
+    /// Runs `cases` round after round, each round in another order (rotated, and reversed
+    /// every other round) so that drift of the machine hits every case alike; `warm_up`
+    /// rounds first, dropped.
+    fn measure(
+        cases: &[(Side, bool)],
+        warm_up: usize,
+        rounds: usize,
+        mut run: impl FnMut(Side, bool) -> T,
+    ) -> Self {
+        let mut runs = Self::new(cases);
+        for round in 0..warm_up + rounds {
+            let mut order: Vec<usize> = (0..cases.len()).collect();
+            order.rotate_left(round % cases.len());
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let (side, push) = cases[i];
+                let value = run(side, push);
+                if round >= warm_up {
+                    runs.0[i].1.push(value);
+                }
+            }
+        }
+        runs
+    }
+}
+
+impl Runs<f64> {
+    /// The difference of the medians of two cases, and the quartiles of the round-by-round
+    /// differences.
+    fn added(&self, with: (Side, bool), without: (Side, bool)) -> (f64, f64, f64) {
+        let diffs: Vec<f64> = (self.of(with.0, with.1).iter())
+            .zip(self.of(without.0, without.1))
+            .map(|(a, b)| a - b)
+            .collect();
+        (
+            self.median(with.0, with.1) - self.median(without.0, without.1),
+            quantile(&diffs, 0.25),
+            quantile(&diffs, 0.75),
+        )
+    }
+}
+
+/// What a push adds to a whole job, and the peak memory of a job that pushes 100k series:
+/// this crate, Go's client_golang and the `prometheus` crate side by side, interleaved.
+fn peers(_: &mut Criterion) {
+    let go = go_peer_bin();
+    println!("peers: Go peer built at {}", go.display());
+    let rounds: usize = std::env::var("PUSH_BENCH_PEER_ROUNDS")
+        .map_or(31, |v| v.parse().expect("PUSH_BENCH_PEER_ROUNDS: a number"));
+    // A gateway of its own for each side: the gateway checks a push against all it holds.
+    let gateways: Vec<(Side, Pushgateway)> = [Side::Ours, Side::Go, Side::Prometheus]
+        .into_iter()
+        .map(|side| (side, Pushgateway::start()))
+        .collect();
+    let url = |side: Side| {
+        let side = match side {
+            Side::OursNoPush => Side::Ours,
+            other => other,
+        };
+        let (_, gw) = gateways.iter().find(|(s, _)| *s == side).unwrap();
+        gw.url.clone()
+    };
+    let ms = |d: f64| d * 1e3;
+    let [ours, ours_no_push, go, prom] = [
+        (Side::Ours, true),
+        (Side::OursNoPush, false),
+        (Side::Go, true),
+        (Side::Prometheus, true),
+    ];
+    let bare = |(side, _): (Side, bool)| (side, false);
+
+    for n in [1_000usize, 10_000] {
+        let cases = [
+            ours,
+            bare(ours),
+            ours_no_push,
+            go,
+            bare(go),
+            prom,
+            bare(prom),
+        ];
+        let times = Runs::measure(&cases, 1, rounds, |side, push| {
+            wall_time(side.job(&url(side), n, push)).as_secs_f64()
+        });
+        println!(
+            "peers: {n} series, a whole job's wall time with its push / without it -> what \
+             the push adds (medians of {rounds} interleaved rounds; in brackets the \
+             quartiles of the round-by-round differences)"
+        );
+        let row = |name: &str, with: (Side, bool), without: (Side, bool)| {
+            let (added, q1, q3) = times.added(with, without);
+            println!(
+                "peers:   {name:<34} {:>8.2} ms / {:>8.2} ms -> {:>+8.2} ms [{:+.2} .. {:+.2}]",
+                ms(times.median(with.0, with.1)),
+                ms(times.median(without.0, without.1)),
+                ms(added),
+                ms(q1),
+                ms(q3),
+            );
+            added
+        };
+        let added_ours = row(Side::Ours.name(), ours, bare(ours));
+        let added_go = row(Side::Go.name(), go, bare(go));
+        let added_prom = row(Side::Prometheus.name(), prom, bare(prom));
+        println!(
+            "peers:   this crate's line split: the exporter installed and recording, no push \
+             (`series-no-push`) vs without the exporter; then the push alone"
+        );
+        row("  installed + recording", ours_no_push, bare(ours));
+        let push_alone = row("  the push alone", ours, ours_no_push);
+        println!(
+            "peers: {n} series, what the push adds: ours/Go {}, ours/prometheus {} \
+             (ours the push alone: ours/Go {}, ours/prometheus {})",
+            ratio(added_ours, added_go),
+            ratio(added_ours, added_prom),
+            ratio(push_alone, added_go),
+            ratio(push_alone, added_prom),
+        );
+    }
+
+    // Peak resident memory: each side with and without its push, interleaved.
+    let n = 100_000;
+    let without = |(side, _): (Side, bool)| match side {
+        // Recording as the peers' jobs without their push do: installed, no push.
+        Side::Ours => ours_no_push,
+        other => (other, false),
+    };
+    let cases = [ours, without(ours), go, without(go), prom, without(prom)];
+    if !cfg!(unix) {
+        println!("peers: peak resident memory is measured on Unix only");
+        return;
+    }
+    let peaks = Runs::measure(&cases, 0, 5, |side, push| {
+        peak_rss(side.job(&url(side), n, push)).unwrap()
+    });
+    let mib = |b: u64| b as f64 / 1048576.0;
+    println!(
+        "peers: peak resident memory (ru_maxrss) of a job that records and pushes {n} \
+         series, median of 5 [min .. max]; the same job recording without the push"
+    );
+    for case in [ours, go, prom] {
+        let runs = peaks.of(case.0, case.1);
+        println!(
+            "peers:   {:<34} {:>8.1} MiB [{:.1} .. {:.1}]; without the push {:.1} MiB",
+            case.0.name(),
+            mib(peaks.median(case.0, case.1)),
+            mib(quantile(runs, 0.0)),
+            mib(quantile(runs, 1.0)),
+            mib(peaks.median(without(case).0, without(case).1)),
+        );
+    }
+    let best_peer = peaks.median(go.0, go.1).min(peaks.median(prom.0, prom.1));
+    println!(
+        "peers: peak resident memory, ours / min(Go, prometheus): {}",
+        ratio(peaks.median(ours.0, ours.1) as f64, best_peer as f64)
+    );
+}
 
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    // Pushes first, so that the installed recorder holds only the pushed series (and the
+    // lifecycle metrics) when they are measured.
+    type Part = (&'static str, fn(&mut Criterion));
+    let parts: [Part; 8] = [
+        ("push", render_and_push),
+        ("record", record),
+        ("init", init),
+        ("fresh_process", fresh_process),
+        ("targets", targets),
+        ("gzip", gzip),
+        ("memory", memory),
+        ("peers", peers),
+    ];
+    let only = std::env::var("PUSH_BENCH_ONLY").ok();
+    let only: Option<Vec<&str>> = only
+        .as_deref()
+        .map(|v| v.split(',').map(str::trim).collect());
+    if let Some(names) = &only {
+        for name in names {
+            assert!(
+                parts.iter().any(|(part, _)| part == name),
+                "PUSH_BENCH_ONLY: no part {name:?}; the parts are {:?}",
+                parts.map(|(part, _)| part)
+            );
+        }
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    for (name, part) in parts {
+        if only.as_ref().is_none_or(|names| names.contains(&name)) {
+            part(&mut criterion);
+        }
+    }
+    criterion.final_summary();
     // Statics are not dropped: stop the shared gateway here.
-    if let Ok(mut gw) = installed().0.lock() {
-        gw.kill();
+    if let Some((gw, _)) = INSTALLED.get() {
+        if let Ok(mut gw) = gw.lock() {
+            gw.kill();
+        }
     }
 }

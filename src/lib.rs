@@ -118,9 +118,9 @@
 // The docs show `main` itself: where the guard lives is the point of them.
 #![allow(clippy::needless_doctest_main)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
-mod builder;
 mod clock;
 mod compression;
+mod config;
 mod encode;
 mod error;
 mod exit;
@@ -139,14 +139,14 @@ mod target;
 
 use std::sync::OnceLock;
 
-pub use builder::{
+pub use compression::Compression;
+pub use config::{
     ExpositionFormat, PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL,
     DEFAULT_PUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS,
     ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DISABLED, ENV_GROUPING, ENV_HEADERS,
     ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_PASSWORD, ENV_PUSH_TIMEOUT, ENV_REMOTE_WRITE_URL,
     ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
 };
-pub use compression::Compression;
 pub use error::InitError;
 pub use exit::{exit, SignalHandling};
 pub use guard::{PushGuard, PushHandle};

@@ -160,6 +160,23 @@ fn prometheus_push_timed(job: &str, n: usize) {
     println!("{}", started.elapsed().as_nanos());
 }
 
+/// The peer's whole job: `n` counter series recorded in a `prometheus` registry, then, when
+/// `push`, one `push_metrics` (PUT, protobuf) to `PUSHGATEWAY_URL`.
+fn prometheus_series(job: &str, n: usize, push: bool) {
+    let registry = peer::prometheus_registry(n);
+    if push {
+        let url = std::env::var("PUSHGATEWAY_URL").unwrap();
+        prometheus::push_metrics(
+            job,
+            std::collections::HashMap::new(),
+            &url,
+            registry.gather(),
+            None,
+        )
+        .expect("push_metrics");
+    }
+}
+
 /// Records `n` counter series, as a job with that many series would.
 fn record_series(n: usize) {
     for i in 0..n {
@@ -244,6 +261,16 @@ fn main() {
             let _guard = install(job, grouping);
             return record_series(series());
         }
+        "series-no-push" => {
+            // The exporter installed and the series recorded, but no push: the guard is
+            // forgotten, and the job ends before the first interval push.
+            let guard = install(job, grouping);
+            record_series(series());
+            std::mem::forget(guard);
+            return;
+        }
+        "prometheus-series" => return prometheus_series(job, series(), true),
+        "prometheus-series-bare" => return prometheus_series(job, series(), false),
         _ => {}
     }
     match scenario.as_str() {

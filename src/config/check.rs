@@ -1,0 +1,528 @@
+//! Checking the configuration: target URLs (and the group paths in them), label names,
+//! credentials and headers, TLS material, buckets, the job and grouping labels, and what
+//! looks insecure.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::Url;
+
+use super::env::ENV_GROUPING;
+use super::{Auth, CiLabels, PushgatewayBuilder, Secret};
+use crate::log::redact_url;
+use crate::sink::http::TlsConfig;
+use crate::spool::Spool;
+use crate::target::{Target, TargetKind};
+use crate::InitError;
+
+impl PushgatewayBuilder {
+    /// The job and the grouping labels: those set in code or the environment, then those of
+    /// the Pushgateway URLs' group paths, then the host name and CI labels where no label of
+    /// their name is set.
+    pub(super) fn identity(&self) -> Result<(String, Vec<(String, String)>), InitError> {
+        let mut job = self.job.clone();
+        let mut grouping = self.grouping.clone();
+        for target in &self.targets {
+            let Target::Pushgateway(raw) = target else {
+                continue;
+            };
+            let conflict = |reason: String| InitError::InvalidUrl {
+                target: TargetKind::Pushgateway,
+                url: redact_url(raw),
+                reason,
+            };
+            let Some(from_url) = parse_endpoint(raw, TargetKind::Pushgateway)
+                .map_err(&conflict)?
+                .group
+            else {
+                continue;
+            };
+            if job.is_empty() {
+                job = from_url.job;
+            } else if job != from_url.job {
+                return Err(conflict(format!(
+                    "its group path names the job {:?}, and the job is {job:?} (set by init's \
+                     argument, .job() or another URL): give one job, or drop /metrics/job/... \
+                     from the URL",
+                    from_url.job
+                )));
+            }
+            for (name, value) in from_url.grouping {
+                match grouping.iter().find(|(n, _)| *n == name) {
+                    Some((_, set)) if *set != value => {
+                        return Err(conflict(format!(
+                            "its group path sets {name}={value:?}, and {name}={set:?} is set \
+                             too (in code, {ENV_GROUPING} or another URL)"
+                        )))
+                    }
+                    Some(_) => {}
+                    None => grouping.push((name, value)),
+                }
+            }
+        }
+        if job.is_empty() {
+            return Err(InitError::EmptyJob);
+        }
+        let mut implied = Vec::new();
+        if let Some(name) = &self.hostname_label {
+            let host = hostname::get().map_err(|e| InitError::InvalidSetting {
+                setting: "hostname_grouping_label",
+                reason: format!("cannot read the host name: {e}"),
+            })?;
+            implied.push((name.clone(), host.to_string_lossy().into_owned()));
+        }
+        if let Some(which) = self.ci_labels {
+            implied.extend(ci_labels(|v| std::env::var(v).ok(), which));
+        }
+        for (name, value) in implied {
+            if !grouping.iter().any(|(n, _)| *n == name) {
+                grouping.push((name, value));
+            }
+        }
+        Ok((job, grouping))
+    }
+
+    /// The checked URL of a target and what every request to it carries: headers (auth) and
+    /// TLS. Credentials in the URL are that target's basic auth, over the builder's.
+    /// `tls` is the checked TLS material ([`tls_config`](Self::tls_config)), shared by every
+    /// target.
+    pub(super) fn connection(
+        &self,
+        raw: &str,
+        kind: TargetKind,
+        tls: &TlsConfig,
+    ) -> Result<Connection, InitError> {
+        let Endpoint {
+            url: endpoint,
+            auth: url_auth,
+            ..
+        } = parse_endpoint(raw, kind).map_err(|reason| InitError::InvalidUrl {
+            target: kind,
+            url: redact_url(raw),
+            reason,
+        })?;
+        let auth = url_auth.or_else(|| self.auth.clone());
+        Ok(Connection {
+            headers: build_headers(auth.as_ref(), &self.headers)?,
+            tls: tls.clone(),
+            credentials: auth.is_some(),
+            endpoint,
+        })
+    }
+
+    pub(super) fn spool(&self) -> Result<Option<Spool>, InitError> {
+        let Some(dir) = &self.spool_dir else {
+            return Ok(None);
+        };
+        if dir.as_os_str().is_empty() {
+            return Err(InitError::InvalidSetting {
+                setting: "spool_dir",
+                reason: "the directory must not be empty".into(),
+            });
+        }
+        if self.spool_max_files == 0 || self.spool_max_bytes == 0 {
+            return Err(InitError::InvalidSetting {
+                setting: "spool_limits",
+                reason: "both bounds must be above zero".into(),
+            });
+        }
+        Ok(Some(Spool::new(
+            dir.clone(),
+            self.spool_max_files,
+            self.spool_max_bytes,
+        )))
+    }
+
+    /// Without the `tls` feature, TLS settings are refused.
+    #[cfg(not(feature = "tls"))]
+    pub(super) fn tls_config(&self) -> Result<TlsConfig, InitError> {
+        if !self.tls.ca_pem.is_empty()
+            || self.client_cert.is_some()
+            || self.tls.accept_invalid_certs
+        {
+            return Err(InitError::InvalidTls {
+                what: "settings",
+                reason: "TLS needs the crate's `tls` feature".into(),
+            });
+        }
+        Ok(self.tls.clone())
+    }
+
+    /// Checks the TLS material (every PEM block parses, CA certificates are X.509) and puts
+    /// it in the form the HTTP client takes.
+    #[cfg(feature = "tls")]
+    pub(super) fn tls_config(&self) -> Result<TlsConfig, InitError> {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = |what: &'static str, pem: &[u8]| {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| InitError::InvalidTls {
+                    what,
+                    reason: format!("not valid PEM: {e}"),
+                })?;
+            if certs.is_empty() {
+                return Err(InitError::InvalidTls {
+                    what,
+                    reason: "no -----BEGIN CERTIFICATE----- block found".into(),
+                });
+            }
+            Ok(certs)
+        };
+        let mut tls = self.tls.clone();
+        if !tls.ca_pem.is_empty() {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in certs("CA certificate", &tls.ca_pem)? {
+                roots.add(cert).map_err(|e| InitError::InvalidTls {
+                    what: "CA certificate",
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        if let (Some(cert), Some(Secret(key))) = (&self.client_cert, &self.client_key) {
+            certs("client certificate", cert)?;
+            PrivateKeyDer::from_pem_slice(key).map_err(|e| InitError::InvalidTls {
+                what: "client key",
+                reason: format!("no PKCS#8, PKCS#1 or SEC1 private key found in PEM: {e}"),
+            })?;
+            let mut pem = key.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(cert);
+            tls.identity_pem = Some(pem);
+        }
+        Ok(tls)
+    }
+}
+
+/// The grouping labels of the CI environment `lookup` describes (none outside CI).
+pub(super) fn ci_labels(
+    lookup: impl Fn(&str) -> Option<String>,
+    which: CiLabels,
+) -> Vec<(String, String)> {
+    let is = |var: &str| lookup(var).is_some_and(|v| v == "true");
+    let vars: [(&str, &str); 4] = if is("GITHUB_ACTIONS") {
+        [
+            ("ci_repository", "GITHUB_REPOSITORY"),
+            ("ci_workflow", "GITHUB_WORKFLOW"),
+            ("ci_ref", "GITHUB_REF_NAME"),
+            ("ci_commit", "GITHUB_SHA"),
+        ]
+    } else if is("GITLAB_CI") {
+        [
+            ("ci_repository", "CI_PROJECT_PATH"),
+            ("ci_workflow", "CI_JOB_NAME"),
+            ("ci_ref", "CI_COMMIT_REF_NAME"),
+            ("ci_commit", "CI_COMMIT_SHA"),
+        ]
+    } else {
+        return Vec::new();
+    };
+    vars.iter()
+        .filter(|(label, _)| *label != "ci_commit" || which == CiLabels::WithCommit)
+        .filter_map(|(label, var)| {
+            let value = lookup(var)?;
+            (!value.is_empty()).then(|| ((*label).to_owned(), value))
+        })
+        .collect()
+}
+
+/// The endpoint (without credentials) and the settings of every request to it.
+pub(super) struct Connection {
+    pub(super) endpoint: Url,
+    pub(super) headers: HeaderMap,
+    pub(super) tls: TlsConfig,
+    /// Whether requests carry basic auth or a bearer token.
+    pub(super) credentials: bool,
+}
+
+/// The warning for a configuration that exposes what is pushed, if any: credentials over
+/// plain http to a host that is not loopback, or certificate verification turned off.
+pub(super) fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) -> Option<String> {
+    if tls.accept_invalid_certs {
+        return Some(format!(
+            "certificate verification is off for {url} (danger_accept_invalid_certs): anyone on \
+             the path can read and change what is pushed"
+        ));
+    }
+    if credentials && url.scheme() == "http" && !is_loopback(url) {
+        return Some(format!(
+            "credentials are sent over plain http to {url}, a host that is not loopback: \
+             anyone on the path can read them; use https"
+        ));
+    }
+    None
+}
+
+pub(super) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {
+    if buckets.is_empty() {
+        return Err(InitError::InvalidBuckets("no bucket bounds given".into()));
+    }
+    if buckets.iter().any(|b| !b.is_finite()) {
+        return Err(InitError::InvalidBuckets(format!(
+            "bounds must be finite (the +Inf bucket is added by itself): {buckets:?}"
+        )));
+    }
+    if buckets.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(InitError::InvalidBuckets(format!(
+            "bounds must be strictly increasing: {buckets:?}"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A checked target URL.
+#[derive(Debug)]
+pub(super) struct Endpoint {
+    /// The URL without credentials (and, for a Pushgateway, without a group path).
+    pub(super) url: Url,
+    /// The credentials the URL held, as basic auth.
+    pub(super) auth: Option<Auth>,
+    /// The job and grouping labels of a Pushgateway URL's group path.
+    pub(super) group: Option<UrlGroup>,
+}
+
+/// The job and grouping labels of a `/metrics/job/<job>{/<label>/<value>}` path.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct UrlGroup {
+    pub(super) job: String,
+    pub(super) grouping: Vec<(String, String)>,
+}
+
+/// Parses and checks a target's URL. Without a scheme, `http://` is meant.
+pub(super) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, String> {
+    let with_scheme;
+    let raw = if raw.contains("://") {
+        raw
+    } else {
+        with_scheme = format!("http://{raw}");
+        &with_scheme
+    };
+    let mut url = Url::parse(raw).map_err(|e| e.to_string())?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!(
+            "the scheme must be http or https, not {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    if url.scheme() == "https" && !cfg!(feature = "tls") {
+        return Err("https needs the crate's `tls` feature".into());
+    }
+    if kind == TargetKind::RemoteWrite && !cfg!(feature = "remote-write") {
+        return Err("remote write needs the crate's `remote-write` feature".into());
+    }
+    if url.fragment().is_some() {
+        return Err("a fragment cannot be part of the URL".into());
+    }
+    // Remote-write receivers may take settings in the query (VictoriaMetrics' extra_label).
+    if url.query().is_some() && kind == TargetKind::Pushgateway {
+        return Err("a query string cannot be part of a Pushgateway URL".into());
+    }
+    let group = if kind == TargetKind::Pushgateway {
+        take_group_path(&mut url)?
+    } else {
+        None
+    };
+    let auth = if url.username().is_empty() {
+        None
+    } else {
+        let decode = |s: &str| {
+            percent_decode(s).ok_or_else(|| "the credentials are not valid UTF-8".to_owned())
+        };
+        let auth = Auth::Basic {
+            username: decode(url.username())?,
+            password: Secret(decode(url.password().unwrap_or(""))?),
+        };
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        Some(auth)
+    };
+    Ok(Endpoint { url, auth, group })
+}
+
+/// Removes a `/metrics/job/<job>{/<label>/<value>}` group path from a Pushgateway URL and
+/// returns its job and labels (segments decoded as the gateway does: percent-encoding, and
+/// `<label>@base64/<value>` in the URL-safe alphabet, padding optional). The rest of the
+/// path is kept as the endpoint's prefix.
+pub(super) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String> {
+    let path = url.path().to_owned();
+    let segments: Vec<&str> = path.split('/').collect();
+    let Some(at) = segments
+        .windows(2)
+        .position(|w| w[0] == "metrics" && (w[1] == "job" || w[1] == "job@base64"))
+    else {
+        return Ok(None);
+    };
+    let rest = &segments[at + 1..];
+    let rest = rest.strip_suffix(&[""]).unwrap_or(rest);
+    if !rest.len().is_multiple_of(2) {
+        return Err(format!(
+            "the group path {path:?} must be /metrics/job/<job> followed by <label>/<value> \
+             pairs"
+        ));
+    }
+    let mut pairs = Vec::with_capacity(rest.len() / 2);
+    for pair in rest.chunks(2) {
+        let (name, value) = match pair[0].strip_suffix("@base64") {
+            Some(name) => {
+                let padded = pair[1].trim_end_matches('=');
+                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(padded)
+                    .map_err(|e| format!("the value of {name} in the group path: {e}"))?;
+                let value = String::from_utf8(bytes).map_err(|_| {
+                    format!("the value of {name} in the group path is not valid UTF-8")
+                })?;
+                (name, value)
+            }
+            None => (
+                pair[0],
+                percent_decode(pair[1]).ok_or_else(|| {
+                    format!(
+                        "the value of {} in the group path is not valid UTF-8",
+                        pair[0]
+                    )
+                })?,
+            ),
+        };
+        pairs.push((name.to_owned(), value));
+    }
+    let mut pairs = pairs.into_iter();
+    let job = pairs.next().map(|(_, job)| job).unwrap_or_default();
+    if job.is_empty() {
+        return Err(format!("the group path {path:?} names an empty job"));
+    }
+    url.set_path(&segments[..at].join("/"));
+    Ok(Some(UrlGroup {
+        job,
+        grouping: pairs.collect(),
+    }))
+}
+
+pub(super) fn percent_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Checks a label name against `[a-zA-Z_][a-zA-Z0-9_]*`, with `__` reserved.
+pub(crate) fn check_label_name(name: &str) -> Result<(), &'static str> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err("a label name must not be empty"),
+        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
+            return Err("a label name must start with a letter or an underscore")
+        }
+        Some(_) => {}
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err("a label name may hold only ASCII letters, digits and underscores");
+    }
+    if name.starts_with("__") {
+        return Err("label names starting with __ are reserved for Prometheus");
+    }
+    Ok(())
+}
+
+pub(super) fn check_labels(
+    grouping: &[(String, String)],
+    global: &[(String, String)],
+) -> Result<(), InitError> {
+    for (kind, labels) in [("grouping", grouping), ("global", global)] {
+        for (i, (name, _)) in labels.iter().enumerate() {
+            check_label_name(name).map_err(|reason| InitError::InvalidLabelName {
+                kind,
+                name: name.clone(),
+                reason,
+            })?;
+            if name == "job" {
+                return Err(InitError::InvalidLabelName {
+                    kind,
+                    name: name.clone(),
+                    reason: "the job label is the job name: set it with .job()",
+                });
+            }
+            if labels[..i].iter().any(|(n, _)| n == name) {
+                return Err(InitError::DuplicateLabel {
+                    name: name.clone(),
+                    reason: if kind == "grouping" {
+                        "it is given twice as a grouping label"
+                    } else {
+                        "it is given twice as a global label"
+                    },
+                });
+            }
+        }
+    }
+    if let Some((name, _)) = global
+        .iter()
+        .find(|(g, _)| grouping.iter().any(|(n, _)| n == g))
+    {
+        return Err(InitError::DuplicateLabel {
+            name: name.clone(),
+            reason: "it is both a global and a grouping label, and the gateway would overwrite \
+                     the global value with the grouping value",
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn build_headers(
+    auth: Option<&Auth>,
+    custom: &[(String, Secret)],
+) -> Result<HeaderMap, InitError> {
+    let mut headers = HeaderMap::new();
+    for (name, Secret(value)) in custom {
+        let header_name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|e| InitError::InvalidHeader {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut header_value =
+            HeaderValue::from_str(value).map_err(|_| InitError::InvalidHeader {
+                name: name.clone(),
+                reason: "the value holds characters not allowed in an HTTP header".into(),
+            })?;
+        header_value.set_sensitive(true);
+        headers.append(header_name, header_value);
+    }
+    let authorization = match auth {
+        None => return Ok(headers),
+        Some(Auth::Basic { username, password }) => {
+            if username.contains(':') {
+                return Err(InitError::InvalidSetting {
+                    setting: "basic_auth",
+                    reason: "the user name must not contain ':'".into(),
+                });
+            }
+            format!(
+                "Basic {}",
+                STANDARD.encode(format!("{username}:{}", password.0))
+            )
+        }
+        Some(Auth::Bearer(token)) => format!("Bearer {}", token.0),
+    };
+    let mut value =
+        HeaderValue::from_str(&authorization).map_err(|_| InitError::InvalidSetting {
+            setting: if matches!(auth, Some(Auth::Bearer(_))) {
+                "bearer_token"
+            } else {
+                "basic_auth"
+            },
+            reason: "the credentials hold characters not allowed in an HTTP header".into(),
+        })?;
+    value.set_sensitive(true);
+    headers.insert(AUTHORIZATION, value);
+    Ok(headers)
+}

@@ -1,0 +1,349 @@
+//! The environment: the `PUSHGATEWAY_*` variables, each read and checked by a small helper
+//! of its own, into a builder.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use super::check::{check_label_name, parse_endpoint, percent_decode};
+use super::{CiLabels, PushgatewayBuilder};
+use crate::log::redact_url;
+use crate::target::{Target, TargetKind};
+use crate::InitError;
+
+/// Environment variable: the Pushgateway endpoint (default `http://127.0.0.1:9091`), or
+/// several, separated by commas, to push to each.
+pub const ENV_URL: &str = "PUSHGATEWAY_URL";
+/// Environment variable: the URL of a Prometheus remote-write receiver to push to (several,
+/// separated by commas). With this or [`ENV_TEXTFILE_DIR`] set and [`ENV_URL`] unset, no
+/// Pushgateway is pushed to.
+pub const ENV_REMOTE_WRITE_URL: &str = "PUSHGATEWAY_REMOTE_WRITE_URL";
+/// Environment variable: node_exporter's textfile collector directory, to write
+/// `<job>.prom` in.
+pub const ENV_TEXTFILE_DIR: &str = "PUSHGATEWAY_TEXTFILE_DIR";
+/// Environment variable: user name for HTTP basic auth (needs [`ENV_PASSWORD`]).
+pub const ENV_USERNAME: &str = "PUSHGATEWAY_USERNAME";
+/// Environment variable: password for HTTP basic auth.
+pub const ENV_PASSWORD: &str = "PUSHGATEWAY_PASSWORD";
+/// Environment variable: bearer token sent as `Authorization: Bearer <token>`.
+pub const ENV_BEARER_TOKEN: &str = "PUSHGATEWAY_BEARER_TOKEN";
+/// Environment variable: time between interval pushes (`15s`, `500ms`, `1m`, or seconds as a
+/// number); `0` or `off` turns interval pushes off.
+pub const ENV_INTERVAL: &str = "PUSHGATEWAY_INTERVAL";
+/// Environment variable: time budget of a push that is not the final one.
+pub const ENV_PUSH_TIMEOUT: &str = "PUSHGATEWAY_PUSH_TIMEOUT";
+/// Environment variable: time budget of the final push.
+pub const ENV_SHUTDOWN_TIMEOUT: &str = "PUSHGATEWAY_SHUTDOWN_TIMEOUT";
+/// Environment variable: grouping labels as `name=value,name=value`.
+pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
+/// Environment variable: `1`, `true`, `yes` or `on` turns pushing off (the recorder is still
+/// installed and `render()` works): for unit tests and local runs.
+pub const ENV_DISABLED: &str = "PUSHGATEWAY_DISABLED";
+
+/// Environment variable: directory of the disk spool, where snapshots whose push failed are
+/// kept until a later process (or [`replay`](crate::replay)) sends them. Unset: no spool.
+pub const ENV_SPOOL_DIR: &str = "PUSHGATEWAY_SPOOL_DIR";
+/// Environment variable: path of a PEM file of CA certificates to trust (in addition to the
+/// built-in roots), for a gateway with a private CA.
+pub const ENV_CA_FILE: &str = "PUSHGATEWAY_CA_FILE";
+/// Environment variable: path of the PEM client certificate (chain) for mutual TLS; needs
+/// [`ENV_CLIENT_KEY_FILE`].
+pub const ENV_CLIENT_CERT_FILE: &str = "PUSHGATEWAY_CLIENT_CERT_FILE";
+/// Environment variable: path of the PEM private key of the client certificate.
+pub const ENV_CLIENT_KEY_FILE: &str = "PUSHGATEWAY_CLIENT_KEY_FILE";
+
+/// Environment variable: `0`, `false`, `no` or `off` leaves the exporter's own metrics
+/// (`pushgateway_exporter_*`) out of what is pushed.
+pub const ENV_SELF_METRICS: &str = "PUSHGATEWAY_SELF_METRICS";
+
+/// Environment variable: HTTP headers sent with every request, as `name=value,name2=value2`
+/// (the `OTEL_EXPORTER_OTLP_HEADERS` convention; values may be percent-encoded, e.g. `%2C`
+/// for a comma). Values are treated as secrets.
+pub const ENV_HEADERS: &str = "PUSHGATEWAY_HEADERS";
+
+/// Environment variable: the name of a grouping label whose value is this host's name
+/// ([`PushgatewayBuilder::hostname_grouping_label`]), e.g. `instance`.
+pub const ENV_HOSTNAME_LABEL: &str = "PUSHGATEWAY_HOSTNAME_LABEL";
+
+/// Environment variable: `1`, `true`, `yes` or `on` adds grouping labels from a CI
+/// environment ([`PushgatewayBuilder::ci_grouping_labels`]); `commit` adds the commit too.
+pub const ENV_CI_LABELS: &str = "PUSHGATEWAY_CI_LABELS";
+
+/// The environment as a lookup function, read one variable at a time.
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<OsString>> Env<F> {
+    /// The trimmed value of `name`; `None` when unset or blank. A `secret` value is never shown
+    /// in an error.
+    fn get(&self, name: &'static str, secret: bool) -> Result<Option<String>, InitError> {
+        let Some(value) = (self.0)(name) else {
+            return Ok(None);
+        };
+        match value.into_string() {
+            Ok(s) if s.trim().is_empty() => Ok(None),
+            Ok(s) => Ok(Some(s.trim().to_owned())),
+            Err(raw) => Err(invalid(
+                name,
+                if secret {
+                    "***".into()
+                } else {
+                    raw.to_string_lossy().into_owned()
+                },
+                "not valid Unicode",
+            )),
+        }
+    }
+
+    /// `name` parsed by `parse`; an error names the variable and its value.
+    fn parsed<T>(
+        &self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, InitError> {
+        match self.get(name, false)? {
+            None => Ok(None),
+            Some(text) => parse(&text)
+                .map(Some)
+                .map_err(|reason| invalid(name, text, reason)),
+        }
+    }
+
+    /// The contents of the file named by `name`.
+    fn file(&self, name: &'static str) -> Result<Option<Vec<u8>>, InitError> {
+        self.parsed(name, |path| {
+            std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))
+        })
+    }
+}
+
+fn invalid(var: &'static str, value: String, reason: impl Into<String>) -> InitError {
+    InitError::InvalidEnv {
+        var,
+        value,
+        reason: reason.into(),
+    }
+}
+
+impl PushgatewayBuilder {
+    /// [`from_env`](Self::from_env) with a custom lookup, so that tests need not change the
+    /// process environment.
+    pub(crate) fn from_lookup(
+        lookup: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Self, InitError> {
+        let env = Env(lookup);
+        let mut b = Self::with_targets(targets(&env)?);
+        for (name, slot) in [
+            (ENV_INTERVAL, &mut b.interval),
+            (ENV_PUSH_TIMEOUT, &mut b.push_timeout),
+            (ENV_SHUTDOWN_TIMEOUT, &mut b.shutdown_timeout),
+        ] {
+            if let Some(d) = env.parsed(name, |text| duration(name, text))? {
+                *slot = d;
+            }
+        }
+        if let Some(grouping) = env.parsed(ENV_GROUPING, parse_grouping)? {
+            b.grouping = grouping;
+        }
+        b = credentials(&env, b)?;
+        b = tls_files(&env, b)?;
+        if let Some(name) = env.parsed(ENV_HOSTNAME_LABEL, |name| {
+            check_label_name(name)
+                .map(|()| name.to_owned())
+                .map_err(String::from)
+        })? {
+            b.hostname_label = Some(name);
+        }
+        if let Some(dir) = env.get(ENV_SPOOL_DIR, false)? {
+            b.spool_dir = Some(dir.into());
+        }
+        if let Some(which) = env.parsed(ENV_CI_LABELS, ci_labels)? {
+            b.ci_labels = which;
+        }
+        if let Some(on) = env.parsed(ENV_SELF_METRICS, parse_bool)? {
+            b.self_metrics = on;
+        }
+        if let Some(off) = env.parsed(ENV_DISABLED, parse_bool)? {
+            b.enabled = !off;
+        }
+        Ok(b)
+    }
+}
+
+/// The targets of `PUSHGATEWAY_URL`, `PUSHGATEWAY_REMOTE_WRITE_URL` (comma-separated lists)
+/// and `PUSHGATEWAY_TEXTFILE_DIR`; each URL is checked now, so that the error names its
+/// variable.
+fn targets<F: Fn(&str) -> Option<OsString>>(env: &Env<F>) -> Result<Vec<Target>, InitError> {
+    let mut targets = Vec::new();
+    for (name, kind) in [
+        (ENV_URL, TargetKind::Pushgateway),
+        (ENV_REMOTE_WRITE_URL, TargetKind::RemoteWrite),
+    ] {
+        let Some(list) = env.get(name, false)? else {
+            continue;
+        };
+        for url in list.split(',').map(str::trim) {
+            parse_endpoint(url, kind).map_err(|reason| invalid(name, redact_url(&list), reason))?;
+            targets.push(match kind {
+                TargetKind::Pushgateway => Target::pushgateway(url),
+                _ => Target::remote_write(url),
+            });
+        }
+    }
+    if let Some(dir) = env.get(ENV_TEXTFILE_DIR, false)? {
+        targets.push(Target::textfile(dir));
+    }
+    Ok(targets)
+}
+
+/// A duration variable's value; only the interval may be `0` or `off`.
+fn duration(name: &'static str, text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text, name == ENV_INTERVAL)?;
+    if d.is_zero() && name != ENV_INTERVAL {
+        return Err("a timeout must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+/// `PUSHGATEWAY_CI_LABELS`: a boolean, or `commit`.
+fn ci_labels(text: &str) -> Result<Option<CiLabels>, String> {
+    if text.eq_ignore_ascii_case("commit") {
+        return Ok(Some(CiLabels::WithCommit));
+    }
+    parse_bool(text)
+        .map(|on| on.then_some(CiLabels::Stable))
+        .map_err(|reason| format!("{reason}, or commit"))
+}
+
+/// Basic auth, a bearer token and headers (values and secrets never shown in errors).
+fn credentials<F: Fn(&str) -> Option<OsString>>(
+    env: &Env<F>,
+    mut b: PushgatewayBuilder,
+) -> Result<PushgatewayBuilder, InitError> {
+    match (env.get(ENV_USERNAME, false)?, env.get(ENV_PASSWORD, true)?) {
+        (Some(user), password) => b = b.basic_auth(user, password.unwrap_or_default()),
+        (None, Some(_)) => {
+            return Err(invalid(
+                ENV_PASSWORD,
+                "***".into(),
+                format!("a password needs a user name in {ENV_USERNAME}"),
+            ))
+        }
+        (None, None) => {}
+    }
+    if let Some(token) = env.get(ENV_BEARER_TOKEN, true)? {
+        b = b.bearer_token(token);
+    }
+    if let Some(text) = env.get(ENV_HEADERS, true)? {
+        let headers = parse_headers(&text)
+            .map_err(|reason| invalid(ENV_HEADERS, redact_headers(&text), reason))?;
+        for (name, value) in headers {
+            b = b.header(name, value);
+        }
+    }
+    Ok(b)
+}
+
+/// The CA file, and the client certificate with its key (both or neither).
+fn tls_files<F: Fn(&str) -> Option<OsString>>(
+    env: &Env<F>,
+    mut b: PushgatewayBuilder,
+) -> Result<PushgatewayBuilder, InitError> {
+    if let Some(pem) = env.file(ENV_CA_FILE)? {
+        b.tls.ca_pem = pem;
+    }
+    let (cert, key) = (
+        env.get(ENV_CLIENT_CERT_FILE, false)?,
+        env.get(ENV_CLIENT_KEY_FILE, false)?,
+    );
+    match (cert, key) {
+        (Some(_), Some(_)) => {
+            let cert = env.file(ENV_CLIENT_CERT_FILE)?.unwrap_or_default();
+            let key = env.file(ENV_CLIENT_KEY_FILE)?.unwrap_or_default();
+            Ok(b.client_identity(cert, key))
+        }
+        (Some(cert), None) => Err(invalid(
+            ENV_CLIENT_CERT_FILE,
+            cert,
+            format!("a client certificate needs its key in {ENV_CLIENT_KEY_FILE}"),
+        )),
+        (None, Some(key)) => Err(invalid(
+            ENV_CLIENT_KEY_FILE,
+            key,
+            format!("a client key needs its certificate in {ENV_CLIENT_CERT_FILE}"),
+        )),
+        (None, None) => Ok(b),
+    }
+}
+
+/// Parses `name=value,name2=value2` (values percent-decoded), as `OTEL_EXPORTER_OTLP_HEADERS`.
+pub(super) fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut headers = Vec::new();
+    for (i, item) in text.split(',').map(str::trim).enumerate() {
+        if item.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = item.split_once('=') else {
+            // The item may be a secret: it is not shown.
+            return Err(format!("item {} is not name=value", i + 1));
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err("a header name is empty".into());
+        }
+        let value = percent_decode(value.trim())
+            .ok_or_else(|| format!("the value of {name} is not valid UTF-8 once decoded"))?;
+        headers.push((name.to_owned(), value));
+    }
+    Ok(headers)
+}
+
+/// `name=***,name2=***`: a header list with its values hidden.
+pub(super) fn redact_headers(text: &str) -> String {
+    text.split(',')
+        .map(|item| match item.split_once('=') {
+            Some((name, _)) => format!("{}=***", name.trim()),
+            None => "***".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses `15s`, `500ms`, `1m 30s` (humantime), or a bare number of seconds (`2.5`); with
+/// `allow_off`, also `off`.
+pub(super) fn parse_duration(text: &str, allow_off: bool) -> Result<Duration, String> {
+    if allow_off && text.eq_ignore_ascii_case("off") {
+        return Ok(Duration::ZERO);
+    }
+    if let Ok(secs) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| "seconds must be a finite number, zero or more".to_owned());
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("expected a duration such as 15s, 500ms or 1m ({e})"))
+}
+
+pub(super) fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected 1, true, yes, on, or 0, false, no, off".into()),
+    }
+}
+
+pub(super) fn parse_grouping(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(format!("{item:?} is not name=value"));
+        };
+        let name = name.trim();
+        check_label_name(name).map_err(|reason| format!("label {name:?}: {reason}"))?;
+        if name == "job" {
+            return Err("the job label is the job name, not a grouping label".into());
+        }
+        if labels.iter().any(|(n, _)| n == name) {
+            return Err(format!("label {name:?} is given twice"));
+        }
+        labels.push((name.to_owned(), value.trim().to_owned()));
+    }
+    Ok(labels)
+}

@@ -1,0 +1,309 @@
+//! `install()`: the checked configuration becomes the installed recorder, one pusher thread
+//! per target, the exit paths' hooks and the guard; and `replay()`, which installs nothing.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use super::check::{check_buckets, check_labels, insecure_warning, Connection};
+use super::env::ENV_SPOOL_DIR;
+use super::{ExpositionFormat, PushgatewayBuilder, DEFAULT_ENDPOINT};
+use crate::compression::Compression;
+use crate::guard::{Inner, Lane, PushGuard, PushHandle};
+use crate::lifecycle::Lifecycle;
+use crate::pusher::{PusherConfig, Renderer};
+use crate::registry::{Installed, Registry};
+use crate::sink::group::{group_path, url_for};
+use crate::sink::http::TlsConfig;
+use crate::sink::pushgateway::{PushgatewaySink, Settings};
+use crate::sink::remote_write::RemoteWriteSink;
+use crate::sink::replay::ReplayReport;
+use crate::sink::textfile::TextfileSink;
+use crate::sink::Sink;
+use crate::spool::Spool;
+use crate::target::{Target, TargetKind};
+use crate::InitError;
+
+impl PushgatewayBuilder {
+    /// Checks the configuration, installs the global `metrics` recorder, starts the pusher
+    /// thread (and, unless disabled, the signal listener and the panic hook) and returns the
+    /// guard that makes the final push.
+    ///
+    /// Takes well under a millisecond: the HTTP client and TLS roots are built on the pusher
+    /// thread, not here.
+    ///
+    /// # Errors
+    ///
+    /// [`InitError`] when a setting is invalid (URL, job, label names, timeouts, headers,
+    /// buckets), a recorder is already installed in this process, or a thread cannot be
+    /// started. Nothing is installed when a setting is invalid.
+    pub fn install(mut self) -> Result<PushGuard, InitError> {
+        if self.targets.is_empty() {
+            self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
+        }
+        let planned = self.plan()?;
+        let registry = Arc::new(Registry::new(
+            &self.buckets,
+            &self.buckets_for_metric,
+            &self.global,
+        ));
+        let renderer = Arc::new(Renderer {
+            registry: Arc::clone(&registry),
+            lifecycle: self.lifecycle_metrics.then(Lifecycle::start),
+        });
+        let lanes = if self.enabled {
+            self.start(planned, &renderer)?
+        } else {
+            Vec::new()
+        };
+        // Installed only after the pushers started: a failure above leaves the process as it
+        // was. (If this fails, the pusher threads end when `lanes` drops.)
+        metrics::set_global_recorder(Installed(registry))
+            .map_err(|_| InitError::RecorderAlreadyInstalled)?;
+        let handle = PushHandle {
+            inner: Arc::new(Inner {
+                renderer,
+                lanes,
+                push_timeout: self.push_timeout,
+                shutdown_timeout: self.shutdown_timeout,
+                exiting_by_signal: AtomicBool::new(false),
+            }),
+        };
+        // The recorder above was the first, so this is the first handle too.
+        let _ = crate::HANDLE.set(handle.clone());
+        if self.enabled {
+            crate::exit::install_panic_hook(handle.clone());
+            crate::exit::listen(handle.clone(), self.signals).map_err(|source| {
+                InitError::FailedToSpawn {
+                    what: "signal listener",
+                    source,
+                }
+            })?;
+        }
+        Ok(PushGuard::new(handle))
+    }
+
+    /// Checks every setting and every target, before anything starts: one sink per target,
+    /// with the warning its configuration deserves, if any.
+    fn plan(&self) -> Result<Vec<(Planned, Option<String>)>, InitError> {
+        if self.compression == Compression::Gzip && !cfg!(feature = "gzip") {
+            return Err(InitError::InvalidSetting {
+                setting: "compression",
+                reason: "gzip needs the crate's `gzip` feature".into(),
+            });
+        }
+        let (job, grouping) = self.identity()?;
+        check_labels(&grouping, &self.global)?;
+        for (setting, value) in [
+            ("push_timeout", self.push_timeout),
+            ("shutdown_timeout", self.shutdown_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(InitError::InvalidSetting {
+                    setting,
+                    reason: "must be longer than zero".into(),
+                });
+            }
+        }
+        check_buckets(&self.buckets)?;
+        for (_, buckets) in &self.buckets_for_metric {
+            check_buckets(buckets)?;
+        }
+        // Checked once: every HTTP target uses the same TLS material.
+        let tls = self.tls_config()?;
+        let mut spool = self.spool()?;
+        if spool.is_some()
+            && !self
+                .targets
+                .iter()
+                .any(|t| t.kind() == TargetKind::Pushgateway)
+        {
+            return Err(InitError::InvalidSetting {
+                setting: "spool_dir",
+                reason: "the spool keeps pushes to a Pushgateway, and no Pushgateway is a target"
+                    .into(),
+            });
+        }
+        let identity = Identity::new(job, grouping);
+        self.targets
+            .iter()
+            // The spool keeps the first Pushgateway target's pushes.
+            .map(|target| self.plan_target(target, &identity, &tls, &mut spool))
+            .collect()
+    }
+
+    /// Checks one target and makes its sink.
+    fn plan_target(
+        &self,
+        target: &Target,
+        id: &Identity,
+        tls: &TlsConfig,
+        spool: &mut Option<Spool>,
+    ) -> Result<(Planned, Option<String>), InitError> {
+        Ok(match target {
+            Target::Pushgateway(raw) => {
+                let c = self.connection(raw, TargetKind::Pushgateway, tls)?;
+                let group_url = url_for(&c.endpoint, &id.group);
+                let warning = insecure_warning(&group_url, c.credentials, &c.tls);
+                let settings = Settings {
+                    method: self.method,
+                    gzip: self.compression == Compression::Gzip,
+                    protobuf: self.format == ExpositionFormat::Protobuf,
+                    lifecycle: self.lifecycle_metrics,
+                    push_timeout: self.push_timeout,
+                };
+                let sink = PushgatewaySink::new(
+                    c.endpoint,
+                    id.group.clone(),
+                    settings,
+                    c.headers,
+                    c.tls,
+                    spool.take(),
+                );
+                (planned(sink), warning)
+            }
+            Target::RemoteWrite(raw) => {
+                let c = self.connection(raw, TargetKind::RemoteWrite, tls)?;
+                let warning = insecure_warning(&c.endpoint, c.credentials, &c.tls);
+                let sink = RemoteWriteSink::new(c.endpoint, id.labels.clone(), c.headers, c.tls);
+                (planned(sink), warning)
+            }
+            Target::Textfile(dir) => {
+                if dir.as_os_str().is_empty() {
+                    return Err(InitError::InvalidSetting {
+                        setting: "textfile",
+                        reason: "the directory must not be empty".into(),
+                    });
+                }
+                let sink = TextfileSink::new(dir.clone(), id.file_name.clone(), id.labels.clone());
+                (planned(sink), None)
+            }
+        })
+    }
+
+    /// Starts one pusher thread per planned target.
+    fn start(
+        &self,
+        planned: Vec<(Planned, Option<String>)>,
+        renderer: &Arc<Renderer>,
+    ) -> Result<Vec<Lane>, InitError> {
+        let mut lanes = Vec::with_capacity(planned.len());
+        for (i, (start, warning)) in planned.into_iter().enumerate() {
+            if let Some(warning) = warning {
+                crate::log::warn(&warning);
+            }
+            let config = PusherConfig {
+                self_metrics: self.self_metrics,
+                interval: (!self.interval.is_zero()).then_some(self.interval),
+                push_timeout: self.push_timeout,
+                delete_on_shutdown: self.delete_on_shutdown,
+                renderer: Arc::clone(renderer),
+                thread_name: match i {
+                    0 => "pushgateway-pusher".to_owned(),
+                    i => format!("pushgateway-pusher-{}", i + 1),
+                },
+            };
+            lanes.push(start(config).map_err(|source| InitError::FailedToSpawn {
+                what: "pusher thread",
+                source,
+            })?);
+        }
+        Ok(lanes)
+    }
+
+    /// Sends every snapshot in the spool directory to the gateway now, oldest first, and
+    /// returns what happened: for operators draining a spool (e.g. from cron) and for jobs
+    /// that want to drain it before they start. Installs nothing; the job, grouping labels and
+    /// interval are not used (each snapshot carries its own grouping key). Each snapshot gets
+    /// one attempt within the push timeout; the replay stops at the first one the gateway does
+    /// not take (it is down, or refuses our credentials). Blocks the calling thread.
+    ///
+    /// If another process is replaying the same directory, nothing is sent and the report says
+    /// so ([`ReplayReport::locked`]).
+    ///
+    /// # Errors
+    ///
+    /// [`InitError`] when no spool directory is configured, a setting is invalid, or the spool
+    /// directory cannot be read or locked. What the gateway answers is in the report.
+    pub fn replay(mut self) -> Result<ReplayReport, InitError> {
+        if self.targets.is_empty() {
+            self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
+        }
+        let Some(Target::Pushgateway(raw)) = self
+            .targets
+            .iter()
+            .find(|t| t.kind() == TargetKind::Pushgateway)
+        else {
+            return Err(InitError::InvalidSetting {
+                setting: "targets",
+                reason: "replay sends to a Pushgateway, and no Pushgateway is a target".into(),
+            });
+        };
+        let Connection {
+            endpoint,
+            headers,
+            tls,
+            credentials,
+        } = self.connection(raw, TargetKind::Pushgateway, &self.tls_config()?)?;
+        let Some(spool) = self.spool()? else {
+            return Err(InitError::InvalidSetting {
+                setting: "spool_dir",
+                reason: format!("replay needs a spool directory (set {ENV_SPOOL_DIR})"),
+            });
+        };
+        if self.push_timeout.is_zero() {
+            return Err(InitError::InvalidSetting {
+                setting: "push_timeout",
+                reason: "must be longer than zero".into(),
+            });
+        }
+        if let Some(warning) = insecure_warning(&endpoint, credentials, &tls) {
+            crate::log::warn(&warning);
+        }
+        let client =
+            crate::sink::http::build_client(&endpoint, &headers, &tls).map_err(|reason| {
+                InitError::InvalidSetting {
+                    setting: "tls",
+                    reason,
+                }
+            })?;
+        crate::sink::replay::replay_all(client, &endpoint, &spool, self.push_timeout).map_err(
+            |source| InitError::Spool {
+                dir: spool.dir().to_owned(),
+                source,
+            },
+        )
+    }
+}
+
+/// Where the job's values go, as each kind of target needs it.
+struct Identity {
+    /// The group path below `/metrics` (Pushgateway).
+    group: String,
+    /// The job and grouping labels as series labels (remote write, textfile).
+    labels: Vec<(String, String)>,
+    /// The file name (textfile).
+    file_name: String,
+}
+
+impl Identity {
+    fn new(job: String, grouping: Vec<(String, String)>) -> Self {
+        Identity {
+            group: group_path(&job, &grouping),
+            file_name: crate::sink::textfile::file_name(&job, &grouping),
+            labels: std::iter::once(("job".to_owned(), job))
+                .chain(grouping)
+                .collect(),
+        }
+    }
+}
+
+/// A checked target, ready for its pusher thread: starts it and returns the channel to it.
+type Planned = Box<dyn FnOnce(PusherConfig) -> std::io::Result<Lane>>;
+
+fn planned<S: Sink + Send + 'static>(sink: S) -> Planned {
+    Box::new(move |config| {
+        let (kind, location) = (sink.kind(), sink.location().to_owned());
+        let tx = crate::pusher::spawn(sink, config)?;
+        Ok(Lane { tx, kind, location })
+    })
+}

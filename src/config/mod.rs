@@ -1,0 +1,551 @@
+//! [`PushgatewayBuilder`]: the settings, each with its setter and default. The environment is
+//! read in [`env`], the settings are checked in [`check`], and [`install`] installs them.
+
+mod check;
+mod env;
+mod install;
+#[cfg(test)]
+mod tests;
+
+pub use env::*;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::compression::Compression;
+use crate::exit::SignalHandling;
+use crate::registry::Matcher;
+use crate::sink::http::TlsConfig;
+use crate::spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
+use crate::target::PushMethod;
+use crate::target::Target;
+use crate::InitError;
+
+/// The endpoint used when none is configured: a Pushgateway on this host, default port.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9091";
+/// Default time between interval pushes: 15 seconds.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+/// Default time budget of one push that is not the final one, retries included: 10 seconds.
+pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time budget of the final push, retries included: 5 seconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prometheus's default histogram buckets (client_golang's `DefBuckets`), in the unit
+/// recorded (seconds, for durations).
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The body format of a push to a Pushgateway; both carry the same samples.
+///
+/// Set with [`PushgatewayBuilder::exposition_format`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExpositionFormat {
+    /// The text exposition format 0.0.4 (`text/plain; version=0.0.4`).
+    #[default]
+    Text,
+    /// Length-delimited `io.prometheus.client.MetricFamily` protobuf messages, as
+    /// client_golang pushes them.
+    Protobuf,
+}
+
+/// Which grouping labels come from a CI environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CiLabels {
+    /// Repository, workflow and ref name.
+    Stable,
+    /// Those and the commit.
+    WithCommit,
+}
+
+/// A secret that never shows in `Debug` output.
+#[derive(Clone)]
+struct Secret<T = String>(T);
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Auth {
+    Basic { username: String, password: Secret },
+    Bearer(Secret),
+}
+
+/// Configures and installs the exporter.
+///
+/// Ends in [`install`](Self::install), which installs the global `metrics` recorder, starts
+/// the pusher thread and returns the [`PushGuard`]. Every setting is checked there, and any
+/// problem is an [`InitError`].
+///
+/// | method | default | environment ([`from_env`](Self::from_env)) |
+/// |---|---|---|
+/// | [`new`](Self::new) (endpoint) | `http://127.0.0.1:9091` | `PUSHGATEWAY_URL` |
+/// | [`job`](Self::job) | none: required | argument of [`init`](crate::init) |
+/// | [`grouping_label`](Self::grouping_label) | none | `PUSHGATEWAY_GROUPING=k=v,k2=v2` |
+/// | [`global_label`](Self::global_label) | none | |
+/// | [`interval`](Self::interval) | 15 s (`ZERO`: off) | `PUSHGATEWAY_INTERVAL` |
+/// | [`push_timeout`](Self::push_timeout) | 10 s | `PUSHGATEWAY_PUSH_TIMEOUT` |
+/// | [`shutdown_timeout`](Self::shutdown_timeout) | 5 s | `PUSHGATEWAY_SHUTDOWN_TIMEOUT` |
+/// | [`basic_auth`](Self::basic_auth) | none | `PUSHGATEWAY_USERNAME`, `PUSHGATEWAY_PASSWORD` |
+/// | [`bearer_token`](Self::bearer_token) | none | `PUSHGATEWAY_BEARER_TOKEN` |
+/// | [`header`](Self::header) | none | |
+/// | [`ca_certificate`](Self::ca_certificate) | built-in roots only | `PUSHGATEWAY_CA_FILE` |
+/// | [`client_identity`](Self::client_identity) | none | `PUSHGATEWAY_CLIENT_CERT_FILE`, `PUSHGATEWAY_CLIENT_KEY_FILE` |
+/// | [`spool_dir`](Self::spool_dir) | none: no spool | `PUSHGATEWAY_SPOOL_DIR` |
+/// | [`spool_limits`](Self::spool_limits) | 100 files, 64 MiB | |
+/// | [`method`](Self::method) | [`PushMethod::Put`] | |
+/// | [`compression`](Self::compression) | [`Compression::None`] | |
+/// | [`signals`](Self::signals) | [`SignalHandling::PushAndExit`] | |
+/// | [`lifecycle_metrics`](Self::lifecycle_metrics) | on | |
+/// | [`self_metrics`](Self::self_metrics) | on | `PUSHGATEWAY_SELF_METRICS=0` turns them off |
+/// | [`delete_on_shutdown`](Self::delete_on_shutdown) | off | |
+/// | [`buckets`](Self::buckets) | [`DEFAULT_BUCKETS`] | |
+/// | [`enabled`](Self::enabled) | on | `PUSHGATEWAY_DISABLED=1` turns it off |
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use metrics_exporter_pushgateway::PushgatewayBuilder;
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     // The environment first (PUSHGATEWAY_URL, ...), then settings in code on top.
+///     let guard = PushgatewayBuilder::from_env()?
+///         .job("nightly-export")
+///         .grouping_label("region", "eu")
+///         .interval(Duration::from_secs(30))
+///         .shutdown_timeout(Duration::from_secs(3))
+///         .install()?;
+///     guard.finish(export())
+/// }
+///
+/// fn export() -> Result<(), Box<dyn std::error::Error>> {
+///     metrics::counter!("exported_rows_total").increment(10_000);
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct PushgatewayBuilder {
+    targets: Vec<Target>,
+    job: String,
+    grouping: Vec<(String, String)>,
+    global: Vec<(String, String)>,
+    interval: Duration,
+    push_timeout: Duration,
+    shutdown_timeout: Duration,
+    auth: Option<Auth>,
+    headers: Vec<(String, Secret)>,
+    method: PushMethod,
+    compression: Compression,
+    format: ExpositionFormat,
+    signals: SignalHandling,
+    lifecycle_metrics: bool,
+    self_metrics: bool,
+    ci_labels: Option<CiLabels>,
+    hostname_label: Option<String>,
+    delete_on_shutdown: bool,
+    enabled: bool,
+    buckets: Vec<f64>,
+    buckets_for_metric: Vec<(Matcher, Vec<f64>)>,
+    tls: TlsConfig,
+    client_cert: Option<Vec<u8>>,
+    client_key: Option<Secret<Vec<u8>>>,
+    spool_dir: Option<PathBuf>,
+    spool_max_files: usize,
+    spool_max_bytes: u64,
+}
+
+impl std::fmt::Debug for PushgatewayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushgatewayBuilder")
+            .field("targets", &self.targets)
+            .field("job", &self.job)
+            .field("grouping", &self.grouping)
+            .field("global", &self.global)
+            .field("interval", &self.interval)
+            .field("push_timeout", &self.push_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("auth", &self.auth)
+            .field("headers", &self.headers)
+            .field("method", &self.method)
+            .field("compression", &self.compression)
+            .field("format", &self.format)
+            .field("signals", &self.signals)
+            .field("lifecycle_metrics", &self.lifecycle_metrics)
+            .field("self_metrics", &self.self_metrics)
+            .field("ci_labels", &self.ci_labels)
+            .field("hostname_label", &self.hostname_label)
+            .field("delete_on_shutdown", &self.delete_on_shutdown)
+            .field("enabled", &self.enabled)
+            .field("buckets", &self.buckets)
+            .field("tls", &self.tls)
+            .field("client_identity", &self.client_cert.is_some())
+            .field("spool_dir", &self.spool_dir)
+            .field("spool_max_files", &self.spool_max_files)
+            .field("spool_max_bytes", &self.spool_max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushgatewayBuilder {
+    /// A builder pushing to the Pushgateway at `endpoint` (e.g. `http://127.0.0.1:9091`, or
+    /// `https://proxy.example/pushgateway` behind a reverse proxy). Without a scheme,
+    /// `http://` is meant (`127.0.0.1:9091`). Credentials in the URL
+    /// (`http://user:password@host`) are taken as basic auth and removed from the URL. A
+    /// group path (`http://gw:9091/metrics/job/<job>{/<label>/<value>}`, the form
+    /// `metrics-exporter-prometheus` takes) gives the job and grouping labels where the
+    /// builder sets none; a value that differs from the builder's is an error at install.
+    ///
+    /// Nothing is checked until [`install`](Self::install).
+    ///
+    /// ```no_run
+    /// use metrics_exporter_pushgateway::PushgatewayBuilder;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let guard = PushgatewayBuilder::new("http://pushgateway:9091")
+    ///     .job("ingester")
+    ///     .grouping_label("instance", "shard-3")
+    ///     .install()?;
+    /// guard.finish(Ok::<(), std::io::Error>(()))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self::with_targets([Target::pushgateway(endpoint)])
+    }
+
+    /// A builder pushing to `targets` (see [`Target`]): several Pushgateways for redundancy,
+    /// a remote-write receiver, a textfile directory, or any mix. Each target gets every push
+    /// on its own thread, retried on its own within the same time budget; a target that is
+    /// down neither delays nor fails the others.
+    ///
+    /// Nothing is checked until [`install`](Self::install). With no target at all, the
+    /// default gateway ([`DEFAULT_ENDPOINT`]) is pushed to.
+    pub fn with_targets(targets: impl IntoIterator<Item = Target>) -> Self {
+        PushgatewayBuilder {
+            targets: targets.into_iter().collect(),
+            job: String::new(),
+            grouping: Vec::new(),
+            global: Vec::new(),
+            interval: DEFAULT_INTERVAL,
+            push_timeout: DEFAULT_PUSH_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            auth: None,
+            headers: Vec::new(),
+            method: PushMethod::Put,
+            compression: Compression::None,
+            format: ExpositionFormat::Text,
+            signals: SignalHandling::PushAndExit,
+            lifecycle_metrics: true,
+            self_metrics: true,
+            ci_labels: None,
+            hostname_label: None,
+            delete_on_shutdown: false,
+            enabled: true,
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            buckets_for_metric: Vec::new(),
+            tls: TlsConfig::default(),
+            client_cert: None,
+            client_key: None,
+            spool_dir: None,
+            spool_max_files: DEFAULT_SPOOL_MAX_FILES,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+        }
+    }
+
+    /// A builder configured from the environment variables in the table above
+    /// ([`ENV_URL`] and the other `ENV_*` constants); unset or empty variables keep the
+    /// defaults. Targets added in code come on top of those of the environment; the default
+    /// gateway is used only when neither sets any (so
+    /// `from_env()?.remote_write(url)` pushes to `url` alone).
+    ///
+    /// # Errors
+    ///
+    /// [`InitError::InvalidEnv`] naming the variable and its value (secrets shown as `***`)
+    /// when a variable is not Unicode, a URL does not parse, a duration is not a duration, a
+    /// grouping label is malformed, or a password comes without a user name.
+    pub fn from_env() -> Result<Self, InitError> {
+        Self::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// Replaces the targets with `targets` (see [`with_targets`](Self::with_targets)).
+    pub fn targets(mut self, targets: impl IntoIterator<Item = Target>) -> Self {
+        self.targets = targets.into_iter().collect();
+        self
+    }
+
+    /// Adds a target to those configured.
+    pub fn add_target(mut self, target: Target) -> Self {
+        self.targets.push(target);
+        self
+    }
+
+    /// Adds a Prometheus remote-write receiver (`url`, e.g. `http://mimir:9009/api/v1/push`)
+    /// as a target: the same as `add_target(Target::remote_write(url))`.
+    pub fn remote_write(self, url: impl Into<String>) -> Self {
+        self.add_target(Target::remote_write(url))
+    }
+
+    /// Adds node_exporter's textfile collector directory as a target: the same as
+    /// `add_target(Target::textfile(dir))`.
+    pub fn textfile(self, dir: impl Into<PathBuf>) -> Self {
+        self.add_target(Target::textfile(dir))
+    }
+
+    /// The job name: the `job` label of every pushed series, and the first part of the
+    /// grouping key. Any non-empty string; values that cannot go into a URL path as they are
+    /// are sent base64-encoded.
+    pub fn job(mut self, job: impl Into<String>) -> Self {
+        self.job = job.into();
+        self
+    }
+
+    /// Adds a label to the grouping key (`/metrics/job/<job>/<name>/<value>`): pushes with the
+    /// same job and grouping key replace each other. Every distinct grouping key is a group the
+    /// gateway keeps until deleted, so use stable, low-cardinality values (a host or shard, not
+    /// a run ID). The name must be a valid label name; the value may be any string.
+    pub fn grouping_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.grouping.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds grouping labels that tell CI runs apart, read at [`install`](Self::install) from
+    /// the CI environment, when there is one:
+    ///
+    /// | label | GitHub Actions | GitLab CI |
+    /// |---|---|---|
+    /// | `ci_repository` | `GITHUB_REPOSITORY` | `CI_PROJECT_PATH` |
+    /// | `ci_workflow` | `GITHUB_WORKFLOW` | `CI_JOB_NAME` (GitLab names jobs, not workflows) |
+    /// | `ci_ref` | `GITHUB_REF_NAME` | `CI_COMMIT_REF_NAME` |
+    ///
+    /// Outside CI (neither `GITHUB_ACTIONS` nor `GITLAB_CI` is `true`) it adds nothing. A
+    /// grouping label set explicitly wins over the CI one of the same name.
+    ///
+    /// The cardinality rule: every distinct grouping key is a group the Pushgateway keeps
+    /// until it is deleted, so only values that repeat from run to run belong in it. A branch
+    /// per pull request already adds a group per branch; the commit would add one per push,
+    /// which is why it is left out unless asked for with
+    /// [`ci_commit_grouping_label`](Self::ci_commit_grouping_label). Also
+    /// `PUSHGATEWAY_CI_LABELS=1` (or `=commit`).
+    pub fn ci_grouping_labels(mut self) -> Self {
+        if self.ci_labels.is_none() {
+            self.ci_labels = Some(CiLabels::Stable);
+        }
+        self
+    }
+
+    /// [`ci_grouping_labels`](Self::ci_grouping_labels) and `ci_commit` (`GITHUB_SHA`,
+    /// `CI_COMMIT_SHA`): one group per commit, kept by the gateway until deleted. Use with
+    /// [`delete_on_shutdown`](Self::delete_on_shutdown) or a clean-up job.
+    pub fn ci_commit_grouping_label(mut self) -> Self {
+        self.ci_labels = Some(CiLabels::WithCommit);
+        self
+    }
+
+    /// Adds a grouping label `name` whose value is this host's name, read at
+    /// [`install`](Self::install) (`gethostname` on Unix, `GetComputerNameExW` on Windows):
+    /// what client_golang's `push.HostnameGroupingKey` gives, for jobs that run on several
+    /// hosts and must not replace each other's group. Also `PUSHGATEWAY_HOSTNAME_LABEL=instance`
+    /// (shells' `$HOSTNAME` is not exported to cron jobs or set on Windows). A grouping label
+    /// of the same name set explicitly wins.
+    ///
+    /// ```no_run
+    /// use metrics_exporter_pushgateway::PushgatewayBuilder;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let _guard = PushgatewayBuilder::from_env()?
+    ///     .job("backup")
+    ///     .hostname_grouping_label("instance") // /metrics/job/backup/instance/<host name>
+    ///     .install()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn hostname_grouping_label(mut self, name: impl Into<String>) -> Self {
+        self.hostname_label = Some(name.into());
+        self
+    }
+
+    /// Adds a label to every series in the body (not to the grouping key).
+    pub fn global_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.global.push((name.into(), value.into()));
+        self
+    }
+
+    /// Time between pushes in the background. [`Duration::ZERO`] turns interval pushes off
+    /// (only flushes and the final push are sent). Default 15 s.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Time budget of a push that is not the final one (interval pushes, [`flush`]), retries
+    /// included; an interval push also never takes longer than the interval. Default 10 s.
+    ///
+    /// [`flush`]: crate::PushHandle::flush
+    pub fn push_timeout(mut self, timeout: Duration) -> Self {
+        self.push_timeout = timeout;
+        self
+    }
+
+    /// Time budget of the final push, retries included: the longest a dead or hanging gateway
+    /// can delay the end of the process (plus 200 ms). Default 5 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// HTTP basic auth. The password never appears in logs, errors or `Debug` output.
+    pub fn basic_auth(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Some(Auth::Basic {
+            username: username.into(),
+            password: Secret(password.into()),
+        });
+        self
+    }
+
+    /// A bearer token, sent as `Authorization: Bearer <token>`. Replaces basic auth if both
+    /// are set. The token never appears in logs, errors or `Debug` output.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Some(Auth::Bearer(Secret(token.into())));
+        self
+    }
+
+    /// Adds an HTTP header to every request (e.g. a tenant header for a proxy). Values are
+    /// treated as secrets: never logged or shown by `Debug`.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), Secret(value.into())));
+        self
+    }
+
+    /// The HTTP method of pushes. Default [`PushMethod::Put`]. With lifecycle metrics on, only
+    /// a successful run's final push uses PUT; other pushes are POSTs so that a failed or
+    /// killed run keeps the last success timestamp (see [`lifecycle_metrics`](Self::lifecycle_metrics)).
+    pub fn method(mut self, method: PushMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Compression of request bodies. Default [`Compression::None`].
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The body format of pushes to a Pushgateway. Default [`ExpositionFormat::Text`].
+    pub fn exposition_format(mut self, format: ExpositionFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// What SIGTERM, SIGINT and SIGHUP do. Default [`SignalHandling::PushAndExit`].
+    pub fn signals(mut self, signals: SignalHandling) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// Whether pushes carry the batch-job lifecycle metrics ([`crate::lifecycle`]): start time,
+    /// duration, outcome, exit code and last success time. Default on.
+    pub fn lifecycle_metrics(mut self, enabled: bool) -> Self {
+        self.lifecycle_metrics = enabled;
+        self
+    }
+
+    /// Whether pushes carry the exporter's own metrics, prefixed `pushgateway_exporter_`:
+    /// `pushes_total{result="success"|"failure"}`, `push_duration_seconds` (the last push,
+    /// retries included), `sent_bytes_total` (request bodies, every attempt),
+    /// `last_success_time_seconds`, and with a spool `spool_snapshots`, `spool_bytes`,
+    /// `spool_written_total`, `spool_replayed_total`, `spool_dropped_total`. They are recorded
+    /// after each push, so a push's own result shows from the next push on. Default on.
+    pub fn self_metrics(mut self, enabled: bool) -> Self {
+        self.self_metrics = enabled;
+        self
+    }
+
+    /// Delete the group instead of making a final push, for long-running services that must
+    /// not leave a stale group behind when they stop. Default off.
+    pub fn delete_on_shutdown(mut self, enabled: bool) -> Self {
+        self.delete_on_shutdown = enabled;
+        self
+    }
+
+    /// Whether anything is pushed. When off, the recorder is still installed and
+    /// [`render`](crate::PushHandle::render) works, but no thread, signal handler or panic hook
+    /// is installed and pushes return a report without a status. Default on.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Trusts the CA certificate(s) in `pem` (PEM, one or more `CERTIFICATE` blocks) for the
+    /// gateway's certificate, in addition to the built-in roots: for a gateway whose
+    /// certificate comes from a private CA. May be called several times.
+    ///
+    /// A certificate that no trusted CA signed fails the push with [`PushError::Tls`]; there is
+    /// no fallback to an unverified connection.
+    ///
+    /// [`PushError::Tls`]: crate::PushError::Tls
+    pub fn ca_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls.ca_pem.extend_from_slice(pem.as_ref());
+        self.tls.ca_pem.push(b'\n');
+        self
+    }
+
+    /// The client certificate (chain) and its private key, both PEM, presented for mutual TLS
+    /// (a gateway with `client_auth_type: RequireAndVerifyClientCert`). The key is treated as
+    /// a secret: never logged or shown by `Debug`.
+    pub fn client_identity(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.client_cert = Some(cert_pem.into());
+        self.client_key = Some(Secret(key_pem.into()));
+        self
+    }
+
+    /// Accepts any certificate from the gateway, without verifying it: anyone between the job
+    /// and the gateway can read and change what is pushed, credentials included. For a test
+    /// setup only; `install` logs a warning when it is on. Default off.
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.tls.accept_invalid_certs = accept;
+        self
+    }
+
+    /// Keeps snapshots whose push failed for good (retries used up, or the deadline reached
+    /// at exit) in `dir`, and sends them again later: the next process that installs with the
+    /// same directory replays them on its pusher thread, oldest first, before its own pushes;
+    /// [`replay`](Self::replay) does it on demand. Default: no spool.
+    ///
+    /// Per grouping key only the newest snapshot is kept. The directory is created with mode
+    /// 0700 and files with 0600. A snapshot the gateway refuses for its content (400) is not
+    /// spooled. Bounded by [`spool_limits`](Self::spool_limits).
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// Bounds of the spool: at most `max_files` snapshot files and `max_bytes` bytes. When a
+    /// new snapshot would exceed them, the oldest files are removed, each with a warning and
+    /// counted in `pushgateway_exporter_spool_dropped_total`. Default
+    /// [`DEFAULT_SPOOL_MAX_FILES`](crate::DEFAULT_SPOOL_MAX_FILES) (100) and
+    /// [`DEFAULT_SPOOL_MAX_BYTES`](crate::DEFAULT_SPOOL_MAX_BYTES) (64 MiB).
+    pub fn spool_limits(mut self, max_files: usize, max_bytes: u64) -> Self {
+        self.spool_max_files = max_files;
+        self.spool_max_bytes = max_bytes;
+        self
+    }
+
+    /// Histogram bucket upper bounds for all histograms (strictly increasing, finite).
+    /// Default [`DEFAULT_BUCKETS`]. Histograms are always rendered as Prometheus histograms
+    /// (never summaries), so they aggregate across runs and instances.
+    pub fn buckets(mut self, buckets: &[f64]) -> Self {
+        self.buckets = buckets.to_vec();
+        self
+    }
+
+    /// Histogram bucket upper bounds for the metrics `matcher` selects (full name, prefix or
+    /// suffix), instead of [`buckets`](Self::buckets).
+    pub fn buckets_for_metric(mut self, matcher: Matcher, buckets: &[f64]) -> Self {
+        self.buckets_for_metric.push((matcher, buckets.to_vec()));
+        self
+    }
+}

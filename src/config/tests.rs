@@ -1,0 +1,632 @@
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::check::*;
+use super::env::*;
+use super::*;
+use crate::log::redact_url;
+use crate::sink::http::TlsConfig;
+use crate::target::{Target, TargetKind};
+use crate::InitError;
+
+fn env(vars: &[(&str, &str)]) -> Result<PushgatewayBuilder, InitError> {
+    let map: HashMap<String, OsString> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), OsString::from(v)))
+        .collect();
+    PushgatewayBuilder::from_lookup(|k| map.get(k).cloned())
+}
+
+#[test]
+fn label_names() {
+    for ok in ["instance", "_x", "a1_B"] {
+        assert_eq!(check_label_name(ok), Ok(()), "{ok}");
+    }
+    for bad in ["", "a-b", "1a", "__a", "a b", "ä"] {
+        assert!(check_label_name(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn label_conflicts_are_errors() {
+    let g = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    let err = check_labels(&g(&[("instance", "a"), ("instance", "b")]), &[]).unwrap_err();
+    assert!(matches!(err, InitError::DuplicateLabel { ref name, .. } if name == "instance"));
+    let err = check_labels(&g(&[("instance", "a")]), &g(&[("instance", "b")])).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("both a global and a grouping label"),
+        "{err}"
+    );
+    let err = check_labels(&g(&[("job", "a")]), &[]).unwrap_err();
+    assert!(err.to_string().contains(".job()"), "{err}");
+    let err = check_labels(&[], &g(&[("a-b", "x")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid global label name \"a-b\": a label name may hold only ASCII letters, digits and underscores"
+    );
+}
+
+#[test]
+fn endpoints() {
+    let Endpoint { url, auth, group } =
+        parse_endpoint("http://127.0.0.1:9091", TargetKind::Pushgateway).unwrap();
+    assert_eq!(url.as_str(), "http://127.0.0.1:9091/");
+    assert!(auth.is_none() && group.is_none());
+    // No scheme: http, as client_golang and the prometheus crate take it.
+    for (raw, kind) in [
+        ("127.0.0.1:9091/", TargetKind::Pushgateway),
+        ("gateway:9091/", TargetKind::Pushgateway),
+        ("localhost:9091/prefix", TargetKind::Pushgateway),
+        ("mimir:9009/api/v1/push", TargetKind::RemoteWrite),
+    ] {
+        let url = parse_endpoint(raw, kind).unwrap().url;
+        assert_eq!(url.as_str(), format!("http://{raw}"), "{raw}");
+    }
+    let Endpoint { url, auth, .. } = parse_endpoint(
+        "https://u:p%40ss@gw.example/prefix",
+        TargetKind::Pushgateway,
+    )
+    .unwrap();
+    assert_eq!(url.as_str(), "https://gw.example/prefix");
+    match auth {
+        Some(Auth::Basic { username, password }) => {
+            assert_eq!(username, "u");
+            assert_eq!(password.0, "p@ss");
+        }
+        other => panic!("{other:?}"),
+    }
+    for (bad, why) in [
+        ("ftp://gw", "scheme"),
+        ("http://", "empty host"),
+        ("http://gw/?a=b", "query"),
+        ("not a url", "international domain name"),
+        ("gateway:9091:9092", "invalid port"),
+        ("http://[::1", "invalid IPv6"),
+        (
+            "http://gw/metrics/job/a/instance",
+            "followed by <label>/<value> pairs",
+        ),
+        ("http://gw/metrics/job/", "must be /metrics/job/<job>"),
+        (
+            "http://gw/metrics/job@base64/",
+            "must be /metrics/job/<job>",
+        ),
+        ("http://gw/metrics/job@base64/=", "empty job"),
+        ("http://gw/metrics/job/a/x@base64/!!", "the value of x"),
+        ("http://gw/metrics/job/a/x@base64/_w", "not valid UTF-8"),
+    ] {
+        let err = parse_endpoint(bad, TargetKind::Pushgateway).unwrap_err();
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn group_paths_in_pushgateway_urls() {
+    let parse = |raw| parse_endpoint(raw, TargetKind::Pushgateway).unwrap();
+    let e = parse("http://gw:9091/metrics/job/ingester");
+    assert_eq!(e.url.as_str(), "http://gw:9091/");
+    assert_eq!(
+        e.group,
+        Some(UrlGroup {
+            job: "ingester".into(),
+            grouping: vec![]
+        })
+    );
+    // A prefix before the group path is the endpoint's; values decoded as the gateway
+    // decodes them; a trailing slash is allowed.
+    let e = parse(
+        "https://u:p@gw/push/metrics/job@base64/YS9i/instance/h%201/path@base64/L3Zhci9sb2c=/",
+    );
+    assert_eq!(e.url.as_str(), "https://gw/push");
+    assert_eq!(
+        e.group,
+        Some(UrlGroup {
+            job: "a/b".into(),
+            grouping: vec![
+                ("instance".into(), "h 1".into()),
+                ("path".into(), "/var/log".into())
+            ]
+        })
+    );
+    // Remote-write URLs are taken as they are.
+    let e = parse_endpoint("http://vm/metrics/job/x", TargetKind::RemoteWrite).unwrap();
+    assert_eq!(e.url.as_str(), "http://vm/metrics/job/x");
+    assert!(e.group.is_none());
+}
+
+#[test]
+fn the_group_path_gives_job_and_grouping_where_code_sets_none() {
+    let b = PushgatewayBuilder::new("http://gw:9091/metrics/job/from-url/instance/h1")
+        .grouping_label("zone", "eu");
+    let (job, grouping) = b.identity().unwrap();
+    assert_eq!(job, "from-url");
+    assert_eq!(
+        grouping,
+        [
+            ("zone".to_owned(), "eu".to_owned()),
+            ("instance".to_owned(), "h1".to_owned())
+        ]
+    );
+    // The same values twice are no conflict.
+    let b = PushgatewayBuilder::new("http://gw:9091/metrics/job/a/instance/h1")
+        .job("a")
+        .grouping_label("instance", "h1");
+    assert_eq!(b.identity().unwrap().0, "a");
+    let err = PushgatewayBuilder::new("http://gw:9091/metrics/job/from-url")
+        .job("ingester")
+        .install()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid Pushgateway URL \"http://gw:9091/metrics/job/from-url\": its group path \
+         names the job \"from-url\", and the job is \"ingester\" (set by init's argument, \
+         .job() or another URL): give one job, or drop /metrics/job/... from the URL"
+    );
+    let err = PushgatewayBuilder::new("http://gw:9091/metrics/job/a/instance/h1")
+        .grouping_label("instance", "h2")
+        .install()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("sets instance=\"h1\", and instance=\"h2\" is set too"),
+        "{err}"
+    );
+    // Two gateways naming two jobs.
+    let err = env(&[(ENV_URL, "gw1/metrics/job/a,gw2/metrics/job/b")])
+        .unwrap()
+        .install()
+        .unwrap_err();
+    assert!(err.to_string().contains("names the job \"b\""), "{err}");
+    // A grouping label that is not a label name is refused as any other.
+    let err = PushgatewayBuilder::new("http://gw/metrics/job/a/1x/v")
+        .install()
+        .unwrap_err();
+    assert!(matches!(err, InitError::InvalidLabelName { .. }), "{err}");
+}
+
+#[test]
+fn the_default_gateway_only_without_any_target() {
+    let b = env(&[]).unwrap();
+    assert!(b.targets.is_empty());
+    let b = env(&[])
+        .unwrap()
+        .remote_write("http://mimir:9009/api/v1/push");
+    assert_eq!(
+        b.targets,
+        [Target::remote_write("http://mimir:9009/api/v1/push")]
+    );
+    let b = env(&[]).unwrap().textfile("/tmp");
+    assert_eq!(b.targets, [Target::textfile("/tmp")]);
+}
+
+#[test]
+fn headers_from_the_environment() {
+    let b = env(&[(
+        ENV_HEADERS,
+        "X-Scope-OrgID=team-a, Authorization=Bearer%20abc%2Cdef ,X-Empty=",
+    )])
+    .unwrap();
+    let headers: Vec<(&str, &str)> = b
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.0.as_str()))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            ("X-Scope-OrgID", "team-a"),
+            ("Authorization", "Bearer abc,def"),
+            ("X-Empty", "")
+        ]
+    );
+    assert!(!format!("{b:?}").contains("team-a"), "{b:?}");
+    for bad in ["X-A=1,secret-token", "=x", "X-A=%FF"] {
+        let err = env(&[(ENV_HEADERS, bad)]).unwrap_err().to_string();
+        assert!(err.contains("PUSHGATEWAY_HEADERS"), "{err}");
+        assert!(!err.contains("secret") && !err.contains("%FF"), "{err}");
+    }
+    let err = env(&[(ENV_HEADERS, "Bad Name=1")])
+        .unwrap()
+        .job("j")
+        .install()
+        .unwrap_err();
+    assert!(matches!(err, InitError::InvalidHeader { .. }), "{err}");
+}
+
+#[test]
+fn the_host_name_as_a_grouping_label() {
+    let host = hostname::get().unwrap().to_string_lossy().into_owned();
+    assert!(!host.is_empty());
+    let b = env(&[(ENV_HOSTNAME_LABEL, "instance")]).unwrap().job("j");
+    assert_eq!(
+        b.identity().unwrap().1,
+        [("instance".to_owned(), host.clone())]
+    );
+    // An explicit label of the same name wins.
+    let b = PushgatewayBuilder::new(DEFAULT_ENDPOINT)
+        .job("j")
+        .hostname_grouping_label("instance")
+        .grouping_label("instance", "mine");
+    assert_eq!(
+        b.identity().unwrap().1,
+        [("instance".to_owned(), "mine".to_owned())]
+    );
+    let err = env(&[(ENV_HOSTNAME_LABEL, "host-name")]).unwrap_err();
+    assert!(
+        err.to_string().contains("PUSHGATEWAY_HOSTNAME_LABEL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn targets_from_the_environment() {
+    let b = env(&[(ENV_URL, "http://a:9091, http://b:9091")]).unwrap();
+    assert_eq!(
+        b.targets,
+        [
+            Target::pushgateway("http://a:9091"),
+            Target::pushgateway("http://b:9091")
+        ]
+    );
+    // Another target alone replaces the default gateway.
+    let b = env(&[(ENV_REMOTE_WRITE_URL, "http://mimir:9009/api/v1/push")]).unwrap();
+    assert_eq!(
+        b.targets,
+        [Target::remote_write("http://mimir:9009/api/v1/push")]
+    );
+    let b = env(&[
+        (ENV_TEXTFILE_DIR, "/var/lib/node_exporter"),
+        (ENV_URL, "http://gw:9091"),
+        (
+            ENV_REMOTE_WRITE_URL,
+            "http://vm:8428/api/v1/write?extra_label=dc=eu",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(
+        b.targets,
+        [
+            Target::pushgateway("http://gw:9091"),
+            Target::remote_write("http://vm:8428/api/v1/write?extra_label=dc=eu"),
+            Target::textfile("/var/lib/node_exporter"),
+        ]
+    );
+    let err = env(&[(ENV_REMOTE_WRITE_URL, "http://ok:1/w,ftp://mimir:9009")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid value \"http://ok:1/w,ftp://mimir:9009\" in environment variable \
+         PUSHGATEWAY_REMOTE_WRITE_URL: the scheme must be http or https, not \"ftp\""
+    );
+    let err = env(&[(ENV_URL, "http://gw:9091?x=1")]).unwrap_err();
+    assert!(err.to_string().contains("query string"), "{err}");
+}
+
+#[test]
+fn target_settings_are_checked_at_install() {
+    let err = PushgatewayBuilder::with_targets([Target::remote_write("mimir:x/api/v1/push")])
+        .job("j")
+        .install()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid remote write URL \"mimir:x/api/v1/push\": invalid port number"
+    );
+    let err = PushgatewayBuilder::with_targets([Target::textfile("/tmp")])
+        .spool_dir("/tmp/spool")
+        .job("j")
+        .install()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no Pushgateway is a target"),
+        "{err}"
+    );
+    let err = PushgatewayBuilder::with_targets([Target::textfile("")])
+        .job("j")
+        .install()
+        .unwrap_err();
+    assert!(err.to_string().contains("textfile"), "{err}");
+}
+
+#[test]
+fn redaction() {
+    assert_eq!(redact_url("http://u:secret@h:1/p"), "http://u:***@h:1/p");
+    assert_eq!(redact_url("http://u@h"), "http://u@h");
+    assert_eq!(redact_url("http://h/p@x"), "http://h/p@x");
+    assert_eq!(redact_url("nonsense"), "nonsense");
+    let b = PushgatewayBuilder::new("http://u:hunter2@h")
+        .basic_auth("u", "hunter3")
+        .header("X-Token", "hunter4");
+    let debug = format!("{b:?}");
+    for secret in ["hunter2", "hunter3", "hunter4"] {
+        assert!(!debug.contains(secret), "{debug}");
+    }
+    let b = PushgatewayBuilder::new("http://h").bearer_token("hunter5");
+    assert!(!format!("{b:?}").contains("hunter5"));
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("15s", false), Ok(Duration::from_secs(15)));
+    assert_eq!(
+        parse_duration("500ms", false),
+        Ok(Duration::from_millis(500))
+    );
+    assert_eq!(parse_duration("1m 30s", false), Ok(Duration::from_secs(90)));
+    assert_eq!(
+        parse_duration("2.5", false),
+        Ok(Duration::from_millis(2500))
+    );
+    assert_eq!(parse_duration("off", true), Ok(Duration::ZERO));
+    assert!(parse_duration("off", false).is_err());
+    assert!(parse_duration("-1", false).is_err());
+    assert!(parse_duration("NaN", false).is_err());
+    assert!(parse_duration("5 parsecs", false).is_err());
+}
+
+#[test]
+fn environment() {
+    let b = env(&[]).unwrap();
+    // No target: the default gateway, chosen at install.
+    assert!(b.targets.is_empty());
+    assert!(b.enabled);
+    let b = env(&[
+        (ENV_URL, "https://gw.example:9091"),
+        (ENV_INTERVAL, "off"),
+        (ENV_SHUTDOWN_TIMEOUT, "2s"),
+        (ENV_GROUPING, "instance=run-1, region = eu"),
+        (ENV_DISABLED, "true"),
+        (ENV_USERNAME, "u"),
+        (ENV_PASSWORD, "p"),
+    ])
+    .unwrap();
+    assert_eq!(b.targets, [Target::pushgateway("https://gw.example:9091")]);
+    assert_eq!(b.interval, Duration::ZERO);
+    assert_eq!(b.shutdown_timeout, Duration::from_secs(2));
+    assert_eq!(
+        b.grouping,
+        vec![
+            ("instance".to_owned(), "run-1".to_owned()),
+            ("region".to_owned(), "eu".to_owned())
+        ]
+    );
+    assert!(!b.enabled);
+    assert!(matches!(b.auth, Some(Auth::Basic { .. })));
+}
+
+#[test]
+fn bad_environment_names_variable_and_value() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[(ENV_URL, "gateway:99999")], "PUSHGATEWAY_URL"),
+        (
+            &[(ENV_INTERVAL, "5 parsecs")],
+            "\"5 parsecs\" in environment variable PUSHGATEWAY_INTERVAL",
+        ),
+        (
+            &[(ENV_SHUTDOWN_TIMEOUT, "0")],
+            "PUSHGATEWAY_SHUTDOWN_TIMEOUT",
+        ),
+        (
+            &[(ENV_PUSH_TIMEOUT, "soon")],
+            "\"soon\" in environment variable PUSHGATEWAY_PUSH_TIMEOUT",
+        ),
+        (&[(ENV_GROUPING, "instance")], "PUSHGATEWAY_GROUPING"),
+        (&[(ENV_GROUPING, "a-b=1")], "PUSHGATEWAY_GROUPING"),
+        (&[(ENV_DISABLED, "maybe")], "PUSHGATEWAY_DISABLED"),
+        (&[(ENV_PASSWORD, "hunter2")], "PUSHGATEWAY_PASSWORD"),
+        (
+            &[(ENV_CA_FILE, "/nonexistent/ca.pem")],
+            "\"/nonexistent/ca.pem\" in environment variable PUSHGATEWAY_CA_FILE: cannot read the file",
+        ),
+        (
+            &[(ENV_CLIENT_KEY_FILE, "/k.pem")],
+            "PUSHGATEWAY_CLIENT_KEY_FILE: a client key needs its certificate in PUSHGATEWAY_CLIENT_CERT_FILE",
+        ),
+    ];
+    for (vars, expected) in cases {
+        let err = env(vars).unwrap_err().to_string();
+        assert!(err.contains(expected), "{vars:?}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+    let err = env(&[(ENV_URL, "http://u:hunter2@/x")])
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn ci_labels_from_github_and_gitlab() {
+    let lookup = |vars: &[(&str, &str)]| {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k: &str| map.get(k).cloned()
+    };
+    let github = lookup(&[
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_REPOSITORY", "acme/ingest"),
+        ("GITHUB_WORKFLOW", "nightly"),
+        ("GITHUB_REF_NAME", "main"),
+        ("GITHUB_SHA", "0123abc"),
+    ]);
+    let pairs = |v: Vec<(String, String)>| -> Vec<String> {
+        v.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+    };
+    assert_eq!(
+        pairs(ci_labels(&github, CiLabels::Stable)),
+        [
+            "ci_repository=acme/ingest",
+            "ci_workflow=nightly",
+            "ci_ref=main"
+        ]
+    );
+    assert_eq!(
+        pairs(ci_labels(&github, CiLabels::WithCommit))
+            .last()
+            .unwrap(),
+        "ci_commit=0123abc"
+    );
+    let gitlab = lookup(&[
+        ("GITLAB_CI", "true"),
+        ("CI_PROJECT_PATH", "acme/ingest"),
+        ("CI_JOB_NAME", "load"),
+        ("CI_COMMIT_REF_NAME", ""),
+    ]);
+    assert_eq!(
+        pairs(ci_labels(&gitlab, CiLabels::Stable)),
+        ["ci_repository=acme/ingest", "ci_workflow=load"]
+    );
+    assert!(ci_labels(lookup(&[("CI", "true")]), CiLabels::WithCommit).is_empty());
+    let err = env(&[(ENV_CI_LABELS, "sometimes")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("PUSHGATEWAY_CI_LABELS"), "{err}");
+}
+
+#[test]
+fn insecure_configurations_are_named() {
+    let url = |u: &str| Url::parse(u).unwrap();
+    let plain = TlsConfig::default();
+    let w = insecure_warning(&url("http://gw.example:9091/metrics/job/j"), true, &plain);
+    assert!(w.unwrap().contains("credentials are sent over plain http"));
+    for (u, creds) in [
+        ("http://gw.example:9091", false),
+        ("https://gw.example:9091", true),
+        ("http://127.0.0.1:9091", true),
+        ("http://[::1]:9091", true),
+        ("http://localhost:9091", true),
+    ] {
+        assert_eq!(insecure_warning(&url(u), creds, &plain), None, "{u}");
+    }
+    let danger = TlsConfig {
+        accept_invalid_certs: true,
+        ..TlsConfig::default()
+    };
+    let w = insecure_warning(&url("https://gw.example"), false, &danger).unwrap();
+    assert!(w.contains("danger_accept_invalid_certs"), "{w}");
+}
+
+#[test]
+fn bad_settings_are_init_errors() {
+    let b = || PushgatewayBuilder::new("http://127.0.0.1:9091").job("j");
+    let cases: Vec<(PushgatewayBuilder, &str)> = vec![
+        (PushgatewayBuilder::new("http://127.0.0.1:9091"), "job name"),
+        (b().job(""), "job name"),
+        (b().grouping_label("__x", "1"), "reserved"),
+        (b().shutdown_timeout(Duration::ZERO), "shutdown_timeout"),
+        (b().push_timeout(Duration::ZERO), "push_timeout"),
+        (b().header("bad header", "x"), "HTTP header"),
+        (b().header("x-a", "line\nbreak"), "not allowed"),
+        (b().buckets(&[]), "bucket"),
+        (b().buckets(&[1.0, 0.5]), "increasing"),
+        (b().buckets(&[1.0, f64::INFINITY]), "finite"),
+        (b().basic_auth("a:b", "c"), "':'"),
+        (b().spool_dir(""), "spool_dir"),
+        (b().spool_dir("/tmp/x").spool_limits(0, 1), "spool_limits"),
+        (
+            b().ca_certificate("not a certificate"),
+            "invalid TLS CA certificate",
+        ),
+        (
+            b().ca_certificate("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            "invalid TLS CA certificate",
+        ),
+        (
+            b().client_identity(
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "no key",
+            ),
+            "invalid TLS client key",
+        ),
+        (
+            PushgatewayBuilder::new("localhost:9091:1").job("j"),
+            "invalid port",
+        ),
+    ];
+    for (builder, expected) in cases {
+        let err = builder.install().unwrap_err().to_string();
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VARS: [&str; 14] = [
+        ENV_URL,
+        ENV_USERNAME,
+        ENV_PASSWORD,
+        ENV_BEARER_TOKEN,
+        ENV_INTERVAL,
+        ENV_PUSH_TIMEOUT,
+        ENV_SHUTDOWN_TIMEOUT,
+        ENV_GROUPING,
+        ENV_DISABLED,
+        ENV_SELF_METRICS,
+        ENV_CI_LABELS,
+        ENV_SPOOL_DIR,
+        ENV_CLIENT_CERT_FILE,
+        ENV_CLIENT_KEY_FILE,
+    ];
+
+    /// Text that looks like configuration more often than random bytes would.
+    fn config_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a-z0-9:/@.%=,_ -]{0,40}",
+            "(http|https|ftp)://[a-z0-9:@.%/\\[\\]]{0,30}",
+            "[0-9]{1,20}(ns|us|ms|s|m|h|d| parsecs)?",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(text in config_text()) {
+            let _ = parse_endpoint(&text, TargetKind::Pushgateway);
+            let _ = parse_duration(&text, true);
+            let _ = parse_duration(&text, false);
+            let _ = parse_bool(&text);
+            let _ = parse_grouping(&text);
+            let _ = redact_url(&text);
+        }
+
+        #[test]
+        fn any_environment_gives_a_builder_or_an_error_naming_the_variable(
+            values in proptest::collection::vec(proptest::option::of(config_text()), VARS.len())
+        ) {
+            let vars: Vec<(&str, &str)> = VARS
+                .iter()
+                .zip(&values)
+                .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))
+                .collect();
+            match env(&vars) {
+                Ok(builder) => {
+                    // Whatever the environment held, install's checks do not panic either.
+                    let _ = builder.job("j").tls_config();
+                }
+                Err(InitError::InvalidEnv { var, .. }) => {
+                    prop_assert!(VARS.contains(&var));
+                }
+                Err(other) => prop_assert!(false, "not InvalidEnv: {other}"),
+            }
+        }
+
+        #[test]
+        fn secrets_never_show_in_errors(secret in "[a-zA-Z0-9]{12,20}") {
+            let url = format!("http://user:{secret}@host:bad-port");
+            let err = env(&[(ENV_URL, &url)]).unwrap_err().to_string();
+            prop_assert!(!err.contains(&secret), "{err}");
+            let err = env(&[(ENV_PASSWORD, &secret)]).unwrap_err().to_string();
+            prop_assert!(!err.contains(&secret), "{err}");
+        }
+    }
+}
