@@ -265,7 +265,12 @@ mod tests {
                     row("", None, g.value.unwrap());
                 } else if let Some(h) = &metric.histogram {
                     for b in &h.bucket {
-                        let le = b.upper_bound.unwrap().to_string();
+                        let bound = b.upper_bound.unwrap();
+                        let le = if bound == f64::INFINITY {
+                            "+Inf".to_owned()
+                        } else {
+                            bound.to_string()
+                        };
                         row(
                             "_bucket",
                             Some(("le", le)),
@@ -273,7 +278,6 @@ mod tests {
                         );
                     }
                     let count = h.sample_count.unwrap() as f64;
-                    row("_bucket", Some(("le", "+Inf".into())), count);
                     row("_sum", None, h.sample_sum.unwrap());
                     row("_count", None, count);
                 }

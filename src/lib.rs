@@ -108,8 +108,9 @@
 //!
 //! # Protocol
 //!
-//! Pushes go to `{endpoint}/metrics/job/{job}{/{label}/{value}}` in the text exposition format
-//! 0.0.4 (or protobuf: [`ExpositionFormat`]), without sample timestamps. Values that cannot go into a URL path as they are (empty,
+//! Pushes go to `{endpoint}/metrics/job/{job}{/{label}/{value}}` as protobuf `MetricFamily`
+//! messages, or in the text exposition format 0.0.4 ([`ExpositionFormat`]), without sample
+//! timestamps. Values that cannot go into a URL path as they are (empty,
 //! `.`, `..`, `/`, spaces, `+`, `%`, non-ASCII) are sent as `@base64` with the URL-safe alphabet.
 //! 2xx is success; 5xx, 408, 429 and connection errors are retried with exponential backoff and
 //! jitter within the push's time budget; other answers are not retried and the error carries the
@@ -143,7 +144,7 @@ pub use compression::Compression;
 pub use config::{
     ExpositionFormat, PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL,
     DEFAULT_PUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS,
-    ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DISABLED, ENV_GROUPING, ENV_HEADERS,
+    ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DISABLED, ENV_FORMAT, ENV_GROUPING, ENV_HEADERS,
     ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_PASSWORD, ENV_PUSH_TIMEOUT, ENV_REMOTE_WRITE_URL,
     ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
 };

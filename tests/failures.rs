@@ -24,6 +24,8 @@ fn run_against(url: &str, scenario: &str, job: &str) -> (std::process::Output, D
         &[
             ("PUSHGATEWAY_URL", url),
             ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+            // The bodies are read here: text.
+            ("PUSHGATEWAY_FORMAT", "text"),
         ],
     )
 }
@@ -209,6 +211,7 @@ async fn the_final_push_is_the_last_request() {
         &[
             ("PUSHGATEWAY_URL", &server.uri()),
             ("PUSHGATEWAY_INTERVAL", "20ms"),
+            ("PUSHGATEWAY_FORMAT", "text"),
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));

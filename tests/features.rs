@@ -20,7 +20,7 @@ fn without_default_features_a_job_pushes_to_a_gateway() {
     let gw = Pushgateway::start();
     for (job, extra) in [
         ("minimal", None),
-        ("minimal-protobuf", Some(("TEST_PROTOBUF", "1"))),
+        ("minimal-text", Some(("PUSHGATEWAY_FORMAT", "text"))),
     ] {
         let mut env = vec![("PUSHGATEWAY_URL", gw.url.as_str())];
         env.extend(extra);

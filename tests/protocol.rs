@@ -139,10 +139,10 @@ fn gzip_bodies_are_accepted_by_the_real_gateway() {
 }
 
 #[test]
-fn protobuf_bodies_are_read_back_exactly() {
+fn protobuf_bodies_the_default_are_read_back_exactly_as_text_ones() {
     let gw = Pushgateway::start();
     for (job, gzip) in [("protobuf", false), ("protobuf-gzip", true)] {
-        let mut env = vec![("PUSHGATEWAY_URL", gw.url.as_str()), ("TEST_PROTOBUF", "1")];
+        let mut env = vec![("PUSHGATEWAY_URL", gw.url.as_str())];
         if gzip {
             env.push(("TEST_GZIP", "1"));
         }
@@ -171,7 +171,7 @@ fn protobuf_bodies_are_read_back_exactly() {
         "shutdown",
         "as-text",
         &[],
-        &[("PUSHGATEWAY_URL", &gw.url)],
+        &[("PUSHGATEWAY_URL", &gw.url), ("PUSHGATEWAY_FORMAT", "text")],
     );
     assert!(out.status.success());
     // Every family with its type and the label sets of its samples.

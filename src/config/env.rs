@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use super::check::{check_label_name, parse_endpoint, percent_decode};
-use super::{CiLabels, PushgatewayBuilder};
+use super::{CiLabels, ExpositionFormat, PushgatewayBuilder};
 use crate::log::redact_url;
 use crate::target::{Target, TargetKind};
 use crate::InitError;
@@ -63,6 +63,10 @@ pub const ENV_HEADERS: &str = "PUSHGATEWAY_HEADERS";
 /// Environment variable: the name of a grouping label whose value is this host's name
 /// ([`PushgatewayBuilder::hostname_grouping_label`]), e.g. `instance`.
 pub const ENV_HOSTNAME_LABEL: &str = "PUSHGATEWAY_HOSTNAME_LABEL";
+
+/// Environment variable: the body format of pushes to a Pushgateway, `protobuf` (the
+/// default) or `text` ([`ExpositionFormat`](crate::ExpositionFormat)).
+pub const ENV_FORMAT: &str = "PUSHGATEWAY_FORMAT";
 
 /// Environment variable: `1`, `true`, `yes` or `on` adds grouping labels from a CI
 /// environment ([`PushgatewayBuilder::ci_grouping_labels`]); `commit` adds the commit too.
@@ -152,6 +156,9 @@ impl PushgatewayBuilder {
         })? {
             b.hostname_label = Some(name);
         }
+        if let Some(format) = env.parsed(ENV_FORMAT, parse_format)? {
+            b.format = format;
+        }
         if let Some(dir) = env.get(ENV_SPOOL_DIR, false)? {
             b.spool_dir = Some(dir.into());
         }
@@ -201,6 +208,15 @@ fn duration(name: &'static str, text: &str) -> Result<Duration, String> {
         return Err("a timeout must be longer than zero".into());
     }
     Ok(d)
+}
+
+/// `PUSHGATEWAY_FORMAT`: `text` or `protobuf`.
+fn parse_format(text: &str) -> Result<ExpositionFormat, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "text" => Ok(ExpositionFormat::Text),
+        "protobuf" => Ok(ExpositionFormat::Protobuf),
+        _ => Err("expected text or protobuf".into()),
+    }
 }
 
 /// `PUSHGATEWAY_CI_LABELS`: a boolean, or `commit`.

@@ -127,12 +127,16 @@ pub(crate) fn encode(snapshot: &Snapshot, out: &mut Vec<u8>, scratch: &mut Vec<u
                     let histogram = metric.histogram.get_or_insert_with(Histogram::default);
                     histogram.sample_count = Some(counts.last().copied().unwrap_or(0));
                     histogram.sample_sum = Some(sum);
-                    // The +Inf bucket is implied by the count, as client_golang sends it.
-                    histogram.bucket.resize_with(bounds.len(), Bucket::default);
+                    // The +Inf bucket too (client_golang leaves it to the count): the gateway
+                    // then holds, and its API shows, the same buckets as for a text body.
+                    histogram
+                        .bucket
+                        .resize_with(bounds.len() + 1, Bucket::default);
+                    let upper = bounds.iter().copied().chain([f64::INFINITY]);
                     for ((bucket, bound), count) in
-                        histogram.bucket.iter_mut().zip(bounds).zip(counts)
+                        histogram.bucket.iter_mut().zip(upper).zip(counts)
                     {
-                        bucket.upper_bound = Some(*bound);
+                        bucket.upper_bound = Some(bound);
                         bucket.cumulative_count = Some(*count);
                     }
                 }

@@ -36,9 +36,6 @@ fn install(job: &str, grouping: &[String]) -> PushGuard {
     if std::env::var_os("TEST_GZIP").is_some() {
         builder = builder.compression(metrics_exporter_pushgateway::Compression::Gzip);
     }
-    if std::env::var_os("TEST_PROTOBUF").is_some() {
-        builder = builder.exposition_format(metrics_exporter_pushgateway::ExpositionFormat::Protobuf);
-    }
     if std::env::var_os("TEST_NO_LIFECYCLE").is_some() {
         builder = builder.lifecycle_metrics(false);
     }
