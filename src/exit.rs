@@ -48,12 +48,15 @@ mod platform {
 pub enum SignalHandling {
     /// Make the final push (bounded by the shutdown timeout), then end the process as the
     /// signal's default action would: the parent sees death by that signal (on Windows, the
-    /// exit code of the event's default handling, `STATUS_CONTROL_C_EXIT`). A second signal of
-    /// the same kind during the final push ends the process at once. The default.
+    /// exit code of the event's default handling, `STATUS_CONTROL_C_EXIT`). On Unix a second
+    /// signal of the same kind during the final push ends the process at once. The default.
     ///
     /// Windows gives a console that is closed, and a process at logoff or shutdown, a few
     /// seconds before it ends the process: for those events the final push is bounded by 4 s
-    /// even when the shutdown timeout is longer.
+    /// even when the shutdown timeout is longer. Windows calls the console handlers last
+    /// registered first: a handler the application registers after the exporter's and that
+    /// keeps the process alive leaves it running with its final push made and no more pushes;
+    /// such an application wants [`PushAndContinue`](Self::PushAndContinue).
     #[default]
     PushAndExit,
     /// Push the current values and carry on: for applications that handle the signal

@@ -58,8 +58,9 @@ impl std::fmt::Debug for PushHandle {
 }
 
 impl PushHandle {
-    /// Renders the current values in the text exposition format: exactly what a push made now
-    /// would send (the lifecycle metrics say `outcome="running"`).
+    /// Renders the current values in the text exposition format: the samples a push made now
+    /// would send (the lifecycle metrics say `outcome="running"`), whatever the body format of
+    /// the pushes.
     pub fn render(&self) -> String {
         self.inner.renderer.render(Outcome::Running)
     }

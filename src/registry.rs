@@ -34,6 +34,15 @@ pub enum Matcher {
 }
 
 impl Matcher {
+    /// Full names first, then prefixes, then suffixes; each by its text.
+    fn order(&self) -> (u8, &str) {
+        match self {
+            Matcher::Full(s) => (0, s),
+            Matcher::Prefix(s) => (1, s),
+            Matcher::Suffix(s) => (2, s),
+        }
+    }
+
     fn matches(&self, name: &str) -> bool {
         match self {
             Matcher::Full(full) => name == full,
@@ -141,12 +150,17 @@ impl Registry {
         buckets_for_metric: &[(Matcher, Vec<f64>)],
         global_labels: &[(String, String)],
     ) -> Self {
+        // As `metrics-exporter-prometheus` chooses: a matcher given twice keeps its last
+        // buckets; full names are tried first, then prefixes, then suffixes, each in order.
+        let mut matchers: Vec<(Matcher, Arc<[f64]>)> = Vec::new();
+        for (matcher, bounds) in buckets_for_metric {
+            matchers.retain(|(m, _)| m != matcher);
+            matchers.push((matcher.clone(), bounds.as_slice().into()));
+        }
+        matchers.sort_by(|(a, _), (b, _)| a.order().cmp(&b.order()));
         let storage = AtomicStorage {
             buckets: buckets.into(),
-            buckets_for_metric: buckets_for_metric
-                .iter()
-                .map(|(m, b)| (m.clone(), b.as_slice().into()))
-                .collect(),
+            buckets_for_metric: matchers,
         };
         Registry {
             registry: MetricsRegistry::new(storage),
@@ -248,4 +262,82 @@ pub(crate) fn snapshot_of(
     let registry = Arc::new(Registry::new(buckets, &[], &global));
     metrics::with_local_recorder(&Installed(Arc::clone(&registry)), record);
     registry.take()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bounds a histogram named `name` gets.
+    fn bounds_of(registry: &Registry, name: &'static str) -> Vec<f64> {
+        let key = Key::from_name(name);
+        let h = registry.registry.get_or_create_histogram(&key, Arc::clone);
+        h.bounds().to_vec()
+    }
+
+    #[test]
+    fn full_names_win_over_prefixes_and_the_last_of_a_matcher_wins() {
+        let registry = Registry::new(
+            &[1.0],
+            &[
+                (Matcher::Prefix("http_".into()), vec![2.0]),
+                (Matcher::Suffix("_seconds".into()), vec![3.0]),
+                (Matcher::Full("http_latency_seconds".into()), vec![4.0]),
+                (Matcher::Prefix("http_".into()), vec![5.0]),
+            ],
+            &[],
+        );
+        assert_eq!(bounds_of(&registry, "http_latency_seconds"), [4.0]);
+        assert_eq!(bounds_of(&registry, "http_requests"), [5.0]);
+        assert_eq!(bounds_of(&registry, "db_seconds"), [3.0]);
+        assert_eq!(bounds_of(&registry, "other"), [1.0]);
+    }
+
+    #[test]
+    fn histograms_count_at_or_below_each_bound_and_nan_only_in_inf() {
+        let snapshot = snapshot_of(&[], &[1.0, 2.0], || {
+            for v in [0.5, 1.0, 1.5, 7.0, f64::NAN] {
+                metrics::histogram!("h").record(v);
+            }
+        });
+        let family = &snapshot.families()[0];
+        let series = snapshot.series(family).next().unwrap();
+        assert_eq!(series.bucket_counts(), [2, 3, 5]);
+        match series.value() {
+            crate::snapshot::Value::Histogram { sum, .. } => assert!(sum.is_nan()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_that_become_one_are_one_family() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::counter!("db.queries", "op" => "r").increment(1);
+            metrics::counter!("db_queries", "op" => "w").increment(2);
+        });
+        let families = snapshot.families();
+        assert_eq!(families.len(), 1);
+        assert_eq!(families[0].name, "db_queries");
+        let values: Vec<_> = snapshot
+            .series(&families[0])
+            .map(|s| (s.labels().collect::<Vec<_>>(), s.value()))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                (vec![("op", "r")], crate::snapshot::Value::Counter(1)),
+                (vec![("op", "w")], crate::snapshot::Value::Counter(2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn global_labels_come_first_and_a_recorded_one_gives_its_value() {
+        let snapshot = snapshot_of(&[("service", "api"), ("zone", "eu")], &[1.0], || {
+            metrics::gauge!("g", "zone" => "us", "a" => "1", "a" => "2").set(1.0);
+        });
+        let family = &snapshot.families()[0];
+        let labels: Vec<_> = snapshot.series(family).next().unwrap().labels().collect();
+        assert_eq!(labels, [("service", "api"), ("zone", "us"), ("a", "2")]);
+    }
 }

@@ -196,6 +196,8 @@ pub(crate) struct SnapshotBuilder {
     global: Vec<(String, String)>,
     /// Family index by name as recorded, one per type (`u32::MAX`: none).
     by_name: HashMap<String, [u32; 3]>,
+    /// Family index by type and name as sent.
+    by_sent: HashMap<(Kind, String), u32>,
 }
 
 impl SnapshotBuilder {
@@ -204,6 +206,7 @@ impl SnapshotBuilder {
             snapshot: Snapshot::default(),
             global: global_labels.to_vec(),
             by_name: HashMap::new(),
+            by_sent: HashMap::new(),
         }
     }
 
@@ -226,17 +229,26 @@ impl SnapshotBuilder {
                 return index;
             }
         }
+        // Names that become one once made valid (`a.b`, `a_b`) are one family, as the
+        // gateway would see them.
         let sent = metric_name(name).into_owned();
-        let (help, unit) = describe(&sent);
-        let index = self.snapshot.families.len() as u32;
-        self.snapshot.families.push(Family {
-            name: sent,
-            kind,
-            help,
-            unit,
-            bounds: None,
-            series: 0..0,
-        });
+        let index = match self.by_sent.get(&(kind, sent.clone())) {
+            Some(&index) => index,
+            None => {
+                let (help, unit) = describe(&sent);
+                let index = self.snapshot.families.len() as u32;
+                self.by_sent.insert((kind, sent.clone()), index);
+                self.snapshot.families.push(Family {
+                    name: sent,
+                    kind,
+                    help,
+                    unit,
+                    bounds: None,
+                    series: 0..0,
+                });
+                index
+            }
+        };
         self.by_name.entry(name.to_owned()).or_insert([u32::MAX; 3])[slot] = index;
         index
     }
@@ -335,7 +347,9 @@ impl SnapshotBuilder {
             *family_bounds = Some(Arc::clone(bounds));
         }
         if family_bounds.as_ref().is_some_and(|b| b[..] != bounds[..]) {
-            // Two names that become one after sanitizing, with other buckets: kept apart.
+            // A family has one set of buckets. Bounds are chosen by the name as sent, so the
+            // series of one family always share them; a series that did not could not be
+            // encoded in it, and is left out.
             return;
         }
         let buckets = self.snapshot.buckets.len() as u32;

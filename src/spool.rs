@@ -17,6 +17,9 @@
 //! <body>
 //! ```
 //!
+//! A file whose body is protobuf (`format protobuf`) starts with `... spool 2` instead, so that
+//! a reader that knows only version 1 sets it aside rather than sending it as text.
+//!
 //! Files are written to a temporary name, synced and renamed, so a reader never sees half a
 //! file; a file that does not parse or whose length or checksum is wrong anyway (a full disk, a
 //! copy) is renamed to `*.corrupt`. One process at a time replays a directory: the replayer
@@ -39,6 +42,9 @@ pub const DEFAULT_SPOOL_MAX_FILES: usize = 100;
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 const MAGIC: &str = "metrics-exporter-pushgateway spool 1";
+/// The first line of a file whose body is protobuf: a reader that knows only version 1 sets
+/// such a file aside instead of sending it as text.
+const MAGIC_2: &str = "metrics-exporter-pushgateway spool 2";
 const SNAPSHOT: &str = ".snapshot";
 const CORRUPT: &str = ".corrupt";
 const REJECTED: &str = ".rejected";
@@ -335,8 +341,9 @@ fn file_name(path: &Path) -> &str {
 
 fn header(s: &Snapshot) -> String {
     format!(
-        "{MAGIC}\ngroup {}\nmethod {}\nencoding {}\nformat {}\ncreated {}\nlength {}\ncrc32 \
+        "{}\ngroup {}\nmethod {}\nencoding {}\nformat {}\ncreated {}\nlength {}\ncrc32 \
          {:08x}\n\n",
+        if s.protobuf { MAGIC_2 } else { MAGIC },
         s.group,
         match s.method {
             PushMethod::Put => "PUT",
@@ -375,7 +382,8 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
     let head = std::str::from_utf8(&data[..end]).map_err(|_| "header is not UTF-8")?;
     let body = &data[end + 2..];
     let mut lines = head.lines();
-    if lines.next() != Some(MAGIC) {
+    let version = lines.next();
+    if version != Some(MAGIC) && version != Some(MAGIC_2) {
         return Err("unknown format (first line)".into());
     }
     let (mut group, mut method, mut gzip, mut created, mut length, mut crc) =

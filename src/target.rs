@@ -8,7 +8,7 @@ use std::path::PathBuf;
 ///
 /// | target | what is sent | when it fits |
 /// |---|---|---|
-/// | [`Pushgateway`](Self::Pushgateway) | the group, text format 0.0.4, PUT/POST | the usual path: Prometheus scrapes the gateway |
+/// | [`Pushgateway`](Self::Pushgateway) | the group, protobuf (or text 0.0.4), PUT/POST | the usual path: Prometheus scrapes the gateway |
 /// | [`RemoteWrite`](Self::RemoteWrite) | Prometheus remote write 1.0, samples stamped at push time | Mimir, Cortex, Thanos Receive, VictoriaMetrics, Prometheus with `--web.enable-remote-write-receiver` |
 /// | [`Textfile`](Self::Textfile) | `<dir>/<job>.prom`, written atomically | a host running node_exporter: no network at all |
 ///

@@ -622,8 +622,18 @@ mod properties {
 
         #[test]
         fn secrets_never_show_in_errors(secret in "[a-zA-Z0-9]{12,20}") {
-            let url = format!("http://user:{secret}@host:bad-port");
-            let err = env(&[(ENV_URL, &url)]).unwrap_err().to_string();
+            for url in [
+                format!("http://user:{secret}@host:bad-port"),
+                format!("user:{secret}@host:bad-port"),
+            ] {
+                let err = env(&[(ENV_URL, &url)]).unwrap_err().to_string();
+                prop_assert!(!err.contains(&secret), "{err}");
+                let target = format!("{:?}", Target::pushgateway(url.clone()));
+                prop_assert!(!target.contains(&secret), "{target}");
+            }
+            // An error at install (a job the URL's group path contradicts) too.
+            let url = format!("user:{secret}@host:1/metrics/job/a");
+            let err = PushgatewayBuilder::new(url).job("b").install().unwrap_err().to_string();
             prop_assert!(!err.contains(&secret), "{err}");
             let err = env(&[(ENV_PASSWORD, &secret)]).unwrap_err().to_string();
             prop_assert!(!err.contains(&secret), "{err}");
