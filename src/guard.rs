@@ -17,7 +17,7 @@ use crate::target::TargetKind;
 const GRACE: Duration = Duration::from_millis(200);
 
 /// The channel to the pusher thread of one target.
-pub(crate) struct Lane {
+pub(crate) struct TargetPusher {
     pub(crate) tx: UnboundedSender<Command>,
     pub(crate) kind: TargetKind,
     /// Where its pushes go (group URL, receiver URL, file), for errors.
@@ -27,7 +27,7 @@ pub(crate) struct Lane {
 pub(crate) struct Inner {
     pub(crate) renderer: Arc<Renderer>,
     /// One per target, in configuration order; none when pushing is disabled.
-    pub(crate) lanes: Vec<Lane>,
+    pub(crate) pushers: Vec<TargetPusher>,
     pub(crate) push_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) exiting_by_signal: AtomicBool,
@@ -46,13 +46,13 @@ impl std::fmt::Debug for PushHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let targets: Vec<&str> = self
             .inner
-            .lanes
+            .pushers
             .iter()
             .map(|l| l.location.as_str())
             .collect();
         f.debug_struct("PushHandle")
             .field("targets", &targets)
-            .field("enabled", &!self.inner.lanes.is_empty())
+            .field("enabled", &!self.inner.pushers.is_empty())
             .finish_non_exhaustive()
     }
 }
@@ -170,29 +170,29 @@ impl PushHandle {
         budget: Duration,
         command: impl Fn(Instant, Duration, SyncSender<Result<PushReport, PushError>>) -> Command,
     ) -> Result<PushReport, PushError> {
-        if self.inner.lanes.is_empty() {
+        if self.inner.pushers.is_empty() {
             return Ok(PushReport::disabled());
         }
         let deadline = Instant::now() + budget;
         let waiting: Vec<_> = self
             .inner
-            .lanes
+            .pushers
             .iter()
-            .map(|lane| {
+            .map(|pusher| {
                 let (reply, answer) = sync_channel(1);
-                let sent = lane.tx.send(command(deadline, budget, reply)).is_ok();
-                (lane, sent.then_some(answer))
+                let sent = pusher.tx.send(command(deadline, budget, reply)).is_ok();
+                (pusher, sent.then_some(answer))
             })
             .collect();
         let results: Vec<_> = waiting
             .into_iter()
-            .map(|(lane, answer)| {
+            .map(|(pusher, answer)| {
                 let left = (deadline + GRACE).saturating_duration_since(Instant::now());
                 let result = match answer.map(|a| a.recv_timeout(left)) {
                     Some(Ok(result)) => result,
                     Some(Err(RecvTimeoutError::Timeout)) => Err(PushError::Timeout {
-                        target: lane.kind,
-                        url: lane.location.clone(),
+                        target: pusher.kind,
+                        url: pusher.location.clone(),
                         timeout: budget,
                         attempts: 0,
                         last_error: None,
@@ -200,7 +200,7 @@ impl PushHandle {
                     // The pusher ended (after the final push) without answering this request.
                     None | Some(Err(RecvTimeoutError::Disconnected)) => Err(PushError::ShutDown),
                 };
-                (lane.kind, lane.location.clone(), result)
+                (pusher.kind, pusher.location.clone(), result)
             })
             .collect();
         if results
@@ -291,7 +291,7 @@ impl PushGuard {
             handle: PushHandle {
                 inner: Arc::new(Inner {
                     renderer: Arc::new(renderer),
-                    lanes: Vec::new(),
+                    pushers: Vec::new(),
                     push_timeout: crate::DEFAULT_PUSH_TIMEOUT,
                     shutdown_timeout: crate::DEFAULT_SHUTDOWN_TIMEOUT,
                     exiting_by_signal: AtomicBool::new(false),
@@ -306,7 +306,7 @@ impl PushGuard {
     /// with pushing turned off ([`enabled(false)`](crate::PushgatewayBuilder::enabled),
     /// `PUSHGATEWAY_DISABLED=1`).
     pub fn is_enabled(&self) -> bool {
-        !self.handle.inner.lanes.is_empty()
+        !self.handle.inner.pushers.is_empty()
     }
 
     /// A handle to the exporter (see [`PushHandle`]).

@@ -8,7 +8,7 @@ use super::check::{check_buckets, check_labels, insecure_warning, Connection};
 use super::env::ENV_SPOOL_DIR;
 use super::{ExpositionFormat, PushgatewayBuilder, DEFAULT_ENDPOINT};
 use crate::compression::Compression;
-use crate::guard::{Inner, Lane, PushGuard, PushHandle};
+use crate::guard::{Inner, PushGuard, PushHandle, TargetPusher};
 use crate::lifecycle::Lifecycle;
 use crate::pusher::{PusherConfig, Renderer};
 use crate::registry::{Installed, Registry};
@@ -50,19 +50,19 @@ impl PushgatewayBuilder {
             registry: Arc::clone(&registry),
             lifecycle: self.lifecycle_metrics.then(Lifecycle::start),
         });
-        let lanes = if self.enabled {
+        let pushers = if self.enabled {
             self.start(planned, &renderer)?
         } else {
             Vec::new()
         };
         // Installed only after the pushers started: a failure above leaves the process as it
-        // was. (If this fails, the pusher threads end when `lanes` drops.)
+        // was. (If this fails, the pusher threads end when `pushers` drops.)
         metrics::set_global_recorder(Installed(registry))
             .map_err(|_| InitError::RecorderAlreadyInstalled)?;
         let handle = PushHandle {
             inner: Arc::new(Inner {
                 renderer,
-                lanes,
+                pushers,
                 push_timeout: self.push_timeout,
                 shutdown_timeout: self.shutdown_timeout,
                 exiting_by_signal: AtomicBool::new(false),
@@ -185,8 +185,8 @@ impl PushgatewayBuilder {
         &self,
         planned: Vec<(Planned, Option<String>)>,
         renderer: &Arc<Renderer>,
-    ) -> Result<Vec<Lane>, InitError> {
-        let mut lanes = Vec::with_capacity(planned.len());
+    ) -> Result<Vec<TargetPusher>, InitError> {
+        let mut pushers = Vec::with_capacity(planned.len());
         for (i, (start, warning)) in planned.into_iter().enumerate() {
             if let Some(warning) = warning {
                 crate::log::warn(&warning);
@@ -202,12 +202,12 @@ impl PushgatewayBuilder {
                     i => format!("pushgateway-pusher-{}", i + 1),
                 },
             };
-            lanes.push(start(config).map_err(|source| InitError::FailedToSpawn {
+            pushers.push(start(config).map_err(|source| InitError::FailedToSpawn {
                 what: "pusher thread",
                 source,
             })?);
         }
-        Ok(lanes)
+        Ok(pushers)
     }
 
     /// Sends every snapshot in the spool directory to the gateway now, oldest first, and
@@ -298,12 +298,12 @@ impl Identity {
 }
 
 /// A checked target, ready for its pusher thread: starts it and returns the channel to it.
-type Planned = Box<dyn FnOnce(PusherConfig) -> std::io::Result<Lane>>;
+type Planned = Box<dyn FnOnce(PusherConfig) -> std::io::Result<TargetPusher>>;
 
 fn planned<S: Sink + Send + 'static>(sink: S) -> Planned {
     Box::new(move |config| {
         let (kind, location) = (sink.kind(), sink.location().to_owned());
         let tx = crate::pusher::spawn(sink, config)?;
-        Ok(Lane { tx, kind, location })
+        Ok(TargetPusher { tx, kind, location })
     })
 }
