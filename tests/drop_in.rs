@@ -266,3 +266,16 @@ mod signals {
         );
     }
 }
+
+#[test]
+fn durations_out_of_range_leave_the_job_running() {
+    // 1e19 s overflowed deadlines (exit 101, aborts); 1ns made the pusher spin.
+    assert_init_error_leaves_the_job_alone(
+        &[("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1e19")],
+        "environment variable PUSHGATEWAY_SHUTDOWN_TIMEOUT",
+    );
+    assert_init_error_leaves_the_job_alone(
+        &[("PUSHGATEWAY_INTERVAL", "1ns")],
+        "1ns is out of range: between 10ms and 1day, or 0 (off)",
+    );
+}

@@ -2,6 +2,8 @@
 //! credentials and headers, TLS material, buckets, the job and grouping labels, and what
 //! looks insecure.
 
+use std::time::Duration;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
@@ -14,6 +16,40 @@ use crate::sink::http::TlsConfig;
 use crate::spool::Spool;
 use crate::target::{Target, TargetKind};
 use crate::InitError;
+
+/// The interval's range (0 turns interval pushes off): long enough that the pusher thread
+/// yields between pushes, short enough that no deadline computed from it overflows.
+pub(super) const INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(24 * 3600));
+/// The push and shutdown timeouts' range.
+pub(super) const TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(3600));
+
+/// Checks a duration against its range; `interval` also allows zero (off).
+pub(super) fn check_duration(d: Duration, interval: bool) -> Result<(), String> {
+    if d.is_zero() {
+        return if interval {
+            Ok(())
+        } else {
+            Err("a timeout must be longer than zero".into())
+        };
+    }
+    let (min, max) = if interval {
+        INTERVAL_RANGE
+    } else {
+        TIMEOUT_RANGE
+    };
+    if d < min || d > max {
+        return Err(format!(
+            "{} is out of range: between {} and {}{}",
+            humantime::format_duration(d),
+            humantime::format_duration(min),
+            humantime::format_duration(max),
+            if interval { ", or 0 (off)" } else { "" }
+        ));
+    }
+    Ok(())
+}
 
 impl PushgatewayBuilder {
     /// The job and the grouping labels: those set in code or the environment, then those of

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::check::{check_label_name, parse_endpoint, percent_decode};
+use super::check::{check_duration, check_label_name, parse_endpoint, percent_decode};
 use super::{CiLabels, ExpositionFormat, PushgatewayBuilder};
 use crate::log::redact_url;
 use crate::target::{Target, TargetKind};
@@ -204,9 +204,7 @@ fn targets<F: Fn(&str) -> Option<OsString>>(env: &Env<F>) -> Result<Vec<Target>,
 /// A duration variable's value; only the interval may be `0` or `off`.
 fn duration(name: &'static str, text: &str) -> Result<Duration, String> {
     let d = parse_duration(text, name == ENV_INTERVAL)?;
-    if d.is_zero() && name != ENV_INTERVAL {
-        return Err("a timeout must be longer than zero".into());
-    }
+    check_duration(d, name == ENV_INTERVAL)?;
     Ok(d)
 }
 

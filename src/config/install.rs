@@ -4,7 +4,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use super::check::{check_buckets, check_labels, insecure_warning, Connection};
+use super::check::{check_buckets, check_duration, check_labels, insecure_warning, Connection};
 use super::env::ENV_SPOOL_DIR;
 use super::{ExpositionFormat, PushgatewayBuilder, DEFAULT_ENDPOINT};
 use crate::compression::Compression;
@@ -93,16 +93,13 @@ impl PushgatewayBuilder {
         }
         let (job, grouping) = self.identity()?;
         check_labels(&grouping, &self.global)?;
-        for (setting, value) in [
-            ("push_timeout", self.push_timeout),
-            ("shutdown_timeout", self.shutdown_timeout),
+        for (setting, value, interval) in [
+            ("interval", self.interval, true),
+            ("push_timeout", self.push_timeout, false),
+            ("shutdown_timeout", self.shutdown_timeout, false),
         ] {
-            if value.is_zero() {
-                return Err(InitError::InvalidSetting {
-                    setting,
-                    reason: "must be longer than zero".into(),
-                });
-            }
+            check_duration(value, interval)
+                .map_err(|reason| InitError::InvalidSetting { setting, reason })?;
         }
         check_buckets(&self.buckets)?;
         for (_, buckets) in &self.buckets_for_metric {

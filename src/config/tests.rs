@@ -640,3 +640,65 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn durations_out_of_range_are_refused_naming_the_range() {
+    for (var, value, expected) in [
+        (
+            ENV_SHUTDOWN_TIMEOUT,
+            "1e19",
+            "out of range: between 10ms and 1h",
+        ),
+        (
+            ENV_SHUTDOWN_TIMEOUT,
+            "300000000000y",
+            "PUSHGATEWAY_SHUTDOWN_TIMEOUT",
+        ),
+        (ENV_PUSH_TIMEOUT, "2h", "out of range: between 10ms and 1h"),
+        (
+            ENV_INTERVAL,
+            "1ns",
+            "1ns is out of range: between 10ms and 1day, or 0 (off)",
+        ),
+        (ENV_INTERVAL, "1us", "between 10ms and 1day, or 0 (off)"),
+        (ENV_INTERVAL, "2days", "between 10ms and 1day, or 0 (off)"),
+    ] {
+        let err = env(&[(var, value)]).unwrap_err().to_string();
+        assert!(
+            err.contains(var) && err.contains(expected),
+            "{var}={value}: {err}"
+        );
+    }
+    assert_eq!(
+        env(&[(ENV_INTERVAL, "off")]).unwrap().interval,
+        Duration::ZERO
+    );
+    assert_eq!(
+        env(&[(ENV_SHUTDOWN_TIMEOUT, "1h")])
+            .unwrap()
+            .shutdown_timeout,
+        Duration::from_secs(3600)
+    );
+    // The same bounds for the builder's setters, at install.
+    for (builder, setting) in [
+        (
+            PushgatewayBuilder::new(DEFAULT_ENDPOINT).interval(Duration::from_nanos(1)),
+            "interval",
+        ),
+        (
+            PushgatewayBuilder::new(DEFAULT_ENDPOINT).shutdown_timeout(Duration::MAX),
+            "shutdown_timeout",
+        ),
+        (
+            PushgatewayBuilder::new(DEFAULT_ENDPOINT).push_timeout(Duration::from_secs(u64::MAX)),
+            "push_timeout",
+        ),
+    ] {
+        let err = builder.job("j").install().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("invalid setting {setting}: "))
+                && err.contains("out of range"),
+            "{err}"
+        );
+    }
+}
