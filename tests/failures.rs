@@ -311,3 +311,57 @@ fn push_and_continue_leaves_the_process_running() {
         .unwrap();
     assert_eq!(err, "");
 }
+
+#[test]
+fn a_huge_error_body_is_not_read() {
+    // A gateway (here a loopback server) that answers 500 with a 1 GiB body, written as fast
+    // as the client reads it: the client keeps 1 KiB of it and closes the connection, so the
+    // server cannot write much; reading it all cost a job gigabytes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&written);
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let seen = std::sync::Arc::clone(&seen);
+            std::thread::spawn(move || {
+                use std::io::{Read as _, Write as _};
+                let mut head = [0u8; 65536];
+                let _ = stream.read(&mut head);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 1073741824\r\n\r\n",
+                );
+                let chunk = vec![b'x'; 65536];
+                let mut sent = 0usize;
+                // Bounded: at most 1 GiB and 20 s per connection.
+                while sent < 1 << 30 && started.elapsed() < Duration::from_secs(20) {
+                    match stream.write(&chunk) {
+                        Ok(n) if n > 0 => sent += n,
+                        _ => break,
+                    }
+                }
+                seen.lock().unwrap().push(sent);
+            });
+        }
+    });
+    let (out, elapsed) = run_against(&url, "main", "huge-answer");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+    let err = stderr(&out);
+    assert!(err.contains("answered 500"), "{err}");
+    assert!(
+        err.len() < 2048,
+        "the line holds at most 1 KiB of the body: {err}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let written = written.lock().unwrap().clone();
+    assert!(!written.is_empty(), "the job connected");
+    for sent in written {
+        assert!(
+            sent < 64 << 20,
+            "the client stopped reading after its 1 KiB; the server wrote {sent} bytes"
+        );
+    }
+}

@@ -276,11 +276,8 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
     if status.is_success() {
         return Attempt::Done(status.as_u16());
     }
-    let text = match response.bytes().await {
-        Ok(b) => {
-            let b = &b[..b.len().min(MAX_ERROR_BODY)];
-            String::from_utf8_lossy(b).trim().to_owned()
-        }
+    let text = match read_capped(response, MAX_ERROR_BODY).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
         Err(e) => format!("(response body unreadable: {})", chain(&e)),
     };
     let err = PushError::Status {
@@ -295,6 +292,22 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
     } else {
         Attempt::Fail(err)
     }
+}
+
+/// Reads at most `cap` bytes of an answer's body; the rest is never read (dropping the
+/// response closes the connection), so that a huge or endless error body costs nothing.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut out = Vec::new();
+    while out.len() < cap {
+        match response.chunk().await? {
+            Some(chunk) => out.extend_from_slice(&chunk[..chunk.len().min(cap - out.len())]),
+            None => break,
+        }
+    }
+    Ok(out)
 }
 
 /// Whether a request `target` answered with `status` may succeed later: 5xx and 429 Too Many
