@@ -31,6 +31,11 @@ pub(crate) struct Inner {
     pub(crate) push_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) exiting_by_signal: AtomicBool,
+    /// The process that installed the exporter; a child forked from it has none of its
+    /// pusher threads.
+    pub(crate) pid: u32,
+    /// Whether a forked child has said so already.
+    pub(crate) fork_reported: AtomicBool,
 }
 
 /// A handle to the installed exporter: render and push from anywhere.
@@ -173,6 +178,17 @@ impl PushHandle {
         if self.inner.pushers.is_empty() {
             return Ok(PushReport::disabled());
         }
+        if std::process::id() != self.inner.pid {
+            // A child of `fork()`: waiting for threads it does not have would only cost it the
+            // whole timeout.
+            if !self.inner.fork_reported.swap(true, Ordering::SeqCst) {
+                crate::log::report(
+                    "this process is a fork of the one that installed the exporter: its pusher \
+                     threads are not here, so nothing is pushed from it",
+                );
+            }
+            return Err(PushError::ShutDown);
+        }
         let deadline = Instant::now() + budget;
         let waiting: Vec<_> = self
             .inner
@@ -295,6 +311,8 @@ impl PushGuard {
                     push_timeout: crate::DEFAULT_PUSH_TIMEOUT,
                     shutdown_timeout: crate::DEFAULT_SHUTDOWN_TIMEOUT,
                     exiting_by_signal: AtomicBool::new(false),
+                    pid: std::process::id(),
+                    fork_reported: AtomicBool::new(false),
                 }),
             },
             done: true,

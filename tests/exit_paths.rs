@@ -185,3 +185,29 @@ fn a_failed_run_keeps_the_last_success_timestamp() {
     assert_job_values(&group, "success", 0);
     assert!(group.value("batch_job_last_success_time_seconds", &[]) > success);
 }
+
+#[test]
+fn a_forked_child_does_not_wait_for_pusher_threads_it_does_not_have() {
+    let gw = Pushgateway::start();
+    let (out, _) = run_job(
+        false,
+        "fork-exit",
+        "forking",
+        &[],
+        &[("PUSHGATEWAY_URL", &gw.url)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let fields: Vec<&str> = stdout.split_whitespace().collect();
+    assert_eq!(fields[..2], ["child", "7"], "{stdout}");
+    let ms: u64 = fields[2].parse().unwrap();
+    // Without the check the child waited the whole shutdown timeout (5 s).
+    assert!(ms < 2000, "the child took {ms} ms");
+    assert_eq!(
+        stderr(&out),
+        "metrics-exporter-pushgateway: this process is a fork of the one that installed the \
+         exporter: its pusher threads are not here, so nothing is pushed from it\n"
+    );
+    // The parent's own final push.
+    assert_job_values(&gw.job("forking"), "success", 0);
+}

@@ -66,6 +66,8 @@ impl PushgatewayBuilder {
                 push_timeout: self.push_timeout,
                 shutdown_timeout: self.shutdown_timeout,
                 exiting_by_signal: AtomicBool::new(false),
+                pid: std::process::id(),
+                fork_reported: AtomicBool::new(false),
             }),
         };
         // The recorder above was the first, so this is the first handle too.

@@ -129,6 +129,30 @@ fn ctrl_c_on_self() {
     panic!("the ctrl-c scenario is for Windows");
 }
 
+#[cfg(unix)]
+fn fork_exit() {
+    let started = std::time::Instant::now();
+    // SAFETY: the child only calls the exporter's exit, which reports one line and exits.
+    match unsafe { libc::fork() } {
+        0 => metrics_exporter_pushgateway::exit(7),
+        pid => {
+            let mut status = 0;
+            // SAFETY: waiting for the child just forked.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            println!(
+                "child {} {}",
+                libc::WEXITSTATUS(status),
+                started.elapsed().as_millis()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn fork_exit() {
+    panic!("fork is Unix");
+}
+
 /// A field of /proc/self/status in KiB.
 fn vm_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -312,6 +336,12 @@ fn main() {
             ready();
             std::thread::sleep(Duration::from_secs(60));
             unreachable!("the test sends a signal");
+        }
+        "fork-exit" => {
+            // A child forked after install ends with exit(7) at once; the parent waits for it,
+            // prints its status and time, and ends normally (its own final push).
+            record();
+            fork_exit();
         }
         "ctrl-c" => {
             // Windows: the job presses Ctrl-C on itself, then waits to be ended.
