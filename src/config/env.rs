@@ -188,7 +188,10 @@ fn targets<F: Fn(&str) -> Option<OsString>>(env: &Env<F>) -> Result<Vec<Target>,
             continue;
         };
         for url in list.split(',').map(str::trim) {
-            parse_endpoint(url, kind).map_err(|reason| invalid(name, redact_url(&list), reason))?;
+            parse_endpoint(url, kind).map_err(|reason| {
+                let shown: Vec<String> = list.split(',').map(redact_url).collect();
+                invalid(name, shown.join(","), reason)
+            })?;
             targets.push(match kind {
                 TargetKind::Pushgateway => Target::pushgateway(url),
                 _ => Target::remote_write(url),

@@ -631,6 +631,10 @@ mod properties {
                 let target = format!("{:?}", Target::pushgateway(url.clone()));
                 prop_assert!(!target.contains(&secret), "{target}");
             }
+            // Every URL of a list, not only the first.
+            let list = format!("http://a:{secret}@gw1:9091,http://b:{secret}@gw2:bad");
+            let err = env(&[(ENV_URL, &list)]).unwrap_err().to_string();
+            prop_assert!(!err.contains(&secret), "{err}");
             // An error at install (a job the URL's group path contradicts) too.
             let url = format!("user:{secret}@host:1/metrics/job/a");
             let err = PushgatewayBuilder::new(url).job("b").install().unwrap_err().to_string();
