@@ -117,6 +117,11 @@ impl Spool {
         }
     }
 
+    /// The bound on the spool's total size, which no single file may exceed either.
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
@@ -257,7 +262,7 @@ impl Spool {
             if !file_name(&entry.path).contains(&hash) || Some(entry.path.as_path()) == keep {
                 continue;
             }
-            if let Ok(old) = read(&entry.path) {
+            if let Ok(old) = read(&entry.path, self.max_bytes) {
                 if old.group == group
                     && old.created_ms <= until_ms
                     && fs::remove_file(&entry.path).is_ok()
@@ -366,10 +371,25 @@ pub(crate) enum ReadError {
     Corrupt(String),
 }
 
-/// Reads and checks one snapshot file.
-pub(crate) fn read(path: &Path) -> Result<Snapshot, ReadError> {
+/// Reads and checks one snapshot file of at most `max_bytes`. A file that is not a regular
+/// file (a link, a FIFO, a device) or is larger is refused from its metadata, before it is
+/// opened or read: such a file can block a reader or fill its memory.
+pub(crate) fn read(path: &Path, max_bytes: u64) -> Result<Snapshot, ReadError> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.is_file() {
+        return Err(ReadError::Corrupt("not a regular file".into()));
+    }
+    if meta.len() > max_bytes {
+        return Err(ReadError::Corrupt(format!(
+            "{} bytes, more than the spool's bound of {max_bytes}",
+            meta.len()
+        )));
+    }
     let mut data = Vec::new();
-    File::open(path)?.read_to_end(&mut data)?;
+    // Bounded again, should it grow meanwhile.
+    File::open(path)?
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut data)?;
     parse(&data).map_err(ReadError::Corrupt)
 }
 
@@ -466,7 +486,7 @@ mod tests {
             .entries()
             .unwrap()
             .iter()
-            .map(|e| read(&e.path).unwrap().group)
+            .map(|e| read(&e.path, u64::MAX).unwrap().group)
             .collect()
     }
 
@@ -482,7 +502,7 @@ mod tests {
         };
         let written = spool.write(&s).unwrap();
         let path = written.path.unwrap();
-        let back = read(&path).unwrap();
+        let back = read(&path, u64::MAX).unwrap();
         assert_eq!(back.group, s.group);
         assert_eq!(back.method, PushMethod::Post);
         assert!(back.gzip);
@@ -506,7 +526,7 @@ mod tests {
         let w = spool.write(&snapshot("/job/a", 3, "a 2\n")).unwrap();
         assert_eq!(w.replaced, 1);
         assert_eq!(names(&spool), ["/job/b", "/job/a"]);
-        let a = read(&spool.entries().unwrap()[1].path).unwrap();
+        let a = read(&spool.entries().unwrap()[1].path, u64::MAX).unwrap();
         assert_eq!(&a.body[..], b"a 2\n");
         assert_eq!(spool.remove_group("/job/a", 2), 0);
         assert_eq!(spool.remove_group("/job/a", 3), 1);
@@ -550,16 +570,19 @@ mod tests {
         for cut in [0, 10, data.len() / 2, data.len() - 1] {
             fs::write(&path, &data[..cut]).unwrap();
             assert!(
-                matches!(read(&path), Err(ReadError::Corrupt(_))),
+                matches!(read(&path, u64::MAX), Err(ReadError::Corrupt(_))),
                 "cut {cut}"
             );
         }
         let mut flipped = data.clone();
         *flipped.last_mut().unwrap() ^= 1;
         fs::write(&path, &flipped).unwrap();
-        assert!(read(&path).unwrap_err().to_string().contains("checksum"));
+        assert!(read(&path, u64::MAX)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
         fs::write(&path, b"hello\n\nworld").unwrap();
-        assert!(read(&path).is_err());
+        assert!(read(&path, u64::MAX).is_err());
         let aside = spool.set_aside_file(&path, false).unwrap();
         assert!(aside.to_str().unwrap().ends_with(".snapshot.corrupt"));
         assert!(spool.entries().unwrap().is_empty());
@@ -575,5 +598,38 @@ mod tests {
         assert!(b.lock().unwrap().is_none());
         drop(held);
         assert!(b.lock().unwrap().is_some());
+    }
+}
+
+#[cfg(test)]
+mod untrusted_files {
+    use super::*;
+
+    #[test]
+    fn files_over_the_bound_or_not_regular_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("1-00000000-x.snapshot");
+        let file = File::create(&big).unwrap();
+        // Sparse: a 1 GiB file that costs no disk.
+        file.set_len(1 << 30).unwrap();
+        let err = read(&big, 64 << 20).unwrap_err().to_string();
+        assert!(
+            err.contains("1073741824 bytes, more than the spool's bound"),
+            "{err}"
+        );
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join("2-00000000-x.snapshot");
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            // Refused from its metadata: opening it would block.
+            let err = read(&fifo, 64 << 20).unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+            let link = dir.path().join("3-00000000-x.snapshot");
+            std::os::unix::fs::symlink(&big, &link).unwrap();
+            let err = read(&link, u64::MAX).unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
     }
 }

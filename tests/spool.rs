@@ -417,3 +417,31 @@ async fn two_replays_at_once_send_each_snapshot_once() {
         ["/metrics/job/one", "/metrics/job/three", "/metrics/job/two"]
     );
 }
+
+#[test]
+fn a_huge_file_planted_in_the_spool_is_set_aside_unread_and_the_push_lands() {
+    let gw = Pushgateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    // Named like a snapshot (the oldest), 1 GiB (sparse: no disk used), bound 64 MiB.
+    let planted = spool.join("1-00000000-planted.snapshot");
+    std::fs::File::create(&planted)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let spool_text = spool.to_str().unwrap();
+    let (out, elapsed) = run_job(false, "main", "planted", &[], &env(&gw.url, spool_text));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+    assert_job_values(&gw.job("planted"), "success", 0);
+    // Set aside from its size alone, so that no later job trips over it again.
+    assert!(!planted.exists());
+    let aside = spool.join("1-00000000-planted.snapshot.corrupt");
+    assert_eq!(std::fs::metadata(&aside).unwrap().len(), 1 << 30);
+    assert!(
+        stderr(&out).contains("more than the spool's bound"),
+        "one warning says why: {}",
+        stderr(&out)
+    );
+}

@@ -112,9 +112,28 @@ impl<F: Fn(&str) -> Option<OsString>> Env<F> {
     }
 
     /// The contents of the file named by `name`.
+    /// The contents of the file named by `name`: a regular file of at most 1 MiB (checked
+    /// before it is opened: a FIFO would block, `/dev/zero` would never end).
     fn file(&self, name: &'static str) -> Result<Option<Vec<u8>>, InitError> {
+        const MAX: u64 = 1 << 20;
         self.parsed(name, |path| {
-            std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))
+            let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
+            if !meta.is_file() {
+                return Err("not a regular file".into());
+            }
+            if meta.len() > MAX {
+                return Err(format!("{} bytes, more than the 1 MiB allowed", meta.len()));
+            }
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(
+                    std::fs::File::open(path).map_err(|e| format!("cannot read the file: {e}"))?,
+                    MAX,
+                ),
+                &mut data,
+            )
+            .map_err(|e| format!("cannot read the file: {e}"))?;
+            Ok(data)
         })
     }
 }

@@ -706,3 +706,51 @@ fn durations_out_of_range_are_refused_naming_the_range() {
         );
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn files_named_by_the_environment_must_be_small_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ca.pem");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let big = dir.path().join("big.pem");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    let fifo_path = fifo.to_str().unwrap().to_owned();
+    let big_path = big.to_str().unwrap().to_owned();
+    // In a thread, so that a read that blocks fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let errors: Vec<String> = [
+            (ENV_CA_FILE, fifo_path.as_str()),
+            (ENV_CA_FILE, "/dev/zero"),
+            (ENV_CA_FILE, big_path.as_str()),
+        ]
+        .iter()
+        .map(|(var, value)| env(&[(var, value)]).unwrap_err().to_string())
+        .collect();
+        let _ = tx.send(errors);
+    });
+    let errors = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("reading the environment's files must not block");
+    assert!(
+        errors[0].contains("PUSHGATEWAY_CA_FILE: not a regular file"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains("PUSHGATEWAY_CA_FILE: not a regular file"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].contains("PUSHGATEWAY_CA_FILE: 2097152 bytes, more than the 1 MiB allowed"),
+        "{}",
+        errors[2]
+    );
+}

@@ -80,7 +80,7 @@ pub(crate) async fn replay_one(
     timeout: Duration,
     in_flight: &Cell<bool>,
 ) -> Step {
-    let snapshot = match spool::read(&entry.path) {
+    let snapshot = match spool::read(&entry.path, spool.max_bytes()) {
         Ok(s) => s,
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Step::Gone,
         Err(e) => {
