@@ -445,3 +445,72 @@ fn a_huge_file_planted_in_the_spool_is_set_aside_unread_and_the_push_lands() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_spool_other_users_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    // Nothing listens there: the final push fails, and would be spooled.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    for (spool, why) in [
+        (&open, "is writable by other users (mode 777); make it 0700"),
+        (&link, "is not a directory (a link to one is not followed)"),
+    ] {
+        let spool_text = spool.to_str().unwrap();
+        let (out, elapsed) = run_job(false, "main", "untrusted", &[], &env(&down, spool_text));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "warning: the spool directory {spool_text} is not used: it {why}"
+            )),
+            "{err}"
+        );
+        assert_eq!(
+            err.lines().count(),
+            2,
+            "the warning and the failed push: {err}"
+        );
+        assert!(snapshots(spool).is_empty() && snapshots(&real).is_empty());
+        // The operator's replay refuses it too.
+        let (code, _, err) = run_replay(&down, spool_text, &[]);
+        assert_ne!(code, 0);
+        assert!(err.contains(why), "{err}");
+    }
+}
+
+#[test]
+fn a_replay_lock_planted_as_a_link_is_not_followed() {
+    let gw = Pushgateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    // A snapshot to replay, so that the job takes the lock.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let spool_text = spool.to_str().unwrap();
+    let (out, _) = run_job(false, "main", "lock-link", &[], &env(&down, spool_text));
+    assert!(out.status.success());
+    assert_eq!(snapshots(&spool).len(), 1);
+    let elsewhere = dir.path().join("created-through-the-link");
+    std::os::unix::fs::symlink(&elsewhere, spool.join(".replay.lock")).unwrap();
+    let (out, _) = run_job(false, "main", "lock-link", &[], &env(&gw.url, spool_text));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !elsewhere.exists(),
+        "a file was created through the planted link"
+    );
+    assert!(
+        stderr(&out).contains("cannot be locked for replay"),
+        "{}",
+        stderr(&out)
+    );
+    assert_job_values(&gw.job("lock-link"), "success", 0);
+}

@@ -109,7 +109,17 @@ impl PushgatewayBuilder {
         }
         // Checked once: every HTTP target uses the same TLS material.
         let tls = self.tls_config()?;
-        let mut spool = self.spool()?;
+        let mut spool = self.spool()?.filter(|spool| match spool.check_trust() {
+            Ok(()) => true,
+            Err(reason) => {
+                crate::log::warn(&format!(
+                    "the spool directory {} is not used: it {reason}; failed pushes are not \
+                     kept",
+                    spool.dir().display()
+                ));
+                false
+            }
+        });
         if spool.is_some()
             && !self
                 .targets
@@ -249,6 +259,12 @@ impl PushgatewayBuilder {
                 reason: format!("replay needs a spool directory (set {ENV_SPOOL_DIR})"),
             });
         };
+        spool
+            .check_trust()
+            .map_err(|reason| InitError::InvalidSetting {
+                setting: "spool_dir",
+                reason: format!("{} {reason}", spool.dir().display()),
+            })?;
         if self.push_timeout.is_zero() {
             return Err(InitError::InvalidSetting {
                 setting: "push_timeout",
