@@ -7,6 +7,7 @@
 //! ```text
 //! metrics-exporter-pushgateway spool 1
 //! group /job/ingester/instance/shard-3
+//! endpoint http://pushgateway:9091/
 //! method PUT
 //! encoding identity
 //! format text
@@ -65,6 +66,9 @@ pub(crate) struct Snapshot {
     /// Whether the body is protobuf (`format protobuf`) rather than text; files without the
     /// line are text.
     pub(crate) protobuf: bool,
+    /// The gateway it was meant for (its endpoint, which holds no credentials): replayed
+    /// there only.
+    pub(crate) endpoint: String,
     /// When it was rendered, in milliseconds since the Unix epoch.
     pub(crate) created_ms: u64,
     pub(crate) body: Bytes,
@@ -380,10 +384,11 @@ fn file_name(path: &Path) -> &str {
 
 fn header(s: &Snapshot) -> String {
     format!(
-        "{}\ngroup {}\nmethod {}\nencoding {}\nformat {}\ncreated {}\nlength {}\ncrc32 \
-         {:08x}\n\n",
+        "{}\ngroup {}\nendpoint {}\nmethod {}\nencoding {}\nformat {}\ncreated {}\nlength {}\n\
+         crc32 {:08x}\n\n",
         if s.protobuf { MAGIC_2 } else { MAGIC },
         s.group,
+        s.endpoint,
         match s.method {
             PushMethod::Put => "PUT",
             PushMethod::Post => "POST",
@@ -394,6 +399,38 @@ fn header(s: &Snapshot) -> String {
         s.body.len(),
         crc32fast::hash(&s.body),
     )
+}
+
+/// Whether `path` is a group path exactly as this crate encodes one: `/job/<value>`, then
+/// `/<name>/<value>` pairs, a name `[a-zA-Z_][a-zA-Z0-9_]*` (`job` first) with an optional
+/// `@base64` suffix, a value `[A-Za-z0-9_-]+` or, after `@base64`, the URL-safe base64
+/// alphabet with `=`. Nothing else from a file reaches a URL: no dot segments, escapes,
+/// separators or other paths of the gateway.
+fn is_group_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.len() < 2 || !parts.len().is_multiple_of(2) {
+        return false;
+    }
+    parts.chunks(2).enumerate().all(|(i, pair)| {
+        let (name, base64) = match pair[0].strip_suffix("@base64") {
+            Some(name) => (name, true),
+            None => (pair[0], false),
+        };
+        let name_ok = name
+            .chars()
+            .enumerate()
+            .all(|(k, c)| c.is_ascii_alphabetic() || c == '_' || (k > 0 && c.is_ascii_digit()))
+            && !name.is_empty()
+            && (i > 0 || name == "job");
+        let value_ok = !pair[1].is_empty()
+            && pair[1].bytes().all(|b| {
+                b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (base64 && b == b'=')
+            });
+        name_ok && value_ok
+    })
 }
 
 /// Why a file could not be read back.
@@ -443,12 +480,12 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
     let (mut group, mut method, mut gzip, mut created, mut length, mut crc) =
         (None, None, None, None, None, None);
     let mut protobuf = false;
+    let mut endpoint = None;
     for line in lines {
         let (key, value) = line.split_once(' ').ok_or("malformed header line")?;
         match key {
-            "group" if value.starts_with("/job") && !value.contains(['?', '#', ' ']) => {
-                group = Some(value.to_owned());
-            }
+            "group" if is_group_path(value) => group = Some(value.to_owned()),
+            "endpoint" => endpoint = Some(value.to_owned()),
             "method" => {
                 method = Some(match value {
                     "PUT" => PushMethod::Put,
@@ -495,6 +532,7 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
         method,
         gzip,
         protobuf,
+        endpoint: endpoint.ok_or("no endpoint recorded")?,
         created_ms,
         body: Bytes::copy_from_slice(body),
     })
@@ -510,6 +548,7 @@ mod tests {
             method: PushMethod::Put,
             gzip: false,
             protobuf: false,
+            endpoint: "http://127.0.0.1:9091/".into(),
             created_ms,
             body: Bytes::from(body.to_owned()),
         }
@@ -577,8 +616,8 @@ mod tests {
         assert_eq!(w.dropped.len(), 1);
         assert_eq!(names(&spool), ["/job/b", "/job/c"]);
 
-        // A byte bound: each file is 118 bytes.
-        let spool = Spool::new(dir.path().join("bytes"), 100, 300);
+        // A byte bound: each file is 150 bytes.
+        let spool = Spool::new(dir.path().join("bytes"), 100, 400);
         for (i, g) in ["/job/a", "/job/b", "/job/c"].iter().enumerate() {
             spool.write(&snapshot(g, i as u64, "x 1\n")).unwrap();
         }
@@ -664,6 +703,45 @@ mod untrusted_files {
             std::os::unix::fs::symlink(&big, &link).unwrap();
             let err = read(&link, u64::MAX).unwrap_err().to_string();
             assert!(err.contains("not a regular file"), "{err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod group_paths {
+    use super::is_group_path;
+
+    #[test]
+    fn only_group_paths_as_this_crate_encodes_them() {
+        for ok in [
+            "/job/ingester",
+            "/job@base64/YS9i/instance/h-1",
+            "/job/j/empty@base64/=",
+            "/job/j/v@base64/Li4=",
+        ] {
+            assert!(is_group_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/",
+            "/job",
+            "/job/",
+            "/job/x/../../api/v1/admin/wipe",
+            "/job/x/..",
+            "/job/%2e%2e",
+            "/job/a\\b",
+            "/job/a\tb",
+            "/job/a b",
+            "/-/quit",
+            "/instance/x",
+            "/job/x/1a/y",
+            "/job/x/a",
+            "//job/x",
+            "/job/x?a=b",
+            "/job/x#f",
+            "/job/a=",
+        ] {
+            assert!(!is_group_path(bad), "{bad:?}");
         }
     }
 }

@@ -514,3 +514,39 @@ fn a_replay_lock_planted_as_a_link_is_not_followed() {
     );
     assert_job_values(&gw.job("lock-link"), "success", 0);
 }
+
+#[test]
+fn a_snapshot_goes_only_to_its_own_gateway_and_only_to_a_group_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let spool_text = spool.to_str().unwrap();
+    // Spooled for the gateway on `port`, which is down.
+    let port = free_port();
+    let meant = format!("http://127.0.0.1:{port}");
+    let (out, _) = run_job(false, "main", "mine", &[], &env(&meant, spool_text));
+    assert!(out.status.success());
+    let file = snapshots(&spool).pop().expect("spooled");
+    // Another gateway's replayer leaves it alone.
+    let other = Pushgateway::start();
+    let (code, report, _) = run_replay(&other.url, spool_text, &[]);
+    assert_eq!(
+        (code, report.trim()),
+        (2, "0 sent, 1 kept, 0 rejected, 0 corrupt")
+    );
+    assert!(other.groups().is_empty(), "{:#?}", other.groups());
+    assert!(file.exists());
+    // A group path rewritten to reach elsewhere on its own gateway is never followed.
+    let text = std::fs::read(&file).unwrap();
+    let text = String::from_utf8_lossy(&text).replace(
+        "group /job/mine\n",
+        "group /job/x/../../api/v1/admin/wipe\n",
+    );
+    std::fs::write(&file, text.as_bytes()).unwrap();
+    let gw = Pushgateway::start_on(port);
+    let (code, report, err) = run_replay(&gw.url, spool_text, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report.trim(), "0 sent, 0 kept, 0 rejected, 1 corrupt");
+    assert!(gw.groups().is_empty());
+    assert!(!file.exists());
+    assert!(snapshots(&spool).is_empty());
+}

@@ -245,7 +245,7 @@ impl PushgatewaySink {
             match step {
                 Step::Sent => m.replayed.increment(1),
                 Step::Rejected(..) | Step::Corrupt(..) => m.dropped.increment(1),
-                Step::Kept(_) | Step::Gone => {}
+                Step::Kept(_) | Step::Gone | Step::Elsewhere => {}
             }
         }
         if !replay::record(step, &entry, &mut replay.report) {
@@ -354,6 +354,7 @@ impl Sink for PushgatewaySink {
                     method: self.method(outcome),
                     gzip: self.gzip,
                     protobuf: self.protobuf,
+                    endpoint: self.endpoint.to_string(),
                     created_ms,
                     body,
                 };

@@ -69,6 +69,8 @@ pub(crate) enum Step {
     Corrupt(String, Option<PathBuf>),
     /// Gone meanwhile (replaced by a newer snapshot of its group, or removed).
     Gone,
+    /// Meant for another gateway: left in the spool for a replayer of that one.
+    Elsewhere,
 }
 
 /// Replays `entry` to the gateway at `endpoint`: one attempt, within `timeout`.
@@ -88,6 +90,11 @@ pub(crate) async fn replay_one(
             return Step::Corrupt(e.to_string(), aside);
         }
     };
+    if snapshot.endpoint != endpoint.as_str() {
+        // Never to another gateway than the one it was meant for (another job's spool, or a
+        // planted file): its grouping key and values belong there.
+        return Step::Elsewhere;
+    }
     let url = url_for(endpoint, &snapshot.group);
     let url_text = url.to_string();
     let headers = super::group::push_headers(snapshot.gzip, snapshot.protobuf);
@@ -116,6 +123,11 @@ pub(crate) fn record(step: Step, entry: &Entry, report: &mut ReplayReport) -> bo
             true
         }
         Step::Gone => true,
+        Step::Elsewhere => {
+            report.kept += 1;
+            tracing::debug!(file = %entry.path.display(), "spooled snapshot is for another gateway");
+            true
+        }
         Step::Rejected(e, aside) => {
             report.rejected += 1;
             crate::log::warn(&format!(
