@@ -368,15 +368,21 @@ async fn two_replays_at_once_send_each_snapshot_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().to_str().unwrap().to_owned();
-    let down = format!("http://127.0.0.1:{}", free_port());
+    // The gateway is unavailable while the jobs run (snapshots are replayed to the gateway
+    // they were meant for only) ...
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
     for job in ["one", "two", "three"] {
-        let (out, _) = run_job(false, "main", job, &[], &env(&down, &spool));
+        let (out, _) = run_job(false, "main", job, &[], &env(&server.uri(), &spool));
         assert_eq!(out.status.code(), Some(0));
     }
     assert_eq!(snapshots(dir.path()).len(), 3);
 
-    // A slow gateway, so that the two replays overlap.
-    let server = MockServer::start().await;
+    // ... then slow, so that the two replays overlap.
+    server.reset().await;
     Mock::given(path_regex("^/metrics/job/"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(300)))
         .mount(&server)

@@ -257,7 +257,10 @@ fn the_spool_keeps_and_replays_on_windows() {
     let spool = tempfile::tempdir().unwrap();
     // A Windows path the job can reach: wine maps the host's / to Z:.
     let spool_dir = format!("Z:{}", spool.path().display()).replace('/', "\\");
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    // Down while the job runs; up on the same port for the replay (a snapshot is replayed
+    // to the gateway it was meant for only).
+    let port = free_port();
+    let dead = format!("http://127.0.0.1:{port}");
     let run = run_windows_job(
         "main",
         "win-spool",
@@ -275,7 +278,7 @@ fn the_spool_keeps_and_replays_on_windows() {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}; {}", run.stderr);
 
-    let gw = Pushgateway::start();
+    let gw = Pushgateway::start_on(port);
     let replay = run_windows_job(
         "replay",
         "win-spool",
