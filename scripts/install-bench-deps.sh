@@ -18,14 +18,7 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
   || missing+=(pkg-config libssl-dev)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 [ -d "$CLIENT_GOLANG" ] || missing+=(golang-github-prometheus-client-golang-dev)
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "scripts/install-bench-deps.sh: installing ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-fi
+"$(dirname "$0")/apt-install.sh" ${missing[@]+"${missing[@]}"}
 prometheus-pushgateway --version 2>&1 | head -1
 prometheus --version 2>&1 | head -1
 go version

@@ -19,14 +19,7 @@ have_wine || missing+=(wine64)
 # The `prometheus` crate (a dev-dependency, the benchmarks' peer) builds reqwest's native-tls.
 { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openssl 2>/dev/null; } \
   || missing+=(pkg-config libssl-dev)
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "scripts/test.sh: installing ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-fi
+"$(dirname "$0")/apt-install.sh" ${missing[@]+"${missing[@]}"}
 if ! rustup target list --installed 2>/dev/null | grep -qx "$WINDOWS_TARGET"; then
   echo "scripts/test.sh: adding the Rust target $WINDOWS_TARGET"
   rustup target add "$WINDOWS_TARGET"
