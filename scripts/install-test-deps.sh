@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need when it is missing: the real Pushgateway and Prometheus,
-# mingw-w64 and wine for the Windows build (Debian/Ubuntu packages through apt-get, as root or
-# with sudo), and the Rust target x86_64-pc-windows-gnu (rustup). Does nothing when all is
-# there. Called by scripts/test.sh.
+# Installs what the tests need when it is missing: the real Pushgateway, Prometheus and
+# VictoriaMetrics (the single-node server and vmagent), mingw-w64 and wine for the Windows
+# build (Debian/Ubuntu packages through apt-get, as root or with sudo), and the Rust target
+# x86_64-pc-windows-gnu (rustup). Does nothing when all is there. Called by scripts/test.sh.
 set -euo pipefail
 
 WINDOWS_TARGET=x86_64-pc-windows-gnu
@@ -14,6 +14,8 @@ have_wine() {
 missing=()
 command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+{ command -v victoria-metrics >/dev/null 2>&1 && command -v vmagent >/dev/null 2>&1; } \
+  || missing+=(victoria-metrics)
 command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || missing+=(gcc-mingw-w64-x86-64)
 have_wine || missing+=(wine64)
 # The `prometheus` crate (a dev-dependency, the benchmarks' peer) builds reqwest's native-tls.

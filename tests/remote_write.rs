@@ -1,12 +1,14 @@
 //! The remote-write target against a real Prometheus (`--web.enable-remote-write-receiver`,
-//! storage in a temp dir) read back through PromQL, and against wiremock for what a real
-//! receiver will not do on demand (5xx sequences, 408, 429).
+//! storage in a temp dir) read back through PromQL, against a real VictoriaMetrics read back
+//! exactly through `/api/v1/export` (values and timestamps), and against wiremock for what a
+//! real receiver will not do on demand (5xx sequences, 408, 429).
 
 mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::prometheus::Prometheus;
+use common::victoria::VictoriaMetrics;
 use common::{run_job, stderr};
 use prost::Message as _;
 use wiremock::matchers::{method, path};
@@ -26,6 +28,31 @@ fn push_to(
     let (out, elapsed) = run_job(false, scenario, job, grouping, &all);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     (out, elapsed)
+}
+
+/// Runs a test job pushing by remote write to `url` only, with `env` added; returns its
+/// output and the Unix time in milliseconds before it started and after it ended.
+fn push_to_url(
+    url: &str,
+    scenario: &str,
+    job: &str,
+    grouping: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Output, i64, i64) {
+    let mut all = vec![("PUSHGATEWAY_REMOTE_WRITE_URL", url)];
+    all.extend_from_slice(env);
+    let before = now_ms();
+    let (out, _) = run_job(false, scenario, job, grouping, &all);
+    let after = now_ms();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (out, before, after)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// A series's labels as pairs, sorted by name.
@@ -317,4 +344,97 @@ fn other_4xx_answers_are_never_retried() {
         // The flush and the final push: one request each.
         assert_eq!(requests.len(), 2, "{status}");
     }
+}
+
+#[test]
+fn every_value_lands_in_victoria_metrics_exactly_with_the_push_time() {
+    let vm = VictoriaMetrics::start();
+    let (out, before, after) = push_to_url(
+        &vm.write_url(),
+        "main",
+        "rw-vm",
+        &["instance", "shard-1"],
+        &[("PUSHGATEWAY_INTERVAL", "off")],
+    );
+    assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
+    vm.flush();
+    let sel = r#"job="rw-vm",instance="shard-1""#;
+    let one = |metric: &str, extra: &str| vm.one(&format!("{metric}{{{sel}{extra}}}"));
+    let records = one("records_total", "");
+    assert_eq!(
+        records
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("__name__", "records_total"),
+            ("instance", "shard-1"),
+            ("job", "rw-vm")
+        ]
+    );
+    // One push (the final one), one sample, stamped with the time of the push.
+    assert_eq!(records.values, [500.0]);
+    let stamp = records.timestamps[0];
+    assert!(
+        (before..=after).contains(&stamp),
+        "{before} <= {stamp} <= {after}"
+    );
+    let exact = |metric: &str, extra: &str, value: f64| {
+        let series = one(metric, extra);
+        assert_eq!(series.values, [value], "{metric}{extra}");
+        assert_eq!(series.timestamps, [stamp], "{metric}{extra}: same push");
+    };
+    exact("parse_errors_total", r#",kind="json""#, 7.0);
+    exact("queue_depth", "", 42.5);
+    exact("record_seconds_count", "", 3.0);
+    exact("record_seconds_sum", "", 4.203);
+    for (le, count) in [
+        ("0.005", 1.0),
+        ("0.1", 1.0),
+        ("0.25", 2.0),
+        ("2.5", 2.0),
+        ("5", 3.0),
+        ("+Inf", 3.0),
+    ] {
+        exact("record_seconds_bucket", &format!(r#",le="{le}""#), count);
+    }
+    exact("batch_job_outcome", r#",outcome="success""#, 1.0);
+    exact("batch_job_exit_code", "", 0.0);
+    exact(
+        "pushgateway_exporter_pushes_total",
+        &format!(r#",target="{}",result="failure""#, vm.write_url()),
+        0.0,
+    );
+}
+
+#[test]
+fn interval_pushes_reach_victoria_metrics_each_a_sample_of_its_own() {
+    let vm = VictoriaMetrics::start();
+    push_to_url(
+        &vm.write_url(),
+        "run",
+        "rw-vm-run",
+        &[],
+        &[("PUSHGATEWAY_INTERVAL", "50ms"), ("TEST_RUN_MS", "400")],
+    );
+    vm.flush();
+    let records = vm.one(r#"records_total{job="rw-vm-run"}"#);
+    assert!(records.values.len() >= 3, "{records:?}");
+    assert!(records.values.iter().all(|v| *v == 500.0), "{records:?}");
+    assert!(
+        records.timestamps.windows(2).all(|w| w[0] < w[1]),
+        "each push a time of its own: {records:?}"
+    );
+    let running = vm.one(r#"batch_job_outcome{job="rw-vm-run",outcome="running"}"#);
+    let success = vm.one(r#"batch_job_outcome{job="rw-vm-run",outcome="success"}"#);
+    assert_eq!(success.values, [1.0]);
+    assert_eq!(success.timestamps, [*records.timestamps.last().unwrap()]);
+    // Every push but the final one said running; the final one ended that series with a
+    // staleness marker (a NaN) at its own time.
+    let (marker, live) = running.values.split_last().unwrap();
+    assert!(marker.is_nan(), "{running:?}");
+    assert!(live.iter().all(|v| *v == 1.0), "{running:?}");
+    assert_eq!(running.values.len(), records.values.len());
+    assert_eq!(running.timestamps, records.timestamps);
 }

@@ -5,6 +5,7 @@
 pub mod prometheus;
 pub mod proxy;
 pub mod tls;
+pub mod victoria;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
