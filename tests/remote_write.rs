@@ -8,8 +8,8 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::prometheus::Prometheus;
-use common::victoria::VictoriaMetrics;
-use common::{run_job, stderr};
+use common::victoria::{VictoriaMetrics, VmAgent};
+use common::{job_bin_for, run_job, stderr, with_env, Build};
 use prost::Message as _;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -236,6 +236,14 @@ struct Sample {
 /// Runs the `flush` scenario against a receiver mocked to answer `statuses` in turn (the
 /// last one from then on); returns its stdout, the requests received and the receiver's URL.
 fn flush_against(statuses: &[u16]) -> (String, Vec<wiremock::Request>, String) {
+    flush_against_with(statuses, &[])
+}
+
+/// [`flush_against`] with `env` added.
+fn flush_against_with(
+    statuses: &[u16],
+    env: &[(&str, &str)],
+) -> (String, Vec<wiremock::Request>, String) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(MockServer::start());
     runtime.block_on(async {
@@ -253,18 +261,14 @@ fn flush_against(statuses: &[u16]) -> (String, Vec<wiremock::Request>, String) {
         }
     });
     let url = format!("{}/api/v1/push", server.uri());
-    let (out, _) = run_job(
-        false,
-        "flush",
-        "mocked",
-        &[],
-        &[
-            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
-            ("PUSHGATEWAY_INTERVAL", "off"),
-            ("PUSHGATEWAY_PUSH_TIMEOUT", "3s"),
-            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
-        ],
-    );
+    let mut all = vec![
+        ("PUSHGATEWAY_REMOTE_WRITE_URL", url.as_str()),
+        ("PUSHGATEWAY_INTERVAL", "off"),
+        ("PUSHGATEWAY_PUSH_TIMEOUT", "3s"),
+        ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+    ];
+    all.extend_from_slice(env);
+    let (out, _) = run_job(false, "flush", "mocked", &[], &all);
     let requests = runtime
         .block_on(server.received_requests())
         .unwrap_or_default();
@@ -335,10 +339,17 @@ fn requests_follow_the_remote_write_spec_and_5xx_and_429_are_retried() {
 fn other_4xx_answers_are_never_retried() {
     for status in [400, 401, 408, 413] {
         let (stdout, requests, url) = flush_against(&[status]);
+        // A 413 names the bound of the requests and the setting that lowers it.
+        let hint = if status == 413 {
+            " (each request carries at most 2000 samples: lower that with \
+             remote_write_max_samples or PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES)"
+        } else {
+            ""
+        };
         assert_eq!(
             stdout.lines().next().unwrap_or(""),
             format!(
-                "err status=Some({status}) remote write {url} answered {status} after 1 attempt(s): answer {status}"
+                "err status=Some({status}) remote write {url} answered {status} after 1 attempt(s): answer {status}{hint}"
             ),
         );
         // The flush and the final push: one request each.
@@ -437,4 +448,274 @@ fn interval_pushes_reach_victoria_metrics_each_a_sample_of_its_own() {
     assert!(live.iter().all(|v| *v == 1.0), "{running:?}");
     assert_eq!(running.values.len(), records.values.len());
     assert_eq!(running.timestamps, records.timestamps);
+}
+
+/// A decoded series: its labels (name first), value and timestamp.
+type Decoded = (Vec<(String, String)>, f64, i64);
+
+/// The series of a request body, decoded.
+fn decoded_series(body: &[u8]) -> Vec<Decoded> {
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .expect("a snappy block");
+    WriteRequest::decode(raw.as_slice())
+        .expect("a WriteRequest")
+        .timeseries
+        .into_iter()
+        .map(|s| {
+            (
+                s.labels.into_iter().map(|l| (l.name, l.value)).collect(),
+                s.samples[0].value,
+                s.samples[0].timestamp,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_push_goes_in_requests_of_at_most_the_max_samples_and_a_failed_one_is_retried_alone() {
+    // The first request answered is refused with 503 once, every other one taken.
+    let (stdout, requests, _) = flush_against_with(
+        &[503, 204],
+        &[("PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES", "3")],
+    );
+    // The flush's requests, then the final push's: each push has a time of its own.
+    let all: Vec<Vec<Decoded>> = requests.iter().map(|r| decoded_series(&r.body)).collect();
+    let flush_time = all[0][0].2;
+    let bodies: Vec<Vec<Decoded>> = all
+        .into_iter()
+        .filter(|b| b.iter().all(|s| s.2 == flush_time))
+        .collect();
+    assert!(bodies.iter().all(|b| !b.is_empty() && b.len() <= 3));
+    let mut distinct = bodies.clone();
+    distinct.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    distinct.dedup();
+    // One request sent twice (the one refused), each other once.
+    assert_eq!(distinct.len() + 1, bodies.len(), "{bodies:#?}");
+    assert_eq!(
+        stdout.lines().next().unwrap_or(""),
+        format!("ok status=Some(204) attempts={}", bodies.len())
+    );
+    let series: Vec<_> = distinct.into_iter().flatten().collect();
+    let value = |name: &str| {
+        series
+            .iter()
+            .find(|(l, _, _)| l[0] == ("__name__".into(), name.into()))
+            .map(|(_, v, _)| *v)
+    };
+    assert_eq!(value("records_total"), Some(500.0));
+    assert_eq!(value("queue_depth"), Some(42.5));
+    assert_eq!(value("record_seconds_count"), Some(3.0));
+    assert!(series.len() > 10, "{series:?}");
+}
+
+#[test]
+fn values_split_over_many_requests_land_in_victoria_metrics_exactly() {
+    let vm = VictoriaMetrics::start();
+    let (out, before, after) = push_to_url(
+        &vm.write_url(),
+        "main",
+        "rw-vm-batches",
+        &[],
+        &[
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES", "2"),
+        ],
+    );
+    assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
+    vm.flush();
+    let all = vm.export(r#"{job="rw-vm-batches"}"#);
+    assert!(all.len() > 10, "{all:#?}");
+    let stamp = all[0].timestamps[0];
+    assert!((before..=after).contains(&stamp));
+    assert!(all.iter().all(|s| s.timestamps == [stamp]), "{all:#?}");
+    let value = |name: &str, le: &str| {
+        all.iter()
+            .find(|s| s.label("__name__") == name && s.label("le") == le)
+            .unwrap_or_else(|| panic!("{name} {le}: {all:#?}"))
+            .values
+            .clone()
+    };
+    assert_eq!(value("records_total", ""), [500.0]);
+    assert_eq!(value("parse_errors_total", ""), [7.0]);
+    assert_eq!(value("queue_depth", ""), [42.5]);
+    assert_eq!(value("record_seconds_bucket", "0.25"), [2.0]);
+    assert_eq!(value("record_seconds_bucket", "+Inf"), [3.0]);
+    assert_eq!(value("record_seconds_sum", ""), [4.203]);
+    assert_eq!(value("batch_job_outcome", ""), [1.0]);
+}
+
+#[test]
+fn a_request_too_big_for_victoria_metrics_is_not_retried_and_names_the_setting() {
+    let vm = VictoriaMetrics::start_with(&["-maxInsertRequestSize=1000"]);
+    let url = vm.write_url();
+    let (out, _) = run_job(
+        false,
+        "flush",
+        "rw-vm-big",
+        &[],
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_PUSH_TIMEOUT", "3s"),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().next().unwrap_or("");
+    // VictoriaMetrics's own words, on one line, then the setting that fixes it.
+    assert!(
+        line.starts_with(&format!(
+            "err status=Some(400) remote write {url} answered 400 after 1 attempt(s): "
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("mustn't exceed `-maxInsertRequestSize=1000` bytes"),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(
+            "(each request carries at most 2000 samples: lower that with \
+             remote_write_max_samples or PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES)"
+        ),
+        "{line}"
+    );
+    // With small enough requests, the same job's values all arrive.
+    let (out, _, _) = push_to_url(
+        &url,
+        "main",
+        "rw-vm-small",
+        &[],
+        &[
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES", "2"),
+        ],
+    );
+    assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
+    vm.flush();
+    assert_eq!(
+        vm.one(r#"records_total{job="rw-vm-small"}"#).values,
+        [500.0]
+    );
+}
+
+#[test]
+fn a_million_series_job_arrives_whole_in_victoria_metrics() {
+    const SERIES: usize = 1_000_000;
+    let vm = VictoriaMetrics::start();
+    let url = vm.write_url();
+    let mut cmd = std::process::Command::new(job_bin_for(Build::Release));
+    cmd.args(["series-1000", "rw-million"]);
+    let series = SERIES.to_string();
+    with_env(
+        &mut cmd,
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "120s"),
+            ("TEST_SERIES", &series),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let out = cmd.output().expect("run the test job");
+    println!(
+        "the job with {SERIES} series ran in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
+    vm.flush();
+    // Every series, each with its value, read back.
+    let mut seen = vec![false; SERIES];
+    let mut count = 0;
+    vm.export_each(r#"bench_series_total{job="rw-million"}"#, |s| {
+        assert_eq!(s.values, [1.0], "{s:?}");
+        let i: usize = s.label("series").parse().expect("a series number");
+        assert!(!std::mem::replace(&mut seen[i], true), "{i} twice");
+        count += 1;
+    });
+    assert_eq!(count, SERIES);
+}
+
+#[test]
+fn through_a_local_vmagent_every_value_arrives_once_victoria_metrics_is_back() {
+    // The topology for a store that may be down: the job writes to a vmagent on its host,
+    // which keeps what it cannot forward in its disk buffer.
+    let mut vm = VictoriaMetrics::start();
+    let agent = VmAgent::start(&vm.write_url());
+    vm.stop();
+    let started = std::time::Instant::now();
+    let (out, before, after) = push_to_url(
+        &agent.write_url(),
+        "main",
+        "rw-relay",
+        &["instance", "host-1"],
+        &[("PUSHGATEWAY_INTERVAL", "off")],
+    );
+    assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the job does not wait for the store: {:?}",
+        started.elapsed()
+    );
+    // The store stays down a while; the values wait in vmagent, which retries.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        common::client().get(&vm.url).send().is_err(),
+        "the store is down"
+    );
+    vm.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let all = loop {
+        vm.flush();
+        let all = vm.export(r#"{job="rw-relay"}"#);
+        if all
+            .iter()
+            .any(|s| s.label("__name__") == "batch_job_exit_code")
+            || std::time::Instant::now() > deadline
+        {
+            break all;
+        }
+    };
+    let one = |name: &str, le: &str| {
+        let found: Vec<_> = all
+            .iter()
+            .filter(|s| s.label("__name__") == name && s.label("le") == le)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{name}{{le={le}}} in {all:#?}\nvmagent's log:\n{}",
+            agent.log()
+        );
+        found[0].clone()
+    };
+    let records = one("records_total", "");
+    assert_eq!(records.values, [500.0]);
+    assert_eq!(records.label("instance"), "host-1");
+    let stamp = records.timestamps[0];
+    assert!(
+        (before..=after).contains(&stamp),
+        "{before} <= {stamp} <= {after}"
+    );
+    for (name, le, value) in [
+        ("parse_errors_total", "", 7.0),
+        ("queue_depth", "", 42.5),
+        ("record_seconds_bucket", "0.005", 1.0),
+        ("record_seconds_bucket", "0.25", 2.0),
+        ("record_seconds_bucket", "+Inf", 3.0),
+        ("record_seconds_sum", "", 4.203),
+        ("record_seconds_count", "", 3.0),
+        ("batch_job_outcome", "", 1.0),
+        ("batch_job_exit_code", "", 0.0),
+    ] {
+        let series = one(name, le);
+        assert_eq!(series.values, [value], "{name} {le}");
+        assert_eq!(
+            series.timestamps,
+            [stamp],
+            "{name} {le}: the time of the push"
+        );
+    }
 }

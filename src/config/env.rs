@@ -64,6 +64,11 @@ pub const ENV_HEADERS: &str = "PUSHGATEWAY_HEADERS";
 /// ([`PushgatewayBuilder::hostname_grouping_label`]), e.g. `instance`.
 pub const ENV_HOSTNAME_LABEL: &str = "PUSHGATEWAY_HOSTNAME_LABEL";
 
+/// Environment variable: the most samples one remote-write request carries (a push with more
+/// goes as several requests), from 1 to 1,000,000; default
+/// [`DEFAULT_REMOTE_WRITE_MAX_SAMPLES`](crate::DEFAULT_REMOTE_WRITE_MAX_SAMPLES) (2,000).
+pub const ENV_REMOTE_WRITE_MAX_SAMPLES: &str = "PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES";
+
 /// Environment variable: the body format of pushes to a Pushgateway, `protobuf` (the
 /// default) or `text` ([`ExpositionFormat`](crate::ExpositionFormat)).
 pub const ENV_FORMAT: &str = "PUSHGATEWAY_FORMAT";
@@ -178,6 +183,9 @@ impl PushgatewayBuilder {
         if let Some(format) = env.parsed(ENV_FORMAT, parse_format)? {
             b.format = format;
         }
+        if let Some(n) = env.parsed(ENV_REMOTE_WRITE_MAX_SAMPLES, parse_max_samples)? {
+            b.remote_write_max_samples = n;
+        }
         if let Some(dir) = env.get(ENV_SPOOL_DIR, false)? {
             b.spool_dir = Some(dir.into());
         }
@@ -231,6 +239,20 @@ fn duration(name: &'static str, text: &str) -> Result<Duration, String> {
 }
 
 /// `PUSHGATEWAY_FORMAT`: `text` or `protobuf`.
+fn parse_max_samples(text: &str) -> Result<usize, String> {
+    let range = crate::sink::remote_write::MAX_SAMPLES_RANGE;
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            format!(
+                "must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )
+        })
+}
+
 fn parse_format(text: &str) -> Result<ExpositionFormat, String> {
     match text.to_ascii_lowercase().as_str() {
         "text" => Ok(ExpositionFormat::Text),

@@ -86,7 +86,7 @@ impl PushgatewayBuilder {
 
     /// Checks every setting and every target, before anything starts: one sink per target,
     /// with the warning its configuration deserves, if any.
-    fn plan(&self) -> Result<Vec<(Planned, Option<String>)>, InitError> {
+    pub(super) fn plan(&self) -> Result<Vec<(Planned, Option<String>)>, InitError> {
         if self.compression == Compression::Gzip && !cfg!(feature = "gzip") {
             return Err(InitError::InvalidSetting {
                 setting: "compression",
@@ -104,6 +104,18 @@ impl PushgatewayBuilder {
                 .map_err(|reason| InitError::InvalidSetting { setting, reason })?;
         }
         check_buckets(&self.buckets)?;
+        let samples = crate::sink::remote_write::MAX_SAMPLES_RANGE;
+        if !samples.contains(&self.remote_write_max_samples) {
+            return Err(InitError::InvalidSetting {
+                setting: "remote_write_max_samples",
+                reason: format!(
+                    "{} is out of range: from {} to {} samples per request                      (also PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES)",
+                    self.remote_write_max_samples,
+                    samples.start(),
+                    samples.end()
+                ),
+            });
+        }
         for (_, buckets) in &self.buckets_for_metric {
             check_buckets(buckets)?;
         }
@@ -173,7 +185,13 @@ impl PushgatewayBuilder {
             Target::RemoteWrite(raw) => {
                 let c = self.connection(raw, TargetKind::RemoteWrite, tls)?;
                 let warning = insecure_warning(&c.endpoint, c.credentials, &c.tls);
-                let sink = RemoteWriteSink::new(c.endpoint, id.labels.clone(), c.headers, c.tls);
+                let sink = RemoteWriteSink::new(
+                    c.endpoint,
+                    id.labels.clone(),
+                    c.headers,
+                    c.tls,
+                    self.remote_write_max_samples,
+                );
                 (planned(sink), warning)
             }
             Target::Textfile(dir) => {

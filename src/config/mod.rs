@@ -16,6 +16,7 @@ use crate::compression::Compression;
 use crate::exit::SignalHandling;
 use crate::registry::Matcher;
 use crate::sink::http::TlsConfig;
+use crate::sink::remote_write::DEFAULT_REMOTE_WRITE_MAX_SAMPLES;
 use crate::spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 use crate::target::PushMethod;
 use crate::target::Target;
@@ -99,6 +100,7 @@ enum Auth {
 /// | [`client_identity`](Self::client_identity) | none | `PUSHGATEWAY_CLIENT_CERT_FILE`, `PUSHGATEWAY_CLIENT_KEY_FILE` |
 /// | [`spool_dir`](Self::spool_dir) | none: no spool | `PUSHGATEWAY_SPOOL_DIR` |
 /// | [`spool_limits`](Self::spool_limits) | 100 files, 64 MiB | |
+/// | [`remote_write_max_samples`](Self::remote_write_max_samples) | 2,000 | `PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES` |
 /// | [`method`](Self::method) | [`PushMethod::Put`] | |
 /// | [`compression`](Self::compression) | [`Compression::None`] | |
 /// | [`signals`](Self::signals) | [`SignalHandling::PushAndExit`] | |
@@ -157,6 +159,7 @@ pub struct PushgatewayBuilder {
     spool_dir: Option<PathBuf>,
     spool_max_files: usize,
     spool_max_bytes: u64,
+    remote_write_max_samples: usize,
 }
 
 impl std::fmt::Debug for PushgatewayBuilder {
@@ -187,6 +190,7 @@ impl std::fmt::Debug for PushgatewayBuilder {
             .field("spool_dir", &self.spool_dir)
             .field("spool_max_files", &self.spool_max_files)
             .field("spool_max_bytes", &self.spool_max_bytes)
+            .field("remote_write_max_samples", &self.remote_write_max_samples)
             .finish_non_exhaustive()
     }
 }
@@ -253,6 +257,7 @@ impl PushgatewayBuilder {
             spool_dir: None,
             spool_max_files: DEFAULT_SPOOL_MAX_FILES,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            remote_write_max_samples: DEFAULT_REMOTE_WRITE_MAX_SAMPLES,
         }
     }
 
@@ -535,6 +540,17 @@ impl PushgatewayBuilder {
     pub fn spool_limits(mut self, max_files: usize, max_bytes: u64) -> Self {
         self.spool_max_files = max_files;
         self.spool_max_bytes = max_bytes;
+        self
+    }
+
+    /// The most samples one remote-write request carries, from 1 to 1,000,000: a push with
+    /// more goes as several requests, up to four at a time, each retried on its own within
+    /// the push's time budget. Default
+    /// [`DEFAULT_REMOTE_WRITE_MAX_SAMPLES`](crate::DEFAULT_REMOTE_WRITE_MAX_SAMPLES) (2,000);
+    /// also `PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES`. A value out of range is an
+    /// [`InitError::InvalidSetting`] at install.
+    pub fn remote_write_max_samples(mut self, max: usize) -> Self {
+        self.remote_write_max_samples = max;
         self
     }
 

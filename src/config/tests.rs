@@ -754,3 +754,38 @@ fn files_named_by_the_environment_must_be_small_regular_files() {
         errors[2]
     );
 }
+
+#[test]
+fn remote_write_max_samples_from_the_environment_and_its_range() {
+    let b = env(&[(ENV_REMOTE_WRITE_MAX_SAMPLES, " 5000 ")]).unwrap();
+    assert_eq!(b.remote_write_max_samples, 5000);
+    assert_eq!(
+        env(&[]).unwrap().remote_write_max_samples,
+        crate::DEFAULT_REMOTE_WRITE_MAX_SAMPLES
+    );
+    for bad in ["0", "-1", "1000001", "2k", "1.5"] {
+        let err = env(&[(ENV_REMOTE_WRITE_MAX_SAMPLES, bad)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid value {bad:?} in environment variable \
+                 PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES: must be a whole number from 1 to 1000000"
+            )
+        );
+    }
+    for bad in [0, 1_000_001] {
+        let err = PushgatewayBuilder::with_targets([Target::remote_write("http://127.0.0.1:1/w")])
+            .job("j")
+            .remote_write_max_samples(bad)
+            .plan()
+            .err()
+            .expect("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("remote_write_max_samples")
+                && text.contains("from 1 to 1000000")
+                && text.contains("PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES"),
+            "{text}"
+        );
+    }
+}

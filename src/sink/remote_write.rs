@@ -7,8 +7,9 @@
 //! numbers included, derived with `prost` (no `protoc` needed to build).
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,13 +23,17 @@ use crate::encode::target_labels;
 use crate::lifecycle::Outcome;
 use crate::registry::Registry;
 use crate::report::{PushError, PushReport};
-use crate::snapshot::{Kind, Snapshot, Value};
+use crate::snapshot::{Family, Kind, Snapshot, Value};
 use crate::target::TargetKind;
 
 /// The protocol version this crate speaks, sent in `X-Prometheus-Remote-Write-Version`.
+///
+/// The messages are written by [`BatchEncoder`] straight from the snapshot; the `prost`
+/// definitions below decode them in the tests.
 pub(crate) const VERSION: &str = "0.1.0";
 
 /// `prometheus.WriteRequest`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct WriteRequest {
     #[prost(message, repeated, tag = "1")]
@@ -38,6 +43,7 @@ pub(crate) struct WriteRequest {
 }
 
 /// `prometheus.TimeSeries`: labels sorted by name, samples in time order.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct TimeSeries {
     #[prost(message, repeated, tag = "1")]
@@ -47,6 +53,7 @@ pub(crate) struct TimeSeries {
 }
 
 /// `prometheus.Label`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
 pub(crate) struct Label {
     #[prost(string, tag = "1")]
@@ -56,6 +63,7 @@ pub(crate) struct Label {
 }
 
 /// `prometheus.Sample`: the value, and the time in milliseconds since the Unix epoch.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct Sample {
     #[prost(double, tag = "1")]
@@ -65,6 +73,7 @@ pub(crate) struct Sample {
 }
 
 /// `prometheus.MetricMetadata`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct MetricMetadata {
     /// `MetricType`: 0 unknown, 1 counter, 2 gauge, 3 histogram, 4 gauge histogram,
@@ -87,153 +96,398 @@ fn metric_type(kind: Kind) -> i32 {
     }
 }
 
-/// Builds the write request for `snapshot`: one series per sample (a histogram's as its
-/// `_bucket{le}`, `_sum` and `_count` series), stamped `timestamp_ms`, with the `__name__`
-/// label and the labels of [`target_labels`] (the job and grouping labels win over a recorded
-/// label of the same name), sorted by name, each name once.
-pub(crate) fn write_request(
-    snapshot: &Snapshot,
-    target: &[(String, String)],
-    timestamp_ms: i64,
-) -> WriteRequest {
-    let mut request = WriteRequest {
-        timeseries: Vec::with_capacity(snapshot.len()),
-        metadata: Vec::with_capacity(snapshot.families().len()),
-    };
-    let mut push = |name: String, labels: &[(&str, &str)], le: Option<&str>, value: f64| {
-        let mut series_labels = Vec::with_capacity(labels.len() + 2);
-        series_labels.push(Label {
-            name: "__name__".into(),
-            value: name,
-        });
-        series_labels.extend(labels.iter().map(|(name, value)| Label {
-            name: (*name).to_owned(),
-            value: (*value).to_owned(),
-        }));
-        if let Some(le) = le {
-            series_labels.push(Label {
-                name: "le".into(),
-                value: le.to_owned(),
-            });
+/// Default bound on the samples of one remote-write request: 2,000, the default
+/// `queue_config.max_samples_per_send` of Prometheus's own remote-write sender, which every
+/// receiver built for Prometheus takes (about 100 KiB of protobuf for series of a few labels,
+/// far below VictoriaMetrics's `-maxInsertRequestSize` of 32 MiB and Mimir's distributor
+/// message size).
+pub const DEFAULT_REMOTE_WRITE_MAX_SAMPLES: usize = 2_000;
+
+/// The accepted range of the samples of one remote-write request.
+pub(crate) const MAX_SAMPLES_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
+
+/// How many requests of one push are under way at once.
+pub(crate) const CONCURRENT_REQUESTS: usize = 4;
+
+/// The protobuf encoding of the messages above, written without building them.
+mod wire {
+    pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
         }
-        // `__name__` sorts before any label name that starts with a letter; a label name
-        // starting with `_` may sort before it.
-        series_labels.sort_by(|a, b| a.name.cmp(&b.name));
-        series_labels.dedup_by(|a, b| a.name == b.name);
-        request.timeseries.push(TimeSeries {
-            labels: series_labels,
-            samples: vec![Sample {
-                value,
-                timestamp: timestamp_ms,
-            }],
-        });
-    };
-    for family in snapshot.families() {
-        let name = &family.name;
-        let bounds = family.bounds.as_deref().unwrap_or(&[]);
-        for series in snapshot.series(family) {
-            let labels = target_labels(&series, target);
-            match series.value() {
-                Value::Counter(v) => push(name.clone(), &labels, None, v as f64),
-                Value::Gauge(v) => push(name.clone(), &labels, None, v),
-                Value::Histogram { sum, .. } => {
-                    let counts = series.bucket_counts();
-                    for (bound, count) in bounds.iter().zip(counts) {
-                        let le = bound.to_string();
-                        push(format!("{name}_bucket"), &labels, Some(&le), *count as f64);
+        out.push(v as u8);
+    }
+
+    pub(super) fn varint_len(v: u64) -> usize {
+        prost::encoding::encoded_len_varint(v)
+    }
+
+    /// A length-delimited field `tag` holding `bytes`.
+    pub(super) fn bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+        varint(out, u64::from(tag << 3 | 2));
+        varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+
+    /// The length of a length-delimited field (tag below 16) of `len` bytes.
+    pub(super) fn bytes_len(len: usize) -> usize {
+        1 + varint_len(len as u64) + len
+    }
+
+    /// `prometheus.Label` as field 1 of `TimeSeries`.
+    pub(super) fn label(out: &mut Vec<u8>, name: &str, value: &str) {
+        let len = bytes_len(name.len()) + bytes_len(value.len());
+        varint(out, 1 << 3 | 2);
+        varint(out, len as u64);
+        bytes(out, 1, name.as_bytes());
+        bytes(out, 2, value.as_bytes());
+    }
+
+    /// The length of `prometheus.Sample { value, timestamp }`.
+    fn sample_len(timestamp: i64) -> usize {
+        1 + 8 + 1 + varint_len(timestamp as u64)
+    }
+
+    /// `prometheus.TimeSeries { labels, samples: [{value, timestamp}] }` as field 1 of
+    /// `WriteRequest`; `labels` are the encoded label fields.
+    pub(super) fn series(out: &mut Vec<u8>, labels: &[u8], value: f64, timestamp: i64) {
+        let sample = sample_len(timestamp);
+        varint(out, 1 << 3 | 2);
+        varint(out, (labels.len() + bytes_len(sample)) as u64);
+        out.extend_from_slice(labels);
+        varint(out, 2 << 3 | 2);
+        varint(out, sample as u64);
+        out.push(1 << 3 | 1);
+        out.extend_from_slice(&value.to_le_bytes());
+        out.push(2 << 3);
+        varint(out, timestamp as u64);
+    }
+}
+
+/// Encodes a push as requests of at most `max_samples` samples each, straight from the
+/// snapshot: only the request under way is held uncompressed, and the compressed bodies of
+/// all requests end up back to back in one buffer.
+pub(crate) struct BatchEncoder<'a> {
+    max_samples: usize,
+    sent: &'a mut SentSeries,
+    /// The request being built, uncompressed.
+    raw: Vec<u8>,
+    samples: usize,
+    /// The metadata of the families this request holds series of.
+    metadata: Vec<u8>,
+    /// The family whose metadata is last in `metadata`.
+    metadata_of: Option<usize>,
+    /// One series's encoded labels.
+    labels: Vec<u8>,
+    /// The compressed requests, back to back.
+    out: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+    /// Whether requests are compressed (always, but in tests of the protobuf alone).
+    snappy_on: bool,
+    #[cfg(feature = "remote-write")]
+    snappy: snap::raw::Encoder,
+}
+
+impl<'a> BatchEncoder<'a> {
+    /// An encoder of requests of at most `max_samples` samples into `out` (cleared), keeping
+    /// track of the series in `sent`.
+    pub(crate) fn new(max_samples: usize, sent: &'a mut SentSeries, mut out: Vec<u8>) -> Self {
+        sent.begin();
+        out.clear();
+        BatchEncoder {
+            max_samples: max_samples.max(1),
+            sent,
+            raw: Vec::new(),
+            samples: 0,
+            metadata: Vec::new(),
+            metadata_of: None,
+            labels: Vec::new(),
+            out,
+            ranges: Vec::new(),
+            snappy_on: true,
+            #[cfg(feature = "remote-write")]
+            snappy: snap::raw::Encoder::new(),
+        }
+    }
+
+    /// Adds every series of `snapshot`: one series per sample (a histogram's as its
+    /// `_bucket{le}`, `_sum` and `_count` series), stamped `timestamp_ms`, with the `__name__`
+    /// label and the labels of [`target_labels`] (the job and grouping labels win over a
+    /// recorded label of the same name), sorted by name, each name once; then a staleness
+    /// marker for each series of the last push the receiver took that is gone.
+    pub(crate) fn add_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        target: &[(String, String)],
+        timestamp_ms: i64,
+    ) -> Result<(), String> {
+        use std::fmt::Write as _;
+        self.sent.pending.index.reserve(snapshot.len());
+        let t = timestamp_ms;
+        let mut le = String::new();
+        for (index, family) in snapshot.families().iter().enumerate() {
+            let bounds = family.bounds.as_deref().unwrap_or(&[]);
+            for series in snapshot.series(family) {
+                let labels = target_labels(&series, target);
+                let mut add = |suffix: &str, le: Option<&str>, value: f64| {
+                    self.add(family, index, suffix, &labels, le, value, t)
+                };
+                match series.value() {
+                    Value::Counter(v) => add("", None, v as f64)?,
+                    Value::Gauge(v) => add("", None, v)?,
+                    Value::Histogram { sum, .. } => {
+                        let counts = series.bucket_counts();
+                        for (bound, count) in bounds.iter().zip(counts) {
+                            le.clear();
+                            let _ = write!(le, "{bound}");
+                            add("_bucket", Some(&le), *count as f64)?;
+                        }
+                        let count = counts.last().copied().unwrap_or(0) as f64;
+                        add("_bucket", Some("+Inf"), count)?;
+                        add("_sum", None, sum)?;
+                        add("_count", None, count)?;
                     }
-                    let count = counts.last().copied().unwrap_or(0) as f64;
-                    push(format!("{name}_bucket"), &labels, Some("+Inf"), count);
-                    push(format!("{name}_sum"), &labels, None, sum);
-                    push(format!("{name}_count"), &labels, None, count);
                 }
             }
         }
+        // A staleness marker for each series gone since the last push the receiver took.
+        let gone = self.sent.gone();
+        for labels in gone {
+            wire::series(&mut self.raw, &labels, f64::from_bits(STALE_NAN), t);
+            self.count_sample()?;
+        }
+        Ok(())
     }
-    request.metadata = snapshot
-        .families()
-        .iter()
-        .map(|family| MetricMetadata {
-            r#type: metric_type(family.kind),
-            metric_family_name: family.name.clone(),
-            help: family.help.clone().unwrap_or_default(),
-            unit: family.unit.unwrap_or_default().to_owned(),
-        })
-        .collect();
-    request
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        family: &Family,
+        index: usize,
+        suffix: &str,
+        labels: &[(&str, &str)],
+        le: Option<&str>,
+        value: f64,
+        timestamp_ms: i64,
+    ) -> Result<(), String> {
+        let full_name;
+        let name = if suffix.is_empty() {
+            family.name.as_str()
+        } else {
+            full_name = format!("{}{suffix}", family.name);
+            &full_name
+        };
+        // `__name__` sorts before any label name that starts with a letter; a label name
+        // starting with `_` may sort before it. `le` replaces a recorded label of that name.
+        let mut all: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + 2);
+        all.push(("__name__", name));
+        all.extend(labels.iter().filter(|(n, _)| le.is_none() || *n != "le"));
+        if let Some(le) = le {
+            all.push(("le", le));
+        }
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all.dedup_by(|a, b| a.0 == b.0);
+        self.labels.clear();
+        for (n, v) in &all {
+            wire::label(&mut self.labels, n, v);
+        }
+        self.sent.live(&self.labels);
+        if self.metadata_of != Some(index) {
+            self.metadata_of = Some(index);
+            metadata(&mut self.metadata, family);
+        }
+        wire::series(&mut self.raw, &self.labels, value, timestamp_ms);
+        self.count_sample()
+    }
+
+    fn count_sample(&mut self) -> Result<(), String> {
+        self.samples += 1;
+        if self.samples >= self.max_samples {
+            self.finish_request()?;
+        }
+        Ok(())
+    }
+
+    /// Compresses the request under way onto the output.
+    fn finish_request(&mut self) -> Result<(), String> {
+        if self.samples == 0 {
+            return Ok(());
+        }
+        self.raw.extend_from_slice(&self.metadata);
+        let start = self.out.len();
+        self.compress(start)?;
+        self.ranges.push(start..self.out.len());
+        self.raw.clear();
+        self.metadata.clear();
+        self.metadata_of = None;
+        self.samples = 0;
+        Ok(())
+    }
+
+    /// Compresses `raw` with snappy's block format (not the framed format, which receivers
+    /// refuse) onto `out` from `start`.
+    #[cfg(feature = "remote-write")]
+    fn compress(&mut self, start: usize) -> Result<(), String> {
+        if !self.snappy_on {
+            self.out.extend_from_slice(&self.raw);
+            return Ok(());
+        }
+        self.out
+            .resize(start + snap::raw::max_compress_len(self.raw.len()), 0);
+        let n = self
+            .snappy
+            .compress(&self.raw, &mut self.out[start..])
+            .map_err(|err| format!("snappy compression failed: {err}"))?;
+        self.out.truncate(start + n);
+        Ok(())
+    }
+
+    /// Without the `remote-write` feature, remote-write targets are refused at install; this
+    /// is never reached.
+    #[cfg(not(feature = "remote-write"))]
+    fn compress(&mut self, _: usize) -> Result<(), String> {
+        if !self.snappy_on {
+            self.out.extend_from_slice(&self.raw);
+            return Ok(());
+        }
+        Err("remote write needs the crate's `remote-write` feature".into())
+    }
+
+    /// The compressed bodies back to back, and where each request's is.
+    pub(crate) fn finish(mut self) -> Result<(Vec<u8>, Vec<Range<usize>>), String> {
+        self.finish_request()?;
+        Ok((self.out, self.ranges))
+    }
+}
+
+/// `prometheus.MetricMetadata` of `family` as field 3 of `WriteRequest`: its type, name,
+/// help and unit, as `describe_*` gave them.
+fn metadata(out: &mut Vec<u8>, family: &Family) {
+    let help = family.help.as_deref().unwrap_or("");
+    let unit = family.unit.unwrap_or("");
+    let kind = metric_type(family.kind) as u64;
+    let optional = |s: &str| {
+        if s.is_empty() {
+            0
+        } else {
+            wire::bytes_len(s.len())
+        }
+    };
+    let len = 1
+        + wire::varint_len(kind)
+        + wire::bytes_len(family.name.len())
+        + optional(help)
+        + optional(unit);
+    wire::varint(out, 3 << 3 | 2);
+    wire::varint(out, len as u64);
+    out.push(1 << 3);
+    wire::varint(out, kind);
+    wire::bytes(out, 2, family.name.as_bytes());
+    if !help.is_empty() {
+        wire::bytes(out, 4, help.as_bytes());
+    }
+    if !unit.is_empty() {
+        wire::bytes(out, 5, unit.as_bytes());
+    }
 }
 
 /// Prometheus's staleness marker: a NaN with this bit pattern says "this series ended here",
 /// so that PromQL stops returning its last value at once instead of 5 minutes later.
 pub(crate) const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 
+/// Encoded label sets, back to back, found by their hash.
+#[derive(Default)]
+struct LabelSets {
+    index: HashMap<u64, Range<usize>>,
+    bytes: Vec<u8>,
+}
+
 /// The series of the last push the receiver took, so that one that is gone from the next push
-/// (e.g. `batch_job_outcome{outcome="running"}` once the job has ended) is marked stale.
+/// (e.g. `batch_job_outcome{outcome="running"}` once the job has ended) is marked stale. Only
+/// their encoded labels are kept, back to back.
 #[derive(Default)]
 pub(crate) struct SentSeries {
     hasher: RandomState,
-    /// Series labels by their hash, as of the last successful push.
-    sent: HashMap<u64, Vec<Label>>,
-    /// The hashes of the live series of the push under way.
-    pending_hashes: Vec<u64>,
-    /// Their labels, once the request is encoded.
-    pending: HashMap<u64, Vec<Label>>,
+    /// As of the last push the receiver took.
+    sent: LabelSets,
+    /// The live series of the push under way.
+    pending: LabelSets,
 }
 
 impl SentSeries {
-    /// Adds a staleness marker at `timestamp_ms` for each series the receiver took last time
-    /// and that is missing from `request`.
-    pub(crate) fn mark_gone(&mut self, request: &mut WriteRequest, timestamp_ms: i64) {
-        self.pending_hashes = request
-            .timeseries
-            .iter()
-            .map(|s| self.hasher.hash_one(&s.labels))
-            .collect();
-        let live: HashSet<u64> = self.pending_hashes.iter().copied().collect();
-        for (hash, labels) in &self.sent {
-            if !live.contains(hash) {
-                request.timeseries.push(TimeSeries {
-                    labels: labels.clone(),
-                    samples: vec![Sample {
-                        value: f64::from_bits(STALE_NAN),
-                        timestamp: timestamp_ms,
-                    }],
-                });
-            }
-        }
+    /// Starts a push: nothing pending.
+    fn begin(&mut self) {
+        self.pending.index.clear();
+        self.pending.bytes.clear();
     }
 
-    /// Keeps the live series of the encoded `request` until its push succeeds.
-    pub(crate) fn hold(&mut self, request: WriteRequest) {
-        let hashes = std::mem::take(&mut self.pending_hashes);
-        self.pending = hashes
-            .into_iter()
-            .zip(request.timeseries.into_iter().map(|s| s.labels))
-            .collect();
+    /// A live series of the push under way, by its encoded labels.
+    fn live(&mut self, labels: &[u8]) {
+        let hash = self.hasher.hash_one(labels);
+        let start = self.pending.bytes.len();
+        self.pending.bytes.extend_from_slice(labels);
+        let range = start..self.pending.bytes.len();
+        self.pending.index.insert(hash, range);
+    }
+
+    /// The encoded labels of each series the receiver took last time that the push under
+    /// way does not hold.
+    fn gone(&self) -> Vec<Vec<u8>> {
+        self.sent
+            .index
+            .iter()
+            .filter(|(hash, _)| !self.pending.index.contains_key(hash))
+            .map(|(_, range)| self.sent.bytes[range.clone()].to_vec())
+            .collect()
     }
 
     /// The receiver took the push: its live series are what it has now.
     pub(crate) fn taken(&mut self) {
-        self.sent = std::mem::take(&mut self.pending);
+        std::mem::swap(&mut self.sent, &mut self.pending);
+        self.begin();
     }
 }
 
-/// The request body: the write request, protobuf-encoded, compressed with snappy's block
-/// format (not the framed format, which receivers refuse).
-#[cfg(feature = "remote-write")]
-pub(crate) fn encode(request: &WriteRequest) -> Result<Vec<u8>, String> {
+/// The requests of a push of `snapshot` at `timestamp_ms` in requests of at most
+/// `max_samples` samples, decoded (uncompressed).
+#[cfg(test)]
+pub(crate) fn requests(
+    snapshot: &Snapshot,
+    target: &[(String, String)],
+    timestamp_ms: i64,
+    max_samples: usize,
+    sent: &mut SentSeries,
+) -> Vec<WriteRequest> {
     use prost::Message as _;
-    let raw = request.encode_to_vec();
-    snap::raw::Encoder::new()
-        .compress_vec(&raw)
-        .map_err(|e| format!("snappy compression failed: {e}"))
+    let mut encoder = BatchEncoder::new(max_samples, sent, Vec::new());
+    encoder.snappy_on = false;
+    encoder
+        .add_snapshot(snapshot, target, timestamp_ms)
+        .unwrap();
+    let (out, ranges) = encoder.finish().unwrap();
+    ranges
+        .into_iter()
+        .map(|r| WriteRequest::decode(&out[r]).expect("a WriteRequest"))
+        .collect()
 }
 
-/// Without the `remote-write` feature, remote-write targets are refused at install; this is
-/// never reached.
-#[cfg(not(feature = "remote-write"))]
-pub(crate) fn encode(_: &WriteRequest) -> Result<Vec<u8>, String> {
-    Err("remote write needs the crate's `remote-write` feature".into())
+/// The whole push of `snapshot` as one request, decoded.
+#[cfg(test)]
+pub(crate) fn write_request(
+    snapshot: &Snapshot,
+    target: &[(String, String)],
+    timestamp_ms: i64,
+) -> WriteRequest {
+    let mut all = requests(
+        snapshot,
+        target,
+        timestamp_ms,
+        usize::MAX,
+        &mut SentSeries::default(),
+    );
+    assert!(all.len() <= 1);
+    all.pop().unwrap_or_default()
 }
 
 /// The headers of every remote-write request, as the specification requires.
@@ -251,8 +505,9 @@ pub(crate) fn headers() -> HeaderMap {
     headers
 }
 
-/// A remote-write receiver: the job and grouping labels go on every series, and series gone
-/// since the last push it took get a staleness marker.
+/// A remote-write receiver: the job and grouping labels go on every series, series gone
+/// since the last push it took get a staleness marker, and a push goes as requests of at most
+/// `max_samples` samples, [`CONCURRENT_REQUESTS`] at a time, each retried on its own.
 pub(crate) struct RemoteWriteSink {
     url: Url,
     location: String,
@@ -261,15 +516,22 @@ pub(crate) struct RemoteWriteSink {
     body_headers: HeaderMap,
     client: http::Client,
     sent_series: SentSeries,
+    max_samples: usize,
+    /// Where each request's body is in the push's body.
+    ranges: Vec<Range<usize>>,
+    /// The requests of the last push the receiver did not take, by index.
+    failed: Vec<usize>,
 }
 
 impl RemoteWriteSink {
-    /// A receiver at `url`; requests carry `headers` over `tls`.
+    /// A receiver at `url`; requests carry `headers` over `tls` and at most `max_samples`
+    /// samples each.
     pub(crate) fn new(
         url: Url,
         labels: Vec<(String, String)>,
         headers: HeaderMap,
         tls: http::TlsConfig,
+        max_samples: usize,
     ) -> Self {
         RemoteWriteSink {
             location: url.to_string(),
@@ -278,7 +540,27 @@ impl RemoteWriteSink {
             labels,
             body_headers: self::headers(),
             sent_series: SentSeries::default(),
+            max_samples,
+            ranges: Vec::new(),
+            failed: Vec::new(),
         }
+    }
+
+    /// `err` with, for an answer that says the request was too big, the bound that made it
+    /// and the setting that lowers it.
+    fn explain(&self, mut err: PushError) -> PushError {
+        if let PushError::Status { status, body, .. } = &mut err {
+            // VictoriaMetrics answers 400 naming `-maxInsertRequestSize`.
+            if *status == 413 || body.contains("maxInsertRequestSize") {
+                body.push_str(&format!(
+                    " (each request carries at most {} samples: lower that with \
+                     remote_write_max_samples or {})",
+                    self.max_samples,
+                    crate::config::ENV_REMOTE_WRITE_MAX_SAMPLES
+                ));
+            }
+        }
+        err
     }
 }
 
@@ -303,17 +585,20 @@ impl Sink for RemoteWriteSink {
         &mut self,
         snapshot: &Snapshot,
         created_ms: u64,
-        _buf: Vec<u8>,
+        buf: Vec<u8>,
         _scratch: &mut Vec<u8>,
     ) -> Result<Bytes, String> {
         let now = i64::try_from(created_ms).unwrap_or(i64::MAX);
-        let mut request = write_request(snapshot, &self.labels, now);
-        self.sent_series.mark_gone(&mut request, now);
-        let body = encode(&request);
-        self.sent_series.hold(request);
-        body.map(Bytes::from)
+        let mut encoder = BatchEncoder::new(self.max_samples, &mut self.sent_series, buf);
+        encoder.add_snapshot(snapshot, &self.labels, now)?;
+        let (body, ranges) = encoder.finish()?;
+        self.ranges = ranges;
+        Ok(Bytes::from(body))
     }
 
+    /// Sends each request of the push, [`CONCURRENT_REQUESTS`] at a time, each retried on
+    /// its own until `deadline`. The report sums the attempts and bytes of all; the error is
+    /// that of the first request the receiver did not take.
     async fn send(
         &mut self,
         _outcome: Outcome,
@@ -322,31 +607,81 @@ impl Sink for RemoteWriteSink {
         budget: Duration,
         in_flight: &Cell<bool>,
     ) -> Result<PushReport, PushError> {
+        use futures_util::StreamExt as _;
+        self.failed.clear();
         let client = self.client.get(TargetKind::RemoteWrite, &self.location)?;
-        let request = Request {
-            target: TargetKind::RemoteWrite,
-            url: &self.url,
-            url_text: &self.location,
-            method: reqwest::Method::POST,
-            headers: &self.body_headers,
-            body: body.clone(),
-        };
-        http::send(client, &request, deadline, budget, true, in_flight).await
+        let started = Instant::now();
+        let (url, location, headers) = (&self.url, self.location.as_str(), &self.body_headers);
+        in_flight.set(true);
+        let mut results: Vec<(usize, Result<PushReport, PushError>)> =
+            futures_util::stream::iter(self.ranges.iter().cloned().enumerate())
+                .map(|(i, range)| async move {
+                    let request = Request {
+                        target: TargetKind::RemoteWrite,
+                        url,
+                        url_text: location,
+                        method: reqwest::Method::POST,
+                        headers,
+                        body: body.slice(range),
+                    };
+                    let own = Cell::new(false);
+                    (
+                        i,
+                        http::send(client, &request, deadline, budget, true, &own).await,
+                    )
+                })
+                .buffer_unordered(CONCURRENT_REQUESTS)
+                .collect()
+                .await;
+        in_flight.set(false);
+        results.sort_by_key(|(i, _)| *i);
+        let (mut attempts, mut status) = (0, None);
+        let mut first_error = None;
+        for (i, result) in results {
+            match result {
+                Ok(report) => {
+                    attempts += report.attempts();
+                    status = report.status();
+                }
+                Err(e) => {
+                    attempts += e.attempts();
+                    self.failed.push(i);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => {
+                if self.ranges.len() > 1 {
+                    tracing::debug!(
+                        failed = self.failed.len(),
+                        requests = self.ranges.len(),
+                        "requests of the push the receiver did not take"
+                    );
+                }
+                Err(self.explain(e))
+            }
+            None => Ok(PushReport::sent(
+                status,
+                attempts,
+                body.len(),
+                started.elapsed(),
+            )),
+        }
     }
 
     fn settle(
         &mut self,
         _outcome: Outcome,
         _created_ms: u64,
-        _body: Bytes,
+        body: Bytes,
         result: &Result<PushReport, PushError>,
         _loud: bool,
     ) -> Option<Bytes> {
         if result.is_ok() {
             self.sent_series.taken();
         }
-        // The body is snappy's buffer, not one to render into.
-        None
+        Some(body)
     }
 
     /// A remote-write receiver has no such operation: success without a status.
@@ -458,44 +793,106 @@ mod tests {
 
     #[test]
     fn series_gone_since_the_last_taken_push_are_marked_stale() {
-        let request = |outcome: &'static str, b: f64, t| {
-            let snapshot = crate::registry::snapshot_of(&[], &[1.0], || {
+        let snapshot = |outcome: &'static str, b: f64| {
+            crate::registry::snapshot_of(&[], &[1.0], || {
                 metrics::gauge!("a", "o" => outcome).set(1.0);
                 metrics::gauge!("b").set(b);
-            });
-            write_request(&snapshot, &[], t)
+            })
+        };
+        let series = |requests: Vec<WriteRequest>| -> Vec<TimeSeries> {
+            requests.into_iter().flat_map(|r| r.timeseries).collect()
         };
         let mut sent = SentSeries::default();
-        let mut first = request("running", 2.0, 1);
-        sent.mark_gone(&mut first, 1);
-        assert_eq!(first.timeseries.len(), 2);
-        sent.hold(first);
+        let first = series(requests(&snapshot("running", 2.0), &[], 1, 10, &mut sent));
+        assert_eq!(first.len(), 2);
         sent.taken();
         // `a{o="running"}` is gone: a marker for it; a failed push leaves it to mark again.
         for _ in 0..2 {
-            let mut next = request("success", 3.0, 2);
-            sent.mark_gone(&mut next, 2);
-            assert_eq!(next.timeseries.len(), 3);
-            let marker = &next.timeseries[2];
+            let next = series(requests(&snapshot("success", 3.0), &[], 2, 10, &mut sent));
+            assert_eq!(next.len(), 3);
+            let marker = &next[2];
             assert_eq!(marker.labels[1].value, "running");
             assert_eq!(marker.samples[0].value.to_bits(), STALE_NAN);
             assert_eq!(marker.samples[0].timestamp, 2);
-            sent.hold(next);
         }
         sent.taken();
-        let mut last = request("success", 3.0, 3);
-        sent.mark_gone(&mut last, 3);
-        assert_eq!(last.timeseries.len(), 2, "nothing gone any more");
+        let last = series(requests(&snapshot("success", 3.0), &[], 3, 10, &mut sent));
+        assert_eq!(last.len(), 2, "nothing gone any more");
+    }
+
+    #[test]
+    fn a_push_is_split_into_requests_of_at_most_max_samples_each_with_its_metadata() {
+        let snapshot = crate::registry::snapshot_of(&[], &[1.0], || {
+            metrics::describe_counter!("c", metrics::Unit::Bytes, "Bytes read.");
+            for i in 0..5 {
+                metrics::counter!("c", "i" => i.to_string()).increment(i);
+            }
+            metrics::histogram!("h").record(0.5);
+        });
+        let whole = write_request(&snapshot, &[], 7);
+        assert_eq!(whole.timeseries.len(), 9);
+        for max in [1, 2, 3, 4, 8, 9, 100] {
+            let parts = requests(&snapshot, &[], 7, max, &mut SentSeries::default());
+            assert_eq!(parts.len(), 9_usize.div_ceil(max), "max {max}");
+            assert!(parts.iter().all(|p| p.timeseries.len() <= max));
+            let joined: Vec<TimeSeries> = parts.iter().flat_map(|p| p.timeseries.clone()).collect();
+            assert_eq!(joined, whole.timeseries, "max {max}");
+            // Each request says what the families of its series are, once each.
+            for part in &parts {
+                let mut names: Vec<&str> = part
+                    .timeseries
+                    .iter()
+                    .map(|s| {
+                        if s.labels[0].value.starts_with('h') {
+                            "h"
+                        } else {
+                            "c"
+                        }
+                    })
+                    .collect();
+                names.dedup();
+                let described: Vec<&str> = part
+                    .metadata
+                    .iter()
+                    .map(|m| m.metric_family_name.as_str())
+                    .collect();
+                assert_eq!(described, names, "max {max}");
+            }
+        }
+        let c = &whole.metadata[0];
+        assert_eq!(
+            (
+                c.r#type,
+                c.metric_family_name.as_str(),
+                c.help.as_str(),
+                c.unit.as_str()
+            ),
+            (1, "c", "Bytes read.", "bytes")
+        );
+        assert_eq!(whole.metadata[1].r#type, 3);
     }
 
     #[test]
     #[cfg(feature = "remote-write")]
-    fn body_is_a_snappy_block_of_the_protobuf() {
-        use prost::Message as _;
-        let snapshot = crate::registry::snapshot_of(&[], &[1.0], || metrics::gauge!("g").set(1.5));
-        let request = write_request(&snapshot, &[("job".into(), "j".into())], 5);
-        let body = encode(&request).unwrap();
-        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
-        assert_eq!(WriteRequest::decode(raw.as_slice()).unwrap(), request);
+    fn each_request_is_a_snappy_block_of_the_protobuf() {
+        let snapshot = crate::registry::snapshot_of(&[], &[1.0], || {
+            metrics::gauge!("g", "a" => "1").set(1.5);
+            metrics::gauge!("g", "a" => "2").set(2.5);
+            metrics::gauge!("g", "a" => "3").set(3.5);
+        });
+        let target = [("job".into(), "j".into())];
+        let mut sent = SentSeries::default();
+        let mut encoder = BatchEncoder::new(2, &mut sent, Vec::new());
+        encoder.add_snapshot(&snapshot, &target, 5).unwrap();
+        let (body, ranges) = encoder.finish().unwrap();
+        let expected = requests(&snapshot, &target, 5, 2, &mut SentSeries::default());
+        assert_eq!(ranges.len(), 2);
+        for (range, expected) in ranges.into_iter().zip(expected) {
+            use prost::Message as _;
+            let raw = snap::raw::Decoder::new()
+                .decompress_vec(&body[range])
+                .unwrap();
+            assert_eq!(WriteRequest::decode(raw.as_slice()).unwrap(), expected);
+        }
     }
 }

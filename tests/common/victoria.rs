@@ -208,6 +208,14 @@ impl VictoriaMetrics {
         vm
     }
 
+    /// A server with these command-line flags added (e.g. `-maxInsertRequestSize=1000`).
+    pub fn start_with(flags: &[&str]) -> Self {
+        let mut vm = Self::stopped_on(free_port());
+        vm.server.args.extend(flags.iter().map(|f| (*f).to_owned()));
+        vm.server.run();
+        vm
+    }
+
     /// A server on `port` that is not running yet: [`restart`](Self::restart) starts it.
     pub fn stopped_on(port: u16) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -369,18 +377,5 @@ impl VmAgent {
 
     pub fn log(&self) -> String {
         self.server.log()
-    }
-
-    /// Bytes waiting in its disk buffer (`vmagent_remotewrite_pending_data_bytes`).
-    pub fn pending_bytes(&self) -> f64 {
-        let text = client()
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .and_then(|r| r.text())
-            .expect("GET /metrics");
-        text.lines()
-            .filter(|l| l.starts_with("vmagent_remotewrite_pending_data_bytes"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
     }
 }
