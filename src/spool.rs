@@ -21,6 +21,13 @@
 //! A file whose body is protobuf (`format protobuf`) starts with `... spool 2` instead, so that
 //! a reader that knows only version 1 sets it aside rather than sending it as text.
 //!
+//! A remote-write push whose requests did not all arrive keeps those requests in one file that
+//! starts with `... spool 3` and says `format remote-write`, `encoding snappy`, `method POST`;
+//! its `endpoint` is the receiver's URL, its `group` the job's grouping key, and its body the
+//! requests as sent (each a snappy block of a `WriteRequest`, its samples with their original
+//! timestamps), each preceded by its length as 4 bytes, big-endian. Per grouping key and
+//! receiver only the newest such file is kept, as per grouping key for a gateway.
+//!
 //! Files are written to a temporary name, synced and renamed, so a reader never sees half a
 //! file; a file that does not parse or whose length or checksum is wrong anyway (a full disk, a
 //! copy) is renamed to `*.corrupt`. One process at a time replays a directory: the replayer
@@ -46,6 +53,10 @@ const MAGIC: &str = "metrics-exporter-pushgateway spool 1";
 /// The first line of a file whose body is protobuf: a reader that knows only version 1 sets
 /// such a file aside instead of sending it as text.
 const MAGIC_2: &str = "metrics-exporter-pushgateway spool 2";
+/// The first line of a file of remote-write requests.
+const MAGIC_3: &str = "metrics-exporter-pushgateway spool 3";
+/// The most requests one remote-write file may hold.
+const MAX_FRAMES: usize = 100_000;
 const SNAPSHOT: &str = ".snapshot";
 const CORRUPT: &str = ".corrupt";
 const REJECTED: &str = ".rejected";
@@ -66,12 +77,61 @@ pub(crate) struct Snapshot {
     /// Whether the body is protobuf (`format protobuf`) rather than text; files without the
     /// line are text.
     pub(crate) protobuf: bool,
-    /// The gateway it was meant for (its endpoint, which holds no credentials): replayed
-    /// there only.
+    /// Whether the body is remote-write requests (`format remote-write`, see [`frames`]).
+    pub(crate) remote_write: bool,
+    /// The gateway it was meant for (its endpoint, which holds no credentials), or the
+    /// remote-write receiver's URL: replayed there only.
     pub(crate) endpoint: String,
     /// When it was rendered, in milliseconds since the Unix epoch.
     pub(crate) created_ms: u64,
     pub(crate) body: Bytes,
+}
+
+impl Snapshot {
+    /// Whether `other` holds the same series for the same target: the same grouping key, and
+    /// for remote write the same receiver.
+    fn same_series(&self, group: &str, remote_write: bool, endpoint: &str) -> bool {
+        self.group == group
+            && self.remote_write == remote_write
+            && (!remote_write || self.endpoint == endpoint)
+    }
+}
+
+/// Remote-write requests as a file body: each preceded by its length (4 bytes, big-endian).
+pub(crate) fn framed<'a>(requests: impl IntoIterator<Item = &'a [u8]>) -> Bytes {
+    let mut out = Vec::new();
+    for request in requests {
+        out.extend_from_slice(&(request.len() as u32).to_be_bytes());
+        out.extend_from_slice(request);
+    }
+    Bytes::from(out)
+}
+
+/// The remote-write requests of a file body: every byte in a request, none empty, at most
+/// [`MAX_FRAMES`] of them.
+pub(crate) fn frames(body: &Bytes) -> Result<Vec<Bytes>, String> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        let len_bytes: [u8; 4] = body
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("a request's length is cut short")?;
+        let len = u32::from_be_bytes(len_bytes) as usize;
+        let end = at + 4 + len;
+        if len == 0 || end > body.len() {
+            return Err(format!("a request of {len} bytes does not fit the body"));
+        }
+        out.push(body.slice(at + 4..end));
+        if out.len() > MAX_FRAMES {
+            return Err(format!("more than {MAX_FRAMES} requests"));
+        }
+        at = end;
+    }
+    if out.is_empty() {
+        return Err("no request".into());
+    }
+    Ok(out)
 }
 
 /// A snapshot file found in the directory.
@@ -112,13 +172,25 @@ impl Spool {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
+        // Two spools of one process (a gateway's and a receiver's) never share a file name.
+        static SPOOLS: AtomicU64 = AtomicU64::new(0);
+        let n = SPOOLS.fetch_add(1, Ordering::Relaxed);
+        let writer = match n {
+            0 => format!("{}x{nanos:08x}", std::process::id()),
+            n => format!("{}x{nanos:08x}x{n}", std::process::id()),
+        };
         Spool {
             dir,
             max_files,
             max_bytes,
-            writer: format!("{}x{nanos:08x}", std::process::id()),
+            writer,
             seq: AtomicU64::new(0),
         }
+    }
+
+    /// Another writer of the same directory with the same bounds, for another target.
+    pub(crate) fn sibling(&self) -> Spool {
+        Spool::new(self.dir.clone(), self.max_files, self.max_bytes)
     }
 
     /// The bound on the spool's total size, which no single file may exceed either.
@@ -164,7 +236,7 @@ impl Spool {
         let path = self.dir.join(self.name(snapshot, seq));
         crate::file::write_atomically(&tmp, &path, 0o600, &[header.as_bytes(), &snapshot.body])?;
         // Older snapshots of the same group would only overwrite this one's newer values.
-        written.replaced = self.remove_older(&snapshot.group, snapshot.created_ms, Some(&path));
+        written.replaced = self.remove_older(snapshot, Some(&path));
         written.dropped = self.enforce_bounds(&path)?;
         written.path = Some(path);
         Ok(written)
@@ -252,11 +324,31 @@ impl Spool {
     /// Removes the snapshots of `group` created at or before `until_ms`: a newer push of the
     /// same group made them obsolete. Returns how many were removed.
     pub(crate) fn remove_group(&self, group: &str, until_ms: u64) -> usize {
-        self.remove_older(group, until_ms, None)
+        self.remove_matching(group, false, "", until_ms, None)
     }
 
-    /// Removes the snapshots of `group` created at or before `until_ms`, except `keep`.
-    fn remove_older(&self, group: &str, until_ms: u64, keep: Option<&Path>) -> usize {
+    /// Removes the remote-write requests of `group` for the receiver at `endpoint` created at
+    /// or before `until_ms`: a newer push to it made them obsolete. Returns how many files
+    /// were removed.
+    pub(crate) fn remove_remote_write(&self, group: &str, endpoint: &str, until_ms: u64) -> usize {
+        self.remove_matching(group, true, endpoint, until_ms, None)
+    }
+
+    /// Removes the snapshots of the same series as `newer` created at or before it, except
+    /// `keep`.
+    fn remove_older(&self, newer: &Snapshot, keep: Option<&Path>) -> usize {
+        let (group, endpoint) = (&newer.group, &newer.endpoint);
+        self.remove_matching(group, newer.remote_write, endpoint, newer.created_ms, keep)
+    }
+
+    fn remove_matching(
+        &self,
+        group: &str,
+        remote_write: bool,
+        endpoint: &str,
+        until_ms: u64,
+        keep: Option<&Path>,
+    ) -> usize {
         let hash = format!("-{:08x}-", group_hash(group));
         let Ok(entries) = self.entries() else {
             return 0;
@@ -267,7 +359,7 @@ impl Spool {
                 continue;
             }
             if let Ok(old) = read(&entry.path, self.max_bytes) {
-                if old.group == group
+                if old.same_series(group, remote_write, endpoint)
                     && old.created_ms <= until_ms
                     && fs::remove_file(&entry.path).is_ok()
                 {
@@ -386,15 +478,33 @@ fn header(s: &Snapshot) -> String {
     format!(
         "{}\ngroup {}\nendpoint {}\nmethod {}\nencoding {}\nformat {}\ncreated {}\nlength {}\n\
          crc32 {:08x}\n\n",
-        if s.protobuf { MAGIC_2 } else { MAGIC },
+        if s.remote_write {
+            MAGIC_3
+        } else if s.protobuf {
+            MAGIC_2
+        } else {
+            MAGIC
+        },
         s.group,
         s.endpoint,
         match s.method {
             PushMethod::Put => "PUT",
             PushMethod::Post => "POST",
         },
-        if s.gzip { "gzip" } else { "identity" },
-        if s.protobuf { "protobuf" } else { "text" },
+        if s.remote_write {
+            "snappy"
+        } else if s.gzip {
+            "gzip"
+        } else {
+            "identity"
+        },
+        if s.remote_write {
+            "remote-write"
+        } else if s.protobuf {
+            "protobuf"
+        } else {
+            "text"
+        },
         s.created_ms,
         s.body.len(),
         crc32fast::hash(&s.body),
@@ -474,12 +584,14 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
     let body = &data[end + 2..];
     let mut lines = head.lines();
     let version = lines.next();
-    if version != Some(MAGIC) && version != Some(MAGIC_2) {
+    if version != Some(MAGIC) && version != Some(MAGIC_2) && version != Some(MAGIC_3) {
         return Err("unknown format (first line)".into());
     }
     let (mut group, mut method, mut gzip, mut created, mut length, mut crc) =
         (None, None, None, None, None, None);
     let mut protobuf = false;
+    let mut remote_write = false;
+    let mut snappy = false;
     let mut endpoint = None;
     for line in lines {
         let (key, value) = line.split_once(' ').ok_or("malformed header line")?;
@@ -497,13 +609,18 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
                 gzip = Some(match value {
                     "gzip" => true,
                     "identity" => false,
+                    "snappy" => {
+                        snappy = true;
+                        false
+                    }
                     _ => return Err(format!("unknown encoding {value:?}")),
                 });
             }
             "format" => {
-                protobuf = match value {
-                    "protobuf" => true,
-                    "text" => false,
+                (protobuf, remote_write) = match value {
+                    "protobuf" => (true, false),
+                    "text" => (false, false),
+                    "remote-write" => (false, true),
                     _ => return Err(format!("unknown format {value:?}")),
                 };
             }
@@ -527,14 +644,26 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
     if crc32fast::hash(body) != crc {
         return Err("checksum mismatch".into());
     }
+    // Remote-write requests only in a version-3 file, snappy and POST, and nothing else there.
+    if remote_write != (version == Some(MAGIC_3))
+        || remote_write != snappy
+        || (remote_write && method != PushMethod::Post)
+    {
+        return Err("format, encoding and version do not agree".into());
+    }
+    let body = Bytes::copy_from_slice(body);
+    if remote_write {
+        frames(&body).map_err(|e| format!("remote-write body: {e}"))?;
+    }
     Ok(Snapshot {
         group,
         method,
         gzip,
         protobuf,
+        remote_write,
         endpoint: endpoint.ok_or("no endpoint recorded")?,
         created_ms,
-        body: Bytes::copy_from_slice(body),
+        body,
     })
 }
 
@@ -548,6 +677,7 @@ mod tests {
             method: PushMethod::Put,
             gzip: false,
             protobuf: false,
+            remote_write: false,
             endpoint: "http://127.0.0.1:9091/".into(),
             created_ms,
             body: Bytes::from(body.to_owned()),
@@ -743,5 +873,126 @@ mod group_paths {
         ] {
             assert!(!is_group_path(bad), "{bad:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod remote_write_files {
+    use super::*;
+
+    fn snapshot(group: &str, created_ms: u64, body: &str) -> Snapshot {
+        Snapshot {
+            group: group.into(),
+            method: PushMethod::Put,
+            gzip: false,
+            protobuf: false,
+            remote_write: false,
+            endpoint: "http://127.0.0.1:9091/".into(),
+            created_ms,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    fn remote_write(group: &str, endpoint: &str, created_ms: u64, requests: &[&[u8]]) -> Snapshot {
+        Snapshot {
+            method: PushMethod::Post,
+            remote_write: true,
+            endpoint: endpoint.into(),
+            body: framed(requests.iter().copied()),
+            ..snapshot(group, created_ms, "")
+        }
+    }
+
+    #[test]
+    fn remote_write_requests_round_trip_in_version_3_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().into(), 10, 1 << 20);
+        let rw = remote_write(
+            "/job/a",
+            "http://vm:8428/api/v1/write",
+            5,
+            &[b"one", b"two!"],
+        );
+        let path = spool.write(&rw).unwrap().path.unwrap();
+        let text = fs::read(&path).unwrap();
+        assert!(text.starts_with(b"metrics-exporter-pushgateway spool 3\n"));
+        let head = String::from_utf8_lossy(&text);
+        assert!(head.contains("\nformat remote-write\n") && head.contains("\nencoding snappy\n"));
+        let back = read(&path, u64::MAX).unwrap();
+        assert!(back.remote_write);
+        assert_eq!(back.method, PushMethod::Post);
+        assert_eq!(back.endpoint, "http://vm:8428/api/v1/write");
+        let requests = frames(&back.body).unwrap();
+        assert_eq!(requests, [&b"one"[..], &b"two!"[..]]);
+    }
+
+    #[test]
+    fn remote_write_files_are_checked_before_they_are_trusted() {
+        let good = header(&remote_write("/job/a", "http://vm/", 5, &[b"x"]));
+        let body = framed([&b"x"[..]]);
+        let file = |head: &str, body: &[u8]| {
+            let mut data = head.as_bytes().to_vec();
+            data.extend_from_slice(body);
+            parse(&data)
+        };
+        assert!(file(&good, &body).is_ok());
+        // A remote-write body under another version, encoding or method is refused.
+        for (from, to) in [
+            ("spool 3", "spool 2"),
+            ("encoding snappy", "encoding identity"),
+            ("method POST", "method PUT"),
+            ("format remote-write", "format protobuf"),
+        ] {
+            assert!(file(&good.replace(from, to), &body).is_err(), "{to}");
+        }
+        // Lengths that do not add up to the body are refused, checksum or not.
+        for bad in [&b"\0\0\0\x05x"[..], b"\0\0\0", b"\0\0\0\0", b""] {
+            let head = header(&Snapshot {
+                body: Bytes::copy_from_slice(bad),
+                ..remote_write("/job/a", "http://vm/", 5, &[])
+            });
+            assert!(file(&head, bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn newest_remote_write_file_wins_per_group_and_receiver_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().into(), 10, 1 << 20);
+        spool.write(&snapshot("/job/a", 1, "a 1\n")).unwrap();
+        spool
+            .write(&remote_write("/job/a", "http://vm-1/", 2, &[b"1"]))
+            .unwrap();
+        spool
+            .write(&remote_write("/job/a", "http://vm-2/", 3, &[b"2"]))
+            .unwrap();
+        let w = spool
+            .write(&remote_write("/job/a", "http://vm-1/", 4, &[b"3"]))
+            .unwrap();
+        assert_eq!(w.replaced, 1, "only the older file for vm-1");
+        let kinds = || -> Vec<(bool, String)> {
+            spool
+                .entries()
+                .unwrap()
+                .iter()
+                .map(|e| read(&e.path, u64::MAX).unwrap())
+                .map(|s| (s.remote_write, s.endpoint))
+                .collect()
+        };
+        assert_eq!(
+            kinds(),
+            [
+                (false, "http://127.0.0.1:9091/".to_owned()),
+                (true, "http://vm-2/".to_owned()),
+                (true, "http://vm-1/".to_owned())
+            ]
+        );
+        assert_eq!(spool.remove_remote_write("/job/a", "http://vm-2/", 3), 1);
+        assert_eq!(
+            spool.remove_group("/job/a", 9),
+            1,
+            "the gateway's file only"
+        );
+        assert_eq!(kinds(), [(true, "http://vm-1/".to_owned())]);
     }
 }

@@ -719,3 +719,137 @@ fn through_a_local_vmagent_every_value_arrives_once_victoria_metrics_is_back() {
         );
     }
 }
+
+/// A job whose remote-write receiver (VictoriaMetrics, not started yet on its port) is down at
+/// exit: it ends within its shutdown timeout and spools the requests that did not arrive.
+/// Returns the store (stopped), the spool directory, and the Unix time in milliseconds
+/// around the job.
+fn spooled_while_the_store_is_down(job: &str) -> (VictoriaMetrics, tempfile::TempDir, i64, i64) {
+    let vm = VictoriaMetrics::stopped_on(common::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let spool = spool.to_str().unwrap();
+    let url = vm.write_url();
+    let before = now_ms();
+    let (out, elapsed) = run_job(
+        false,
+        "main",
+        job,
+        &["instance", "i-1"],
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+            // Several requests, all kept in one file.
+            ("PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES", "4"),
+        ],
+    );
+    let after = now_ms();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(elapsed < Duration::from_secs(3), "exited after {elapsed:?}");
+    assert!(
+        stderr(&out).contains("remote-write request(s) that did not arrive are kept in the spool"),
+        "{}",
+        stderr(&out)
+    );
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("spool"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snapshot"))
+        .collect();
+    assert_eq!(files.len(), 1, "one file for the push");
+    (vm, dir, before, after)
+}
+
+/// Asserts that every value of the `main` job `job` is in `vm` with a timestamp of the push
+/// it was made by, between `before` and `after`.
+fn assert_spooled_values_arrived(vm: &VictoriaMetrics, job: &str, before: i64, after: i64) {
+    vm.flush();
+    let all = vm.export(&format!(r#"{{job="{job}",instance="i-1"}}"#));
+    let one = |name: &str, le: &str| {
+        let found: Vec<_> = all
+            .iter()
+            .filter(|s| s.label("__name__") == name && s.label("le") == le)
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {le}: {all:#?}");
+        found[0].clone()
+    };
+    let records = one("records_total", "");
+    assert_eq!(records.values, [500.0]);
+    let stamp = records.timestamps[0];
+    assert!(
+        (before..=after).contains(&stamp),
+        "the original time: {before} <= {stamp} <= {after}"
+    );
+    for (name, le, value) in [
+        ("parse_errors_total", "", 7.0),
+        ("queue_depth", "", 42.5),
+        ("record_seconds_bucket", "0.1", 1.0),
+        ("record_seconds_bucket", "5", 3.0),
+        ("record_seconds_bucket", "+Inf", 3.0),
+        ("record_seconds_sum", "", 4.203),
+        ("record_seconds_count", "", 3.0),
+        ("batch_job_outcome", "", 1.0),
+        ("batch_job_exit_code", "", 0.0),
+    ] {
+        let series = one(name, le);
+        assert_eq!(series.values, [value], "{name} {le}");
+        assert_eq!(series.timestamps, [stamp], "{name} {le}");
+    }
+}
+
+#[test]
+fn remote_write_spooled_while_the_store_is_down_is_sent_by_replay_with_its_timestamps() {
+    let (mut vm, dir, before, after) = spooled_while_the_store_is_down("rw-spool-replay");
+    vm.restart();
+    let spool = dir.path().join("spool");
+    let url = vm.write_url();
+    let (out, _) = run_job(
+        false,
+        "replay",
+        "-",
+        &[],
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool.to_str().unwrap()),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
+    assert_eq!(stdout.trim(), "1 sent, 0 kept, 0 rejected, 0 corrupt");
+    assert_spooled_values_arrived(&vm, "rw-spool-replay", before, after);
+    assert_eq!(
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".snapshot"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn remote_write_spooled_while_the_store_is_down_is_sent_by_the_next_job() {
+    let (mut vm, dir, before, after) = spooled_while_the_store_is_down("rw-spool-next");
+    vm.restart();
+    let spool = dir.path().join("spool");
+    // Another job using the same spool directory and receiver sends it along with its own.
+    let (out, _, _) = push_to_url(
+        &vm.write_url(),
+        "main",
+        "rw-spool-other",
+        &["instance", "i-1"],
+        &[
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_SPOOL_DIR", spool.to_str().unwrap()),
+        ],
+    );
+    assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
+    assert_spooled_values_arrived(&vm, "rw-spool-next", before, after);
+    vm.flush();
+    assert_eq!(
+        vm.one(r#"records_total{job="rw-spool-other"}"#).values,
+        [500.0]
+    );
+}

@@ -15,7 +15,8 @@ use crate::registry::{Installed, Registry};
 use crate::sink::group::{group_path, url_for};
 use crate::sink::http::TlsConfig;
 use crate::sink::pushgateway::{PushgatewaySink, Settings};
-use crate::sink::remote_write::RemoteWriteSink;
+use crate::sink::remote_write::{RemoteWriteSink, SpoolSettings};
+use crate::sink::replay::Destination;
 use crate::sink::replay::ReplayReport;
 use crate::sink::textfile::TextfileSink;
 use crate::sink::Sink;
@@ -109,7 +110,8 @@ impl PushgatewayBuilder {
             return Err(InitError::InvalidSetting {
                 setting: "remote_write_max_samples",
                 reason: format!(
-                    "{} is out of range: from {} to {} samples per request                      (also PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES)",
+                    "{} is out of range: from {} to {} samples per request \
+                     (also PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES)",
                     self.remote_write_max_samples,
                     samples.start(),
                     samples.end()
@@ -136,19 +138,22 @@ impl PushgatewayBuilder {
             && !self
                 .targets
                 .iter()
-                .any(|t| t.kind() == TargetKind::Pushgateway)
+                .any(|t| matches!(t.kind(), TargetKind::Pushgateway | TargetKind::RemoteWrite))
         {
             return Err(InitError::InvalidSetting {
                 setting: "spool_dir",
-                reason: "the spool keeps pushes to a Pushgateway, and no Pushgateway is a target"
+                reason: "the spool keeps pushes to a Pushgateway or a remote-write receiver, \
+                         and neither is a target"
                     .into(),
             });
         }
         let identity = Identity::new(job, grouping);
+        let mut rw_spool = spool.as_ref().map(Spool::sibling);
         self.targets
             .iter()
-            // The spool keeps the first Pushgateway target's pushes.
-            .map(|target| self.plan_target(target, &identity, &tls, &mut spool))
+            // The spool keeps the first Pushgateway target's pushes and the first remote-write
+            // target's requests.
+            .map(|target| self.plan_target(target, &identity, &tls, &mut spool, &mut rw_spool))
             .collect()
     }
 
@@ -159,6 +164,7 @@ impl PushgatewayBuilder {
         id: &Identity,
         tls: &TlsConfig,
         spool: &mut Option<Spool>,
+        rw_spool: &mut Option<Spool>,
     ) -> Result<(Planned, Option<String>), InitError> {
         Ok(match target {
             Target::Pushgateway(raw) => {
@@ -191,6 +197,11 @@ impl PushgatewayBuilder {
                     c.headers,
                     c.tls,
                     self.remote_write_max_samples,
+                    SpoolSettings {
+                        group: id.group.clone(),
+                        spool: rw_spool.take(),
+                        push_timeout: self.push_timeout,
+                    },
                 );
                 (planned(sink), warning)
             }
@@ -255,22 +266,46 @@ impl PushgatewayBuilder {
         if self.targets.is_empty() {
             self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
         }
-        let Some(Target::Pushgateway(raw)) = self
-            .targets
-            .iter()
-            .find(|t| t.kind() == TargetKind::Pushgateway)
-        else {
+        let tls = self.tls_config()?;
+        // The first Pushgateway target and the first remote-write target, as at install.
+        let mut destinations = Vec::new();
+        for kind in [TargetKind::Pushgateway, TargetKind::RemoteWrite] {
+            let Some(target) = self.targets.iter().find(|t| t.kind() == kind) else {
+                continue;
+            };
+            let (Target::Pushgateway(raw) | Target::RemoteWrite(raw)) = target else {
+                continue;
+            };
+            let Connection {
+                endpoint,
+                headers,
+                tls,
+                credentials,
+            } = self.connection(raw, kind, &tls)?;
+            if let Some(warning) = insecure_warning(&endpoint, credentials, &tls) {
+                crate::log::warn(&warning);
+            }
+            let client =
+                crate::sink::http::build_client(&endpoint, &headers, &tls).map_err(|reason| {
+                    InitError::InvalidSetting {
+                        setting: "tls",
+                        reason,
+                    }
+                })?;
+            destinations.push(Destination {
+                client,
+                endpoint,
+                remote_write: kind == TargetKind::RemoteWrite,
+            });
+        }
+        if destinations.is_empty() {
             return Err(InitError::InvalidSetting {
                 setting: "targets",
-                reason: "replay sends to a Pushgateway, and no Pushgateway is a target".into(),
+                reason: "replay sends to a Pushgateway or a remote-write receiver, and neither \
+                         is a target"
+                    .into(),
             });
-        };
-        let Connection {
-            endpoint,
-            headers,
-            tls,
-            credentials,
-        } = self.connection(raw, TargetKind::Pushgateway, &self.tls_config()?)?;
+        }
         let Some(spool) = self.spool()? else {
             return Err(InitError::InvalidSetting {
                 setting: "spool_dir",
@@ -289,17 +324,7 @@ impl PushgatewayBuilder {
                 reason: "must be longer than zero".into(),
             });
         }
-        if let Some(warning) = insecure_warning(&endpoint, credentials, &tls) {
-            crate::log::warn(&warning);
-        }
-        let client =
-            crate::sink::http::build_client(&endpoint, &headers, &tls).map_err(|reason| {
-                InitError::InvalidSetting {
-                    setting: "tls",
-                    reason,
-                }
-            })?;
-        crate::sink::replay::replay_all(client, &endpoint, &spool, self.push_timeout).map_err(
+        crate::sink::replay::replay_all(&destinations, &spool, self.push_timeout).map_err(
             |source| InitError::Spool {
                 dir: spool.dir().to_owned(),
                 source,

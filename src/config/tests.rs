@@ -325,7 +325,8 @@ fn target_settings_are_checked_at_install() {
         .install()
         .unwrap_err();
     assert!(
-        err.to_string().contains("no Pushgateway is a target"),
+        err.to_string()
+            .contains("a Pushgateway or a remote-write receiver, and neither is a target"),
         "{err}"
     );
     let err = PushgatewayBuilder::with_targets([Target::textfile("")])

@@ -238,8 +238,16 @@ impl PushgatewaySink {
             self.finish_replay();
             return;
         };
-        let step =
-            replay::replay_one(client, &self.endpoint, spool, &entry, timeout, in_flight).await;
+        let step = replay::replay_one(
+            client,
+            &self.endpoint,
+            false,
+            spool,
+            &entry,
+            timeout,
+            in_flight,
+        )
+        .await;
         replay.queue.pop_front();
         if let Some(m) = &self.spool_metrics {
             match step {
@@ -354,6 +362,7 @@ impl Sink for PushgatewaySink {
                     method: self.method(outcome),
                     gzip: self.gzip,
                     protobuf: self.protobuf,
+                    remote_write: false,
                     endpoint: self.endpoint.to_string(),
                     created_ms,
                     body,

@@ -7,7 +7,8 @@
 //! numbers included, derived with `prost` (no `protoc` needed to build).
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
 use std::hash::{BuildHasher as _, RandomState};
 use std::ops::Range;
 use std::sync::Arc;
@@ -18,13 +19,15 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONT
 use reqwest::Url;
 
 use super::http::{self, Request};
+use super::replay::{self, ReplayReport};
 use super::Sink;
 use crate::encode::target_labels;
 use crate::lifecycle::Outcome;
 use crate::registry::Registry;
 use crate::report::{PushError, PushReport};
 use crate::snapshot::{Family, Kind, Snapshot, Value};
-use crate::target::TargetKind;
+use crate::spool::{self, Entry, Spool};
+use crate::target::{PushMethod, TargetKind};
 
 /// The protocol version this crate speaks, sent in `X-Prometheus-Remote-Write-Version`.
 ///
@@ -519,8 +522,29 @@ pub(crate) struct RemoteWriteSink {
     max_samples: usize,
     /// Where each request's body is in the push's body.
     ranges: Vec<Range<usize>>,
-    /// The requests of the last push the receiver did not take, by index.
+    /// The requests of the last push the receiver did not take and that are worth keeping,
+    /// by index.
     failed: Vec<usize>,
+    /// This job's grouping key (as a gateway's group path), for the spool.
+    group: String,
+    spool: Option<Spool>,
+    push_timeout: Duration,
+    replay: Option<Replay>,
+}
+
+/// A replay under way: the directory's lock, what is left to send, what was done.
+struct Replay {
+    _lock: File,
+    queue: VecDeque<Entry>,
+    report: ReplayReport,
+}
+
+/// Where failed requests go, and for how long a replayed file may take.
+pub(crate) struct SpoolSettings {
+    /// This job's grouping key (as a gateway's group path).
+    pub(crate) group: String,
+    pub(crate) spool: Option<Spool>,
+    pub(crate) push_timeout: Duration,
 }
 
 impl RemoteWriteSink {
@@ -532,8 +556,13 @@ impl RemoteWriteSink {
         headers: HeaderMap,
         tls: http::TlsConfig,
         max_samples: usize,
+        spool: SpoolSettings,
     ) -> Self {
         RemoteWriteSink {
+            group: spool.group,
+            spool: spool.spool,
+            push_timeout: spool.push_timeout,
+            replay: None,
             location: url.to_string(),
             client: http::Client::new(url.clone(), headers, tls),
             url,
@@ -543,6 +572,139 @@ impl RemoteWriteSink {
             max_samples,
             ranges: Vec::new(),
             failed: Vec::new(),
+        }
+    }
+
+    /// Keeps the requests of the push made at `created_ms` that did not arrive in the spool;
+    /// `loud` logs that as a warning.
+    fn keep(&mut self, created_ms: u64, body: &Bytes, loud: bool) {
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        let requests = self.failed.iter().map(|&i| &body[self.ranges[i].clone()]);
+        let snapshot = spool::Snapshot {
+            group: self.group.clone(),
+            method: PushMethod::Post,
+            gzip: false,
+            protobuf: false,
+            remote_write: true,
+            endpoint: self.location.clone(),
+            created_ms,
+            body: spool::framed(requests),
+        };
+        match spool.write(&snapshot) {
+            Ok(written) => {
+                if let Some(path) = &written.path {
+                    let message = format!(
+                        "the {} remote-write request(s) that did not arrive are kept in the \
+                         spool as {}; they are sent by the next process using this spool \
+                         directory, or by replay",
+                        self.failed.len(),
+                        path.display()
+                    );
+                    if loud {
+                        crate::log::warn(&message);
+                    } else {
+                        tracing::debug!("{message}");
+                    }
+                }
+                for entry in &written.dropped {
+                    crate::log::warn(&format!(
+                        "spool {} is over its bound: dropped {} ({} bytes)",
+                        spool.dir().display(),
+                        entry.path.display(),
+                        entry.bytes
+                    ));
+                }
+            }
+            Err(e) => crate::log::report(&format!(
+                "the remote-write requests that did not arrive could not be spooled in {} \
+                 either: {e}; their values are lost",
+                spool.dir().display()
+            )),
+        }
+    }
+
+    /// After a push the receiver took, made at `created_ms`: older spooled requests of this
+    /// job for it are obsolete, and the receiver is up, so anything else spooled for it can be
+    /// sent.
+    fn pushed(&mut self, created_ms: u64, last: bool) {
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        let removed = spool.remove_remote_write(&self.group, &self.location, created_ms);
+        if removed > 0 {
+            tracing::debug!(removed, "spooled requests replaced by a newer push");
+        }
+        if !last && self.replay.is_none() {
+            self.start_replay();
+        }
+    }
+
+    /// Starts replaying the spool in the background, unless it is empty or another process
+    /// (or target) is replaying it.
+    fn start_replay(&mut self) {
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        let queue: VecDeque<Entry> = match spool.entries() {
+            Ok(e) if e.is_empty() => return,
+            Ok(e) => e.into(),
+            Err(e) => {
+                crate::log::warn(&format!(
+                    "spool directory {} cannot be read: {e}",
+                    spool.dir().display()
+                ));
+                return;
+            }
+        };
+        match spool.lock() {
+            Ok(Some(lock)) => {
+                spool.remove_stale_tmp();
+                self.replay = Some(Replay {
+                    _lock: lock,
+                    queue,
+                    report: ReplayReport::default(),
+                });
+            }
+            Ok(None) => tracing::debug!("another process is replaying the spool"),
+            Err(e) => crate::log::warn(&format!(
+                "spool directory {} cannot be locked for replay: {e}",
+                spool.dir().display()
+            )),
+        }
+    }
+
+    /// Replays the oldest spooled file left; ends the replay when none is left or the
+    /// receiver did not take it.
+    async fn replay_step(&mut self, in_flight: &Cell<bool>, timeout: Duration) {
+        let (Some(replay), Some(spool), Ok(client)) = (
+            &mut self.replay,
+            &self.spool,
+            self.client.get(TargetKind::RemoteWrite, &self.location),
+        ) else {
+            self.replay = None;
+            return;
+        };
+        let Some(entry) = replay.queue.front().cloned() else {
+            self.finish_replay();
+            return;
+        };
+        let step =
+            replay::replay_one(client, &self.url, true, spool, &entry, timeout, in_flight).await;
+        replay.queue.pop_front();
+        if !replay::record(step, &entry, &mut replay.report) {
+            replay.report.kept += replay.queue.len();
+            self.finish_replay();
+        }
+    }
+
+    fn finish_replay(&mut self) {
+        if let Some(replay) = self.replay.take() {
+            let r = &replay.report;
+            if r.sent + r.rejected + r.corrupt > 0 {
+                tracing::info!(report = %r, "spool replayed");
+            }
         }
     }
 
@@ -579,6 +741,16 @@ impl Sink for RemoteWriteSink {
 
     fn start(&mut self, _: &Arc<Registry>, _: bool) {
         self.client.start(&self.location);
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        if let Err(e) = spool.create_dir() {
+            crate::log::report(&format!(
+                "the spool directory {} cannot be created: {e}; failed pushes will be lost",
+                spool.dir().display()
+            ));
+        }
+        self.start_replay();
     }
 
     fn encode(
@@ -645,7 +817,9 @@ impl Sink for RemoteWriteSink {
                 }
                 Err(e) => {
                     attempts += e.attempts();
-                    self.failed.push(i);
+                    if e.worth_keeping() {
+                        self.failed.push(i);
+                    }
                     first_error.get_or_insert(e);
                 }
             }
@@ -670,16 +844,22 @@ impl Sink for RemoteWriteSink {
         }
     }
 
+    /// A push the receiver took replaces what is spooled for this job; of one it did not
+    /// take, the requests that did not arrive (and that it did not refuse for their content)
+    /// are spooled, their samples with their original timestamps.
     fn settle(
         &mut self,
-        _outcome: Outcome,
-        _created_ms: u64,
+        outcome: Outcome,
+        created_ms: u64,
         body: Bytes,
         result: &Result<PushReport, PushError>,
-        _loud: bool,
+        loud: bool,
     ) -> Option<Bytes> {
         if result.is_ok() {
             self.sent_series.taken();
+            self.pushed(created_ms, outcome.is_final());
+        } else if !self.failed.is_empty() {
+            self.keep(created_ms, &body, loud);
         }
         Some(body)
     }
@@ -691,6 +871,26 @@ impl Sink for RemoteWriteSink {
 
     fn deletes_on_shutdown(&self) -> bool {
         false
+    }
+
+    fn has_background_work(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    async fn background_step(&mut self, in_flight: &Cell<bool>, timeout: Duration) {
+        self.replay_step(in_flight, timeout).await;
+    }
+
+    async fn drain(&mut self, deadline: Instant) {
+        let in_flight = Cell::new(false);
+        while self.replay.is_some() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < Duration::from_millis(10) {
+                break;
+            }
+            let timeout = self.push_timeout.min(left);
+            self.replay_step(&in_flight, timeout).await;
+        }
     }
 }
 

@@ -73,10 +73,12 @@ pub(crate) enum Step {
     Elsewhere,
 }
 
-/// Replays `entry` to the gateway at `endpoint`: one attempt, within `timeout`.
+/// Replays `entry` to the gateway at `endpoint` (with `remote_write`, to the remote-write
+/// receiver at that URL): one attempt (per request), within `timeout`.
 pub(crate) async fn replay_one(
     client: &reqwest::Client,
     endpoint: &Url,
+    remote_write: bool,
     spool: &Spool,
     entry: &Entry,
     timeout: Duration,
@@ -90,17 +92,24 @@ pub(crate) async fn replay_one(
             return Step::Corrupt(e.to_string(), aside);
         }
     };
-    if snapshot.endpoint != endpoint.as_str() {
-        // Never to another gateway than the one it was meant for (another job's spool, or a
-        // planted file): its grouping key and values belong there.
+    if snapshot.endpoint != endpoint.as_str() || snapshot.remote_write != remote_write {
+        // Never to another gateway or receiver than the one it was meant for (another job's
+        // spool, or a planted file): its grouping key and values belong there.
         return Step::Elsewhere;
     }
-    let url = url_for(endpoint, &snapshot.group);
-    let url_text = url.to_string();
-    let headers = super::group::push_headers(snapshot.gzip, snapshot.protobuf);
-    let request = Request::push(&url, &url_text, snapshot.method, &headers, snapshot.body);
     let deadline = Instant::now() + timeout;
-    match http::send(client, &request, deadline, timeout, false, in_flight).await {
+    let result = if remote_write {
+        replay_requests(client, endpoint, &snapshot, deadline, timeout, in_flight).await
+    } else {
+        let url = url_for(endpoint, &snapshot.group);
+        let url_text = url.to_string();
+        let headers = super::group::push_headers(snapshot.gzip, snapshot.protobuf);
+        let request = Request::push(&url, &url_text, snapshot.method, &headers, snapshot.body);
+        http::send(client, &request, deadline, timeout, false, in_flight)
+            .await
+            .map(drop)
+    };
+    match result {
         Ok(_) => {
             // Already gone is fine: a writer replaced it with a newer snapshot meanwhile.
             let _ = std::fs::remove_file(&entry.path);
@@ -112,6 +121,34 @@ pub(crate) async fn replay_one(
         },
         Err(e) => Step::Kept(e),
     }
+}
+
+/// Sends the remote-write requests of `snapshot` to the receiver at `endpoint`, one after the
+/// other, one attempt each, until one is not taken.
+async fn replay_requests(
+    client: &reqwest::Client,
+    endpoint: &Url,
+    snapshot: &spool::Snapshot,
+    deadline: Instant,
+    timeout: Duration,
+    in_flight: &Cell<bool>,
+) -> Result<(), PushError> {
+    let url_text = endpoint.to_string();
+    let headers = super::remote_write::headers();
+    // Checked when the file was read.
+    let requests = spool::frames(&snapshot.body).unwrap_or_default();
+    for body in requests {
+        let request = Request {
+            target: crate::target::TargetKind::RemoteWrite,
+            url: endpoint,
+            url_text: &url_text,
+            method: reqwest::Method::POST,
+            headers: &headers,
+            body,
+        };
+        http::send(client, &request, deadline, timeout, false, in_flight).await?;
+    }
+    Ok(())
 }
 
 /// Logs what one step did, and adds it to `report`. Returns whether to go on.
@@ -154,10 +191,18 @@ pub(crate) fn record(step: Step, entry: &Entry, report: &mut ReplayReport) -> bo
     }
 }
 
-/// Replays the whole spool in this thread (for [`crate::replay`]).
+/// Where [`replay_all`] sends: a gateway's endpoint, or (`remote_write`) a remote-write
+/// receiver's URL, with the client for it.
+pub(crate) struct Destination {
+    pub(crate) client: reqwest::Client,
+    pub(crate) endpoint: Url,
+    pub(crate) remote_write: bool,
+}
+
+/// Replays the whole spool in this thread (for [`crate::replay`]), each file to the
+/// destination it was meant for.
 pub(crate) fn replay_all(
-    client: reqwest::Client,
-    endpoint: &Url,
+    destinations: &[Destination],
     spool: &Spool,
     timeout: Duration,
 ) -> std::io::Result<ReplayReport> {
@@ -177,9 +222,21 @@ pub(crate) fn replay_all(
     let mut left = entries.len();
     for entry in &entries {
         left -= 1;
-        let step = runtime.block_on(replay_one(
-            &client, endpoint, spool, entry, timeout, &in_flight,
-        ));
+        let mut step = Step::Elsewhere;
+        for d in destinations {
+            step = runtime.block_on(replay_one(
+                &d.client,
+                &d.endpoint,
+                d.remote_write,
+                spool,
+                entry,
+                timeout,
+                &in_flight,
+            ));
+            if !matches!(step, Step::Elsewhere) {
+                break;
+            }
+        }
         if !record(step, entry, &mut report) {
             report.kept += left;
             break;
