@@ -207,6 +207,21 @@ fn labels_named_like_the_job_or_grouping_labels_are_replaced_not_repeated() {
 struct WriteRequest {
     #[prost(message, repeated, tag = "1")]
     timeseries: Vec<TimeSeries>,
+    #[prost(message, repeated, tag = "3")]
+    metadata: Vec<MetricMetadata>,
+}
+
+/// `prometheus.MetricMetadata`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MetricMetadata {
+    #[prost(int32, tag = "1")]
+    r#type: i32,
+    #[prost(string, tag = "2")]
+    metric_family_name: String,
+    #[prost(string, tag = "4")]
+    help: String,
+    #[prost(string, tag = "5")]
+    unit: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -851,5 +866,74 @@ fn remote_write_spooled_while_the_store_is_down_is_sent_by_the_next_job() {
     assert_eq!(
         vm.one(r#"records_total{job="rw-spool-other"}"#).values,
         [500.0]
+    );
+}
+
+#[test]
+fn what_describe_declares_goes_as_remote_write_metadata() {
+    // Prometheus 2.42's receiver does not store remote-write metadata (`/api/v1/metadata`
+    // lists scraped targets' only), so the requests are decoded as a receiver would.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(MockServer::start());
+    runtime.block_on(
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&server),
+    );
+    let url = format!("{}/api/v1/write", server.uri());
+    let (out, _, _) = push_to_url(
+        &url,
+        "described",
+        "rw-meta",
+        &[],
+        &[
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            // The histogram's series in requests of their own: each says its family.
+            ("PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES", "3"),
+        ],
+    );
+    assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
+    let requests = runtime.block_on(server.received_requests()).unwrap();
+    assert!(requests.len() > 3, "{}", requests.len());
+    let mut seen = std::collections::BTreeMap::new();
+    for request in &requests {
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&request.body)
+            .unwrap();
+        let write = WriteRequest::decode(raw.as_slice()).unwrap();
+        // Each request says what the families of its series are.
+        for series in &write.timeseries {
+            let name = &series.labels[0].value;
+            assert!(
+                write.metadata.iter().any(|m| name == &m.metric_family_name
+                    || name
+                        .strip_prefix(m.metric_family_name.as_str())
+                        .is_some_and(|rest| { ["_bucket", "_sum", "_count"].contains(&rest) })),
+                "{name} without its metadata in {:?}",
+                write.metadata
+            );
+        }
+        for m in write.metadata {
+            seen.insert(m.metric_family_name.clone(), (m.r#type, m.help, m.unit));
+        }
+    }
+    let family = |name: &str| seen.get(name).cloned().unwrap_or_default();
+    // Types: 1 counter, 2 gauge, 3 histogram.
+    assert_eq!(
+        family("records_total"),
+        (1, "Records read.".to_owned(), "count".to_owned())
+    );
+    assert_eq!(
+        family("queue_depth"),
+        (2, "Bytes queued.".to_owned(), "bytes".to_owned())
+    );
+    assert_eq!(
+        family("record_seconds"),
+        (3, "Time per record.".to_owned(), "seconds".to_owned())
+    );
+    // Undescribed: the type alone.
+    assert_eq!(
+        family("parse_errors_total"),
+        (1, String::new(), String::new())
     );
 }

@@ -527,6 +527,10 @@ impl PushgatewayBuilder {
     /// Per grouping key only the newest snapshot is kept. The directory is created with mode
     /// 0700 and files with 0600. A snapshot the gateway refuses for its content (400) is not
     /// spooled. Bounded by [`spool_limits`](Self::spool_limits).
+    ///
+    /// The spool keeps the first Pushgateway target's pushes and, of the first remote-write
+    /// target's, the requests that did not arrive (with their samples' original timestamps),
+    /// replayed to that receiver only.
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
         self

@@ -312,6 +312,21 @@ fn main() {
             metrics::counter!("clash_total", "job" => "inner", "instance" => "inner", "zone" => "a")
                 .increment(2);
         }
+        "described" => {
+            // Metrics described with help and units, for the metadata targets carry.
+            metrics::describe_counter!(
+                "records_total",
+                metrics::Unit::Count,
+                "Records read."
+            );
+            metrics::describe_gauge!("queue_depth", metrics::Unit::Bytes, "Bytes queued.");
+            metrics::describe_histogram!(
+                "record_seconds",
+                metrics::Unit::Seconds,
+                "Time per record."
+            );
+            record();
+        }
         "async-fn-drop" => async_fn_drop(guard),
         "task-drop" => task_drop(guard),
         "exit" => {
