@@ -314,11 +314,7 @@ fn main() {
         }
         "described" => {
             // Metrics described with help and units, for the metadata targets carry.
-            metrics::describe_counter!(
-                "records_total",
-                metrics::Unit::Count,
-                "Records read."
-            );
+            metrics::describe_counter!("records_total", metrics::Unit::Count, "Records read.");
             metrics::describe_gauge!("queue_depth", metrics::Unit::Bytes, "Bytes queued.");
             metrics::describe_histogram!(
                 "record_seconds",
