@@ -19,6 +19,10 @@
 //! - `targets_1000_series`: a warm push of 1,000 series, inside fresh processes, to each kind
 //!   of target: a Pushgateway, a Prometheus receiving remote write, a textfile directory, and
 //!   a Pushgateway and a remote-write receiver at once; the body sizes are printed.
+//! - `remote_write`: a warm push of 10k, 100k and 1M series, inside fresh processes, by
+//!   remote write to a real VictoriaMetrics (`victoria-metrics`, requests of the default
+//!   2,000 samples) beside the same push to a Pushgateway; the bytes on the wire and the peak
+//!   resident memory added by the push (`push-memory`, one process each) are printed.
 //! - `gzip`: a warm push of 10k and 100k series with and without gzip, in fresh processes;
 //!   the body sizes are printed.
 //! - memory: peak resident memory added by a push of 100k series against the body's size,
@@ -55,8 +59,8 @@
 //! and for `peers` Go and client_golang (`apt-get install golang-go
 //! golang-github-prometheus-client-golang-dev`); `scripts/install-bench-deps.sh` installs
 //! what is missing. `PUSH_BENCH_ONLY` runs only the parts it names, comma-separated, of
-//! `push` (render and push), `record`, `init`, `fresh_process`, `targets`, `gzip`, `memory`
-//! and `peers`: `PUSH_BENCH_ONLY=peers cargo bench --bench push` runs the peers alone.
+//! `push` (render and push), `record`, `init`, `fresh_process`, `targets`, `remote_write`,
+//! `gzip`, `memory` and `peers`: `PUSH_BENCH_ONLY=peers cargo bench --bench push` runs the peers alone.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -392,6 +396,54 @@ fn targets(c: &mut Criterion) {
                     .sum()
             })
         });
+    }
+    group.finish();
+}
+
+fn remote_write(c: &mut Criterion) {
+    let mut group = c.benchmark_group("remote_write_push");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(1));
+    let gw = Pushgateway::start();
+    let vm = common::victoria::VictoriaMetrics::start();
+    let write_url = vm.write_url();
+    for n in [10_000, 100_000, 1_000_000] {
+        let series = n.to_string();
+        let cases: [(&str, Vec<(&str, &str)>); 2] = [
+            ("pushgateway", vec![("PUSHGATEWAY_URL", &gw.url)]),
+            (
+                "remote write to VictoriaMetrics",
+                vec![("PUSHGATEWAY_REMOTE_WRITE_URL", &write_url)],
+            ),
+        ];
+        for (name, targets) in cases {
+            let mut env = targets;
+            env.extend([
+                ("TEST_SERIES", series.as_str()),
+                ("PUSHGATEWAY_INTERVAL", "off"),
+                ("PUSHGATEWAY_PUSH_TIMEOUT", "300s"),
+                ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "300s"),
+            ]);
+            let memory = numbers(job_to("push-memory", "bench_rw", &env));
+            println!(
+                "remote_write: {n} series, {name}: body {} bytes, peak memory added by the push \
+                 {:.1} MiB",
+                memory[1],
+                memory[0] as f64 / (1024.0 * 1024.0)
+            );
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| {
+                            Duration::from_nanos(numbers(job_to("push-timed", "bench_rw", &env))[0])
+                        })
+                        .sum()
+                })
+            });
+        }
     }
     group.finish();
 }
@@ -763,13 +815,14 @@ fn main() {
     // process is small. Then the pushes, so that the installed recorder holds only the pushed
     // series (and the lifecycle metrics) when they are measured.
     type Part = (&'static str, fn(&mut Criterion));
-    let parts: [Part; 8] = [
+    let parts: [Part; 9] = [
         ("peers", peers),
         ("push", render_and_push),
         ("record", record),
         ("init", init),
         ("fresh_process", fresh_process),
         ("targets", targets),
+        ("remote_write", remote_write),
         ("gzip", gzip),
         ("memory", memory),
     ];
