@@ -937,3 +937,72 @@ fn what_describe_declares_goes_as_remote_write_metadata() {
         (1, String::new(), String::new())
     );
 }
+
+#[test]
+fn old_samples_replayed_to_prometheus_are_refused_once_with_its_answer_and_set_aside() {
+    // Prometheus's receiver refuses a sample older than the newest of its series (no
+    // out-of-order window): spooled requests replayed after a newer push are answered 400,
+    // shown with Prometheus's words, set aside, never retried.
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let spool = spool.to_str().unwrap();
+    let (out, _) = run_job(
+        false,
+        "main",
+        "rw-old",
+        &["instance", "i-1"],
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let prometheus = Prometheus::start_on(None, port);
+    // The same series, newer, from a run without the spool.
+    push_to_url(
+        &url,
+        "main",
+        "rw-old",
+        &["instance", "i-1"],
+        &[("PUSHGATEWAY_INTERVAL", "off")],
+    );
+    let (out, _) = run_job(
+        false,
+        "replay",
+        "-",
+        &[],
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {err}");
+    assert_eq!(stdout.trim(), "0 sent, 0 kept, 1 rejected, 0 corrupt");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("spooled snapshot refused by its target"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        warning.contains(&format!(
+            "remote write {url} answered 400 after 1 attempt(s): out of order sample"
+        )),
+        "{warning}"
+    );
+    let rejected = std::fs::read_dir(dir.path().join("spool"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".rejected"))
+        .count();
+    assert_eq!(rejected, 1);
+    // The newer value stands.
+    assert_eq!(
+        prometheus.value(r#"records_total{job="rw-old",instance="i-1"}"#),
+        500.0
+    );
+}

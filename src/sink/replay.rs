@@ -168,7 +168,7 @@ pub(crate) fn record(step: Step, entry: &Entry, report: &mut ReplayReport) -> bo
         Step::Rejected(e, aside) => {
             report.rejected += 1;
             crate::log::warn(&format!(
-                "spooled snapshot refused by the gateway, set aside as {}: {e}",
+                "spooled snapshot refused by its target, set aside as {}: {e}",
                 aside.display()
             ));
             true

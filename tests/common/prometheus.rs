@@ -43,6 +43,12 @@ impl Prometheus {
     /// A Prometheus that accepts remote write on `/api/v1/write` and, with `scrape`, scrapes
     /// that `host:port` every 200 ms with `honor_labels: true`, as a Pushgateway must be.
     pub fn start(scrape: Option<&str>) -> Self {
+        Self::start_on(scrape, free_port())
+    }
+
+    /// [`start`](Self::start) on `port` (one a job was told about while nothing listened
+    /// there).
+    pub fn start_on(scrape: Option<&str>, port: u16) -> Self {
         let bin = prometheus_bin();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = String::from("global:\n  scrape_interval: 1s\n");
@@ -55,7 +61,6 @@ impl Prometheus {
         }
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
-        let port = free_port();
         let child = Command::new(&bin)
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
