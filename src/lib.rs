@@ -81,7 +81,9 @@
 //! With [`PushgatewayBuilder::spool_dir`] (or `PUSHGATEWAY_SPOOL_DIR`), a push that fails for
 //! good keeps its snapshot on disk, and the next process with the same directory (or
 //! [`replay`]) sends it once the gateway is back: a job whose gateway is down at exit loses
-//! nothing. See the README's "Disk spool" and "Failure modes" for the guarantees and limits.
+//! nothing. A remote-write target keeps the requests that did not arrive the same way, with
+//! their samples' timestamps. See the README's "Disk spool" and "Failure modes" for the
+//! guarantees and limits.
 //!
 //! # Security
 //!
@@ -208,9 +210,10 @@ pub fn try_init(job: &str) -> Result<PushGuard, InitError> {
     PushgatewayBuilder::from_env()?.job(job).install()
 }
 
-/// Sends the snapshots kept in the spool directory to the gateway, configured from the
-/// environment (`PUSHGATEWAY_SPOOL_DIR`, `PUSHGATEWAY_URL`, credentials and TLS as for
-/// [`init`]): for operators draining a spool, e.g. from cron.
+/// Sends the snapshots kept in the spool directory to the gateway (and remote-write requests
+/// to the receiver), configured from the environment (`PUSHGATEWAY_SPOOL_DIR`,
+/// `PUSHGATEWAY_URL`, `PUSHGATEWAY_REMOTE_WRITE_URL`, credentials and TLS as for [`init`]):
+/// for operators draining a spool, e.g. from cron.
 ///
 /// The same as `PushgatewayBuilder::from_env()?.replay()`; see
 /// [`PushgatewayBuilder::replay`].

@@ -248,7 +248,8 @@ impl PushgatewayBuilder {
         Ok(pushers)
     }
 
-    /// Sends every snapshot in the spool directory to the gateway now, oldest first, and
+    /// Sends every snapshot in the spool directory to the gateway now (the remote-write
+    /// requests kept for the first remote-write target to that receiver), oldest first, and
     /// returns what happened: for operators draining a spool (e.g. from cron) and for jobs
     /// that want to drain it before they start. Installs nothing; the job, grouping labels and
     /// interval are not used (each snapshot carries its own grouping key). Each snapshot gets
