@@ -628,7 +628,7 @@ impl RemoteWriteSink {
     /// After a push the receiver took, made at `created_ms`: older spooled requests of this
     /// job for it are obsolete, and the receiver is up, so anything else spooled for it can be
     /// sent.
-    fn pushed(&mut self, created_ms: u64, last: bool) {
+    fn pushed(&mut self, created_ms: u64) {
         let Some(spool) = &self.spool else {
             return;
         };
@@ -636,7 +636,9 @@ impl RemoteWriteSink {
         if removed > 0 {
             tracing::debug!(removed, "spooled requests replaced by a newer push");
         }
-        if !last && self.replay.is_none() {
+        // Also after the final push, whose deadline the pusher then gives the replay: a job
+        // that pushes only at exit sends what an earlier one left.
+        if self.replay.is_none() {
             self.start_replay();
         }
     }
@@ -849,7 +851,7 @@ impl Sink for RemoteWriteSink {
     /// are spooled, their samples with their original timestamps.
     fn settle(
         &mut self,
-        outcome: Outcome,
+        _outcome: Outcome,
         created_ms: u64,
         body: Bytes,
         result: &Result<PushReport, PushError>,
@@ -857,7 +859,7 @@ impl Sink for RemoteWriteSink {
     ) -> Option<Bytes> {
         if result.is_ok() {
             self.sent_series.taken();
-            self.pushed(created_ms, outcome.is_final());
+            self.pushed(created_ms);
         } else if !self.failed.is_empty() {
             self.keep(created_ms, &body, loud);
         }
