@@ -299,10 +299,10 @@ impl PushGuard {
     /// assert!(!guard.is_enabled());
     /// ```
     pub fn disabled() -> Self {
-        let renderer = Renderer {
-            registry: Arc::new(crate::registry::Registry::new(&[], &[], &[])),
-            lifecycle: None,
-        };
+        let renderer = Renderer::new(
+            Arc::new(crate::registry::Registry::new(&[], &[], &[])),
+            None,
+        );
         PushGuard {
             handle: PushHandle {
                 inner: Arc::new(Inner {

@@ -170,13 +170,14 @@ impl Registry {
     }
 
     /// The values of this moment, with the descriptions and global labels, as a builder to
-    /// which more families (the lifecycle metrics) can be added.
-    pub(crate) fn snapshot(&self) -> SnapshotBuilder {
+    /// which more families (the lifecycle metrics) can be added. Recorded metrics named like
+    /// one of `reserved` are left out.
+    pub(crate) fn snapshot(&self, reserved: &'static [&'static str]) -> SnapshotBuilder {
         let descriptions = self
             .descriptions
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut builder = SnapshotBuilder::new(&self.global_labels);
+        let mut builder = SnapshotBuilder::new(&self.global_labels, reserved);
         self.registry.visit_counters(|key, value| {
             builder.add_counter(key, value.load(Ordering::Relaxed), &descriptions);
         });
@@ -198,7 +199,7 @@ impl Registry {
     /// The snapshot of this moment, sorted.
     #[cfg(test)]
     pub(crate) fn take(&self) -> Snapshot {
-        self.snapshot().finish()
+        self.snapshot(&[]).finish()
     }
 
     fn describe(&self, key: &KeyName, unit: Option<Unit>, help: SharedString) {
@@ -334,10 +335,193 @@ mod tests {
     #[test]
     fn global_labels_come_first_and_a_recorded_one_gives_its_value() {
         let snapshot = snapshot_of(&[("service", "api"), ("zone", "eu")], &[1.0], || {
-            metrics::gauge!("g", "zone" => "us", "a" => "1", "a" => "2").set(1.0);
+            metrics::gauge!("g", "zone" => "us", "a" => "2").set(1.0);
         });
         let family = &snapshot.families()[0];
         let labels: Vec<_> = snapshot.series(family).next().unwrap().labels().collect();
         assert_eq!(labels, [("service", "api"), ("zone", "us"), ("a", "2")]);
+    }
+
+    /// Every series as `name{labels} value`, and every left-out series with its reason.
+    fn sent_and_dropped(snapshot: &Snapshot) -> (Vec<String>, Vec<String>) {
+        let mut sent = Vec::new();
+        for family in snapshot.families() {
+            for series in snapshot.series(family) {
+                let labels: Vec<String> =
+                    series.labels().map(|(k, v)| format!("{k}={v}")).collect();
+                sent.push(format!(
+                    "{} {}{{{}}} {:?}",
+                    family.kind.as_str(),
+                    family.name,
+                    labels.join(","),
+                    series.value()
+                ));
+            }
+        }
+        let dropped = snapshot.dropped().iter().map(ToString::to_string).collect();
+        (sent, dropped)
+    }
+
+    #[test]
+    fn series_the_gateway_would_refuse_are_left_out_with_a_reason_and_the_rest_is_kept() {
+        let snapshot = snapshot_of(&[("service", "api")], &[1.0], || {
+            metrics::counter!("ok_total", "a" => "1").increment(1);
+            metrics::counter!("").increment(2);
+            metrics::counter!("ok_total", "__secret" => "x").increment(3);
+            metrics::counter!("ok_total", "a" => "1", "a" => "2").increment(4);
+            metrics::counter!("ok_total", "a-b" => "1", "a_b" => "2").increment(5);
+            metrics::histogram!("latency", "le" => "x").record(0.5);
+            metrics::histogram!("latency").record(0.5);
+        });
+        let (sent, dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "histogram latency{service=api} Histogram { buckets: 0, sum: 0.5 }",
+                "counter ok_total{service=api,a=1} Counter(1)",
+            ]
+        );
+        let expected = [
+            "\"\" is left out of every push: its metric name is empty",
+            "ok_total{__secret=\"x\"} is left out of every push: label names starting with `__` \
+             are reserved for Prometheus (`__secret`)",
+            "ok_total{a=\"1\",a=\"2\"} is left out of every push: the label `a` is given twice \
+             (once made valid, if it was not)",
+            "ok_total{a-b=\"1\",a_b=\"2\"} is left out of every push: the label `a_b` is given \
+             twice (once made valid, if it was not)",
+            "latency{le=\"x\"} is left out of every push: a histogram cannot have a label named \
+             `le` (its buckets use it)",
+        ];
+        let mut dropped = dropped;
+        dropped.sort();
+        let mut expected = expected.map(str::to_owned).to_vec();
+        expected.sort();
+        assert_eq!(dropped, expected);
+    }
+
+    #[test]
+    fn a_name_recorded_as_two_types_keeps_the_first_of_counter_gauge_histogram() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::histogram!("jobs").record(2.0);
+            metrics::gauge!("jobs", "q" => "a").set(1.0);
+            metrics::counter!("jobs", "q" => "b").increment(7);
+        });
+        let (sent, mut dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(sent, ["counter jobs{q=b} Counter(7)"]);
+        dropped.sort();
+        assert_eq!(
+            dropped,
+            [
+                "jobs is left out of every push: `jobs` is recorded as a histogram and as a \
+                 counter; the counter is sent",
+                "jobs{q=\"a\"} is left out of every push: `jobs` is recorded as a gauge and as a \
+                 counter; the counter is sent",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_family_named_like_a_histograms_series_is_left_out() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::histogram!("rows").record(2.0);
+            metrics::counter!("rows_count").increment(3);
+            metrics::gauge!("rows_sum").set(4.0);
+            metrics::gauge!("rows_total").set(5.0);
+        });
+        let (sent, mut dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "histogram rows{} Histogram { buckets: 0, sum: 2.0 }",
+                "gauge rows_total{} Gauge(5.0)",
+            ]
+        );
+        dropped.sort();
+        assert_eq!(
+            dropped,
+            [
+                "rows_count is left out of every push: `rows_count` is also a series name of \
+                 the histogram `rows`; the histogram is sent",
+                "rows_sum is left out of every push: `rows_sum` is also a series name of the \
+                 histogram `rows`; the histogram is sent",
+            ]
+        );
+    }
+
+    #[test]
+    fn of_two_names_that_become_one_the_series_recorded_under_the_valid_name_is_sent() {
+        for order in [["db.queries", "db_queries"], ["db_queries", "db.queries"]] {
+            let snapshot = snapshot_of(&[], &[1.0], || {
+                for (i, name) in order.into_iter().enumerate() {
+                    let value = if name == "db_queries" {
+                        10
+                    } else {
+                        20 + i as u64
+                    };
+                    metrics::counter!(name, "op" => "r").increment(value);
+                }
+                metrics::counter!("db.queries", "op" => "w").increment(1);
+            });
+            let (sent, dropped) = sent_and_dropped(&snapshot);
+            assert_eq!(
+                sent,
+                [
+                    "counter db_queries{op=r} Counter(10)",
+                    "counter db_queries{op=w} Counter(1)",
+                ]
+            );
+            assert_eq!(dropped.len(), 1, "{dropped:?}");
+            assert!(
+                dropped[0].starts_with(
+                    "db_queries{op=\"r\"} is left out of every push: it was \
+                     recorded under two names"
+                ),
+                "{dropped:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn recorded_metrics_named_like_a_reserved_name_are_left_out() {
+        let registry = Arc::new(Registry::new(&[1.0], &[], &[]));
+        metrics::with_local_recorder(&Installed(Arc::clone(&registry)), || {
+            metrics::histogram!("batch_job_duration_seconds").record(3.0);
+            metrics::counter!("batch_job_runs_total").increment(1);
+        });
+        let mut builder = registry.snapshot(crate::lifecycle::NAMES);
+        builder.add_own_gauge("batch_job_duration_seconds", "Wall time.", &[], 1.5);
+        let (sent, dropped) = sent_and_dropped(&builder.finish());
+        assert_eq!(
+            sent,
+            [
+                "gauge batch_job_duration_seconds{} Gauge(1.5)",
+                "counter batch_job_runs_total{} Counter(1)",
+            ]
+        );
+        assert_eq!(
+            dropped,
+            ["batch_job_duration_seconds is left out of every push: `batch_job_duration_seconds` \
+              is the name of one of the exporter's own lifecycle metrics; rename the metric, or \
+              turn the lifecycle metrics off (`lifecycle_metrics(false)`)"]
+        );
+        // Without reserved names the same metric is sent.
+        let (sent, dropped) = sent_and_dropped(&registry.take());
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_the_reason() {
+        let long = "v".repeat(1_000_000);
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::counter!("c", "__x" => long.clone()).increment(1);
+        });
+        let dropped = &snapshot.dropped()[0];
+        assert!(dropped.series.len() < 400, "{}", dropped.series.len());
+        assert!(
+            dropped.series.starts_with("c{__x=\"vvvv"),
+            "{}",
+            dropped.series
+        );
     }
 }

@@ -46,10 +46,10 @@ impl PushgatewayBuilder {
             &self.buckets_for_metric,
             &self.global,
         ));
-        let renderer = Arc::new(Renderer {
-            registry: Arc::clone(&registry),
-            lifecycle: self.lifecycle_metrics.then(Lifecycle::start),
-        });
+        let renderer = Arc::new(Renderer::new(
+            Arc::clone(&registry),
+            self.lifecycle_metrics.then(Lifecycle::start),
+        ));
         let pushers = if self.enabled {
             self.start(planned, &renderer)?
         } else {

@@ -3,9 +3,10 @@
 //! talks to it over a channel and waits for its answer with a timeout.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::mpsc::SyncSender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -18,18 +19,62 @@ use crate::registry::Registry;
 use crate::report::{PushError, PushReport};
 use crate::self_metrics::SelfMetrics;
 use crate::sink::{client_error, Sink};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Dropped, Snapshot};
+
+/// At most this many left-out series are reported, each once; then one line says more were.
+const REPORTED_DROPS: usize = 1000;
 
 /// Takes what a push sends: the registry's values, then the lifecycle metrics.
 pub(crate) struct Renderer {
     pub(crate) registry: Arc<Registry>,
     pub(crate) lifecycle: Option<Lifecycle>,
+    /// The left-out series already reported.
+    reported: Mutex<HashSet<String>>,
 }
 
 impl Renderer {
-    /// The snapshot of this moment for `outcome`.
+    pub(crate) fn new(registry: Arc<Registry>, lifecycle: Option<Lifecycle>) -> Self {
+        Renderer {
+            registry,
+            lifecycle,
+            reported: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The snapshot of this moment for `outcome`; a series left out of it (because the
+    /// gateway would refuse the whole body for it) is reported once, with why.
     pub(crate) fn snapshot(&self, outcome: Outcome) -> Snapshot {
-        let mut builder = self.registry.snapshot();
+        let snapshot = self.take(outcome);
+        if !snapshot.dropped().is_empty() {
+            self.report_dropped(snapshot.dropped());
+        }
+        snapshot
+    }
+
+    fn report_dropped(&self, dropped: &[Dropped]) {
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        for d in dropped {
+            if reported.len() > REPORTED_DROPS || reported.contains(&d.series) {
+                continue;
+            }
+            reported.insert(d.series.clone());
+            if reported.len() > REPORTED_DROPS {
+                crate::log::warn(&format!(
+                    "more than {REPORTED_DROPS} series are left out of every push; the others \
+                     are not listed"
+                ));
+            } else {
+                crate::log::warn(&d.to_string());
+            }
+        }
+    }
+
+    fn take(&self, outcome: Outcome) -> Snapshot {
+        let reserved = match self.lifecycle {
+            Some(_) => crate::lifecycle::NAMES,
+            None => &[],
+        };
+        let mut builder = self.registry.snapshot(reserved);
         if let Some(lifecycle) = &self.lifecycle {
             lifecycle.add_to(outcome, &mut builder);
         }

@@ -312,6 +312,21 @@ fn main() {
             metrics::counter!("clash_total", "job" => "inner", "instance" => "inner", "zone" => "a")
                 .increment(2);
         }
+        "bad-series" => {
+            // Series a gateway refuses a whole body for, beside good ones.
+            record();
+            metrics::counter!("").increment(1);
+            metrics::counter!("tasks_total", "__tenant" => "a").increment(2);
+            metrics::counter!("tasks_total", "kind" => "a", "kind" => "b").increment(3);
+            metrics::counter!("tasks_total", "kind" => "c").increment(4);
+            metrics::gauge!("workers").set(5.0);
+            metrics::counter!("workers").increment(6);
+            metrics::histogram!("batch_job_duration_seconds").record(7.0);
+            metrics::counter!("rows.read", "table" => "t").increment(8);
+            metrics::counter!("rows_read", "table" => "t").increment(9);
+            metrics::histogram!("fetch_seconds", "le" => "x").record(0.1);
+            metrics::gauge!("record_seconds_count").set(10.0);
+        }
         "async-fn-drop" => async_fn_drop(guard),
         "task-drop" => task_drop(guard),
         "exit" => {
