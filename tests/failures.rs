@@ -365,3 +365,83 @@ fn a_huge_error_body_is_not_read() {
         );
     }
 }
+
+/// A token in a remote-write URL's query string and a password holding `/` and `#` show
+/// nowhere: not in errors, not in the logs (every line of the exporter and its HTTP client),
+/// not in the `target` label of the exporter's own metrics stored at the gateway. The request
+/// itself still carries the token.
+#[test]
+fn query_tokens_and_odd_passwords_show_nowhere() {
+    let gw = Pushgateway::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(async {
+        let receiver = MockServer::start().await;
+        Mock::given(path_regex("^/api/v1/write$"))
+            .respond_with(ResponseTemplate::new(401).set_body_string("bad token"))
+            .mount(&receiver)
+            .await;
+        receiver
+    });
+    let token = "tok-s3cret-9f2";
+    let rw_url = format!("{}/api/v1/write?access_token={token}", receiver.uri());
+    let (out, _) = run_job(
+        false,
+        "main",
+        "tokens",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &rw_url),
+            ("PUSHGATEWAY_SELF_METRICS", "true"),
+            ("PUSHGATEWAY_INTERVAL", "100ms"),
+            ("TEST_TRACING", "1"),
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let shown = format!("{}/api/v1/write?access_token=***", receiver.uri());
+    assert!(
+        err.contains(&format!("remote write {shown} answered 401")),
+        "{err}"
+    );
+    assert!(!err.contains(token), "the token is in the logs: {err}");
+    let group = gw.job("tokens");
+    let targets: Vec<String> = group
+        .samples("pushgateway_exporter_pushes_total")
+        .iter()
+        .map(|s| s["labels"]["target"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(targets.contains(&shown), "{targets:?} {:#}", group.0);
+    let stored = client()
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        !stored.contains(token),
+        "the token is stored at the gateway"
+    );
+    let requests = rt.block_on(receiver.received_requests()).unwrap();
+    assert!(!requests.is_empty());
+    assert!(requests
+        .iter()
+        .all(|r| r.url.query() == Some(&format!("access_token={token}")[..])));
+
+    // A password holding an unencoded `/` and `#` makes the URL invalid; the error hides it.
+    let (out, _) = run_job(
+        false,
+        "main",
+        "odd",
+        &[],
+        &[(
+            "PUSHGATEWAY_URL",
+            &format!("{},http://alice:se/cr#et@127.0.0.1:9", gw.url),
+        )],
+    );
+    let err = stderr(&out);
+    assert!(err.contains("alice:***@127.0.0.1:9"), "{err}");
+    for part in ["se/cr", "cr#et", "#et"] {
+        assert!(!err.contains(part), "{part} in {err}");
+    }
+}

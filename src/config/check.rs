@@ -274,15 +274,16 @@ pub(super) struct Connection {
 /// The warning for a configuration that exposes what is pushed, if any: credentials over
 /// plain http to a host that is not loopback, or certificate verification turned off.
 pub(super) fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) -> Option<String> {
+    let shown = crate::log::shown(url);
     if tls.accept_invalid_certs {
         return Some(format!(
-            "certificate verification is off for {url} (danger_accept_invalid_certs): anyone on \
+            "certificate verification is off for {shown} (danger_accept_invalid_certs): anyone on \
              the path can read and change what is pushed"
         ));
     }
     if credentials && url.scheme() == "http" && !is_loopback(url) {
         return Some(format!(
-            "credentials are sent over plain http to {url}, a host that is not loopback: \
+            "credentials are sent over plain http to {shown}, a host that is not loopback: \
              anyone on the path can read them; use https"
         ));
     }

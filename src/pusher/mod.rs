@@ -139,6 +139,11 @@ pub(crate) fn spawn<S: Sink + Send + 'static>(
     config: PusherConfig,
 ) -> std::io::Result<UnboundedSender<Command>> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // Registered here, before any push: every target's own metrics are in the first snapshot
+    // of every other target.
+    let self_metrics = config
+        .self_metrics
+        .then(|| SelfMetrics::register(&config.renderer.registry, sink.metrics_label()));
     std::thread::Builder::new()
         .name(config.thread_name.clone())
         .spawn(move || {
@@ -154,7 +159,7 @@ pub(crate) fn spawn<S: Sink + Send + 'static>(
                     return;
                 }
             };
-            runtime.block_on(Pusher::start(sink, config).run(rx));
+            runtime.block_on(Pusher::start(sink, config, self_metrics).run(rx));
         })?;
     Ok(tx)
 }
@@ -200,12 +205,9 @@ struct Pusher<S> {
 }
 
 impl<S: Sink> Pusher<S> {
-    fn start(mut sink: S, config: PusherConfig) -> Self {
+    fn start(mut sink: S, config: PusherConfig, self_metrics: Option<SelfMetrics>) -> Self {
         let registry: &Arc<Registry> = &config.renderer.registry;
         sink.start(registry, config.self_metrics);
-        let self_metrics = config
-            .self_metrics
-            .then(|| SelfMetrics::register(registry, sink.metrics_label()));
         Pusher {
             sink,
             interval: config.interval,

@@ -77,7 +77,7 @@ impl PushgatewaySink {
     ) -> Self {
         let url = url_for(&endpoint, &group);
         PushgatewaySink {
-            location: url.to_string(),
+            location: crate::log::shown(&url),
             client: http::Client::new(url.clone(), headers, tls),
             body_headers: push_headers(settings.gzip, settings.protobuf),
             endpoint,
@@ -275,7 +275,7 @@ impl Sink for PushgatewaySink {
     }
 
     fn metrics_label(&self) -> String {
-        self.endpoint.to_string()
+        crate::log::shown(&self.endpoint)
     }
 
     fn start(&mut self, registry: &Arc<Registry>, self_metrics: bool) {
@@ -354,7 +354,7 @@ impl Sink for PushgatewaySink {
                     method: self.method(outcome),
                     gzip: self.gzip,
                     protobuf: self.protobuf,
-                    endpoint: self.endpoint.to_string(),
+                    endpoint: crate::log::shown(&self.endpoint),
                     created_ms,
                     body,
                 };
