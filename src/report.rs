@@ -178,7 +178,8 @@ pub enum PushError {
         url: String,
         /// The HTTP status code.
         status: u16,
-        /// The start of the response body (at most 1 KiB), trimmed.
+        /// The start of the response body on one line (at most 300 characters), or for a
+        /// redirect where it pointed (redirects are never followed), for a 413 the body's size.
         body: String,
         /// How many requests were sent.
         attempts: u32,

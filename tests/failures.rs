@@ -445,3 +445,103 @@ fn query_tokens_and_odd_passwords_show_nowhere() {
         assert!(!err.contains(part), "{part} in {err}");
     }
 }
+
+/// `Retry-After` is honoured: a wait past the deadline is not waited for (one attempt, and the
+/// line says why), a wait within it is (the retry comes no earlier).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_within_the_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/far$"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "3600"))
+        .mount(&server)
+        .await;
+    Mock::given(path_regex("^/metrics/job/near$"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path_regex("^/metrics/job/near$"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let env = [
+        ("PUSHGATEWAY_URL", server.uri()),
+        ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "3s".into()),
+        ("PUSHGATEWAY_INTERVAL", "off".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let (out, elapsed) = run_job(false, "shutdown", "far", &[], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains("answered 503 after 1 attempt(s)")
+            && stdout
+                .contains("it asked to retry after 3600s (Retry-After), past this push's deadline"),
+        "{stdout}"
+    );
+    assert!(elapsed < Duration::from_secs(2), "waited: {elapsed:?}");
+
+    let (out, elapsed) = run_job(false, "shutdown", "near", &[], &env);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok Some(200)\n");
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "retried before Retry-After: {elapsed:?}"
+    );
+    let near = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/metrics/job/near")
+        .count();
+    assert_eq!(near, 2);
+}
+
+/// A redirect is not followed and the line says where it pointed; a 413 says how big the body
+/// was and shows only the start of a long answer, on one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_and_oversized_bodies_are_explained_on_one_line() {
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/moved$"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("Location", "http://127.0.0.1:1/elsewhere?token=leak"),
+        )
+        .mount(&server)
+        .await;
+    let page = format!(
+        "<html>\n<h1>413 Request Entity Too Large</h1>\n{}</html>",
+        "x".repeat(5000)
+    );
+    Mock::given(path_regex("^/metrics/job/big$"))
+        .respond_with(ResponseTemplate::new(413).set_body_string(page))
+        .mount(&server)
+        .await;
+    let env = [
+        ("PUSHGATEWAY_URL", server.uri()),
+        ("PUSHGATEWAY_FORMAT", "text".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let (out, _) = run_job(false, "main", "moved", &[], &env);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("answered 307 after 1 attempt(s): a redirect to http://127.0.0.1:1/elsewhere?token=***, which is not followed"),
+        "{err}"
+    );
+    assert!(!err.contains("leak"), "{err}");
+
+    let (out, _) = run_job(false, "main", "big", &[], &env);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("answered 413 after 1 attempt(s): the body of "),
+        "{err}"
+    );
+    assert!(
+        err.contains("bytes is over the target's request size limit; <html> <h1>413 Request Entity Too Large</h1> xxx"),
+        "{err}"
+    );
+    assert!(err.len() < 700, "{} bytes: {err}", err.len());
+}

@@ -188,39 +188,14 @@ impl PushgatewayBuilder {
     /// it in the form the HTTP client takes.
     #[cfg(feature = "tls")]
     pub(super) fn tls_config(&self) -> Result<TlsConfig, InitError> {
-        use rustls_pki_types::pem::PemObject as _;
-        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        let certs = |what: &'static str, pem: &[u8]| {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
-                .collect::<Result<_, _>>()
-                .map_err(|e| InitError::InvalidTls {
-                    what,
-                    reason: format!("not valid PEM: {e}"),
-                })?;
-            if certs.is_empty() {
-                return Err(InitError::InvalidTls {
-                    what,
-                    reason: "no -----BEGIN CERTIFICATE----- block found".into(),
-                });
-            }
-            Ok(certs)
-        };
+        let invalid = |what| move |reason| InitError::InvalidTls { what, reason };
         let mut tls = self.tls.clone();
         if !tls.ca_pem.is_empty() {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in certs("CA certificate", &tls.ca_pem)? {
-                roots.add(cert).map_err(|e| InitError::InvalidTls {
-                    what: "CA certificate",
-                    reason: e.to_string(),
-                })?;
-            }
+            check_ca_certificates(&tls.ca_pem).map_err(invalid("CA certificate"))?;
         }
         if let (Some(cert), Some(Secret(key))) = (&self.client_cert, &self.client_key) {
-            certs("client certificate", cert)?;
-            PrivateKeyDer::from_pem_slice(key).map_err(|e| InitError::InvalidTls {
-                what: "client key",
-                reason: format!("no PKCS#8, PKCS#1 or SEC1 private key found in PEM: {e}"),
-            })?;
+            check_certificates(cert).map_err(invalid("client certificate"))?;
+            check_private_key(key).map_err(invalid("client key"))?;
             let mut pem = key.clone();
             pem.push(b'\n');
             pem.extend_from_slice(cert);
@@ -288,6 +263,53 @@ pub(super) fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) ->
         ));
     }
     None
+}
+
+/// A bearer token is sent as `Authorization: Bearer <token>`: it must be a valid header value
+/// (visible ASCII, spaces and tabs; no line breaks or other control characters).
+pub(super) fn check_bearer_token(token: &str) -> Result<(), String> {
+    match HeaderValue::from_str(&format!("Bearer {token}")) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(
+            "the token holds characters not allowed in an HTTP header (line breaks \
+                       or other control characters)"
+                .into(),
+        ),
+    }
+}
+
+/// Every PEM block of `pem` parses and there is at least one certificate.
+#[cfg(feature = "tls")]
+pub(super) fn check_certificates(
+    pem: &[u8],
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no -----BEGIN CERTIFICATE----- block found".into());
+    }
+    Ok(certs)
+}
+
+/// [`check_certificates`], and each certificate can be a trust anchor (X.509 that parses).
+#[cfg(feature = "tls")]
+pub(super) fn check_ca_certificates(pem: &[u8]) -> Result<(), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in check_certificates(pem)? {
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// `pem` holds a private key.
+#[cfg(feature = "tls")]
+pub(super) fn check_private_key(pem: &[u8]) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::PrivateKeyDer::from_pem_slice(pem)
+        .map(drop)
+        .map_err(|e| format!("no PKCS#8, PKCS#1 or SEC1 private key found in PEM: {e}"))
 }
 
 pub(super) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {

@@ -754,3 +754,53 @@ fn files_named_by_the_environment_must_be_small_regular_files() {
         errors[2]
     );
 }
+
+#[test]
+fn credential_and_pem_errors_name_their_variable_and_file() {
+    let err = env(&[(ENV_USERNAME, "ci:bot"), (ENV_PASSWORD, "pw")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid value \"ci:bot\" in environment variable PUSHGATEWAY_USERNAME: a user name must not contain ':' (basic auth puts one \
+         between the user name and the password)"
+    );
+    let err = env(&[(ENV_BEARER_TOKEN, "abc\r\nX-Injected: 1")]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "invalid value \"***\" in environment variable PUSHGATEWAY_BEARER_TOKEN: the token \
+             holds"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("abc"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.der");
+    std::fs::write(&not_pem, [0x30, 0x82, 0x01, 0x0a]).unwrap();
+    let path = not_pem.display().to_string();
+    let err = env(&[(ENV_CA_FILE, &path)]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid value {path:?} in environment variable {ENV_CA_FILE}: no -----BEGIN \
+             CERTIFICATE----- block found"
+        )
+    );
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "not a key").unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let (key, cert) = (key.display().to_string(), cert.display().to_string());
+    let err = env(&[(ENV_CLIENT_CERT_FILE, &cert), (ENV_CLIENT_KEY_FILE, &key)]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "invalid value {key:?} in environment variable {ENV_CLIENT_KEY_FILE}: no PKCS#8"
+        )),
+        "{text}"
+    );
+}
