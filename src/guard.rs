@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::lifecycle::Outcome;
-use crate::pusher::{Command, Renderer};
+use crate::pusher::{Answer, Command, Renderer};
 use crate::report::PushError;
 use crate::report::PushReport;
 use crate::target::TargetKind;
@@ -133,11 +133,14 @@ impl PushHandle {
         &self,
         outcome: Outcome,
         cap: Option<Duration>,
-    ) -> Result<PushReport, PushError> {
+    ) -> (Result<PushReport, PushError>, Vec<(String, String)>) {
         let budget = cap.map_or(self.inner.shutdown_timeout, |cap| {
             cap.min(self.inner.shutdown_timeout)
         });
-        self.request(budget, |deadline, budget, reply| Command::Push {
+        if !self.inner.pushers.is_empty() {
+            self.inner.renderer.registry.close();
+        }
+        self.request_noted(budget, |deadline, budget, reply| Command::Push {
             outcome,
             deadline,
             budget,
@@ -145,22 +148,33 @@ impl PushHandle {
         })
     }
 
-    /// Runs the final push for `outcome` and reports its failure, if any, on one line. A
-    /// final push that another path already made is not an error. `cap` bounds the push below
-    /// the shutdown timeout, for an end that leaves less time.
+    /// Makes the final push and reports a failure on one line per failed target, saying what
+    /// became of its snapshot.
     pub(crate) fn final_push(&self, outcome: Outcome, cap: Option<Duration>) {
-        match self.finish(outcome, cap) {
+        let (result, notes) = self.finish(outcome, cap);
+        let note_of = |location: &str| {
+            notes
+                .iter()
+                .filter(|(l, _)| l == location)
+                .map(|(_, n)| format!("; {n}"))
+                .collect::<String>()
+        };
+        match result {
             Ok(pushed) => {
                 for target in pushed.failed_targets() {
                     if let Err(e) = target.result() {
                         crate::log::report(&format!(
-                            "final push failed at one target (the others took it): {e}"
+                            "final push failed at one target (the others took it): {e}{}",
+                            note_of(target.location())
                         ));
                     }
                 }
             }
             Err(PushError::ShutDown) => {}
-            Err(e) => crate::log::report(&format!("final push failed: {e}")),
+            Err(e) => {
+                let all: String = notes.iter().map(|(_, n)| format!("; {n}")).collect();
+                crate::log::report(&format!("final push failed: {e}{all}"));
+            }
         }
     }
 
@@ -173,10 +187,24 @@ impl PushHandle {
     fn request(
         &self,
         budget: Duration,
-        command: impl Fn(Instant, Duration, SyncSender<Result<PushReport, PushError>>) -> Command,
+        command: impl Fn(Instant, Duration, SyncSender<Answer>) -> Command,
     ) -> Result<PushReport, PushError> {
+        let (result, notes) = self.request_noted(budget, command);
+        for (_, note) in notes {
+            crate::log::warn(&note);
+        }
+        result
+    }
+
+    /// [`request`](Self::request), with what became of each failed target's snapshot (by
+    /// target location) left for the caller to say.
+    fn request_noted(
+        &self,
+        budget: Duration,
+        command: impl Fn(Instant, Duration, SyncSender<Answer>) -> Command,
+    ) -> (Result<PushReport, PushError>, Vec<(String, String)>) {
         if self.inner.pushers.is_empty() {
-            return Ok(PushReport::disabled());
+            return (Ok(PushReport::disabled()), Vec::new());
         }
         if std::process::id() != self.inner.pid {
             // A child of `fork()`: waiting for threads it does not have would only cost it the
@@ -187,7 +215,7 @@ impl PushHandle {
                      threads are not here, so nothing is pushed from it",
                 );
             }
-            return Err(PushError::ShutDown);
+            return (Err(PushError::ShutDown), Vec::new());
         }
         let deadline = Instant::now() + budget;
         let waiting: Vec<_> = self
@@ -200,12 +228,18 @@ impl PushHandle {
                 (pusher, sent.then_some(answer))
             })
             .collect();
+        let mut notes = Vec::new();
         let results: Vec<_> = waiting
             .into_iter()
             .map(|(pusher, answer)| {
                 let left = (deadline + GRACE).saturating_duration_since(Instant::now());
                 let result = match answer.map(|a| a.recv_timeout(left)) {
-                    Some(Ok(result)) => result,
+                    Some(Ok(Answer { result, note })) => {
+                        if let Some(note) = note {
+                            notes.push((pusher.location.clone(), note));
+                        }
+                        result
+                    }
                     Some(Err(RecvTimeoutError::Timeout)) => Err(PushError::Timeout {
                         target: pusher.kind,
                         url: pusher.location.clone(),
@@ -223,9 +257,9 @@ impl PushHandle {
             .iter()
             .all(|(_, _, r)| matches!(r, Err(PushError::ShutDown)))
         {
-            return Err(PushError::ShutDown);
+            return (Err(PushError::ShutDown), notes);
         }
-        PushReport::combine(results)
+        (PushReport::combine(results), notes)
     }
 }
 
@@ -410,7 +444,11 @@ impl PushGuard {
     /// As for [`shutdown`](Self::shutdown).
     pub fn shutdown_with_exit_code(mut self, code: i32) -> Result<PushReport, PushError> {
         self.done = true;
-        self.handle.finish(Outcome::Exit(code), None)
+        let (result, notes) = self.handle.finish(Outcome::Exit(code), None);
+        for (_, note) in notes {
+            crate::log::warn(&note);
+        }
+        result
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::cmp::Ordering as Order;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use metrics::{
@@ -140,6 +140,10 @@ pub(crate) struct Registry {
     /// By metric name as sent; the first description of a name wins.
     descriptions: RwLock<HashMap<String, Description>>,
     global_labels: Vec<(String, String)>,
+    /// Set when the final push starts: what is recorded afterwards is not pushed.
+    closed: AtomicBool,
+    /// Whether a recording after the final push was reported (once).
+    late_reported: AtomicBool,
 }
 
 impl Registry {
@@ -166,6 +170,8 @@ impl Registry {
             registry: MetricsRegistry::new(storage),
             descriptions: RwLock::new(HashMap::new()),
             global_labels: global_labels.to_vec(),
+            closed: AtomicBool::new(false),
+            late_reported: AtomicBool::new(false),
         }
     }
 
@@ -202,6 +208,24 @@ impl Registry {
         self.snapshot(&[]).finish()
     }
 
+    /// Marks the start of the final push: a metric recorded through the `metrics` macros from
+    /// now on is reported, once, as not pushed.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Reports, once, that `key` was recorded after the final push started.
+    fn check_open(&self, key: &Key) {
+        if self.closed.load(Ordering::Relaxed) && !self.late_reported.swap(true, Ordering::Relaxed)
+        {
+            crate::log::warn(&format!(
+                "`{}` was recorded after the final push started: what is recorded from then on \
+                 is not pushed (hold the guard until the job's work is done)",
+                key.name()
+            ));
+        }
+    }
+
     fn describe(&self, key: &KeyName, unit: Option<Unit>, help: SharedString) {
         let name = crate::snapshot::metric_name(key.as_str()).into_owned();
         self.descriptions
@@ -230,18 +254,21 @@ impl Recorder for Installed {
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        self.0.check_open(key);
         self.0
             .registry
             .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        self.0.check_open(key);
         self.0
             .registry
             .get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        self.0.check_open(key);
         self.0
             .registry
             .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))

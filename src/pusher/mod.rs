@@ -87,6 +87,13 @@ impl Renderer {
     }
 }
 
+/// A pusher's answer to a command: its result, and what became of a failed push's snapshot
+/// (kept in the spool, or lost), to be said on the same line as the error.
+pub(crate) struct Answer {
+    pub(crate) result: Result<PushReport, PushError>,
+    pub(crate) note: Option<String>,
+}
+
 /// A request to the pusher thread. Each carries the deadline by which it must be answered and
 /// the channel for the answer.
 pub(crate) enum Command {
@@ -95,13 +102,13 @@ pub(crate) enum Command {
         outcome: Outcome,
         deadline: Instant,
         budget: Duration,
-        reply: SyncSender<Result<PushReport, PushError>>,
+        reply: SyncSender<Answer>,
     },
     /// Delete the group.
     Delete {
         deadline: Instant,
         budget: Duration,
-        reply: SyncSender<Result<PushReport, PushError>>,
+        reply: SyncSender<Answer>,
     },
 }
 
@@ -281,14 +288,14 @@ impl<S: Sink> Pusher<S> {
                 budget,
                 reply,
             } => {
-                let result = self.push(outcome, deadline, budget).await;
+                let (result, note) = self.push(outcome, deadline, budget).await;
                 if outcome.is_final() && result.is_ok() {
                     // The target is up: what the sink still has to send (a spool) goes now,
                     // within the final push's deadline, rather than waiting for the next
                     // process.
                     self.sink.drain(deadline).await;
                 }
-                let _ = reply.send(result);
+                let _ = reply.send(Answer { result, note });
             }
             Command::Delete {
                 deadline,
@@ -296,7 +303,7 @@ impl<S: Sink> Pusher<S> {
                 reply,
             } => {
                 let result = self.sink.delete(deadline, budget).await;
-                let _ = reply.send(result);
+                let _ = reply.send(Answer { result, note: None });
             }
         }
     }
@@ -306,32 +313,39 @@ impl<S: Sink> Pusher<S> {
         outcome: Outcome,
         deadline: Instant,
         budget: Duration,
-    ) -> Result<PushReport, PushError> {
+    ) -> (Result<PushReport, PushError>, Option<String>) {
         if outcome.is_final() && self.delete_on_shutdown && self.sink.deletes_on_shutdown() {
-            return self.sink.delete(deadline, budget).await;
+            return (self.sink.delete(deadline, budget).await, None);
         }
         self.send_push(outcome, deadline, budget, &Cell::new(false))
             .await
     }
 
     /// Takes a snapshot, encodes it into the buffer of the last push (no allocation or page
-    /// faults when the size is about the same), sends it, and lets the sink settle it.
+    /// faults when the size is about the same), sends it, and lets the sink settle it. Returns
+    /// the result and what became of a failed push's snapshot.
     async fn send_push(
         &mut self,
         outcome: Outcome,
         deadline: Instant,
         budget: Duration,
         in_flight: &Cell<bool>,
-    ) -> Result<PushReport, PushError> {
+    ) -> (Result<PushReport, PushError>, Option<String>) {
         let created_ms = crate::clock::now_ms();
         let started = Instant::now();
         let snapshot = self.renderer.snapshot(outcome);
         let mut buf = std::mem::take(&mut self.spare);
         buf.clear();
-        let body = self
+        let body = match self
             .sink
             .encode(&snapshot, created_ms, buf, &mut self.scratch)
-            .map_err(|cause| client_error(self.sink.kind(), self.sink.location(), cause))?;
+        {
+            Ok(body) => body,
+            Err(cause) => {
+                let error = client_error(self.sink.kind(), self.sink.location(), cause);
+                return (Err(error), None);
+            }
+        };
         drop(snapshot);
         let result = self
             .sink
@@ -340,11 +354,10 @@ impl<S: Sink> Pusher<S> {
         if let Some(m) = &self.self_metrics {
             m.record(&result, body.len(), started.elapsed());
         }
-        let loud = outcome.is_final() || !self.failing;
-        if let Some(body) = self.sink.settle(outcome, created_ms, body, &result, loud) {
+        if let Some(body) = self.sink.settle(outcome, created_ms, body, &result) {
             self.recycle(body);
         }
-        result
+        (result, self.sink.take_note())
     }
 
     /// Takes back the buffer of a body nobody else holds any more.
@@ -358,9 +371,10 @@ impl<S: Sink> Pusher<S> {
         let interval = self.interval.unwrap_or(self.push_timeout);
         let budget = self.push_timeout.min(interval);
         let deadline = Instant::now() + budget;
-        let result = self
+        let (result, note) = self
             .send_push(Outcome::Running, deadline, budget, in_flight)
             .await;
+        let note = note.map(|n| format!("; {n}")).unwrap_or_default();
         match result {
             Ok(_) if self.failing => {
                 self.failing = false;
@@ -369,9 +383,9 @@ impl<S: Sink> Pusher<S> {
             Ok(_) => {}
             Err(e) if !self.failing => {
                 self.failing = true;
-                tracing::warn!(error = %e, "interval push failed; retrying on the next interval");
+                tracing::warn!("interval push failed; retrying on the next interval: {e}{note}");
             }
-            Err(e) => tracing::debug!(error = %e, "interval push failed again"),
+            Err(e) => tracing::debug!("interval push failed again: {e}{note}"),
         }
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct PushgatewaySink {
     spool: Option<Spool>,
     spool_metrics: Option<SpoolMetrics>,
     replay: Option<Replay>,
+    /// What became of the last failed push's snapshot, for its one line.
+    note: Option<String>,
 }
 
 /// How a Pushgateway target pushes.
@@ -90,6 +92,7 @@ impl PushgatewaySink {
             push_timeout: settings.push_timeout,
             spool,
             spool_metrics: None,
+            note: None,
             replay: None,
         }
     }
@@ -124,46 +127,55 @@ impl PushgatewaySink {
         self.update_spool_gauges();
     }
 
-    /// Writes a snapshot whose push failed to the spool; `loud` logs it as a warning.
-    fn keep(&mut self, snapshot: spool::Snapshot, loud: bool) {
+    /// Writes a snapshot whose push failed to the spool; what became of it is left as the
+    /// note the pusher adds to the push's one line.
+    fn keep(&mut self, snapshot: spool::Snapshot) {
         let Some(spool) = &self.spool else {
             return;
         };
-        match spool.write(&snapshot) {
+        let note = match spool.write(&snapshot) {
             Ok(written) => {
-                if let Some(path) = &written.path {
+                let mut note = match &written.path {
+                    Some(path) => {
+                        if let Some(m) = &self.spool_metrics {
+                            m.written.increment(1);
+                        }
+                        format!(
+                            "the snapshot is kept in the spool as {}, for the next process \
+                             using this spool directory or for replay",
+                            path.display()
+                        )
+                    }
+                    None => format!(
+                        "the snapshot is not kept: it alone ({} bytes) is over the spool's bound \
+                         of {} bytes; its values are lost",
+                        written.dropped.first().map_or(0, |e| e.bytes),
+                        spool.max_bytes()
+                    ),
+                };
+                if written.path.is_some() && !written.dropped.is_empty() {
                     if let Some(m) = &self.spool_metrics {
-                        m.written.increment(1);
+                        m.dropped.increment(written.dropped.len() as u64);
                     }
-                    let message = format!(
-                        "the snapshot that could not be pushed is kept in the spool as {}; \
-                         it is sent by the next process using this spool directory, or by replay",
-                        path.display()
-                    );
-                    if loud {
-                        crate::log::warn(&message);
-                    } else {
-                        tracing::debug!("{message}");
+                    let bytes: u64 = written.dropped.iter().map(|e| e.bytes).sum();
+                    let first = written.dropped[0].path.display();
+                    if !note.is_empty() {
+                        note.push_str("; ");
                     }
-                }
-                for entry in &written.dropped {
-                    if let Some(m) = &self.spool_metrics {
-                        m.dropped.increment(1);
-                    }
-                    crate::log::warn(&format!(
-                        "spool {} is over its bound: dropped {} ({} bytes)",
-                        spool.dir().display(),
-                        entry.path.display(),
-                        entry.bytes
+                    note.push_str(&format!(
+                        "to stay within its bound the spool dropped {} older snapshot(s) \
+                         ({bytes} bytes, {first} first)",
+                        written.dropped.len()
                     ));
                 }
+                note
             }
-            Err(e) => crate::log::report(&format!(
-                "the snapshot that could not be pushed could not be spooled in {} either: {e}; \
-                 its values are lost",
+            Err(e) => format!(
+                "the snapshot could not be spooled in {} either: {e}; its values are lost",
                 spool.dir().display()
-            )),
-        }
+            ),
+        };
+        self.note = Some(note);
         self.update_spool_gauges();
     }
 
@@ -341,7 +353,6 @@ impl Sink for PushgatewaySink {
         created_ms: u64,
         body: Bytes,
         result: &Result<PushReport, PushError>,
-        loud: bool,
     ) -> Option<Bytes> {
         match result {
             Ok(_) => {
@@ -358,7 +369,7 @@ impl Sink for PushgatewaySink {
                     created_ms,
                     body,
                 };
-                self.keep(snapshot, loud);
+                self.keep(snapshot);
                 None
             }
             Err(_) => Some(body),
@@ -373,6 +384,10 @@ impl Sink for PushgatewaySink {
         let client = self.client.get(TargetKind::Pushgateway, &self.location)?;
         let request = Request::delete(&self.url, &self.location);
         http::send(client, &request, deadline, budget, true, &Cell::new(false)).await
+    }
+
+    fn take_note(&mut self) -> Option<String> {
+        self.note.take()
     }
 
     fn has_background_work(&self) -> bool {

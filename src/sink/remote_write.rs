@@ -340,7 +340,6 @@ impl Sink for RemoteWriteSink {
         _created_ms: u64,
         _body: Bytes,
         result: &Result<PushReport, PushError>,
-        _loud: bool,
     ) -> Option<Bytes> {
         if result.is_ok() {
             self.sent_series.taken();

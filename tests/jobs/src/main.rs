@@ -407,6 +407,14 @@ fn main() {
                 Err(e) => println!("err status={:?} {e}", e.status()),
             }
         }
+        "record-after-drop" => {
+            // Work that goes on after the guard is gone: not pushed, and said so once.
+            record();
+            drop(guard);
+            metrics::counter!("late_total").increment(1);
+            metrics::gauge!("late_gauge").set(2.0);
+            metrics::counter!("late_total").increment(1);
+        }
         "final-is-last" => {
             // Interval pushes run every few milliseconds (PUSHGATEWAY_INTERVAL) against a slow
             // gateway, so that one is under way when the guard drops.
