@@ -16,12 +16,18 @@ use crate::target::TargetKind;
 /// How much longer than a push's own budget a caller waits for the pusher thread's answer.
 const GRACE: Duration = Duration::from_millis(200);
 
+/// The least time a final push waits past its deadline for a target that keeps failed pushes
+/// (a spool), so that a snapshot prepared late still reaches the disk (see `request_noted`).
+const SPOOL_WAIT: Duration = Duration::from_secs(1);
+
 /// The channel to the pusher thread of one target.
 pub(crate) struct TargetPusher {
     pub(crate) tx: UnboundedSender<Command>,
     pub(crate) kind: TargetKind,
     /// Where its pushes go (group URL, receiver URL, file), for errors.
     pub(crate) location: String,
+    /// Whether the target keeps a failed push (a spool).
+    pub(crate) keeps_failed: bool,
 }
 
 pub(crate) struct Inner {
@@ -140,11 +146,18 @@ impl PushHandle {
         if !self.inner.pushers.is_empty() {
             self.inner.renderer.registry.close();
         }
-        self.request_noted(budget, |deadline, budget, reply| Command::Push {
-            outcome,
-            deadline,
-            budget,
-            reply,
+        // A capped final push (a Windows console event) has a hard limit: no waiting past it.
+        let spool_wait = match cap {
+            Some(_) => Duration::ZERO,
+            None => budget.max(SPOOL_WAIT),
+        };
+        self.request_noted(budget, spool_wait, |deadline, budget, reply| {
+            Command::Push {
+                outcome,
+                deadline,
+                budget,
+                reply,
+            }
         })
     }
 
@@ -189,7 +202,7 @@ impl PushHandle {
         budget: Duration,
         command: impl Fn(Instant, Duration, SyncSender<Answer>) -> Command,
     ) -> Result<PushReport, PushError> {
-        let (result, notes) = self.request_noted(budget, command);
+        let (result, notes) = self.request_noted(budget, Duration::ZERO, command);
         for (_, note) in notes {
             crate::log::warn(&note);
         }
@@ -198,9 +211,14 @@ impl PushHandle {
 
     /// [`request`](Self::request), with what became of each failed target's snapshot (by
     /// target location) left for the caller to say.
+    ///
+    /// A target that keeps failed pushes (a spool) is waited for up to `spool_wait` longer:
+    /// the pusher answers soon after the deadline once it has written the snapshot, and a
+    /// snapshot whose preparation took the whole budget is written rather than lost.
     fn request_noted(
         &self,
         budget: Duration,
+        spool_wait: Duration,
         command: impl Fn(Instant, Duration, SyncSender<Answer>) -> Command,
     ) -> (Result<PushReport, PushError>, Vec<(String, String)>) {
         if self.inner.pushers.is_empty() {
@@ -232,7 +250,12 @@ impl PushHandle {
         let results: Vec<_> = waiting
             .into_iter()
             .map(|(pusher, answer)| {
-                let left = (deadline + GRACE).saturating_duration_since(Instant::now());
+                let extra = if pusher.keeps_failed {
+                    spool_wait
+                } else {
+                    Duration::ZERO
+                };
+                let left = (deadline + GRACE + extra).saturating_duration_since(Instant::now());
                 let result = match answer.map(|a| a.recv_timeout(left)) {
                     Some(Ok(Answer { result, note })) => {
                         if let Some(note) = note {

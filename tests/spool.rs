@@ -566,3 +566,63 @@ fn a_snapshot_goes_only_to_its_own_gateway_and_only_to_a_group_path() {
     assert!(!file.exists());
     assert!(snapshots(&spool).is_empty());
 }
+
+/// A snapshot whose preparation takes the whole shutdown timeout is not lost: nothing is sent,
+/// the snapshot is written to the spool (the exit waits for it, boundedly), the one line says
+/// why, and replay delivers every series.
+#[test]
+fn a_snapshot_prepared_past_the_deadline_is_spooled_not_lost() {
+    const SERIES: usize = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let series = SERIES.to_string();
+    let (out, elapsed) = run_job(
+        false,
+        "series-1000",
+        "big",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+            // Far less than preparing 60,000 series takes (more than the 200 ms grace too).
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "10ms"),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("TEST_SERIES", &series),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // The deadline, the grace, and the wait for the spool (at least 1 s), with a margin.
+    assert!(
+        elapsed < Duration::from_millis(10 + 200 + 1000) + MARGIN,
+        "took {elapsed:?}"
+    );
+    let files = snapshots(dir.path());
+    assert_eq!(files.len(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("did not finish within 0.010s before anything was sent"),
+        "{err}"
+    );
+    assert!(
+        err.contains("did not finish within 0.010s before anything was sent; last error: ")
+            && err.contains(": preparing the snapshot of 600"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the snapshot is kept in the spool as"),
+        "{err}"
+    );
+
+    let gw = Pushgateway::start_on(port);
+    assert_eq!(replay(&url, spool), "1 sent, 0 kept, 0 rejected, 0 corrupt");
+    let group = gw.job("big");
+    assert_eq!(group.samples("bench_series_total").len(), SERIES);
+    assert_eq!(
+        group.value("bench_series_total", &[("series", "59999")]),
+        1.0
+    );
+    assert_eq!(group.value("batch_job_exit_code", &[]), 0.0);
+}

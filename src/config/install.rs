@@ -318,7 +318,13 @@ type Planned = Box<dyn FnOnce(PusherConfig) -> std::io::Result<TargetPusher>>;
 fn planned<S: Sink + Send + 'static>(sink: S) -> Planned {
     Box::new(move |config| {
         let (kind, location) = (sink.kind(), sink.location().to_owned());
+        let keeps_failed = sink.keeps_failed();
         let tx = crate::pusher::spawn(sink, config)?;
-        Ok(TargetPusher { tx, kind, location })
+        Ok(TargetPusher {
+            tx,
+            kind,
+            location,
+            keeps_failed,
+        })
     })
 }

@@ -346,11 +346,30 @@ impl<S: Sink> Pusher<S> {
                 return (Err(error), None);
             }
         };
+        let series = snapshot.len();
         drop(snapshot);
-        let result = self
-            .sink
-            .send(outcome, &body, deadline, budget, in_flight)
-            .await;
+        let result = if Instant::now() >= deadline {
+            // Preparing the snapshot took the whole budget: nothing is sent, and the sink may
+            // still keep it.
+            Err(PushError::Timeout {
+                target: self.sink.kind(),
+                url: self.sink.location().to_owned(),
+                timeout: budget,
+                attempts: 0,
+                last_error: Some(Box::new(client_error(
+                    self.sink.kind(),
+                    self.sink.location(),
+                    format!(
+                        "preparing the snapshot of {series} series took {:.3}s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                ))),
+            })
+        } else {
+            self.sink
+                .send(outcome, &body, deadline, budget, in_flight)
+                .await
+        };
         if let Some(m) = &self.self_metrics {
             m.record(&result, body.len(), started.elapsed());
         }

@@ -73,6 +73,12 @@ pub(crate) trait Sink {
         result: &Result<PushReport, PushError>,
     ) -> Option<Bytes>;
 
+    /// Whether a failed push's body is kept (a spool): the final push then waits for it to be
+    /// written, a little past its deadline if need be.
+    fn keeps_failed(&self) -> bool {
+        false
+    }
+
     /// What became of the body of the push [`settle`](Self::settle) last saw fail (e.g.
     /// "kept in the spool as ..."), to be said on that push's one line.
     fn take_note(&mut self) -> Option<String> {

@@ -386,6 +386,10 @@ impl Sink for PushgatewaySink {
         http::send(client, &request, deadline, budget, true, &Cell::new(false)).await
     }
 
+    fn keeps_failed(&self) -> bool {
+        self.spool.is_some()
+    }
+
     fn take_note(&mut self) -> Option<String> {
         self.note.take()
     }
