@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -42,6 +42,38 @@ pub(crate) struct Inner {
     pub(crate) pid: u32,
     /// Whether a forked child has said so already.
     pub(crate) fork_reported: AtomicBool,
+    /// The final push: claimed by the first path that ends the process (the guard, `exit`, a
+    /// panic, a signal), done once it returned. Every other path waits for it.
+    pub(crate) final_push: FinalPush,
+}
+
+/// A push's result, and what became of each failed target's snapshot (by target location).
+type Noted = (Result<PushReport, PushError>, Vec<(String, String)>);
+
+/// Who makes the final push, and whether it is done.
+#[derive(Default)]
+pub(crate) struct FinalPush {
+    claimed: AtomicBool,
+    done: Mutex<bool>,
+    finished: Condvar,
+}
+
+impl FinalPush {
+    /// Whether this caller is the first: it makes the final push, then calls [`Self::done`].
+    fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::SeqCst)
+    }
+
+    fn done(&self) {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.finished.notify_all();
+    }
+
+    /// Waits for the final push another path makes, at most `limit`.
+    fn wait(&self, limit: Duration) {
+        let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self.finished.wait_timeout_while(done, limit, |done| !*done);
+    }
 }
 
 /// A handle to the installed exporter: render and push from anywhere.
@@ -135,36 +167,47 @@ impl PushHandle {
     /// The final push, once, within the shutdown timeout (or `cap`, if shorter). A second
     /// call (from another exit path) waits until the first has finished, then returns
     /// [`PushError::ShutDown`].
-    pub(crate) fn finish(
-        &self,
-        outcome: Outcome,
-        cap: Option<Duration>,
-    ) -> (Result<PushReport, PushError>, Vec<(String, String)>) {
+    /// Makes the final push with `outcome`, unless another path (the guard, `exit`, a panic, a
+    /// signal) already makes it: then waits for that one (bounded by the same budget) and
+    /// returns `None`. A final push for a signal marks the process as ending by that signal.
+    pub(crate) fn finish(&self, outcome: Outcome, cap: Option<Duration>) -> Option<Noted> {
         let budget = cap.map_or(self.inner.shutdown_timeout, |cap| {
             cap.min(self.inner.shutdown_timeout)
         });
-        if !self.inner.pushers.is_empty() {
-            self.inner.renderer.registry.close();
-        }
         // A capped final push (a Windows console event) has a hard limit: no waiting past it.
         let spool_wait = match cap {
             Some(_) => Duration::ZERO,
             None => budget.max(SPOOL_WAIT),
         };
-        self.request_noted(budget, spool_wait, |deadline, budget, reply| {
+        let final_push = &self.inner.final_push;
+        if !final_push.claim() {
+            final_push.wait(budget + GRACE + spool_wait);
+            return None;
+        }
+        if matches!(outcome, Outcome::Signal(_)) {
+            self.mark_exiting_by_signal();
+        }
+        if !self.inner.pushers.is_empty() {
+            self.inner.renderer.registry.close();
+        }
+        let result = self.request_noted(budget, spool_wait, |deadline, budget, reply| {
             Command::Push {
                 outcome,
                 deadline,
                 budget,
                 reply,
             }
-        })
+        });
+        final_push.done();
+        Some(result)
     }
 
     /// Makes the final push and reports a failure on one line per failed target, saying what
-    /// became of its snapshot.
-    pub(crate) fn final_push(&self, outcome: Outcome, cap: Option<Duration>) {
-        let (result, notes) = self.finish(outcome, cap);
+    /// became of its snapshot. Returns false when another path made (or makes) it instead.
+    pub(crate) fn final_push(&self, outcome: Outcome, cap: Option<Duration>) -> bool {
+        let Some((result, notes)) = self.finish(outcome, cap) else {
+            return false;
+        };
         let note_of = |location: &str| {
             notes
                 .iter()
@@ -188,6 +231,16 @@ impl PushHandle {
                 let all: String = notes.iter().map(|(_, n)| format!("; {n}")).collect();
                 crate::log::report(&format!("final push failed: {e}{all}"));
             }
+        }
+        true
+    }
+
+    /// When a signal is ending the process (its listener made the final push and raises the
+    /// signal again), waits to be ended by it, boundedly, rather than ending the process with
+    /// another status.
+    pub(crate) fn yield_to_signal(&self) {
+        if self.inner.exiting_by_signal.load(Ordering::SeqCst) {
+            std::thread::sleep(self.inner.shutdown_timeout + GRACE);
         }
     }
 
@@ -220,7 +273,7 @@ impl PushHandle {
         budget: Duration,
         spool_wait: Duration,
         command: impl Fn(Instant, Duration, SyncSender<Answer>) -> Command,
-    ) -> (Result<PushReport, PushError>, Vec<(String, String)>) {
+    ) -> Noted {
         if self.inner.pushers.is_empty() {
             return (Ok(PushReport::disabled()), Vec::new());
         }
@@ -370,6 +423,7 @@ impl PushGuard {
                     exiting_by_signal: AtomicBool::new(false),
                     pid: std::process::id(),
                     fork_reported: AtomicBool::new(false),
+                    final_push: FinalPush::default(),
                 }),
             },
             done: true,
@@ -467,7 +521,9 @@ impl PushGuard {
     /// As for [`shutdown`](Self::shutdown).
     pub fn shutdown_with_exit_code(mut self, code: i32) -> Result<PushReport, PushError> {
         self.done = true;
-        let (result, notes) = self.handle.finish(Outcome::Exit(code), None);
+        let Some((result, notes)) = self.handle.finish(Outcome::Exit(code), None) else {
+            return Err(PushError::ShutDown);
+        };
         for (_, note) in notes {
             crate::log::warn(&note);
         }
@@ -485,10 +541,6 @@ impl Drop for PushGuard {
             };
             self.handle.final_push(outcome, None);
         }
-        if self.handle.inner.exiting_by_signal.load(Ordering::SeqCst) {
-            // The signal listener is ending the process by the signal: let it, rather than
-            // returning from `main` with another status.
-            std::thread::sleep(self.handle.inner.shutdown_timeout + GRACE);
-        }
+        self.handle.yield_to_signal();
     }
 }

@@ -7,6 +7,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -625,4 +626,41 @@ fn a_snapshot_prepared_past_the_deadline_is_spooled_not_lost() {
         1.0
     );
     assert_eq!(group.value("batch_job_exit_code", &[]), 0.0);
+}
+
+/// A second SIGTERM during the final push to a silent gateway ends the process at once, by
+/// SIGTERM; with a spool the snapshot was written before it was sent, so nothing is lost.
+#[test]
+fn a_second_signal_during_the_final_push_loses_nothing_with_a_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let gw = Pushgateway::start();
+    let proxy = Proxy::start(gw.port, Fault::Blackhole);
+    let env = [
+        ("PUSHGATEWAY_URL", proxy.url.as_str()),
+        ("PUSHGATEWAY_SPOOL_DIR", spool),
+        ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "10s"),
+    ];
+    let job = start_job(false, "signal", "twice", &env);
+    let mut child = job.child;
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(500));
+    let second = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(
+        second.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        second.elapsed()
+    );
+    assert_eq!(snapshots(dir.path()).len(), 1);
+    assert!(gw.groups().is_empty());
+
+    proxy.set(Fault::Pass);
+    assert_eq!(
+        replay(&proxy.url, spool),
+        "1 sent, 0 kept, 0 rejected, 0 corrupt"
+    );
+    assert_job_values(&gw.job("twice"), "signal", 128 + libc::SIGTERM);
 }

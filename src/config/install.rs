@@ -68,6 +68,7 @@ impl PushgatewayBuilder {
                 exiting_by_signal: AtomicBool::new(false),
                 pid: std::process::id(),
                 fork_reported: AtomicBool::new(false),
+                final_push: crate::guard::FinalPush::default(),
             }),
         };
         // The recorder above was the first, so this is the first handle too.

@@ -53,8 +53,12 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
                     }
                     continue;
                 }
-                handle.mark_exiting_by_signal();
-                handle.final_push(Outcome::Signal(signal), None);
+                if !handle.final_push(Outcome::Signal(signal), None) {
+                    // The process is already ending on another path (`exit`, the guard, a
+                    // panic), which made the final push: it ends with its own status. (A
+                    // second signal still ends it at once.)
+                    continue;
+                }
                 // Resets the default action and raises the signal again.
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
                 std::process::exit(128 + signal);

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,11 @@ pub(crate) struct PushgatewaySink {
     replay: Option<Replay>,
     /// What became of the last failed push's snapshot, for its one line.
     note: Option<String>,
+    /// When the body last encoded was taken (ms since the Unix epoch).
+    encoded_ms: u64,
+    /// A final push's snapshot written to the spool before it was sent: its file (if kept)
+    /// and what became of it.
+    ahead: Option<(Option<PathBuf>, String)>,
 }
 
 /// How a Pushgateway target pushes.
@@ -93,6 +99,8 @@ impl PushgatewaySink {
             spool,
             spool_metrics: None,
             note: None,
+            encoded_ms: 0,
+            ahead: None,
             replay: None,
         }
     }
@@ -127,13 +135,24 @@ impl PushgatewaySink {
         self.update_spool_gauges();
     }
 
-    /// Writes a snapshot whose push failed to the spool; what became of it is left as the
-    /// note the pusher adds to the push's one line.
-    fn keep(&mut self, snapshot: spool::Snapshot) {
-        let Some(spool) = &self.spool else {
-            return;
-        };
-        let note = match spool.write(&snapshot) {
+    /// The snapshot of a push of `body` made at `created_ms`, as the spool keeps it.
+    fn spooled(&self, outcome: Outcome, created_ms: u64, body: Bytes) -> spool::Snapshot {
+        spool::Snapshot {
+            group: self.group.clone(),
+            method: self.method(outcome),
+            gzip: self.gzip,
+            protobuf: self.protobuf,
+            endpoint: crate::log::shown(&self.endpoint),
+            created_ms,
+            body,
+        }
+    }
+
+    /// Writes `snapshot` to the spool; what became of it is the note the pusher adds to the
+    /// push's one line if the push fails.
+    fn write_spool(&mut self, snapshot: &spool::Snapshot) -> Option<(Option<PathBuf>, String)> {
+        let spool = self.spool.as_ref()?;
+        let kept = match spool.write(snapshot) {
             Ok(written) => {
                 let mut note = match &written.path {
                     Some(path) => {
@@ -159,24 +178,24 @@ impl PushgatewaySink {
                     }
                     let bytes: u64 = written.dropped.iter().map(|e| e.bytes).sum();
                     let first = written.dropped[0].path.display();
-                    if !note.is_empty() {
-                        note.push_str("; ");
-                    }
                     note.push_str(&format!(
-                        "to stay within its bound the spool dropped {} older snapshot(s) \
+                        "; to stay within its bound the spool dropped {} older snapshot(s) \
                          ({bytes} bytes, {first} first)",
                         written.dropped.len()
                     ));
                 }
-                note
+                (written.path, note)
             }
-            Err(e) => format!(
-                "the snapshot could not be spooled in {} either: {e}; its values are lost",
-                spool.dir().display()
+            Err(e) => (
+                None,
+                format!(
+                    "the snapshot could not be spooled in {} either: {e}; its values are lost",
+                    spool.dir().display()
+                ),
             ),
         };
-        self.note = Some(note);
         self.update_spool_gauges();
+        Some(kept)
     }
 
     fn update_spool_gauges(&self) {
@@ -311,10 +330,11 @@ impl Sink for PushgatewaySink {
     fn encode(
         &mut self,
         snapshot: &Snapshot,
-        _created_ms: u64,
+        created_ms: u64,
         mut buf: Vec<u8>,
         scratch: &mut Vec<u8>,
     ) -> Result<Bytes, String> {
+        self.encoded_ms = created_ms;
         if self.protobuf {
             encode::protobuf::encode(snapshot, &mut buf, scratch);
         } else {
@@ -336,6 +356,12 @@ impl Sink for PushgatewaySink {
         budget: Duration,
         in_flight: &Cell<bool>,
     ) -> Result<PushReport, PushError> {
+        if outcome.is_final() && self.spool.is_some() {
+            // Written before it is sent: whatever ends the process during the push (a second
+            // signal, a kill), the snapshot is on disk. Removed once the gateway took it.
+            let snapshot = self.spooled(outcome, self.encoded_ms, body.clone());
+            self.ahead = self.write_spool(&snapshot);
+        }
         let client = self.client.get(TargetKind::Pushgateway, &self.location)?;
         let request = Request::push(
             &self.url,
@@ -354,25 +380,32 @@ impl Sink for PushgatewaySink {
         body: Bytes,
         result: &Result<PushReport, PushError>,
     ) -> Option<Bytes> {
+        let ahead = self.ahead.take();
         match result {
             Ok(_) => {
+                // Removes the copy written ahead too (same creation time).
                 self.pushed(created_ms, outcome.is_final());
                 Some(body)
             }
             Err(e) if e.worth_keeping() && self.spool.is_some() => {
-                let snapshot = spool::Snapshot {
-                    group: self.group.clone(),
-                    method: self.method(outcome),
-                    gzip: self.gzip,
-                    protobuf: self.protobuf,
-                    endpoint: crate::log::shown(&self.endpoint),
-                    created_ms,
-                    body,
+                let kept = match ahead {
+                    Some(kept) => Some(kept),
+                    None => {
+                        let snapshot = self.spooled(outcome, created_ms, body);
+                        self.write_spool(&snapshot)
+                    }
                 };
-                self.keep(snapshot);
+                self.note = kept.map(|(_, note)| note);
                 None
             }
-            Err(_) => Some(body),
+            Err(_) => {
+                if let Some((Some(path), _)) = ahead {
+                    // The gateway refused the body itself: it is not worth keeping.
+                    let _ = std::fs::remove_file(path);
+                    self.update_spool_gauges();
+                }
+                Some(body)
+            }
         }
     }
 
