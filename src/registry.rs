@@ -18,7 +18,7 @@ use metrics_util::registry::{Registry as MetricsRegistry, Storage};
 
 #[cfg(test)]
 use crate::snapshot::Snapshot;
-use crate::snapshot::{Description, SnapshotBuilder};
+use crate::snapshot::{Description, SnapshotBuilder, View};
 
 /// Selects metrics by name, for [`buckets_for_metric`](crate::PushgatewayBuilder::buckets_for_metric).
 /// Matched against the metric name as it is sent (invalid characters replaced by `_`).
@@ -178,12 +178,16 @@ impl Registry {
     /// The values of this moment, with the descriptions and global labels, as a builder to
     /// which more families (the lifecycle metrics) can be added. Recorded metrics named like
     /// one of `reserved` are left out.
-    pub(crate) fn snapshot(&self, reserved: &'static [&'static str]) -> SnapshotBuilder {
+    pub(crate) fn snapshot(
+        &self,
+        reserved: &'static [&'static str],
+        view: &View,
+    ) -> SnapshotBuilder {
         let descriptions = self
             .descriptions
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut builder = SnapshotBuilder::new(&self.global_labels, reserved);
+        let mut builder = SnapshotBuilder::new(&self.global_labels, reserved, view);
         self.registry.visit_counters(|key, value| {
             builder.add_counter(key, value.load(Ordering::Relaxed), &descriptions);
         });
@@ -205,7 +209,7 @@ impl Registry {
     /// The snapshot of this moment, sorted.
     #[cfg(test)]
     pub(crate) fn take(&self) -> Snapshot {
-        self.snapshot(&[]).finish()
+        self.snapshot(&[], &View::default()).finish()
     }
 
     /// Marks the start of the final push: a metric recorded through the `metrics` macros from
@@ -515,7 +519,7 @@ mod tests {
             metrics::histogram!("batch_job_duration_seconds").record(3.0);
             metrics::counter!("batch_job_runs_total").increment(1);
         });
-        let mut builder = registry.snapshot(crate::lifecycle::NAMES);
+        let mut builder = registry.snapshot(crate::lifecycle::NAMES, &View::default());
         builder.add_own_gauge("batch_job_duration_seconds", "Wall time.", &[], 1.5);
         let (sent, dropped) = sent_and_dropped(&builder.finish());
         assert_eq!(

@@ -72,6 +72,15 @@ pub const ENV_FORMAT: &str = "PUSHGATEWAY_FORMAT";
 /// environment ([`PushgatewayBuilder::ci_grouping_labels`]); `commit` adds the commit too.
 pub const ENV_CI_LABELS: &str = "PUSHGATEWAY_CI_LABELS";
 
+/// Environment variable: metric-name patterns (`*` for any run of characters),
+/// comma-separated: only the metrics they match are pushed
+/// ([`PushgatewayBuilder::allow`]).
+pub const ENV_ALLOW: &str = "PUSHGATEWAY_ALLOW";
+
+/// Environment variable: metric-name patterns, comma-separated: the metrics they match are
+/// never pushed ([`PushgatewayBuilder::deny`]).
+pub const ENV_DENY: &str = "PUSHGATEWAY_DENY";
+
 /// The environment as a lookup function, read one variable at a time.
 struct Env<F>(F);
 
@@ -201,6 +210,12 @@ impl PushgatewayBuilder {
         })? {
             b.hostname_label = Some(name);
         }
+        if let Some(patterns) = env.parsed(ENV_ALLOW, parse_patterns)? {
+            b = b.allow(patterns);
+        }
+        if let Some(patterns) = env.parsed(ENV_DENY, parse_patterns)? {
+            b = b.deny(patterns);
+        }
         if let Some(format) = env.parsed(ENV_FORMAT, parse_format)? {
             b.format = format;
         }
@@ -273,6 +288,13 @@ fn ci_labels(text: &str) -> Result<Option<CiLabels>, String> {
     parse_bool(text)
         .map(|on| on.then_some(CiLabels::Stable))
         .map_err(|reason| format!("{reason}, or commit"))
+}
+
+/// Comma-separated metric-name patterns (blanks around them ignored).
+fn parse_patterns(text: &str) -> Result<Vec<String>, String> {
+    let patterns: Vec<String> = text.split(',').map(|p| p.trim().to_owned()).collect();
+    crate::filter::check_patterns(&patterns)?;
+    Ok(patterns)
 }
 
 /// Basic auth, a bearer token and headers (values and secrets never shown in errors).

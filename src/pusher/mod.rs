@@ -19,7 +19,7 @@ use crate::registry::Registry;
 use crate::report::{PushError, PushReport};
 use crate::self_metrics::SelfMetrics;
 use crate::sink::{client_error, Sink};
-use crate::snapshot::{Dropped, Snapshot};
+use crate::snapshot::{Dropped, Snapshot, View};
 
 /// At most this many left-out series are reported, each once; then one line says more were.
 const REPORTED_DROPS: usize = 1000;
@@ -41,10 +41,16 @@ impl Renderer {
         }
     }
 
-    /// The snapshot of this moment for `outcome`; a series left out of it (because the
-    /// gateway would refuse the whole body for it) is reported once, with why.
+    /// The snapshot of this moment for `outcome`, everything in it; a series left out of it
+    /// (because the gateway would refuse the whole body for it) is reported once, with why.
     pub(crate) fn snapshot(&self, outcome: Outcome) -> Snapshot {
-        let snapshot = self.take(outcome);
+        self.snapshot_for(outcome, &View::default())
+    }
+
+    /// [`snapshot`](Self::snapshot) as one target sees it: its labels on every series, only
+    /// the metrics its filter takes.
+    pub(crate) fn snapshot_for(&self, outcome: Outcome, view: &View) -> Snapshot {
+        let snapshot = self.take(outcome, view);
         if !snapshot.dropped().is_empty() {
             self.report_dropped(snapshot.dropped());
         }
@@ -69,12 +75,12 @@ impl Renderer {
         }
     }
 
-    fn take(&self, outcome: Outcome) -> Snapshot {
+    fn take(&self, outcome: Outcome, view: &View) -> Snapshot {
         let reserved = match self.lifecycle {
             Some(_) => crate::lifecycle::NAMES,
             None => &[],
         };
-        let mut builder = self.registry.snapshot(reserved);
+        let mut builder = self.registry.snapshot(reserved, view);
         if let Some(lifecycle) = &self.lifecycle {
             lifecycle.add_to(outcome, &mut builder);
         }
@@ -136,6 +142,8 @@ pub(crate) struct PusherConfig {
     pub(crate) push_timeout: Duration,
     pub(crate) delete_on_shutdown: bool,
     pub(crate) renderer: Arc<Renderer>,
+    /// What this target sees of the registry.
+    pub(crate) view: View,
     pub(crate) self_metrics: bool,
     pub(crate) thread_name: String,
 }
@@ -202,6 +210,7 @@ struct Pusher<S> {
     push_timeout: Duration,
     delete_on_shutdown: bool,
     renderer: Arc<Renderer>,
+    view: View,
     self_metrics: Option<SelfMetrics>,
     /// The buffer of the last body, handed back after its push, for the next one.
     spare: Vec<u8>,
@@ -221,6 +230,7 @@ impl<S: Sink> Pusher<S> {
             push_timeout: config.push_timeout,
             delete_on_shutdown: config.delete_on_shutdown,
             renderer: config.renderer,
+            view: config.view,
             self_metrics,
             spare: Vec::new(),
             scratch: Vec::new(),
@@ -333,7 +343,7 @@ impl<S: Sink> Pusher<S> {
     ) -> (Result<PushReport, PushError>, Option<String>) {
         let created_ms = crate::clock::now_ms();
         let started = Instant::now();
-        let snapshot = self.renderer.snapshot(outcome);
+        let snapshot = self.renderer.snapshot_for(outcome, &self.view);
         let mut buf = std::mem::take(&mut self.spare);
         buf.clear();
         let body = match self
