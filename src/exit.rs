@@ -10,6 +10,8 @@ mod platform;
 #[cfg(windows)]
 #[path = "exit/windows.rs"]
 mod platform;
+#[cfg(unix)]
+pub(crate) use platform::keep_aborts_away;
 #[cfg(not(any(unix, windows)))]
 mod platform {
     //! No way to hear that the process is asked to end: only the guard, panics and `exit`.

@@ -235,6 +235,13 @@ impl PushHandle {
         true
     }
 
+    /// The longest a final push can take: the shutdown timeout, the grace, and the wait for a
+    /// spool.
+    pub(crate) fn final_push_limit(&self) -> Duration {
+        let budget = self.inner.shutdown_timeout;
+        budget + GRACE + budget.max(SPOOL_WAIT)
+    }
+
     /// When a signal is ending the process (its listener made the final push and raises the
     /// signal again), waits to be ended by it, boundedly, rather than ending the process with
     /// another status.

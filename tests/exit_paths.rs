@@ -240,3 +240,27 @@ fn a_signal_during_exits_final_push_keeps_the_exit_code() {
         assert_job_values(&gw.job(&job), "error", 3);
     }
 }
+
+#[test]
+fn sigabrt_pushes_then_dies_by_sigabrt() {
+    assert_signal(libc::SIGABRT, "abrt");
+}
+
+/// `abort()`, and a panic hook that panics itself (Rust aborts then, before any destructor
+/// runs): the abort waits for the final push, then goes on.
+#[test]
+fn an_abort_waits_for_the_final_push() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    for scenario in ["abort", "panicking-hook"] {
+        let (out, elapsed) = run_job(false, scenario, scenario, &[], &pairs(&env));
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{scenario}: {}",
+            stderr(&out)
+        );
+        assert!(elapsed < Duration::from_secs(5), "{scenario}: {elapsed:?}");
+        assert_job_values(&gw.job(scenario), "signal", 128 + libc::SIGABRT);
+    }
+}

@@ -324,8 +324,22 @@ fn main() {
         "tokio-current" => return tokio_current(job, grouping),
         _ => {}
     }
+    if scenario == "panicking-hook" {
+        // Another library's panic hook that panics itself: Rust aborts the process at once.
+        std::panic::set_hook(Box::new(|_| panic!("the hook fails too")));
+    }
     let guard = install(job, grouping);
     match scenario.as_str() {
+        "panicking-hook" => {
+            record();
+            ready();
+            panic!("boom");
+        }
+        "abort" => {
+            record();
+            ready();
+            std::process::abort();
+        }
         "main" => {
             record();
             ready();
