@@ -218,6 +218,23 @@ impl Registry {
         self.closed.store(true, Ordering::Relaxed);
     }
 
+    /// The counter of `key`, for the exporter's own metrics: never reported as late.
+    pub(crate) fn own_counter(&self, key: &Key) -> Counter {
+        self.registry
+            .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
+    }
+
+    /// The gauge of `key`, for the exporter's own metrics.
+    pub(crate) fn own_gauge(&self, key: &Key) -> Gauge {
+        self.registry
+            .get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
+    }
+
+    fn own_histogram(&self, key: &Key) -> Histogram {
+        self.registry
+            .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
+    }
+
     /// Reports, once, that `key` was recorded after the final push started.
     fn check_open(&self, key: &Key) {
         if self.closed.load(Ordering::Relaxed) && !self.late_reported.swap(true, Ordering::Relaxed)
@@ -259,23 +276,17 @@ impl Recorder for Installed {
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
         self.0.check_open(key);
-        self.0
-            .registry
-            .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
+        self.0.own_counter(key)
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
         self.0.check_open(key);
-        self.0
-            .registry
-            .get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
+        self.0.own_gauge(key)
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
         self.0.check_open(key);
-        self.0
-            .registry
-            .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
+        self.0.own_histogram(key)
     }
 }
 

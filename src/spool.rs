@@ -143,6 +143,17 @@ impl Spool {
     /// removes older snapshots of the same group, then removes the oldest files until the
     /// directory is within its bounds.
     pub(crate) fn write(&self, snapshot: &Snapshot) -> io::Result<Written> {
+        let mut written = self.write_unbounded(snapshot)?;
+        if let Some(path) = &written.path {
+            written.dropped = self.enforce_bounds(path)?;
+        }
+        Ok(written)
+    }
+
+    /// [`write`](Self::write) without removing other files to stay within the bounds: for a
+    /// snapshot written ahead of its push, which is removed again if the push succeeds (the
+    /// bounds are enforced with [`bound`](Self::bound) if it fails).
+    pub(crate) fn write_unbounded(&self, snapshot: &Snapshot) -> io::Result<Written> {
         let mut written = Written::default();
         let header = header(snapshot);
         let size = (header.len() + snapshot.body.len()) as u64;
@@ -165,9 +176,13 @@ impl Spool {
         crate::file::write_atomically(&tmp, &path, 0o600, &[header.as_bytes(), &snapshot.body])?;
         // Older snapshots of the same group would only overwrite this one's newer values.
         written.replaced = self.remove_older(&snapshot.group, snapshot.created_ms, Some(&path));
-        written.dropped = self.enforce_bounds(&path)?;
         written.path = Some(path);
         Ok(written)
+    }
+
+    /// Removes the oldest files until the directory is within its bounds, never `keep`.
+    pub(crate) fn bound(&self, keep: &Path) -> io::Result<Vec<Entry>> {
+        self.enforce_bounds(keep)
     }
 
     fn name(&self, snapshot: &Snapshot, seq: u64) -> String {

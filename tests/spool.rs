@@ -664,3 +664,28 @@ fn a_second_signal_during_the_final_push_loses_nothing_with_a_spool() {
     );
     assert_job_values(&gw.job("twice"), "signal", 128 + libc::SIGTERM);
 }
+
+/// The final push's snapshot written ahead of it does not push other snapshots out of a full
+/// spool when the push then succeeds.
+#[test]
+fn a_successful_final_push_leaves_a_full_spool_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let mut env_down = env(&down, spool);
+    env_down.push(("TEST_SPOOL_MAX_FILES", "1"));
+    let (out, _) = run_job(false, "main", "earlier", &[], &env_down);
+    assert_eq!(out.status.code(), Some(0));
+    let kept = snapshots(dir.path());
+    assert_eq!(kept.len(), 1, "{}", stderr(&out));
+
+    let gw = Pushgateway::start();
+    let mut env_up = env(&gw.url, spool);
+    env_up.push(("TEST_SPOOL_MAX_FILES", "1"));
+    let (out, _) = run_job(false, "main", "later", &[], &env_up);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert_job_values(&gw.job("later"), "success", 0);
+    // The other gateway's snapshot is still there, and nothing else.
+    assert_eq!(snapshots(dir.path()), kept);
+}

@@ -148,11 +148,20 @@ impl PushgatewaySink {
         }
     }
 
-    /// Writes `snapshot` to the spool; what became of it is the note the pusher adds to the
-    /// push's one line if the push fails.
-    fn write_spool(&mut self, snapshot: &spool::Snapshot) -> Option<(Option<PathBuf>, String)> {
+    /// Writes `snapshot` to the spool (`ahead` of its push: without removing other files to
+    /// stay within the bounds, see [`Self::bound_ahead`]); what became of it is the note the
+    /// pusher adds to the push's one line if the push fails.
+    fn write_spool(
+        &mut self,
+        snapshot: &spool::Snapshot,
+        ahead: bool,
+    ) -> Option<(Option<PathBuf>, String)> {
         let spool = self.spool.as_ref()?;
-        let kept = match spool.write(snapshot) {
+        let result = match ahead {
+            true => spool.write_unbounded(snapshot),
+            false => spool.write(snapshot),
+        };
+        let kept = match result {
             Ok(written) => {
                 let mut note = match &written.path {
                     Some(path) => {
@@ -172,17 +181,8 @@ impl PushgatewaySink {
                         spool.max_bytes()
                     ),
                 };
-                if written.path.is_some() && !written.dropped.is_empty() {
-                    if let Some(m) = &self.spool_metrics {
-                        m.dropped.increment(written.dropped.len() as u64);
-                    }
-                    let bytes: u64 = written.dropped.iter().map(|e| e.bytes).sum();
-                    let first = written.dropped[0].path.display();
-                    note.push_str(&format!(
-                        "; to stay within its bound the spool dropped {} older snapshot(s) \
-                         ({bytes} bytes, {first} first)",
-                        written.dropped.len()
-                    ));
+                if written.path.is_some() {
+                    note.push_str(&self.dropped_note(&written.dropped));
                 }
                 (written.path, note)
             }
@@ -196,6 +196,37 @@ impl PushgatewaySink {
         };
         self.update_spool_gauges();
         Some(kept)
+    }
+
+    /// What the spool's bounds removed, for the note ("" when nothing).
+    fn dropped_note(&self, dropped: &[spool::Entry]) -> String {
+        if dropped.is_empty() {
+            return String::new();
+        }
+        if let Some(m) = &self.spool_metrics {
+            m.dropped.increment(dropped.len() as u64);
+        }
+        let bytes: u64 = dropped.iter().map(|e| e.bytes).sum();
+        format!(
+            "; to stay within its bound the spool dropped {} older snapshot(s) ({bytes} bytes, \
+             {} first)",
+            dropped.len(),
+            dropped[0].path.display()
+        )
+    }
+
+    /// A snapshot written ahead of a push that failed: the spool's bounds now apply.
+    fn bound_ahead(&mut self, (path, mut note): (Option<PathBuf>, String)) -> String {
+        if let (Some(path), Some(spool)) = (&path, &self.spool) {
+            match spool.bound(path) {
+                Ok(dropped) => note.push_str(&self.dropped_note(&dropped)),
+                Err(e) => {
+                    note.push_str(&format!("; the spool's bounds could not be enforced: {e}"))
+                }
+            }
+            self.update_spool_gauges();
+        }
+        note
     }
 
     fn update_spool_gauges(&self) {
@@ -360,7 +391,7 @@ impl Sink for PushgatewaySink {
             // Written before it is sent: whatever ends the process during the push (a second
             // signal, a kill), the snapshot is on disk. Removed once the gateway took it.
             let snapshot = self.spooled(outcome, self.encoded_ms, body.clone());
-            self.ahead = self.write_spool(&snapshot);
+            self.ahead = self.write_spool(&snapshot, true);
         }
         let client = self.client.get(TargetKind::Pushgateway, &self.location)?;
         let request = Request::push(
@@ -388,14 +419,13 @@ impl Sink for PushgatewaySink {
                 Some(body)
             }
             Err(e) if e.worth_keeping() && self.spool.is_some() => {
-                let kept = match ahead {
-                    Some(kept) => Some(kept),
+                self.note = match ahead {
+                    Some(kept) => Some(self.bound_ahead(kept)),
                     None => {
                         let snapshot = self.spooled(outcome, created_ms, body);
-                        self.write_spool(&snapshot)
+                        self.write_spool(&snapshot, false).map(|(_, note)| note)
                     }
                 };
-                self.note = kept.map(|(_, note)| note);
                 None
             }
             Err(_) => {
