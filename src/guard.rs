@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -36,6 +36,25 @@ pub(crate) struct Inner {
     pub(crate) pid: u32,
     /// Whether a forked child has said so already.
     pub(crate) fork_reported: AtomicBool,
+    /// The `/metrics` listener, until the final push closes it.
+    pub(crate) listener: Mutex<Option<crate::listen::Listener>>,
+}
+
+impl Inner {
+    /// Closes the listener, if any: the port is free when this returns.
+    fn close_listener(&self) {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if std::process::id() == self.pid {
+            drop(listener);
+        } else {
+            // A forked child has no listener thread to stop or wait for.
+            std::mem::forget(listener);
+        }
+    }
 }
 
 /// A handle to the installed exporter: render and push from anywhere.
@@ -68,6 +87,18 @@ impl PushHandle {
     /// the pushes.
     pub fn render(&self) -> String {
         self.inner.renderer.render(Outcome::Running)
+    }
+
+    /// The address the `/metrics` listener serves on (with the port the system chose, when
+    /// [`listen`](crate::PushgatewayBuilder::listen) was given port 0), or `None` without a
+    /// listener or once the final push has closed it.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(crate::listen::Listener::addr)
     }
 
     /// Pushes the current values now, to every target at once, and waits for their answers.
@@ -137,12 +168,14 @@ impl PushHandle {
         let budget = cap.map_or(self.inner.shutdown_timeout, |cap| {
             cap.min(self.inner.shutdown_timeout)
         });
-        self.request(budget, |deadline, budget, reply| Command::Push {
+        let result = self.request(budget, |deadline, budget, reply| Command::Push {
             outcome,
             deadline,
             budget,
             reply,
-        })
+        });
+        self.inner.close_listener();
+        result
     }
 
     /// Runs the final push for `outcome` and reports its failure, if any, on one line. A
@@ -313,6 +346,7 @@ impl PushGuard {
                     exiting_by_signal: AtomicBool::new(false),
                     pid: std::process::id(),
                     fork_reported: AtomicBool::new(false),
+                    listener: Mutex::new(None),
                 }),
             },
             done: true,
@@ -335,6 +369,11 @@ impl PushGuard {
     /// See [`PushHandle::render`].
     pub fn render(&self) -> String {
         self.handle.render()
+    }
+
+    /// See [`PushHandle::listen_addr`].
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.handle.listen_addr()
     }
 
     /// See [`PushHandle::flush`].

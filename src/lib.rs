@@ -76,6 +76,12 @@
 //! `PUSHGATEWAY_REMOTE_WRITE_URL`, `PUSHGATEWAY_TEXTFILE_DIR`. Each target is pushed to on its
 //! own thread; one that is down never delays or fails the others.
 //!
+//! # Scraped too
+//!
+//! [`PushgatewayBuilder::listen`] (or `PUSHGATEWAY_LISTEN=host:port`) serves `GET /metrics`
+//! from the same registry, for Prometheus to scrape: a service scraped while it runs and
+//! pushing at exit, or, with no push target configured, only scraped.
+//!
 //! # When the gateway is down
 //!
 //! With [`PushgatewayBuilder::spool_dir`] (or `PUSHGATEWAY_SPOOL_DIR`), a push that fails for
@@ -128,6 +134,7 @@ mod exit;
 mod file;
 mod guard;
 pub mod lifecycle;
+mod listen;
 mod log;
 mod pusher;
 mod registry;
@@ -145,8 +152,9 @@ pub use config::{
     ExpositionFormat, PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL,
     DEFAULT_PUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS,
     ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DISABLED, ENV_FORMAT, ENV_GROUPING, ENV_HEADERS,
-    ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_PASSWORD, ENV_PUSH_TIMEOUT, ENV_REMOTE_WRITE_URL,
-    ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
+    ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_LISTEN, ENV_PASSWORD, ENV_PUSH_TIMEOUT,
+    ENV_REMOTE_WRITE_URL, ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR,
+    ENV_URL, ENV_USERNAME,
 };
 pub use error::InitError;
 pub use exit::{exit, SignalHandling};

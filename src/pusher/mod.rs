@@ -44,7 +44,18 @@ impl Renderer {
     /// The snapshot of this moment for `outcome`; a series left out of it (because the
     /// gateway would refuse the whole body for it) is reported once, with why.
     pub(crate) fn snapshot(&self, outcome: Outcome) -> Snapshot {
-        let snapshot = self.take(outcome);
+        let snapshot = self.take(outcome, true);
+        if !snapshot.dropped().is_empty() {
+            self.report_dropped(snapshot.dropped());
+        }
+        snapshot
+    }
+
+    /// The snapshot a scrape of the listener serves: the registry's values without the
+    /// lifecycle metrics, which describe a pushed run (their names stay reserved, so that a
+    /// scrape and a push leave out the same recorded series).
+    pub(crate) fn scrape_snapshot(&self) -> Snapshot {
+        let snapshot = self.take(Outcome::Running, false);
         if !snapshot.dropped().is_empty() {
             self.report_dropped(snapshot.dropped());
         }
@@ -69,13 +80,13 @@ impl Renderer {
         }
     }
 
-    fn take(&self, outcome: Outcome) -> Snapshot {
+    fn take(&self, outcome: Outcome, with_lifecycle: bool) -> Snapshot {
         let reserved = match self.lifecycle {
             Some(_) => crate::lifecycle::NAMES,
             None => &[],
         };
         let mut builder = self.registry.snapshot(reserved);
-        if let Some(lifecycle) = &self.lifecycle {
+        if let Some(lifecycle) = self.lifecycle.as_ref().filter(|_| with_lifecycle) {
             lifecycle.add_to(outcome, &mut builder);
         }
         builder.finish()

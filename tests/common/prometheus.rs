@@ -43,12 +43,26 @@ impl Prometheus {
     /// A Prometheus that accepts remote write on `/api/v1/write` and, with `scrape`, scrapes
     /// that `host:port` every 200 ms with `honor_labels: true`, as a Pushgateway must be.
     pub fn start(scrape: Option<&str>) -> Self {
+        let jobs: Vec<(&str, &str, bool)> = scrape
+            .map(|target| ("pushgateway", target, true))
+            .into_iter()
+            .collect();
+        Self::start_scraping(&jobs, &[])
+    }
+
+    /// A Prometheus that scrapes each `(job_name, host:port, honor_labels)` every 200 ms, with
+    /// extra command-line `flags` (e.g. `--enable-feature=native-histograms`, with which
+    /// Prometheus 2.x asks for protobuf).
+    pub fn start_scraping(jobs: &[(&str, &str, bool)], flags: &[&str]) -> Self {
         let bin = prometheus_bin();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = String::from("global:\n  scrape_interval: 1s\n");
-        if let Some(target) = scrape {
+        if !jobs.is_empty() {
+            config.push_str("scrape_configs:\n");
+        }
+        for (job, target, honor_labels) in jobs {
             config.push_str(&format!(
-                "scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \
+                "  - job_name: {job}\n    honor_labels: {honor_labels}\n    \
                  scrape_interval: 200ms\n    scrape_timeout: 200ms\n    \
                  static_configs:\n      - targets: ['{target}']\n"
             ));
@@ -64,6 +78,7 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
+            .args(flags)
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(
