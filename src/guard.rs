@@ -89,6 +89,15 @@ impl PushHandle {
         self.inner.renderer.render(Outcome::Running)
     }
 
+    /// Every metric described or recorded so far: name (as sent), type, unit, help, label
+    /// names and series count (see [`Catalog`](crate::Catalog)). The lifecycle metrics are
+    /// not in it (they are the exporter's, with their own dashboard row); the exporter's own
+    /// metrics are, once a pusher has registered them.
+    pub fn catalog(&self) -> crate::Catalog {
+        let renderer = &self.inner.renderer;
+        crate::catalog::Catalog::build(&renderer.scrape_snapshot(), renderer.registry.described())
+    }
+
     /// The address the `/metrics` listener serves on (with the port the system chose, when
     /// [`listen`](crate::PushgatewayBuilder::listen) was given port 0), or `None` without a
     /// listener or once the final push has closed it.
@@ -369,6 +378,11 @@ impl PushGuard {
     /// See [`PushHandle::render`].
     pub fn render(&self) -> String {
         self.handle.render()
+    }
+
+    /// See [`PushHandle::catalog`].
+    pub fn catalog(&self) -> crate::Catalog {
+        self.handle.catalog()
     }
 
     /// See [`PushHandle::listen_addr`].

@@ -82,6 +82,13 @@
 //! from the same registry, for Prometheus to scrape: a service scraped while it runs and
 //! pushing at exit, or, with no push target configured, only scraped.
 //!
+//! # Metric catalog
+//!
+//! [`PushHandle::catalog`] lists every metric described or recorded (name, type, unit, help,
+//! label names, series count): a [`Catalog`] rendered as a `METRICS.md`, compared with a
+//! checked-in one in tests ([`Catalog::diff`]), and, with the `serde` feature, serialised as
+//! JSON and turned into a Grafana dashboard.
+//!
 //! # When the gateway is down
 //!
 //! With [`PushgatewayBuilder::spool_dir`] (or `PUSHGATEWAY_SPOOL_DIR`), a push that fails for
@@ -125,6 +132,7 @@
 // The docs show `main` itself: where the guard lives is the point of them.
 #![allow(clippy::needless_doctest_main)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+mod catalog;
 mod clock;
 mod compression;
 mod config;
@@ -147,6 +155,9 @@ mod target;
 
 use std::sync::OnceLock;
 
+#[cfg(feature = "serde")]
+pub use catalog::DashboardOptions;
+pub use catalog::{Catalog, CatalogDiff, CatalogError, MetricChange, MetricInfo, MetricType};
 pub use compression::Compression;
 pub use config::{
     ExpositionFormat, PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL,
