@@ -419,8 +419,11 @@ fn main() {
         "serve" => {
             // Runs (interval pushes, scrapes of its listener) until its stdin closes, then
             // drops the guard (the final push closes the listener), says so, and lives on for
-            // TEST_LINGER_MS.
+            // TEST_LINGER_MS. With TEST_SERIES, that many counter series too.
             record();
+            if let Ok(n) = std::env::var("TEST_SERIES") {
+                record_series(n.parse().unwrap());
+            }
             ready();
             listening(&guard);
             std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).unwrap();
