@@ -206,8 +206,8 @@ impl Catalog {
     }
 
     /// The catalog as a Markdown document (a repository's `METRICS.md`): a title, one line on
-    /// where it comes from, and a table with a row per metric. [`from_markdown`]
-    /// (Self::from_markdown) reads it back.
+    /// where it comes from, and a table with a row per metric.
+    /// [`from_markdown`](Self::from_markdown) reads it back.
     ///
     /// ```text
     /// | name | type | unit | labels | series | help |

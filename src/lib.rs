@@ -185,7 +185,8 @@ static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 /// The same as `PushgatewayBuilder::from_env()?.job(job).install()`; see
 /// [`PushgatewayBuilder`] for the variables (`PUSHGATEWAY_URL`, default
 /// `http://127.0.0.1:9091`; `PUSHGATEWAY_DISABLED=1` turns pushing off). When that fails — an
-/// invalid environment value, an empty job, a recorder already installed — one line names the
+/// invalid environment value, an empty job, a `PUSHGATEWAY_LISTEN` address in use, a recorder
+/// already installed — one line names the
 /// variable or setting and why (through `tracing`, and on stderr when no `tracing` subscriber
 /// is installed), and a [disabled](PushGuard::disabled) guard is returned: the job runs on,
 /// its exit status untouched, without pushing. Use [`try_init`] to fail fast instead.
@@ -219,8 +220,9 @@ pub fn init(job: &str) -> PushGuard {
 ///
 /// # Errors
 ///
-/// [`InitError`] for an empty job, an invalid environment value (naming the variable), or a
-/// recorder already installed in this process.
+/// [`InitError`] for an empty job, an invalid environment value (naming the variable), a
+/// `PUSHGATEWAY_LISTEN` address that cannot be bound ([`InitError::Listen`]), or a recorder
+/// already installed in this process.
 pub fn try_init(job: &str) -> Result<PushGuard, InitError> {
     PushgatewayBuilder::from_env()?.job(job).install()
 }
