@@ -511,7 +511,12 @@ mod tests {
             &[("service".to_owned(), "api".to_owned())],
         ));
         metrics::with_local_recorder(&Installed(Arc::clone(&registry)), record);
-        Catalog::build(&registry.snapshot(&[]).finish(), registry.described())
+        Catalog::build(
+            &registry
+                .snapshot(&[], &crate::snapshot::View::default())
+                .finish(),
+            registry.described(),
+        )
     }
 
     fn sample() -> Catalog {

@@ -10,6 +10,8 @@ mod platform;
 #[cfg(windows)]
 #[path = "exit/windows.rs"]
 mod platform;
+#[cfg(unix)]
+pub(crate) use platform::keep_aborts_away;
 #[cfg(not(any(unix, windows)))]
 mod platform {
     //! No way to hear that the process is asked to end: only the guard, panics and `exit`.
@@ -117,6 +119,7 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
 pub fn exit(code: i32) -> ! {
     if let Some(handle) = crate::handle() {
         handle.final_push(Outcome::Exit(code), None);
+        handle.yield_to_signal();
     }
     std::process::exit(code)
 }

@@ -132,7 +132,7 @@ mod tests {
     use super::*;
 
     fn render(l: &Lifecycle, outcome: Outcome, global: &[(String, String)]) -> String {
-        let mut builder = SnapshotBuilder::new(global, NAMES);
+        let mut builder = SnapshotBuilder::new(global, NAMES, &crate::snapshot::View::default());
         l.add_to(outcome, &mut builder);
         crate::encode::text_string(&builder.finish())
     }

@@ -8,7 +8,7 @@
 
 use std::cmp::Ordering as Order;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use metrics::{
@@ -18,7 +18,7 @@ use metrics_util::registry::{Registry as MetricsRegistry, Storage};
 
 #[cfg(test)]
 use crate::snapshot::Snapshot;
-use crate::snapshot::{Description, Kind, SnapshotBuilder};
+use crate::snapshot::{Description, Kind, SnapshotBuilder, View};
 
 /// Selects metrics by name, for [`buckets_for_metric`](crate::PushgatewayBuilder::buckets_for_metric).
 /// Matched against the metric name as it is sent (invalid characters replaced by `_`).
@@ -142,6 +142,10 @@ pub(crate) struct Registry {
     /// The type each name was first described as, by metric name as sent.
     described_kinds: RwLock<HashMap<String, Kind>>,
     global_labels: Vec<(String, String)>,
+    /// Set when the final push starts: what is recorded afterwards is not pushed.
+    closed: AtomicBool,
+    /// Whether a recording after the final push was reported (once).
+    late_reported: AtomicBool,
 }
 
 impl Registry {
@@ -169,18 +173,24 @@ impl Registry {
             descriptions: RwLock::new(HashMap::new()),
             described_kinds: RwLock::new(HashMap::new()),
             global_labels: global_labels.to_vec(),
+            closed: AtomicBool::new(false),
+            late_reported: AtomicBool::new(false),
         }
     }
 
     /// The values of this moment, with the descriptions and global labels, as a builder to
     /// which more families (the lifecycle metrics) can be added. Recorded metrics named like
     /// one of `reserved` are left out.
-    pub(crate) fn snapshot(&self, reserved: &'static [&'static str]) -> SnapshotBuilder {
+    pub(crate) fn snapshot(
+        &self,
+        reserved: &'static [&'static str],
+        view: &View,
+    ) -> SnapshotBuilder {
         let descriptions = self
             .descriptions
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut builder = SnapshotBuilder::new(&self.global_labels, reserved);
+        let mut builder = SnapshotBuilder::new(&self.global_labels, reserved, view);
         self.registry.visit_counters(|key, value| {
             builder.add_counter(key, value.load(Ordering::Relaxed), &descriptions);
         });
@@ -202,7 +212,25 @@ impl Registry {
     /// The snapshot of this moment, sorted.
     #[cfg(test)]
     pub(crate) fn take(&self) -> Snapshot {
-        self.snapshot(&[]).finish()
+        self.snapshot(&[], &View::default()).finish()
+    }
+
+    /// Marks the start of the final push: a metric recorded through the `metrics` macros from
+    /// now on is reported, once, as not pushed.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Reports, once, that `key` was recorded after the final push started.
+    fn check_open(&self, key: &Key) {
+        if self.closed.load(Ordering::Relaxed) && !self.late_reported.swap(true, Ordering::Relaxed)
+        {
+            crate::log::warn(&format!(
+                "`{}` was recorded after the final push started: what is recorded from then on \
+                 is not pushed (hold the guard until the job's work is done)",
+                key.name()
+            ));
+        }
     }
 
     /// Every described metric: its name as sent, the type it was described as, its help and
@@ -257,18 +285,21 @@ impl Recorder for Installed {
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        self.0.check_open(key);
         self.0
             .registry
             .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        self.0.check_open(key);
         self.0
             .registry
             .get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        self.0.check_open(key);
         self.0
             .registry
             .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
@@ -515,7 +546,7 @@ mod tests {
             metrics::histogram!("batch_job_duration_seconds").record(3.0);
             metrics::counter!("batch_job_runs_total").increment(1);
         });
-        let mut builder = registry.snapshot(crate::lifecycle::NAMES);
+        let mut builder = registry.snapshot(crate::lifecycle::NAMES, &View::default());
         builder.add_own_gauge("batch_job_duration_seconds", "Wall time.", &[], 1.5);
         let (sent, dropped) = sent_and_dropped(&builder.finish());
         assert_eq!(

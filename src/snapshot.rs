@@ -18,6 +18,16 @@ use std::sync::Arc;
 
 use metrics::{Key, SharedString, Unit};
 
+use crate::filter::Filter;
+
+/// What one target sees of the registry: the labels it puts on every series (over recorded
+/// ones of the same name) and the metrics it takes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct View {
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) filter: Filter,
+}
+
 /// What `describe_*` said of a metric: its help text and unit.
 #[derive(Debug, Clone)]
 pub(crate) struct Description {
@@ -251,7 +261,9 @@ impl Snapshot {
 /// Collects a [`Snapshot`]: series as the registry hands them over, families found by name.
 pub(crate) struct SnapshotBuilder {
     snapshot: Snapshot,
-    global: Vec<(String, String)>,
+    /// Labels on every series: the global labels (a recorded label of the same name gives
+    /// its value), then the target's (`true`: its value wins).
+    global: Vec<(String, String, bool)>,
     /// Family index by name as recorded, one per type (`u32::MAX`: none).
     by_name: HashMap<String, [u32; 3]>,
     /// Family index by type and name as sent.
@@ -260,6 +272,8 @@ pub(crate) struct SnapshotBuilder {
     reserved: &'static [&'static str],
     /// Families of recorded names that are left out (by name as recorded).
     refused: HashMap<String, String>,
+    /// The metrics the target takes.
+    filter: Filter,
 }
 
 /// Which recorded family a name as recorded belongs to.
@@ -268,6 +282,8 @@ enum Slot {
     Family(u32),
     /// None: the name cannot be sent.
     Refused,
+    /// None: the target does not take the metric.
+    Filtered,
 }
 
 impl SnapshotBuilder {
@@ -276,14 +292,26 @@ impl SnapshotBuilder {
     pub(crate) fn new(
         global_labels: &[(String, String)],
         reserved: &'static [&'static str],
+        view: &View,
     ) -> Self {
+        let mut global: Vec<(String, String, bool)> = global_labels
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone(), false))
+            .collect();
+        for (name, value) in &view.labels {
+            match global.iter_mut().find(|(n, _, _)| n == name) {
+                Some(label) => *label = (name.clone(), value.clone(), true),
+                None => global.push((name.clone(), value.clone(), true)),
+            }
+        }
         SnapshotBuilder {
             snapshot: Snapshot::default(),
-            global: global_labels.to_vec(),
+            global,
             by_name: HashMap::new(),
             by_sent: HashMap::new(),
             reserved,
             refused: HashMap::new(),
+            filter: view.filter.clone(),
         }
     }
 
@@ -311,6 +339,9 @@ impl SnapshotBuilder {
             return Slot::Refused;
         }
         let sent = metric_name(name);
+        if !self.filter.is_open() && !self.filter.allows(&sent) {
+            return Slot::Filtered;
+        }
         let refusal = if sent.is_empty() {
             Some("its metric name is empty".to_owned())
         } else if self.reserved.contains(&sent.as_ref()) {
@@ -387,23 +418,27 @@ impl SnapshotBuilder {
                 self.drop_series(name, recorded, reason);
                 return;
             }
+            Slot::Filtered => return,
         };
         let (start, text_start) = (self.snapshot.labels.len(), self.snapshot.text.len());
         let mut renamed = metric_name(name) != name;
         let global = std::mem::take(&mut self.global);
-        for (label, value) in &global {
-            let value = recorded
-                .clone()
-                .filter(|(n, _)| n == label)
-                .last()
-                .map_or(value.as_str(), |(_, v)| v);
+        for (label, value, forced) in &global {
+            let value = match forced {
+                true => value.as_str(),
+                false => recorded
+                    .clone()
+                    .filter(|(n, _)| n == label)
+                    .last()
+                    .map_or(value.as_str(), |(_, v)| v),
+            };
             self.push_label(start, label, value);
         }
         let global_end = self.snapshot.labels.len();
         let histogram = self.snapshot.families[family as usize].kind == Kind::Histogram;
         let mut refusal = None;
         for (label, value) in recorded.clone() {
-            if global.iter().any(|(g, _)| g == label) {
+            if global.iter().any(|(g, _, _)| g == label) {
                 continue;
             }
             let sent = label_name(label);
@@ -534,6 +569,9 @@ impl SnapshotBuilder {
         labels: &[(&str, &str)],
         value: f64,
     ) {
+        if !self.filter.is_open() && !self.filter.allows(name) {
+            return;
+        }
         let family = self.add_family(Kind::Gauge, name, name.to_owned(), |_| {
             (Some(help.to_owned()), None)
         });

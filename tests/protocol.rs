@@ -410,3 +410,54 @@ fn series_the_gateway_would_refuse_are_left_out_and_everything_else_arrives() {
         assert_eq!(warnings.len(), expected.len(), "{err}");
     }
 }
+
+/// `PUSHGATEWAY_ALLOW` and `PUSHGATEWAY_DENY` decide what reaches the gateway; the lifecycle
+/// and the exporter's own metrics are filtered like any other name.
+#[test]
+fn allow_and_deny_lists_from_the_environment_filter_what_is_pushed() {
+    let gw = Pushgateway::start();
+    let (out, _) = run_job(
+        false,
+        "main",
+        "denied",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_DENY", "queue_*, pushgateway_exporter_*"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let group = gw.job("denied");
+    assert_eq!(group.value("records_total", &[]), 500.0);
+    assert_eq!(group.value("parse_errors_total", &[("kind", "json")]), 7.0);
+    assert!(group.has("batch_job_outcome"));
+    assert!(!group.has("queue_depth"), "{:#}", group.0);
+    assert!(
+        !group.has("pushgateway_exporter_pushes_total"),
+        "{:#}",
+        group.0
+    );
+
+    let (out, _) = run_job(
+        false,
+        "main",
+        "allowed",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_ALLOW", "*_total"),
+            ("PUSHGATEWAY_DENY", "pushgateway_exporter_*"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let group = gw.job("allowed");
+    let mut names: Vec<&String> = group
+        .0
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with("_total") || k.starts_with("batch_job") || *k == "queue_depth")
+        .collect();
+    names.sort();
+    assert_eq!(names, ["parse_errors_total", "records_total"]);
+}

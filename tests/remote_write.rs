@@ -308,10 +308,18 @@ fn requests_follow_the_remote_write_spec_and_5xx_and_429_are_retried() {
 fn other_4xx_answers_are_never_retried() {
     for status in [400, 401, 408, 413] {
         let (stdout, requests, url) = flush_against(&[status]);
+        // A 413 says how big the body was.
+        let size = match stdout.find("the body of ") {
+            Some(at) if status == 413 => {
+                let rest = &stdout[at..];
+                format!("{}; ", &rest[..rest.find("limit").unwrap() + 5])
+            }
+            _ => String::new(),
+        };
         assert_eq!(
             stdout.lines().next().unwrap_or(""),
             format!(
-                "err status=Some({status}) remote write {url} answered {status} after 1 attempt(s): answer {status}"
+                "err status=Some({status}) remote write {url} answered {status} after 1 attempt(s): {size}answer {status}"
             ),
         );
         // The flush and the final push: one request each.

@@ -7,6 +7,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,10 +74,19 @@ fn gateway_down_at_exit_then_replay_delivers_every_value() {
     assert_eq!(out.status.code(), Some(0));
     assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
     let err = stderr(&out);
-    assert!(err.contains("final push failed"), "{err}");
-    assert!(err.contains("kept in the spool"), "{err}");
     let files = snapshots(&spool);
     assert_eq!(files.len(), 1, "{files:?}");
+    // One line: the failure, and where the snapshot is.
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("final push failed: "), "{err}");
+    assert!(
+        err.contains(&format!(
+            "; the snapshot is kept in the spool as {}, for the next process using this spool \
+             directory or for replay",
+            files[0].display()
+        )),
+        "{err}"
+    );
     assert_eq!(mode(&files[0]), 0o600);
     assert_eq!(mode(&spool), 0o700);
     println!("exited in {elapsed:?}; spooled {}", files[0].display());
@@ -345,9 +355,10 @@ fn the_spool_bound_drops_the_oldest_snapshot_with_a_warning() {
     }
     let files = snapshots(dir.path());
     assert_eq!(files.len(), 2, "{files:?}");
-    assert!(!kept[1].contains("over its bound"), "{}", kept[1]);
+    assert!(!kept[1].contains("bound"), "{}", kept[1]);
+    assert_eq!(kept[2].lines().count(), 1, "{}", kept[2]);
     assert!(
-        kept[2].contains("is over its bound: dropped"),
+        kept[2].contains("; to stay within its bound the spool dropped 1 older snapshot(s) ("),
         "{}",
         kept[2]
     );
@@ -555,4 +566,101 @@ fn a_snapshot_goes_only_to_its_own_gateway_and_only_to_a_group_path() {
     assert!(gw.groups().is_empty());
     assert!(!file.exists());
     assert!(snapshots(&spool).is_empty());
+}
+
+/// A snapshot whose preparation takes the whole shutdown timeout is not lost: nothing is sent,
+/// the snapshot is written to the spool (the exit waits for it, boundedly), the one line says
+/// why, and replay delivers every series.
+#[test]
+fn a_snapshot_prepared_past_the_deadline_is_spooled_not_lost() {
+    const SERIES: usize = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let series = SERIES.to_string();
+    let (out, elapsed) = run_job(
+        false,
+        "series-1000",
+        "big",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+            // Far less than preparing 60,000 series takes (more than the 200 ms grace too).
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "10ms"),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("TEST_SERIES", &series),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // The deadline, the grace, and the wait for the spool (at least 1 s), with a margin.
+    assert!(
+        elapsed < Duration::from_millis(10 + 200 + 1000) + MARGIN,
+        "took {elapsed:?}"
+    );
+    let files = snapshots(dir.path());
+    assert_eq!(files.len(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("did not finish within 0.010s before anything was sent"),
+        "{err}"
+    );
+    assert!(
+        err.contains("did not finish within 0.010s before anything was sent; last error: ")
+            && err.contains(": preparing the snapshot of 600"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the snapshot is kept in the spool as"),
+        "{err}"
+    );
+
+    let gw = Pushgateway::start_on(port);
+    assert_eq!(replay(&url, spool), "1 sent, 0 kept, 0 rejected, 0 corrupt");
+    let group = gw.job("big");
+    assert_eq!(group.samples("bench_series_total").len(), SERIES);
+    assert_eq!(
+        group.value("bench_series_total", &[("series", "59999")]),
+        1.0
+    );
+    assert_eq!(group.value("batch_job_exit_code", &[]), 0.0);
+}
+
+/// A second SIGTERM during the final push to a silent gateway ends the process at once, by
+/// SIGTERM; with a spool the snapshot was written before it was sent, so nothing is lost.
+#[test]
+fn a_second_signal_during_the_final_push_loses_nothing_with_a_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let gw = Pushgateway::start();
+    let proxy = Proxy::start(gw.port, Fault::Blackhole);
+    let env = [
+        ("PUSHGATEWAY_URL", proxy.url.as_str()),
+        ("PUSHGATEWAY_SPOOL_DIR", spool),
+        ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "10s"),
+    ];
+    let job = start_job(false, "signal", "twice", &env);
+    let mut child = job.child;
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(500));
+    let second = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(
+        second.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        second.elapsed()
+    );
+    assert_eq!(snapshots(dir.path()).len(), 1);
+    assert!(gw.groups().is_empty());
+
+    proxy.set(Fault::Pass);
+    assert_eq!(
+        replay(&proxy.url, spool),
+        "1 sent, 0 kept, 0 rejected, 0 corrupt"
+    );
+    assert_job_values(&gw.job("twice"), "signal", 128 + libc::SIGTERM);
 }

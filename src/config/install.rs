@@ -19,6 +19,7 @@ use crate::sink::remote_write::RemoteWriteSink;
 use crate::sink::replay::ReplayReport;
 use crate::sink::textfile::TextfileSink;
 use crate::sink::Sink;
+use crate::snapshot::View;
 use crate::spool::Spool;
 use crate::target::{Target, TargetKind};
 use crate::InitError;
@@ -84,6 +85,7 @@ impl PushgatewayBuilder {
                 exiting_by_signal: AtomicBool::new(false),
                 pid: std::process::id(),
                 fork_reported: AtomicBool::new(false),
+                final_push: crate::guard::FinalPush::default(),
                 listener: Mutex::new(listener),
             }),
         };
@@ -165,13 +167,14 @@ impl PushgatewayBuilder {
         tls: &TlsConfig,
         spool: &mut Option<Spool>,
     ) -> Result<(Planned, Option<String>), InitError> {
-        Ok(match target {
-            Target::Pushgateway(raw) => {
-                let c = self.connection(raw, TargetKind::Pushgateway, tls)?;
+        let view = self.view(target, &id.grouping)?;
+        Ok(match target.kind() {
+            TargetKind::Pushgateway => {
+                let c = self.connection(target, tls)?;
                 let group_url = url_for(&c.endpoint, &id.group);
                 let warning = insecure_warning(&group_url, c.credentials, &c.tls);
                 let settings = Settings {
-                    method: self.method,
+                    method: target.own.method.unwrap_or(self.method),
                     gzip: self.compression == Compression::Gzip,
                     protobuf: self.format == ExpositionFormat::Protobuf,
                     lifecycle: self.lifecycle_metrics,
@@ -185,23 +188,25 @@ impl PushgatewayBuilder {
                     c.tls,
                     spool.take(),
                 );
-                (planned(sink), warning)
+                (planned(sink, view), warning)
             }
-            Target::RemoteWrite(raw) => {
-                let c = self.connection(raw, TargetKind::RemoteWrite, tls)?;
+            TargetKind::RemoteWrite => {
+                let c = self.connection(target, tls)?;
                 let warning = insecure_warning(&c.endpoint, c.credentials, &c.tls);
                 let sink = RemoteWriteSink::new(c.endpoint, id.labels.clone(), c.headers, c.tls);
-                (planned(sink), warning)
+                (planned(sink, view), warning)
             }
-            Target::Textfile(dir) => {
+            TargetKind::Textfile => {
+                let dir = target.dir().unwrap_or(std::path::Path::new(""));
                 if dir.as_os_str().is_empty() {
                     return Err(InitError::InvalidSetting {
                         setting: "textfile",
                         reason: "the directory must not be empty".into(),
                     });
                 }
-                let sink = TextfileSink::new(dir.clone(), id.file_name.clone(), id.labels.clone());
-                (planned(sink), None)
+                let sink =
+                    TextfileSink::new(dir.to_owned(), id.file_name.clone(), id.labels.clone());
+                (planned(sink, view), None)
             }
         })
     }
@@ -223,6 +228,7 @@ impl PushgatewayBuilder {
                 push_timeout: self.push_timeout,
                 delete_on_shutdown: self.delete_on_shutdown,
                 renderer: Arc::clone(renderer),
+                view: View::default(),
                 thread_name: match i {
                     0 => "pushgateway-pusher".to_owned(),
                     i => format!("pushgateway-pusher-{}", i + 1),
@@ -254,7 +260,7 @@ impl PushgatewayBuilder {
         if self.targets.is_empty() {
             self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
         }
-        let Some(Target::Pushgateway(raw)) = self
+        let Some(target) = self
             .targets
             .iter()
             .find(|t| t.kind() == TargetKind::Pushgateway)
@@ -269,7 +275,7 @@ impl PushgatewayBuilder {
             headers,
             tls,
             credentials,
-        } = self.connection(raw, TargetKind::Pushgateway, &self.tls_config()?)?;
+        } = self.connection(target, &self.tls_config()?)?;
         let Some(spool) = self.spool()? else {
             return Err(InitError::InvalidSetting {
                 setting: "spool_dir",
@@ -315,6 +321,8 @@ struct Identity {
     labels: Vec<(String, String)>,
     /// The file name (textfile).
     file_name: String,
+    /// The grouping labels.
+    grouping: Vec<(String, String)>,
 }
 
 impl Identity {
@@ -323,8 +331,9 @@ impl Identity {
             group: group_path(&job, &grouping),
             file_name: crate::sink::textfile::file_name(&job, &grouping),
             labels: std::iter::once(("job".to_owned(), job))
-                .chain(grouping)
+                .chain(grouping.iter().cloned())
                 .collect(),
+            grouping,
         }
     }
 }
@@ -332,10 +341,17 @@ impl Identity {
 /// A checked target, ready for its pusher thread: starts it and returns the channel to it.
 type Planned = Box<dyn FnOnce(PusherConfig) -> std::io::Result<TargetPusher>>;
 
-fn planned<S: Sink + Send + 'static>(sink: S) -> Planned {
-    Box::new(move |config| {
+fn planned<S: Sink + Send + 'static>(sink: S, view: View) -> Planned {
+    Box::new(move |mut config| {
+        config.view = view;
         let (kind, location) = (sink.kind(), sink.location().to_owned());
+        let keeps_failed = sink.keeps_failed();
         let tx = crate::pusher::spawn(sink, config)?;
-        Ok(TargetPusher { tx, kind, location })
+        Ok(TargetPusher {
+            tx,
+            kind,
+            location,
+            keeps_failed,
+        })
     })
 }

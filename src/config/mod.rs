@@ -17,8 +17,7 @@ use crate::exit::SignalHandling;
 use crate::registry::Matcher;
 use crate::sink::http::TlsConfig;
 use crate::spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
-use crate::target::PushMethod;
-use crate::target::Target;
+use crate::target::{Auth, PushMethod, Secret, Target};
 use crate::InitError;
 
 /// The endpoint used when none is configured: a Pushgateway on this host, default port.
@@ -59,22 +58,6 @@ enum CiLabels {
     Stable,
     /// Those and the commit.
     WithCommit,
-}
-
-/// A secret that never shows in `Debug` output.
-#[derive(Clone)]
-struct Secret<T = String>(T);
-
-impl<T> std::fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-#[derive(Clone, Debug)]
-enum Auth {
-    Basic { username: String, password: Secret },
-    Bearer(Secret),
 }
 
 /// Configures and installs the exporter.
@@ -140,6 +123,8 @@ pub struct PushgatewayBuilder {
     shutdown_timeout: Duration,
     auth: Option<Auth>,
     headers: Vec<(String, Secret)>,
+    allow: Option<Vec<String>>,
+    deny: Vec<String>,
     method: PushMethod,
     compression: Compression,
     format: ExpositionFormat,
@@ -174,6 +159,8 @@ impl std::fmt::Debug for PushgatewayBuilder {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("auth", &self.auth)
             .field("headers", &self.headers)
+            .field("allow", &self.allow)
+            .field("deny", &self.deny)
             .field("method", &self.method)
             .field("compression", &self.compression)
             .field("format", &self.format)
@@ -240,6 +227,8 @@ impl PushgatewayBuilder {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             auth: None,
             headers: Vec::new(),
+            allow: None,
+            deny: Vec::new(),
             method: PushMethod::Put,
             compression: Compression::None,
             format: ExpositionFormat::Protobuf,
@@ -448,6 +437,26 @@ impl PushgatewayBuilder {
     /// treated as secrets: never logged or shown by `Debug`.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), Secret(value.into())));
+        self
+    }
+
+    /// Only the metrics whose names (as sent) match one of `patterns` (`*` for any run of
+    /// characters) are pushed, to every target without an allow list of its own
+    /// ([`Target::allow`]). Recording is unaffected. The lifecycle and the exporter's own
+    /// metrics are filtered like any other: allow `batch_job_*` to keep the lifecycle
+    /// metrics. Environment: `PUSHGATEWAY_ALLOW` (comma-separated).
+    ///
+    /// Patterns are checked at install: metric-name characters and `*` only.
+    pub fn allow<S: Into<String>>(mut self, patterns: impl IntoIterator<Item = S>) -> Self {
+        self.allow = Some(patterns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The metrics whose names (as sent) match one of `patterns` are never pushed, to any
+    /// target (a target's own [`Target::deny`] adds to this list; a deny wins over an allow).
+    /// Environment: `PUSHGATEWAY_DENY` (comma-separated).
+    pub fn deny<S: Into<String>>(mut self, patterns: impl IntoIterator<Item = S>) -> Self {
+        self.deny.extend(patterns.into_iter().map(Into::into));
         self
     }
 

@@ -62,11 +62,15 @@ fn handle_event(event: u32) -> BOOL {
         // Handled: the application ends itself.
         return TRUE;
     }
-    handle.mark_exiting_by_signal();
-    handle.final_push(
+    if !handle.final_push(
         Outcome::Signal(event as i32),
         closing.then_some(CLOSING_BUDGET),
-    );
+    ) && !closing
+    {
+        // The process is already ending on another path, which made the final push: it ends
+        // with its own status.
+        return TRUE;
+    }
     // The default handling follows: the process ends as it would have without the exporter.
     FALSE
 }

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,13 @@ pub(crate) struct PushgatewaySink {
     spool: Option<Spool>,
     spool_metrics: Option<SpoolMetrics>,
     replay: Option<Replay>,
+    /// What became of the last failed push's snapshot, for its one line.
+    note: Option<String>,
+    /// When the body last encoded was taken (ms since the Unix epoch).
+    encoded_ms: u64,
+    /// A final push's snapshot written to the spool before it was sent: its file (if kept)
+    /// and what became of it.
+    ahead: Option<(Option<PathBuf>, String)>,
 }
 
 /// How a Pushgateway target pushes.
@@ -77,7 +85,7 @@ impl PushgatewaySink {
     ) -> Self {
         let url = url_for(&endpoint, &group);
         PushgatewaySink {
-            location: url.to_string(),
+            location: crate::log::shown(&url),
             client: http::Client::new(url.clone(), headers, tls),
             body_headers: push_headers(settings.gzip, settings.protobuf),
             endpoint,
@@ -90,6 +98,9 @@ impl PushgatewaySink {
             push_timeout: settings.push_timeout,
             spool,
             spool_metrics: None,
+            note: None,
+            encoded_ms: 0,
+            ahead: None,
             replay: None,
         }
     }
@@ -124,47 +135,67 @@ impl PushgatewaySink {
         self.update_spool_gauges();
     }
 
-    /// Writes a snapshot whose push failed to the spool; `loud` logs it as a warning.
-    fn keep(&mut self, snapshot: spool::Snapshot, loud: bool) {
-        let Some(spool) = &self.spool else {
-            return;
-        };
-        match spool.write(&snapshot) {
+    /// The snapshot of a push of `body` made at `created_ms`, as the spool keeps it.
+    fn spooled(&self, outcome: Outcome, created_ms: u64, body: Bytes) -> spool::Snapshot {
+        spool::Snapshot {
+            group: self.group.clone(),
+            method: self.method(outcome),
+            gzip: self.gzip,
+            protobuf: self.protobuf,
+            endpoint: crate::log::shown(&self.endpoint),
+            created_ms,
+            body,
+        }
+    }
+
+    /// Writes `snapshot` to the spool; what became of it is the note the pusher adds to the
+    /// push's one line if the push fails.
+    fn write_spool(&mut self, snapshot: &spool::Snapshot) -> Option<(Option<PathBuf>, String)> {
+        let spool = self.spool.as_ref()?;
+        let kept = match spool.write(snapshot) {
             Ok(written) => {
-                if let Some(path) = &written.path {
+                let mut note = match &written.path {
+                    Some(path) => {
+                        if let Some(m) = &self.spool_metrics {
+                            m.written.increment(1);
+                        }
+                        format!(
+                            "the snapshot is kept in the spool as {}, for the next process \
+                             using this spool directory or for replay",
+                            path.display()
+                        )
+                    }
+                    None => format!(
+                        "the snapshot is not kept: it alone ({} bytes) is over the spool's bound \
+                         of {} bytes; its values are lost",
+                        written.dropped.first().map_or(0, |e| e.bytes),
+                        spool.max_bytes()
+                    ),
+                };
+                if written.path.is_some() && !written.dropped.is_empty() {
                     if let Some(m) = &self.spool_metrics {
-                        m.written.increment(1);
+                        m.dropped.increment(written.dropped.len() as u64);
                     }
-                    let message = format!(
-                        "the snapshot that could not be pushed is kept in the spool as {}; \
-                         it is sent by the next process using this spool directory, or by replay",
-                        path.display()
-                    );
-                    if loud {
-                        crate::log::warn(&message);
-                    } else {
-                        tracing::debug!("{message}");
-                    }
-                }
-                for entry in &written.dropped {
-                    if let Some(m) = &self.spool_metrics {
-                        m.dropped.increment(1);
-                    }
-                    crate::log::warn(&format!(
-                        "spool {} is over its bound: dropped {} ({} bytes)",
-                        spool.dir().display(),
-                        entry.path.display(),
-                        entry.bytes
+                    let bytes: u64 = written.dropped.iter().map(|e| e.bytes).sum();
+                    let first = written.dropped[0].path.display();
+                    note.push_str(&format!(
+                        "; to stay within its bound the spool dropped {} older snapshot(s) \
+                         ({bytes} bytes, {first} first)",
+                        written.dropped.len()
                     ));
                 }
+                (written.path, note)
             }
-            Err(e) => crate::log::report(&format!(
-                "the snapshot that could not be pushed could not be spooled in {} either: {e}; \
-                 its values are lost",
-                spool.dir().display()
-            )),
-        }
+            Err(e) => (
+                None,
+                format!(
+                    "the snapshot could not be spooled in {} either: {e}; its values are lost",
+                    spool.dir().display()
+                ),
+            ),
+        };
         self.update_spool_gauges();
+        Some(kept)
     }
 
     fn update_spool_gauges(&self) {
@@ -275,7 +306,7 @@ impl Sink for PushgatewaySink {
     }
 
     fn metrics_label(&self) -> String {
-        self.endpoint.to_string()
+        crate::log::shown(&self.endpoint)
     }
 
     fn start(&mut self, registry: &Arc<Registry>, self_metrics: bool) {
@@ -299,10 +330,11 @@ impl Sink for PushgatewaySink {
     fn encode(
         &mut self,
         snapshot: &Snapshot,
-        _created_ms: u64,
+        created_ms: u64,
         mut buf: Vec<u8>,
         scratch: &mut Vec<u8>,
     ) -> Result<Bytes, String> {
+        self.encoded_ms = created_ms;
         if self.protobuf {
             encode::protobuf::encode(snapshot, &mut buf, scratch);
         } else {
@@ -324,6 +356,12 @@ impl Sink for PushgatewaySink {
         budget: Duration,
         in_flight: &Cell<bool>,
     ) -> Result<PushReport, PushError> {
+        if outcome.is_final() && self.spool.is_some() {
+            // Written before it is sent: whatever ends the process during the push (a second
+            // signal, a kill), the snapshot is on disk. Removed once the gateway took it.
+            let snapshot = self.spooled(outcome, self.encoded_ms, body.clone());
+            self.ahead = self.write_spool(&snapshot);
+        }
         let client = self.client.get(TargetKind::Pushgateway, &self.location)?;
         let request = Request::push(
             &self.url,
@@ -341,27 +379,33 @@ impl Sink for PushgatewaySink {
         created_ms: u64,
         body: Bytes,
         result: &Result<PushReport, PushError>,
-        loud: bool,
     ) -> Option<Bytes> {
+        let ahead = self.ahead.take();
         match result {
             Ok(_) => {
+                // Removes the copy written ahead too (same creation time).
                 self.pushed(created_ms, outcome.is_final());
                 Some(body)
             }
             Err(e) if e.worth_keeping() && self.spool.is_some() => {
-                let snapshot = spool::Snapshot {
-                    group: self.group.clone(),
-                    method: self.method(outcome),
-                    gzip: self.gzip,
-                    protobuf: self.protobuf,
-                    endpoint: self.endpoint.to_string(),
-                    created_ms,
-                    body,
+                let kept = match ahead {
+                    Some(kept) => Some(kept),
+                    None => {
+                        let snapshot = self.spooled(outcome, created_ms, body);
+                        self.write_spool(&snapshot)
+                    }
                 };
-                self.keep(snapshot, loud);
+                self.note = kept.map(|(_, note)| note);
                 None
             }
-            Err(_) => Some(body),
+            Err(_) => {
+                if let Some((Some(path), _)) = ahead {
+                    // The gateway refused the body itself: it is not worth keeping.
+                    let _ = std::fs::remove_file(path);
+                    self.update_spool_gauges();
+                }
+                Some(body)
+            }
         }
     }
 
@@ -373,6 +417,14 @@ impl Sink for PushgatewaySink {
         let client = self.client.get(TargetKind::Pushgateway, &self.location)?;
         let request = Request::delete(&self.url, &self.location);
         http::send(client, &request, deadline, budget, true, &Cell::new(false)).await
+    }
+
+    fn keeps_failed(&self) -> bool {
+        self.spool.is_some()
+    }
+
+    fn take_note(&mut self) -> Option<String> {
+        self.note.take()
     }
 
     fn has_background_work(&self) -> bool {

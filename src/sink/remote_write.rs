@@ -272,7 +272,7 @@ impl RemoteWriteSink {
         tls: http::TlsConfig,
     ) -> Self {
         RemoteWriteSink {
-            location: url.to_string(),
+            location: crate::log::shown(&url),
             client: http::Client::new(url.clone(), headers, tls),
             url,
             labels,
@@ -292,7 +292,7 @@ impl Sink for RemoteWriteSink {
     }
 
     fn metrics_label(&self) -> String {
-        self.url.to_string()
+        self.location.clone()
     }
 
     fn start(&mut self, _: &Arc<Registry>, _: bool) {
@@ -340,7 +340,6 @@ impl Sink for RemoteWriteSink {
         _created_ms: u64,
         _body: Bytes,
         result: &Result<PushReport, PushError>,
-        _loud: bool,
     ) -> Option<Bytes> {
         if result.is_ok() {
             self.sent_series.taken();

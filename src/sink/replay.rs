@@ -90,13 +90,13 @@ pub(crate) async fn replay_one(
             return Step::Corrupt(e.to_string(), aside);
         }
     };
-    if snapshot.endpoint != endpoint.as_str() {
+    if snapshot.endpoint != crate::log::shown(endpoint) {
         // Never to another gateway than the one it was meant for (another job's spool, or a
         // planted file): its grouping key and values belong there.
         return Step::Elsewhere;
     }
     let url = url_for(endpoint, &snapshot.group);
-    let url_text = url.to_string();
+    let url_text = crate::log::shown(&url);
     let headers = super::group::push_headers(snapshot.gzip, snapshot.protobuf);
     let request = Request::push(&url, &url_text, snapshot.method, &headers, snapshot.body);
     let deadline = Instant::now() + timeout;

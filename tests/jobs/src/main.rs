@@ -11,7 +11,7 @@ mod peer;
 use std::io::Write as _;
 use std::time::Duration;
 
-use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder, SignalHandling};
+use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder, SignalHandling, Target};
 
 fn install(job: &str, grouping: &[String]) -> PushGuard {
     let mut builder = PushgatewayBuilder::from_env()
@@ -315,6 +315,31 @@ fn main() {
         "prometheus-series-bare" => return prometheus_series(job, series(), false),
         _ => {}
     }
+    if scenario == "per-target" {
+        // Two targets with settings of their own, over builder-wide credentials that neither
+        // gateway nor receiver accepts.
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} not set"));
+        let guard = PushgatewayBuilder::with_targets([
+            Target::pushgateway(var("TEST_GW_URL"))
+                .basic_auth(var("TEST_GW_USER"), var("TEST_GW_PASS"))
+                .allow(["records_*", "batch_job_*"])
+                .label("pipeline", "main"),
+            Target::remote_write(var("TEST_RW_URL"))
+                .basic_auth(var("TEST_RW_USER"), var("TEST_RW_PASS"))
+                .header("X-Scope-OrgID", "team-a")
+                .label("tenant", "team-a")
+                .deny(["records_total"]),
+        ])
+        .basic_auth("nobody", "wrong")
+        .interval(Duration::ZERO)
+        .job(job)
+        .install()
+        .unwrap_or_else(|e| panic!("install failed: {e}"));
+        record();
+        let report = guard.shutdown().unwrap_or_else(|e| panic!("final push: {e}"));
+        assert!(report.failed_targets().next().is_none(), "{report:?}");
+        return;
+    }
     match scenario.as_str() {
         "try-init" => {
             // The error `try_init` returns, on one line.
@@ -329,8 +354,22 @@ fn main() {
         "tokio-current" => return tokio_current(job, grouping),
         _ => {}
     }
+    if scenario == "panicking-hook" {
+        // Another library's panic hook that panics itself: Rust aborts the process at once.
+        std::panic::set_hook(Box::new(|_| panic!("the hook fails too")));
+    }
     let guard = install(job, grouping);
     match scenario.as_str() {
+        "panicking-hook" => {
+            record();
+            ready();
+            panic!("boom");
+        }
+        "abort" => {
+            record();
+            ready();
+            std::process::abort();
+        }
         "main" => {
             record();
             ready();
@@ -454,6 +493,14 @@ fn main() {
                 }
                 Err(e) => println!("err status={:?} {e}", e.status()),
             }
+        }
+        "record-after-drop" => {
+            // Work that goes on after the guard is gone: not pushed, and said so once.
+            record();
+            drop(guard);
+            metrics::counter!("late_total").increment(1);
+            metrics::gauge!("late_gauge").set(2.0);
+            metrics::counter!("late_total").increment(1);
         }
         "final-is-last" => {
             // Interval pushes run every few milliseconds (PUSHGATEWAY_INTERVAL) against a slow
