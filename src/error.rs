@@ -100,6 +100,17 @@ pub enum InitError {
         #[source]
         source: std::io::Error,
     },
+    /// The `/metrics` listener could not listen on its address: it is malformed, cannot be
+    /// resolved, or is taken (`Address already in use`) or not allowed.
+    #[error("cannot listen for scrapes on {addr:?} (set by {setting}): {reason}")]
+    Listen {
+        /// The address as given.
+        addr: String,
+        /// `PushgatewayBuilder::listen` or the environment variable `PUSHGATEWAY_LISTEN`.
+        setting: &'static str,
+        /// Why (the operating system's error, for a taken port).
+        reason: String,
+    },
     /// The pusher thread or the signal listener could not be started.
     #[error("failed to start the {what}: {source}")]
     FailedToSpawn {

@@ -45,6 +45,25 @@ pub(crate) struct Inner {
     /// The final push: claimed by the first path that ends the process (the guard, `exit`, a
     /// panic, a signal), done once it returned. Every other path waits for it.
     pub(crate) final_push: FinalPush,
+    /// The `/metrics` listener, until the final push closes it.
+    pub(crate) listener: Mutex<Option<crate::listen::Listener>>,
+}
+
+impl Inner {
+    /// Closes the listener, if any: the port is free when this returns.
+    fn close_listener(&self) {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if std::process::id() == self.pid {
+            drop(listener);
+        } else {
+            // A forked child has no listener thread to stop or wait for.
+            std::mem::forget(listener);
+        }
+    }
 }
 
 /// A push's result, and what became of each failed target's snapshot (by target location).
@@ -106,6 +125,27 @@ impl PushHandle {
     /// the pushes.
     pub fn render(&self) -> String {
         self.inner.renderer.render(Outcome::Running)
+    }
+
+    /// Every metric described or recorded so far: name (as sent), type, unit, help, label
+    /// names and series count (see [`Catalog`](crate::Catalog)). The lifecycle metrics are
+    /// not in it (they are the exporter's, with their own dashboard row); the exporter's own
+    /// metrics are, once a pusher has registered them.
+    pub fn catalog(&self) -> crate::Catalog {
+        let renderer = &self.inner.renderer;
+        crate::catalog::Catalog::build(&renderer.scrape_snapshot(), renderer.registry.described())
+    }
+
+    /// The address the `/metrics` listener serves on (with the port the system chose, when
+    /// [`listen`](crate::PushgatewayBuilder::listen) was given port 0), or `None` without a
+    /// listener or once the final push has closed it.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(crate::listen::Listener::addr)
     }
 
     /// Pushes the current values now, to every target at once, and waits for their answers.
@@ -198,6 +238,7 @@ impl PushHandle {
                 reply,
             }
         });
+        self.inner.close_listener();
         final_push.done();
         Some(result)
     }
@@ -431,6 +472,7 @@ impl PushGuard {
                     pid: std::process::id(),
                     fork_reported: AtomicBool::new(false),
                     final_push: FinalPush::default(),
+                    listener: Mutex::new(None),
                 }),
             },
             done: true,
@@ -453,6 +495,16 @@ impl PushGuard {
     /// See [`PushHandle::render`].
     pub fn render(&self) -> String {
         self.handle.render()
+    }
+
+    /// See [`PushHandle::catalog`].
+    pub fn catalog(&self) -> crate::Catalog {
+        self.handle.catalog()
+    }
+
+    /// See [`PushHandle::listen_addr`].
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.handle.listen_addr()
     }
 
     /// See [`PushHandle::flush`].

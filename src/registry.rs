@@ -18,7 +18,7 @@ use metrics_util::registry::{Registry as MetricsRegistry, Storage};
 
 #[cfg(test)]
 use crate::snapshot::Snapshot;
-use crate::snapshot::{Description, SnapshotBuilder, View};
+use crate::snapshot::{Description, Kind, SnapshotBuilder, View};
 
 /// Selects metrics by name, for [`buckets_for_metric`](crate::PushgatewayBuilder::buckets_for_metric).
 /// Matched against the metric name as it is sent (invalid characters replaced by `_`).
@@ -139,6 +139,8 @@ pub(crate) struct Registry {
     registry: MetricsRegistry<Key, AtomicStorage>,
     /// By metric name as sent; the first description of a name wins.
     descriptions: RwLock<HashMap<String, Description>>,
+    /// The type each name was first described as, by metric name as sent.
+    described_kinds: RwLock<HashMap<String, Kind>>,
     global_labels: Vec<(String, String)>,
     /// Set when the final push starts: what is recorded afterwards is not pushed.
     closed: AtomicBool,
@@ -169,6 +171,7 @@ impl Registry {
         Registry {
             registry: MetricsRegistry::new(storage),
             descriptions: RwLock::new(HashMap::new()),
+            described_kinds: RwLock::new(HashMap::new()),
             global_labels: global_labels.to_vec(),
             closed: AtomicBool::new(false),
             late_reported: AtomicBool::new(false),
@@ -247,8 +250,32 @@ impl Registry {
         }
     }
 
-    fn describe(&self, key: &KeyName, unit: Option<Unit>, help: SharedString) {
+    /// Every described metric: its name as sent, the type it was described as, its help and
+    /// unit; sorted by name.
+    pub(crate) fn described(&self) -> Vec<(String, Kind, Description)> {
+        let descriptions = self
+            .descriptions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let kinds = self
+            .described_kinds
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut described: Vec<_> = descriptions
+            .iter()
+            .filter_map(|(name, d)| Some((name.clone(), *kinds.get(name)?, d.clone())))
+            .collect();
+        described.sort_by(|a, b| a.0.cmp(&b.0));
+        described
+    }
+
+    fn describe(&self, kind: Kind, key: &KeyName, unit: Option<Unit>, help: SharedString) {
         let name = crate::snapshot::metric_name(key.as_str()).into_owned();
+        self.described_kinds
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.clone())
+            .or_insert(kind);
         self.descriptions
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -263,15 +290,15 @@ pub(crate) struct Installed(pub(crate) Arc<Registry>);
 
 impl Recorder for Installed {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.0.describe(&key, unit, description);
+        self.0.describe(Kind::Counter, &key, unit, description);
     }
 
     fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.0.describe(&key, unit, description);
+        self.0.describe(Kind::Gauge, &key, unit, description);
     }
 
     fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.0.describe(&key, unit, description);
+        self.0.describe(Kind::Histogram, &key, unit, description);
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {

@@ -81,6 +81,12 @@ pub const ENV_ALLOW: &str = "PUSHGATEWAY_ALLOW";
 /// never pushed ([`PushgatewayBuilder::deny`]).
 pub const ENV_DENY: &str = "PUSHGATEWAY_DENY";
 
+/// Environment variable: `host:port` to serve `GET /metrics` on, for Prometheus to scrape
+/// ([`PushgatewayBuilder::listen`]), e.g. `0.0.0.0:9100`. With no push target configured
+/// (neither [`ENV_URL`], [`ENV_REMOTE_WRITE_URL`], [`ENV_TEXTFILE_DIR`] nor a target in code),
+/// the process is only scraped.
+pub const ENV_LISTEN: &str = "PUSHGATEWAY_LISTEN";
+
 /// The environment as a lookup function, read one variable at a time.
 struct Env<F>(F);
 
@@ -218,6 +224,11 @@ impl PushgatewayBuilder {
         }
         if let Some(format) = env.parsed(ENV_FORMAT, parse_format)? {
             b.format = format;
+        }
+        if let Some(addr) = env.parsed(ENV_LISTEN, |text| {
+            crate::listen::check_addr(text).map(|()| text.to_owned())
+        })? {
+            b.listen = Some((addr, ENV_LISTEN));
         }
         if let Some(dir) = env.get(ENV_SPOOL_DIR, false)? {
             b.spool_dir = Some(dir.into());

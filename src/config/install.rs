@@ -2,7 +2,7 @@
 //! per target, the exit paths' hooks and the guard; and `replay()`, which installs nothing.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::check::{check_buckets, check_duration, check_labels, insecure_warning, Connection};
 use super::env::ENV_SPOOL_DIR;
@@ -35,13 +35,20 @@ impl PushgatewayBuilder {
     /// # Errors
     ///
     /// [`InitError`] when a setting is invalid (URL, job, label names, timeouts, headers,
-    /// buckets), a recorder is already installed in this process, or a thread cannot be
-    /// started. Nothing is installed when a setting is invalid.
+    /// buckets), the [`listen`](Self::listen) address cannot be bound
+    /// ([`InitError::Listen`]), a recorder is already installed in this process, or a thread
+    /// cannot be started. Nothing is installed when a setting is invalid.
     pub fn install(mut self) -> Result<PushGuard, InitError> {
-        if self.targets.is_empty() {
+        if self.targets.is_empty() && self.listen.is_none() {
             self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
         }
         let planned = self.plan()?;
+        // Bound after every check and before anything starts: a taken port leaves the process
+        // as it was.
+        let bound = match &self.listen {
+            Some((addr, setting)) => Some(crate::listen::bind(addr, setting)?),
+            None => None,
+        };
         let registry = Arc::new(Registry::new(
             &self.buckets,
             &self.buckets_for_metric,
@@ -55,6 +62,15 @@ impl PushgatewayBuilder {
             self.start(planned, &renderer)?
         } else {
             Vec::new()
+        };
+        let listener = match bound {
+            Some(bound) => Some(bound.start(Arc::clone(&renderer)).map_err(|source| {
+                InitError::FailedToSpawn {
+                    what: "metrics listener",
+                    source,
+                }
+            })?),
+            None => None,
         };
         // Installed only after the pushers started: a failure above leaves the process as it
         // was. (If this fails, the pusher threads end when `pushers` drops.)
@@ -70,6 +86,7 @@ impl PushgatewayBuilder {
                 pid: std::process::id(),
                 fork_reported: AtomicBool::new(false),
                 final_push: crate::guard::FinalPush::default(),
+                listener: Mutex::new(listener),
             }),
         };
         // The recorder above was the first, so this is the first handle too.

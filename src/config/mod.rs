@@ -90,6 +90,7 @@ enum CiLabels {
 /// | [`delete_on_shutdown`](Self::delete_on_shutdown) | off | |
 /// | [`buckets`](Self::buckets) | [`DEFAULT_BUCKETS`] | |
 /// | [`enabled`](Self::enabled) | on | `PUSHGATEWAY_DISABLED=1` turns it off |
+/// | [`listen`](Self::listen) | none: not scraped | `PUSHGATEWAY_LISTEN=host:port` |
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -142,6 +143,8 @@ pub struct PushgatewayBuilder {
     spool_dir: Option<PathBuf>,
     spool_max_files: usize,
     spool_max_bytes: u64,
+    /// The listener's address, and the setting or variable that gave it.
+    listen: Option<(String, &'static str)>,
 }
 
 impl std::fmt::Debug for PushgatewayBuilder {
@@ -174,6 +177,7 @@ impl std::fmt::Debug for PushgatewayBuilder {
             .field("spool_dir", &self.spool_dir)
             .field("spool_max_files", &self.spool_max_files)
             .field("spool_max_bytes", &self.spool_max_bytes)
+            .field("listen", &self.listen.as_ref().map(|(addr, _)| addr))
             .finish_non_exhaustive()
     }
 }
@@ -210,7 +214,8 @@ impl PushgatewayBuilder {
     /// down neither delays nor fails the others.
     ///
     /// Nothing is checked until [`install`](Self::install). With no target at all, the
-    /// default gateway ([`DEFAULT_ENDPOINT`]) is pushed to.
+    /// default gateway ([`DEFAULT_ENDPOINT`]) is pushed to, unless a
+    /// [`listen`](Self::listen) address is set: then the process is only scraped.
     pub fn with_targets(targets: impl IntoIterator<Item = Target>) -> Self {
         PushgatewayBuilder {
             targets: targets.into_iter().collect(),
@@ -242,14 +247,16 @@ impl PushgatewayBuilder {
             spool_dir: None,
             spool_max_files: DEFAULT_SPOOL_MAX_FILES,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            listen: None,
         }
     }
 
     /// A builder configured from the environment variables in the table above
     /// ([`ENV_URL`] and the other `ENV_*` constants); unset or empty variables keep the
     /// defaults. Targets added in code come on top of those of the environment; the default
-    /// gateway is used only when neither sets any (so
-    /// `from_env()?.remote_write(url)` pushes to `url` alone).
+    /// gateway is used only when neither sets any and no listener is set (so
+    /// `from_env()?.remote_write(url)` pushes to `url` alone, and `PUSHGATEWAY_LISTEN` alone
+    /// makes a process that is only scraped).
     ///
     /// # Errors
     ///
@@ -269,6 +276,31 @@ impl PushgatewayBuilder {
     /// Adds a target to those configured.
     pub fn add_target(mut self, target: Target) -> Self {
         self.targets.push(target);
+        self
+    }
+
+    /// Serves `GET /metrics` on `addr` (`host:port`, e.g. `0.0.0.0:9100`; port 0 lets the
+    /// system choose, see [`PushHandle::listen_addr`](crate::PushHandle::listen_addr)) for
+    /// Prometheus to scrape, from the same registry the pushes send: one binary can be a
+    /// scraped service and a pushing job at once, or only scraped (with no push target
+    /// configured, nothing is pushed). Also `PUSHGATEWAY_LISTEN`.
+    ///
+    /// The body is the text format 0.0.4, or delimited protobuf `MetricFamily` messages when
+    /// the scraper's `Accept` header prefers them (Prometheus with its protobuf scrape
+    /// feature), negotiated as client_golang's `promhttp` does. Another path is answered 404,
+    /// another method than `GET` or `HEAD` 405. The batch-job lifecycle metrics
+    /// (`batch_job_*`, see [`lifecycle`](crate::lifecycle)) are not served: they describe a
+    /// pushed run and belong to its group at the gateway, and a scraper has `up` and its own
+    /// timestamps for what they would say; the exporter's own metrics are served.
+    ///
+    /// The address is bound at [`install`](Self::install) (a taken port is an
+    /// [`InitError::Listen`] naming the address and the setting); the listener runs on a thread
+    /// of its own with its own runtime, never the caller's, serves at most 32 connections at
+    /// once, reads at most 16 KiB of request headers and no request body, and closes with the
+    /// final push (the guard's drop, [`exit`](crate::exit), a signal): the port is free once
+    /// the final push has returned. Plain HTTP only; put a reverse proxy in front for TLS.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Some((addr.into(), "PushgatewayBuilder::listen"));
         self
     }
 

@@ -205,6 +205,10 @@ fn the_default_gateway_only_without_any_target() {
     );
     let b = env(&[]).unwrap().textfile("/tmp");
     assert_eq!(b.targets, [Target::textfile("/tmp")]);
+    // A listener alone: only scraped.
+    let b = env(&[(ENV_LISTEN, "127.0.0.1:0")]).unwrap();
+    assert!(b.targets.is_empty());
+    assert_eq!(b.listen, Some(("127.0.0.1:0".into(), ENV_LISTEN)));
 }
 
 #[test]
@@ -420,6 +424,10 @@ fn bad_environment_names_variable_and_value() {
         (&[(ENV_GROUPING, "instance")], "PUSHGATEWAY_GROUPING"),
         (&[(ENV_GROUPING, "a-b=1")], "PUSHGATEWAY_GROUPING"),
         (&[(ENV_DISABLED, "maybe")], "PUSHGATEWAY_DISABLED"),
+        (
+            &[(ENV_LISTEN, "9100")],
+            "\"9100\" in environment variable PUSHGATEWAY_LISTEN: expected host:port",
+        ),
         (&[(ENV_PASSWORD, "hunter2")], "PUSHGATEWAY_PASSWORD"),
         (
             &[(ENV_CA_FILE, "/nonexistent/ca.pem")],
@@ -561,7 +569,7 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    const VARS: [&str; 14] = [
+    const VARS: [&str; 15] = [
         ENV_URL,
         ENV_USERNAME,
         ENV_PASSWORD,
@@ -574,6 +582,7 @@ mod properties {
         ENV_SELF_METRICS,
         ENV_CI_LABELS,
         ENV_SPOOL_DIR,
+        ENV_LISTEN,
         ENV_CLIENT_CERT_FILE,
         ENV_CLIENT_KEY_FILE,
     ];

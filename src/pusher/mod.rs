@@ -57,6 +57,21 @@ impl Renderer {
         snapshot
     }
 
+    /// The snapshot a scrape of the listener serves: every metric, without the lifecycle
+    /// metrics, which describe a pushed run (their names stay reserved, so that a scrape and a
+    /// push leave out the same recorded series).
+    pub(crate) fn scrape_snapshot(&self) -> Snapshot {
+        let reserved = match self.lifecycle {
+            Some(_) => crate::lifecycle::NAMES,
+            None => &[],
+        };
+        let snapshot = self.registry.snapshot(reserved, &View::default()).finish();
+        if !snapshot.dropped().is_empty() {
+            self.report_dropped(snapshot.dropped());
+        }
+        snapshot
+    }
+
     fn report_dropped(&self, dropped: &[Dropped]) {
         let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
         for d in dropped {

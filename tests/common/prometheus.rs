@@ -45,22 +45,43 @@ impl Prometheus {
     /// A Prometheus that accepts remote write on `/api/v1/write` and, with `scrape`, scrapes
     /// that `host:port` every 200 ms with `honor_labels: true`, as a Pushgateway must be.
     pub fn start(scrape: Option<&str>) -> Self {
-        Self::launch(scrape, None)
+        Self::launch(&Self::gateway_job(scrape), &[], None)
+    }
+
+    /// A Prometheus that scrapes each `(job_name, host:port, honor_labels)` every 200 ms, with
+    /// extra command-line `flags` (e.g. `--enable-feature=native-histograms`, with which
+    /// Prometheus 2.x asks for protobuf).
+    pub fn start_scraping(jobs: &[(&str, &str, bool)], flags: &[&str]) -> Self {
+        Self::launch(jobs, flags, None)
+    }
+
+    fn gateway_job(scrape: Option<&str>) -> Vec<(&str, &str, bool)> {
+        scrape
+            .map(|target| ("pushgateway", target, true))
+            .into_iter()
+            .collect()
     }
 
     /// A Prometheus as [`start`](Self::start) makes it, whose web endpoints (remote write
     /// and queries) require basic auth with `user` and `password`.
     pub fn start_with_basic_auth(scrape: Option<&str>, user: &str, password: &str) -> Self {
-        Self::launch(scrape, Some((user.to_owned(), password.to_owned())))
+        Self::launch(
+            &Self::gateway_job(scrape),
+            &[],
+            Some((user.to_owned(), password.to_owned())),
+        )
     }
 
-    fn launch(scrape: Option<&str>, auth: Option<(String, String)>) -> Self {
+    fn launch(jobs: &[(&str, &str, bool)], flags: &[&str], auth: Option<(String, String)>) -> Self {
         let bin = prometheus_bin();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = String::from("global:\n  scrape_interval: 1s\n");
-        if let Some(target) = scrape {
+        if !jobs.is_empty() {
+            config.push_str("scrape_configs:\n");
+        }
+        for (job, target, honor_labels) in jobs {
             config.push_str(&format!(
-                "scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \
+                "  - job_name: {job}\n    honor_labels: {honor_labels}\n    \
                  scrape_interval: 200ms\n    scrape_timeout: 200ms\n    \
                  static_configs:\n      - targets: ['{target}']\n"
             ));
@@ -84,6 +105,7 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
+            .args(flags)
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(

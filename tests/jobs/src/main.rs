@@ -79,6 +79,27 @@ async fn tokio_current(job: &str, grouping: &[String]) {
     drop(guard);
 }
 
+/// Installed inside a current-thread runtime whose only thread then blocks for `TEST_RUN_MS`:
+/// the listener must not need the caller's runtime.
+#[tokio::main(flavor = "current_thread")]
+async fn listen_tokio(job: &str, grouping: &[String]) {
+    let guard = install(job, grouping);
+    record();
+    ready();
+    listening(&guard);
+    std::thread::sleep(Duration::from_millis(
+        std::env::var("TEST_RUN_MS").map_or(1000, |v| v.parse().unwrap()),
+    ));
+    drop(guard);
+}
+
+/// Prints the listener's address (the port the system chose).
+fn listening(guard: &PushGuard) {
+    let addr = guard.listen_addr().expect("a listener");
+    println!("listening {addr}");
+    std::io::stdout().flush().unwrap();
+}
+
 async fn drop_it(guard: PushGuard) {
     tokio::task::yield_now().await;
     drop(guard);
@@ -320,6 +341,15 @@ fn main() {
         return;
     }
     match scenario.as_str() {
+        "try-init" => {
+            // The error `try_init` returns, on one line.
+            match metrics_exporter_pushgateway::try_init(job) {
+                Ok(guard) => println!("ok {:?}", guard.listen_addr()),
+                Err(e) => println!("err {e}"),
+            }
+            return;
+        }
+        "listen-tokio" => return listen_tokio(job, grouping),
         "tokio-multi" => return tokio_multi(job, grouping),
         "tokio-current" => return tokio_current(job, grouping),
         _ => {}
@@ -424,6 +454,24 @@ fn main() {
             ready();
             let ms = std::env::var("TEST_RUN_MS").map_or(1000, |v| v.parse().unwrap());
             std::thread::sleep(Duration::from_millis(ms));
+        }
+        "serve" => {
+            // Runs (interval pushes, scrapes of its listener) until its stdin closes, then
+            // drops the guard (the final push closes the listener), says so, and lives on for
+            // TEST_LINGER_MS. With TEST_SERIES, that many counter series too.
+            record();
+            if let Ok(n) = std::env::var("TEST_SERIES") {
+                record_series(n.parse().unwrap());
+            }
+            ready();
+            listening(&guard);
+            std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).unwrap();
+            drop(guard);
+            println!("dropped");
+            std::io::stdout().flush().unwrap();
+            let linger = std::env::var("TEST_LINGER_MS").map_or(0, |v| v.parse().unwrap());
+            std::thread::sleep(Duration::from_millis(linger));
+            return;
         }
         "flush" => {
             record();
