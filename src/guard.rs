@@ -278,6 +278,7 @@ impl PushHandle {
 
     /// The longest a final push can take: the shutdown timeout, the grace, and the wait for a
     /// spool.
+    #[cfg(unix)]
     pub(crate) fn final_push_limit(&self) -> Duration {
         let budget = self.inner.shutdown_timeout;
         budget + GRACE + budget.max(SPOOL_WAIT)

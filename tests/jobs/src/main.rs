@@ -336,7 +336,9 @@ fn main() {
         .install()
         .unwrap_or_else(|e| panic!("install failed: {e}"));
         record();
-        let report = guard.shutdown().unwrap_or_else(|e| panic!("final push: {e}"));
+        let report = guard
+            .shutdown()
+            .unwrap_or_else(|e| panic!("final push: {e}"));
         assert!(report.failed_targets().next().is_none(), "{report:?}");
         return;
     }
