@@ -31,7 +31,7 @@ pub enum InitError {
     /// A grouping or global label name is not a valid Prometheus label name.
     #[error("invalid {kind} label name {name:?}: {reason}")]
     InvalidLabelName {
-        /// `"grouping"` or `"global"`.
+        /// `"grouping"`, `"global"` or `"target"`.
         kind: &'static str,
         /// The label name as given.
         name: String,

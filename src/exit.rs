@@ -23,6 +23,10 @@ mod platform {
     }
 }
 
+/// How long a signal that came while another path made the final push leaves that path to end
+/// the process with its own status, before the signal ends it.
+const STAND_DOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the exporter does when the process is asked to end from outside: on Unix SIGTERM,
 /// SIGINT and SIGHUP; on Windows Ctrl-C, Ctrl-Break, closing the console window, logoff and
 /// system shutdown.

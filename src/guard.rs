@@ -88,6 +88,11 @@ impl FinalPush {
         self.finished.notify_all();
     }
 
+    /// Whether the final push was made and returned.
+    pub(crate) fn is_done(&self) -> bool {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Waits for the final push another path makes, at most `limit`.
     fn wait(&self, limit: Duration) {
         let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
@@ -219,6 +224,10 @@ impl PushHandle {
             Some(_) => Duration::ZERO,
             None => budget.max(SPOOL_WAIT),
         };
+        if !self.inner.pushers.is_empty() && self.is_fork() {
+            // The final push in progress, if any, is the parent's: nothing to wait for.
+            return Some((Err(PushError::ShutDown), Vec::new()));
+        }
         let final_push = &self.inner.final_push;
         if !final_push.claim() {
             final_push.wait(budget + GRACE + spool_wait);
@@ -284,6 +293,11 @@ impl PushHandle {
         budget + GRACE + budget.max(SPOOL_WAIT)
     }
 
+    /// Whether the final push was made and returned (by any path).
+    pub(crate) fn final_push_done(&self) -> bool {
+        self.inner.final_push.is_done()
+    }
+
     /// When a signal is ending the process (its listener made the final push and raises the
     /// signal again), waits to be ended by it, boundedly, rather than ending the process with
     /// another status.
@@ -311,6 +325,21 @@ impl PushHandle {
         result
     }
 
+    /// Whether this process is a child of `fork()` after install (said once, on one line): its
+    /// pusher threads are not in it.
+    fn is_fork(&self) -> bool {
+        if std::process::id() == self.inner.pid {
+            return false;
+        }
+        if !self.inner.fork_reported.swap(true, Ordering::SeqCst) {
+            crate::log::report(
+                "this process is a fork of the one that installed the exporter: its pusher \
+                 threads are not here, so nothing is pushed from it",
+            );
+        }
+        true
+    }
+
     /// [`request`](Self::request), with what became of each failed target's snapshot (by
     /// target location) left for the caller to say.
     ///
@@ -326,15 +355,8 @@ impl PushHandle {
         if self.inner.pushers.is_empty() {
             return (Ok(PushReport::disabled()), Vec::new());
         }
-        if std::process::id() != self.inner.pid {
-            // A child of `fork()`: waiting for threads it does not have would only cost it the
-            // whole timeout.
-            if !self.inner.fork_reported.swap(true, Ordering::SeqCst) {
-                crate::log::report(
-                    "this process is a fork of the one that installed the exporter: its pusher \
-                     threads are not here, so nothing is pushed from it",
-                );
-            }
+        if self.is_fork() {
+            // Waiting for threads it does not have would only cost it the whole timeout.
             return (Err(PushError::ShutDown), Vec::new());
         }
         let deadline = Instant::now() + budget;

@@ -542,8 +542,8 @@ mod tests {
             assert_eq!(dropped.len(), 1, "{dropped:?}");
             assert!(
                 dropped[0].starts_with(
-                    "db_queries{op=\"r\"} is left out of every push: it was \
-                     recorded under two names"
+                    "db_queries{op=\"r\"} is left out of every push: it is the same \
+                     series as another once names are made valid"
                 ),
                 "{dropped:?}"
             );
@@ -592,5 +592,58 @@ mod tests {
             "{}",
             dropped.series
         );
+    }
+
+    #[test]
+    fn series_the_same_whatever_their_label_order_are_one() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::counter!("a.b", "x" => "1", "y" => "2").increment(1);
+            metrics::counter!("a_b", "y" => "2", "x" => "1").increment(2);
+            metrics::counter!("c", "b-b" => "1", "a" => "2").increment(3);
+            metrics::counter!("c", "a" => "2", "b_b" => "1").increment(4);
+        });
+        let (sent, dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "counter a_b{x=1,y=2} Counter(2)",
+                "counter c{a=2,b_b=1} Counter(4)",
+            ]
+        );
+        assert_eq!(dropped.len(), 2, "{dropped:?}");
+    }
+
+    #[test]
+    fn a_family_without_series_clashes_with_nothing() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            // Every series of the counter is left out: the gauge of the same name is sent.
+            metrics::counter!("jobs", "__x" => "1").increment(1);
+            metrics::gauge!("jobs", "q" => "a").set(2.0);
+            // The histogram loses to the counter, so the gauge named like its sum is sent.
+            metrics::counter!("rows").increment(3);
+            metrics::histogram!("rows").record(1.0);
+            metrics::gauge!("rows_sum").set(4.0);
+        });
+        let (sent, dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "gauge jobs{q=a} Gauge(2.0)",
+                "counter rows{} Counter(3)",
+                "gauge rows_sum{} Gauge(4.0)",
+            ]
+        );
+        assert_eq!(dropped.len(), 2, "{dropped:?}");
+    }
+
+    #[test]
+    fn at_most_a_bounded_number_of_left_out_series_are_described() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            for i in 0..5000 {
+                metrics::counter!("c", "__x" => i.to_string()).increment(1);
+            }
+        });
+        assert_eq!(snapshot.dropped().len(), crate::snapshot::MAX_DROPPED);
+        assert_eq!(snapshot.dropped_more(), 5000 - crate::snapshot::MAX_DROPPED);
     }
 }

@@ -57,14 +57,19 @@ impl Kind {
 /// `name` as a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`, other characters replaced by
 /// `_` (what `metrics-exporter-prometheus` sends for the same name). Borrowed when valid.
 pub(crate) fn metric_name(name: &str) -> Cow<'_, str> {
-    let valid = name.chars().enumerate().all(|(i, c)| {
-        c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
-    });
-    if valid && !name.is_empty() {
+    if is_metric_name(name) {
         Cow::Borrowed(name)
     } else {
         Cow::Owned(metrics_exporter_prometheus::formatting::sanitize_metric_name(name))
     }
+}
+
+/// Whether `name` is a valid metric name as it is.
+fn is_metric_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().enumerate().all(|(i, c)| {
+            c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+        })
 }
 
 /// `name` as a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`, other characters replaced by `_`.
@@ -182,9 +187,13 @@ pub(crate) struct Snapshot {
     labels: Vec<LabelSpan>,
     text: String,
     buckets: Vec<u64>,
-    /// The series left out, and why.
+    /// The series left out, and why (at most [`MAX_DROPPED`]), and how many more.
     dropped: Vec<Dropped>,
+    dropped_more: usize,
 }
+
+/// At most this many left-out series are described in a snapshot; the rest are counted.
+pub(crate) const MAX_DROPPED: usize = 1001;
 
 /// One series of a family, as encoders see it.
 #[derive(Debug, Clone, Copy)]
@@ -194,8 +203,8 @@ pub(crate) struct Series<'a> {
 }
 
 impl<'a> Series<'a> {
-    /// The labels, global labels first, in the order recorded; names valid, values as they
-    /// are (not escaped).
+    /// The labels: the global and target labels first, then the recorded ones by name; names
+    /// valid, values as they are (not escaped).
     pub(crate) fn labels(&self) -> impl ExactSizeIterator<Item = (&'a str, &'a str)> + 'a {
         let snapshot = self.snapshot;
         let (start, end) = self.entry.labels;
@@ -252,9 +261,23 @@ impl Snapshot {
     }
 
     /// The series that were recorded but left out, because the gateway would have refused
-    /// the whole body for them.
+    /// the whole body for them (at most [`MAX_DROPPED`]).
     pub(crate) fn dropped(&self) -> &[Dropped] {
         &self.dropped
+    }
+
+    /// How many more series were left out than [`dropped`](Self::dropped) lists.
+    pub(crate) fn dropped_more(&self) -> usize {
+        self.dropped_more
+    }
+
+    /// Records a left-out series, described only while there is room.
+    fn note_dropped(&mut self, describe: impl FnOnce() -> Dropped) {
+        if self.dropped.len() < MAX_DROPPED {
+            self.dropped.push(describe());
+        } else {
+            self.dropped_more += 1;
+        }
     }
 }
 
@@ -272,8 +295,9 @@ pub(crate) struct SnapshotBuilder {
     reserved: &'static [&'static str],
     /// Families of recorded names that are left out (by name as recorded).
     refused: HashMap<String, String>,
-    /// The metrics the target takes.
+    /// The metrics the target takes, and the recorded names it does not.
     filter: Filter,
+    filtered: std::collections::HashSet<String>,
 }
 
 /// Which recorded family a name as recorded belongs to.
@@ -312,6 +336,7 @@ impl SnapshotBuilder {
             reserved,
             refused: HashMap::new(),
             filter: view.filter.clone(),
+            filtered: std::collections::HashSet::new(),
         }
     }
 
@@ -338,8 +363,12 @@ impl SnapshotBuilder {
         if self.refused.contains_key(name) {
             return Slot::Refused;
         }
+        if self.filtered.contains(name) {
+            return Slot::Filtered;
+        }
         let sent = metric_name(name);
         if !self.filter.is_open() && !self.filter.allows(&sent) {
+            self.filtered.insert(name.to_owned());
             return Slot::Filtered;
         }
         let refusal = if sent.is_empty() {
@@ -421,7 +450,7 @@ impl SnapshotBuilder {
             Slot::Filtered => return,
         };
         let (start, text_start) = (self.snapshot.labels.len(), self.snapshot.text.len());
-        let mut renamed = metric_name(name) != name;
+        let mut renamed = !is_metric_name(name);
         let global = std::mem::take(&mut self.global);
         for (label, value, forced) in &global {
             let value = match forced {
@@ -474,6 +503,13 @@ impl SnapshotBuilder {
             return;
         }
         let end = self.snapshot.labels.len();
+        // Recorded labels in one order (by name), so that a series is the same series however
+        // its labels were given.
+        let (text, labels) = (&self.snapshot.text, &mut self.snapshot.labels);
+        labels[global_end..end].sort_unstable_by(|a, b| {
+            text[a.name.0 as usize..a.name.1 as usize]
+                .cmp(&text[b.name.0 as usize..b.name.1 as usize])
+        });
         let value = value(self);
         self.snapshot.series.push(SeriesEntry {
             family,
@@ -489,7 +525,7 @@ impl SnapshotBuilder {
         recorded: impl Iterator<Item = (&'k str, &'k str)>,
         reason: String,
     ) {
-        self.snapshot.dropped.push(Dropped {
+        self.snapshot.note_dropped(|| Dropped {
             series: describe_series(name, recorded),
             reason,
         });
@@ -592,7 +628,11 @@ impl SnapshotBuilder {
             let (fa, fb) = (&s.families[a as usize], &s.families[b as usize]);
             (fa.name.as_str(), fa.kind).cmp(&(fb.name.as_str(), fb.kind))
         });
-        let refused = refused_families(&s.families, &order);
+        let mut has_series = vec![false; s.families.len()];
+        for entry in &s.series {
+            has_series[entry.family as usize] = true;
+        }
+        let refused = refused_families(&s.families, &order, &has_series);
         let mut rank = vec![u32::MAX; s.families.len()];
         let mut kept = 0;
         for &old in &order {
@@ -604,6 +644,10 @@ impl SnapshotBuilder {
         if !refused.is_empty() {
             let (text, labels) = (&s.text, &s.labels);
             for entry in s.series.iter().filter(|e| refused.contains_key(&e.family)) {
+                if s.dropped.len() >= MAX_DROPPED {
+                    s.dropped_more += 1;
+                    continue;
+                }
                 let family = &s.families[entry.family as usize];
                 s.dropped.push(Dropped {
                     series: describe_series(&family.name, label_list(text, labels, entry)),
@@ -639,14 +683,19 @@ impl SnapshotBuilder {
                     && label_list(text, labels, p).eq(label_list(text, labels, entry))
                 {
                     duplicate[i] = true;
+                    if s.dropped.len() >= MAX_DROPPED {
+                        s.dropped_more += 1;
+                        continue;
+                    }
                     s.dropped.push(Dropped {
                         series: describe_series(
                             &families[entry.family as usize].name,
                             label_list(text, labels, entry),
                         ),
-                        reason: "it was recorded under two names that are the same once made \
-                                 valid (such as `a.b` and `a_b`, or label names `a-b` and `a_b`); \
-                                 the value recorded under the valid names is sent"
+                        reason: "it is the same series as another once names are made valid \
+                                 (such as `a.b` and `a_b`, or label names `a-b` and `a_b`) or \
+                                 the global and target labels added; one is sent, the one \
+                                 recorded under valid names if there is one"
                             .to_owned(),
                     });
                     continue;
@@ -705,12 +754,16 @@ fn label_list<'a>(
 }
 
 /// The families (by index) whose names clash with another family's, with why; `order` sorts
-/// them by name and type.
-fn refused_families(families: &[Family], order: &[u32]) -> HashMap<u32, String> {
+/// them by name and type. Families without series are not sent at all and clash with nothing.
+fn refused_families(
+    families: &[Family],
+    order: &[u32],
+    has_series: &[bool],
+) -> HashMap<u32, String> {
     let mut refused = HashMap::new();
     // Sorted by name and type: the first family of each name is kept.
     let mut kept: Option<&Family> = None;
-    for &index in order {
+    for &index in order.iter().filter(|&&i| has_series[i as usize]) {
         let family = &families[index as usize];
         match kept {
             Some(first) if first.name == family.name => {
@@ -728,15 +781,22 @@ fn refused_families(families: &[Family], order: &[u32]) -> HashMap<u32, String> 
             _ => kept = Some(family),
         }
     }
+    // Histograms that are sent.
     let histograms: std::collections::HashSet<&str> = families
         .iter()
-        .filter(|f| f.kind == Kind::Histogram)
-        .map(|f| f.name.as_str())
+        .enumerate()
+        .filter(|(i, f)| {
+            f.kind == Kind::Histogram && has_series[*i] && !refused.contains_key(&(*i as u32))
+        })
+        .map(|(_, f)| f.name.as_str())
         .collect();
     if histograms.is_empty() {
         return refused;
     }
     for (index, family) in families.iter().enumerate() {
+        if !has_series[index] {
+            continue;
+        }
         let clash = ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
             family
                 .name

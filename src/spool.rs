@@ -145,14 +145,26 @@ impl Spool {
     pub(crate) fn write(&self, snapshot: &Snapshot) -> io::Result<Written> {
         let mut written = self.write_unbounded(snapshot)?;
         if let Some(path) = &written.path {
-            written.dropped = self.enforce_bounds(path)?;
+            (written.replaced, written.dropped) = self.settle(snapshot, path)?;
         }
         Ok(written)
     }
 
-    /// [`write`](Self::write) without removing other files to stay within the bounds: for a
-    /// snapshot written ahead of its push, which is removed again if the push succeeds (the
-    /// bounds are enforced with [`bound`](Self::bound) if it fails).
+    /// For a snapshot just written at `path`: removes the older snapshots of its group (they
+    /// would only overwrite its newer values), then the oldest files until the directory is
+    /// within its bounds. Returns how many were replaced, and what the bounds dropped.
+    pub(crate) fn settle(
+        &self,
+        snapshot: &Snapshot,
+        path: &Path,
+    ) -> io::Result<(usize, Vec<Entry>)> {
+        let replaced = self.remove_older(&snapshot.group, snapshot.created_ms, Some(path));
+        Ok((replaced, self.enforce_bounds(path)?))
+    }
+
+    /// [`write`](Self::write) without touching any other file: for a snapshot written ahead
+    /// of its push, which is removed again if the push succeeds, and
+    /// [`settle`](Self::settle)d if it fails.
     pub(crate) fn write_unbounded(&self, snapshot: &Snapshot) -> io::Result<Written> {
         let mut written = Written::default();
         let header = header(snapshot);
@@ -175,14 +187,8 @@ impl Spool {
         let path = self.dir.join(self.name(snapshot, seq));
         crate::file::write_atomically(&tmp, &path, 0o600, &[header.as_bytes(), &snapshot.body])?;
         // Older snapshots of the same group would only overwrite this one's newer values.
-        written.replaced = self.remove_older(&snapshot.group, snapshot.created_ms, Some(&path));
         written.path = Some(path);
         Ok(written)
-    }
-
-    /// Removes the oldest files until the directory is within its bounds, never `keep`.
-    pub(crate) fn bound(&self, keep: &Path) -> io::Result<Vec<Entry>> {
-        self.enforce_bounds(keep)
     }
 
     fn name(&self, snapshot: &Snapshot, seq: u64) -> String {

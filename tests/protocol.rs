@@ -394,7 +394,7 @@ fn series_the_gateway_would_refuse_are_left_out_and_everything_else_arrives() {
             "workers is left out of every push: `workers` is recorded as a gauge and as a counter",
             "batch_job_duration_seconds is left out of every push: `batch_job_duration_seconds` \
              is the name of one of the exporter's own lifecycle metrics",
-            "rows_read{table=\"t\"} is left out of every push: it was recorded under two names",
+            "rows_read{table=\"t\"} is left out of every push: it is the same series as another",
             "fetch_seconds{le=\"x\"} is left out of every push: a histogram cannot have a label \
              named `le`",
             "record_seconds_count is left out of every push: `record_seconds_count` is also a \

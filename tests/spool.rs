@@ -689,3 +689,39 @@ fn a_successful_final_push_leaves_a_full_spool_alone() {
     // The other gateway's snapshot is still there, and nothing else.
     assert_eq!(snapshots(dir.path()), kept);
 }
+
+/// A failed interval push's snapshot stays in the spool when the final push is then refused
+/// for its content (400): the final push's copy written ahead is removed, nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_final_push_leaves_the_earlier_snapshot_in_the_spool() {
+    use wiremock::matchers::path_regex;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap().to_owned();
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("inconsistent"))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let mut env = env(&uri, &spool);
+    // One attempt per interval push: the first one meets the 503 and is spooled.
+    env.extend([
+        ("PUSHGATEWAY_INTERVAL", "50ms"),
+        ("PUSHGATEWAY_PUSH_TIMEOUT", "10ms"),
+    ]);
+    let (out, _) = run_job(false, "final-is-last", "refused", &[], &env);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("answered 400"), "{err}");
+    let files = snapshots(dir.path());
+    assert_eq!(files.len(), 1, "{err}");
+    let text = String::from_utf8_lossy(&std::fs::read(&files[0]).unwrap()).into_owned();
+    assert!(text.contains("group /job/refused"), "{text}");
+}

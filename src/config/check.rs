@@ -203,6 +203,20 @@ impl PushgatewayBuilder {
                     reason: "it is given twice as a label of one target",
                 });
             }
+            let reserved = match name.as_str() {
+                "le" => Some("`le` is the label of a histogram's buckets"),
+                "outcome" if self.lifecycle_metrics => {
+                    Some("`outcome` is the label of the lifecycle metric batch_job_outcome")
+                }
+                _ => None,
+            };
+            if let Some(reason) = reserved {
+                return Err(InitError::InvalidLabelName {
+                    kind: "target",
+                    name: name.clone(),
+                    reason,
+                });
+            }
             if target.kind() == TargetKind::Pushgateway
                 && (name == "job" || grouping.iter().any(|(n, _)| n == name))
             {
@@ -601,6 +615,13 @@ pub(super) fn check_labels(
                     kind,
                     name: name.clone(),
                     reason: "the job label is the job name: set it with .job()",
+                });
+            }
+            if kind == "global" && name == "le" {
+                return Err(InitError::InvalidLabelName {
+                    kind,
+                    name: name.clone(),
+                    reason: "`le` is the label of a histogram's buckets",
                 });
             }
             if labels[..i].iter().any(|(n, _)| n == name) {

@@ -876,6 +876,16 @@ fn a_targets_own_settings_are_checked() {
     assert!(err(Target::pushgateway("http://gw").label("job", "x"))
         .contains("the gateway would overwrite it"));
     assert!(err(Target::remote_write("http://rw").label("1x", "x")).contains("\"1x\""));
+    assert!(err(Target::remote_write("http://rw").label("le", "x")).contains("histogram"));
+    assert!(err(Target::remote_write("http://rw").label("outcome", "x")).contains("lifecycle"));
+    let global_le = PushgatewayBuilder::new("http://gw")
+        .job("j")
+        .global_label("le", "1");
+    assert!(global_le
+        .install()
+        .unwrap_err()
+        .to_string()
+        .contains("`le` is the label of a histogram's buckets"));
     assert!(
         err(Target::remote_write("http://rw").method(PushMethod::Post))
             .contains("a push method is for a Pushgateway target, and this one is remote write")

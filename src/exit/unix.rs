@@ -63,11 +63,12 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
                     }
                     continue;
                 }
-                if !handle.final_push(Outcome::Signal(signal), None) {
-                    // The process is already ending on another path (`exit`, the guard, a
-                    // panic), which made the final push: it ends with its own status. (A
-                    // second signal still ends it at once.)
-                    continue;
+                if !handle.final_push_done() && !handle.final_push(Outcome::Signal(signal), None) {
+                    // The process was already ending on another path (`exit`, the guard, a
+                    // panic), whose final push this waited for: that path ends it with its own
+                    // status. Should the process still be here after a grace, the signal ends
+                    // it. (A second signal ends it at once.)
+                    std::thread::sleep(super::STAND_DOWN);
                 }
                 // Resets the default action and raises the signal again.
                 let _ = signal_hook::low_level::emulate_default_handler(signal);

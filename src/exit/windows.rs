@@ -62,14 +62,17 @@ fn handle_event(event: u32) -> BOOL {
         // Handled: the application ends itself.
         return TRUE;
     }
-    if !handle.final_push(
-        Outcome::Signal(event as i32),
-        closing.then_some(CLOSING_BUDGET),
-    ) && !closing
+    if !handle.final_push_done()
+        && !handle.final_push(
+            Outcome::Signal(event as i32),
+            closing.then_some(CLOSING_BUDGET),
+        )
+        && !closing
     {
-        // The process is already ending on another path, which made the final push: it ends
-        // with its own status.
-        return TRUE;
+        // The process was already ending on another path, whose final push this waited for:
+        // that path ends it with its own status. Should the process still be here after a
+        // grace, the default handling ends it.
+        std::thread::sleep(super::STAND_DOWN);
     }
     // The default handling follows: the process ends as it would have without the exporter.
     FALSE

@@ -52,7 +52,7 @@ impl Renderer {
     pub(crate) fn snapshot_for(&self, outcome: Outcome, view: &View) -> Snapshot {
         let snapshot = self.take(outcome, view);
         if !snapshot.dropped().is_empty() {
-            self.report_dropped(snapshot.dropped());
+            self.report_dropped(snapshot.dropped(), snapshot.dropped_more());
         }
         snapshot
     }
@@ -67,26 +67,37 @@ impl Renderer {
         };
         let snapshot = self.registry.snapshot(reserved, &View::default()).finish();
         if !snapshot.dropped().is_empty() {
-            self.report_dropped(snapshot.dropped());
+            self.report_dropped(snapshot.dropped(), snapshot.dropped_more());
         }
         snapshot
     }
 
-    fn report_dropped(&self, dropped: &[Dropped]) {
+    fn report_dropped(&self, dropped: &[Dropped], more: usize) {
         let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        let untold = dropped
+            .iter()
+            .filter(|d| !reported.contains(&d.series))
+            .count()
+            + more;
+        let mut told = 0;
         for d in dropped {
             if reported.len() > REPORTED_DROPS || reported.contains(&d.series) {
                 continue;
             }
-            reported.insert(d.series.clone());
-            if reported.len() > REPORTED_DROPS {
-                crate::log::warn(&format!(
-                    "more than {REPORTED_DROPS} series are left out of every push; the others \
-                     are not listed"
-                ));
-            } else {
-                crate::log::warn(&d.to_string());
+            if reported.len() == REPORTED_DROPS {
+                break;
             }
+            reported.insert(d.series.clone());
+            crate::log::warn(&d.to_string());
+            told += 1;
+        }
+        if reported.len() == REPORTED_DROPS && untold > told {
+            // Once: the marker takes the set past its bound.
+            reported.insert(String::new());
+            crate::log::warn(&format!(
+                "more than {REPORTED_DROPS} series are left out of every push; the others are \
+                 not listed"
+            ));
         }
     }
 

@@ -310,6 +310,8 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
     let response = match builder.send().await {
         Ok(r) => r,
         Err(source) => {
+            // The error's own text would name the URL as requested, query string and all.
+            let source = source.without_url();
             let cause = transport_cause(&source);
             let url = request.url_text.to_owned();
             // A certificate that is not trusted, or a handshake the gateway refused, is
@@ -339,10 +341,9 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
         return Attempt::Done(status.as_u16());
     }
     let asked = retry_after(response.headers());
-    let location = response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .map(|l| crate::log::redact_url(&shown_body(l.as_bytes())));
+    let location = response.headers().get(reqwest::header::LOCATION).map(|l| {
+        shown_body(crate::log::redact_url(&String::from_utf8_lossy(l.as_bytes())).as_bytes())
+    });
     let mut text = match read_capped(response, MAX_ERROR_BODY).await {
         Ok(b) => shown_body(&b),
         Err(e) => format!("(response body unreadable: {})", chain(&e)),
@@ -483,6 +484,50 @@ fn transport_cause(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transport_error_holds_no_query_token_anywhere() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Nothing listens there any more: the connection is refused.
+        let url = Url::parse(&format!(
+            "http://127.0.0.1:{port}/api/v1/write?access_token=tok-s3cret"
+        ))
+        .unwrap();
+        let shown = crate::log::shown(&url);
+        let headers = HeaderMap::new();
+        let request = Request {
+            target: TargetKind::RemoteWrite,
+            url: &url,
+            url_text: &shown,
+            method: Method::POST,
+            headers: &headers,
+            body: Bytes::from_static(b"x"),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = reqwest::Client::new();
+        let err = match runtime.block_on(attempt(&client, &request, 1)) {
+            Attempt::Retry(err, _) | Attempt::Fail(err) => err,
+            Attempt::Done(status) => panic!("answered {status}"),
+        };
+        let mut texts = vec![err.to_string(), format!("{err:?}")];
+        let mut source = std::error::Error::source(&err);
+        while let Some(e) = source {
+            texts.push(e.to_string());
+            texts.push(format!("{e:?}"));
+            source = e.source();
+        }
+        assert!(texts.len() > 2, "{texts:?}");
+        for text in texts {
+            assert!(!text.contains("tok-s3cret"), "{text}");
+        }
+    }
 
     #[test]
     fn retryable_statuses() {

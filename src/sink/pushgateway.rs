@@ -215,11 +215,16 @@ impl PushgatewaySink {
         )
     }
 
-    /// A snapshot written ahead of a push that failed: the spool's bounds now apply.
-    fn bound_ahead(&mut self, (path, mut note): (Option<PathBuf>, String)) -> String {
+    /// A snapshot written ahead of a push that failed: it replaces the group's older ones,
+    /// and the spool's bounds now apply.
+    fn bound_ahead(
+        &mut self,
+        snapshot: &spool::Snapshot,
+        (path, mut note): (Option<PathBuf>, String),
+    ) -> String {
         if let (Some(path), Some(spool)) = (&path, &self.spool) {
-            match spool.bound(path) {
-                Ok(dropped) => note.push_str(&self.dropped_note(&dropped)),
+            match spool.settle(snapshot, path) {
+                Ok((_, dropped)) => note.push_str(&self.dropped_note(&dropped)),
                 Err(e) => {
                     note.push_str(&format!("; the spool's bounds could not be enforced: {e}"))
                 }
@@ -419,12 +424,10 @@ impl Sink for PushgatewaySink {
                 Some(body)
             }
             Err(e) if e.worth_keeping() && self.spool.is_some() => {
+                let snapshot = self.spooled(outcome, created_ms, body);
                 self.note = match ahead {
-                    Some(kept) => Some(self.bound_ahead(kept)),
-                    None => {
-                        let snapshot = self.spooled(outcome, created_ms, body);
-                        self.write_spool(&snapshot, false).map(|(_, note)| note)
-                    }
+                    Some(kept) => Some(self.bound_ahead(&snapshot, kept)),
+                    None => self.write_spool(&snapshot, false).map(|(_, note)| note),
                 };
                 None
             }
