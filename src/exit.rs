@@ -10,8 +10,24 @@ mod platform;
 #[cfg(windows)]
 #[path = "exit/windows.rs"]
 mod platform;
-#[cfg(unix)]
-pub(crate) use platform::keep_aborts_away;
+thread_local! {
+    /// Whether this thread is one of the exporter's own (a pusher, the listener, the signal
+    /// listener): a panic or an abort there makes no final push, which would wait for itself.
+    static EXPORTER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as one of the exporter's own (and on Unix keeps SIGABRT sent to the
+/// process away from it).
+pub(crate) fn exporter_thread() {
+    EXPORTER_THREAD.with(|t| t.set(true));
+    #[cfg(unix)]
+    platform::keep_aborts_away();
+}
+
+/// Whether the calling thread is one of the exporter's own.
+pub(crate) fn is_exporter_thread() -> bool {
+    EXPORTER_THREAD.with(std::cell::Cell::get)
+}
 #[cfg(not(any(unix, windows)))]
 mod platform {
     //! No way to hear that the process is asked to end: only the guard, panics and `exit`.
@@ -87,7 +103,9 @@ pub(crate) fn install_panic_hook(handle: PushHandle) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
-        handle.final_push(Outcome::Panic, None);
+        if !is_exporter_thread() {
+            handle.final_push(Outcome::Panic, None);
+        }
     }));
 }
 

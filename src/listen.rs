@@ -94,6 +94,7 @@ impl Bound {
         let thread = std::thread::Builder::new()
             .name("pushgateway-listener".into())
             .spawn(move || {
+                crate::exit::exporter_thread();
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

@@ -292,11 +292,17 @@ fn values_recorded_after_the_guard_dropped_are_reported_once() {
         &[("PUSHGATEWAY_URL", &gw.url)],
     );
     assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    let late: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("was recorded after"))
+        .collect();
     assert_eq!(
-        stderr(&out),
-        "metrics-exporter-pushgateway: warning: `late_total` was recorded after the final push \
-         started: what is recorded from then on is not pushed (hold the guard until the job's \
-         work is done)\n"
+        late,
+        ["metrics-exporter-pushgateway: warning: `late_total` was recorded after the final push \
+          started: what is recorded from then on is not pushed (hold the guard until the job's \
+          work is done)"],
+        "{err}"
     );
     let group = gw.job("late");
     assert_job_values(&group, "success", 0);

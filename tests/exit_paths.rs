@@ -246,13 +246,14 @@ fn sigabrt_pushes_then_dies_by_sigabrt() {
     assert_signal(libc::SIGABRT, "abrt");
 }
 
-/// `abort()`, and a panic hook that panics itself (Rust aborts then, before any destructor
-/// runs): the abort waits for the final push, then goes on.
+/// `abort()`, a panic hook that panics itself (Rust aborts then, before any destructor runs),
+/// and a stack overflow (Rust aborts from its SIGSEGV handler, on the alternate signal stack):
+/// the abort waits for the final push, then goes on.
 #[test]
 fn an_abort_waits_for_the_final_push() {
     let gw = Pushgateway::start();
     let env = env(&gw);
-    for scenario in ["abort", "panicking-hook"] {
+    for scenario in ["abort", "panicking-hook", "stack-overflow"] {
         let (out, elapsed) = run_job(false, scenario, scenario, &[], &pairs(&env));
         assert_eq!(
             out.status.signal(),

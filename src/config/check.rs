@@ -142,9 +142,18 @@ impl PushgatewayBuilder {
             reason,
         })?;
         let own = &target.own;
-        let auth = url_auth
-            .or_else(|| own.auth.clone())
-            .or_else(|| self.auth.clone());
+        // A target's own `Authorization` header is its authentication, over the builder's.
+        let own_authorization = own
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+        let auth = url_auth.or_else(|| own.auth.clone()).or_else(|| {
+            if own_authorization {
+                None
+            } else {
+                self.auth.clone()
+            }
+        });
         // A header the target sets replaces the builder's of the same name.
         let headers: Vec<(String, Secret)> = self
             .headers

@@ -860,6 +860,11 @@ fn a_targets_own_settings_come_over_the_builders() {
         .unwrap()
         .starts_with("Basic "));
     assert_eq!(c.headers["x-team"], "core");
+    // A target's own Authorization header wins over the builder's authentication.
+    let own_header = Target::remote_write("http://rw:9009").header("Authorization", "Token abc");
+    let c = b.connection(&own_header, &tls).unwrap();
+    assert_eq!(c.headers["authorization"], "Token abc");
+    assert_eq!(c.headers.get_all("authorization").iter().count(), 1);
     // Credentials in the URL win over the target's own.
     let in_url = Target::pushgateway("http://u:p@gw3:9091").bearer_token("t");
     let c = b.connection(&in_url, &tls).unwrap();

@@ -46,16 +46,14 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
     std::thread::Builder::new()
         .name("pushgateway-signals".into())
         .spawn(move || {
-            keep_aborts_away();
+            super::exporter_thread();
             for signal in iterator.forever() {
                 if signal == SIGABRT {
-                    // The aborting thread waits in `hold_aborts`' handler for this push.
+                    // The aborting thread waits in `hold_aborts`' handler for this push, then
+                    // ends the process itself.
                     handle.final_push(Outcome::Signal(signal), None);
                     ABORT_PUSHED.store(true, Ordering::SeqCst);
-                    // An abort() goes on by itself once its handler returns; a SIGABRT sent
-                    // by `kill` ends the process here.
-                    let _ = signal_hook::low_level::emulate_default_handler(signal);
-                    std::process::abort();
+                    continue;
                 }
                 if mode == SignalHandling::PushAndContinue {
                     if let Err(e) = handle.flush() {
@@ -103,34 +101,39 @@ pub(crate) fn keep_aborts_away() {
 static ABORT_STEPS: AtomicU64 = AtomicU64::new(0);
 
 /// Makes `abort()` wait for the final push: a panic hook that panics (Rust aborts then, before
-/// any destructor or later hook runs), `std::process::abort`, a C library's `abort()`. The
-/// handler runs on the aborting thread and only sleeps until the listener thread has pushed
-/// (at most the shutdown timeout, the 200 ms grace and the spool's wait), then returns, and
-/// the abort goes on: the process still ends by SIGABRT, with its core dump.
+/// any destructor or later hook runs), `std::process::abort`, a C library's `abort()`, a
+/// SIGABRT sent to the process. The handler runs on the aborting thread and only sleeps until
+/// the listener thread has pushed (at most the shutdown timeout, the 200 ms grace and the
+/// spool's wait), then ends the process by SIGABRT's default action on that thread, as the
+/// abort would have (core dump included). On the exporter's own threads, and in a forked
+/// child, it does not wait: nobody would push.
 fn hold_aborts(handle: &PushHandle) -> std::io::Result<()> {
     let limit = handle.final_push_limit();
     ABORT_STEPS.store((limit.as_millis() / 10) as u64 + 1, Ordering::SeqCst);
     ABORT_PID.store(std::process::id(), Ordering::SeqCst);
     let action = || {
-        // Only atomics, getpid and nanosleep: all async-signal-safe.
+        // Only atomics, a constant-initialised thread-local flag, getpid, nanosleep and
+        // signal-hook's default-action emulation (sigaction, sigprocmask, raise): all
+        // async-signal-safe.
         // SAFETY: getpid has no preconditions.
-        if unsafe { libc::getpid() } as u32 != ABORT_PID.load(Ordering::SeqCst) {
-            return;
-        }
-        let steps = ABORT_STEPS.load(Ordering::SeqCst);
-        let pause = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 10_000_000,
-        };
-        for _ in 0..steps {
-            if ABORT_PUSHED.load(Ordering::SeqCst) {
-                return;
+        let forked = unsafe { libc::getpid() } as u32 != ABORT_PID.load(Ordering::SeqCst);
+        if !forked && !super::is_exporter_thread() {
+            let steps = ABORT_STEPS.load(Ordering::SeqCst);
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
+            };
+            for _ in 0..steps {
+                if ABORT_PUSHED.load(Ordering::SeqCst) {
+                    break;
+                }
+                // SAFETY: nanosleep with a valid timespec and a null remainder.
+                unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
             }
-            // SAFETY: nanosleep with a valid timespec and a null remainder.
-            unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
         }
+        let _ = signal_hook::low_level::emulate_default_handler(SIGABRT);
     };
-    // SAFETY: the action only loads atomics and calls nanosleep, which are async-signal-safe.
+    // SAFETY: the action only does what is listed above, all async-signal-safe.
     unsafe { signal_hook::low_level::register(SIGABRT, action) }?;
     Ok(())
 }

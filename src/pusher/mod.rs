@@ -188,8 +188,7 @@ pub(crate) fn spawn<S: Sink + Send + 'static>(
     std::thread::Builder::new()
         .name(config.thread_name.clone())
         .spawn(move || {
-            #[cfg(unix)]
-            crate::exit::keep_aborts_away();
+            crate::exit::exporter_thread();
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -142,7 +142,7 @@ impl PushgatewaySink {
             method: self.method(outcome),
             gzip: self.gzip,
             protobuf: self.protobuf,
-            endpoint: crate::log::shown(&self.endpoint),
+            endpoint: crate::log::endpoint_id(&self.endpoint),
             created_ms,
             body,
         }

@@ -90,7 +90,7 @@ pub(crate) async fn replay_one(
             return Step::Corrupt(e.to_string(), aside);
         }
     };
-    if snapshot.endpoint != crate::log::shown(endpoint) {
+    if snapshot.endpoint != crate::log::endpoint_id(endpoint) {
         // Never to another gateway than the one it was meant for (another job's spool, or a
         // planted file): its grouping key and values belong there.
         return Step::Elsewhere;

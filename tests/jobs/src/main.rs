@@ -372,6 +372,15 @@ fn main() {
             ready();
             std::process::abort();
         }
+        "stack-overflow" => {
+            record();
+            ready();
+            fn deeper(n: u64) -> u64 {
+                let pad = std::hint::black_box([n; 64]);
+                deeper(n + 1) + pad[0]
+            }
+            println!("{}", deeper(0));
+        }
         "main" => {
             record();
             ready();
