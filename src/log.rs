@@ -27,7 +27,13 @@ pub(crate) fn warn(message: &str) {
 /// This is for text that may not even parse; where an `@` after a `:` cannot be told apart
 /// from a password, it is treated as one. [`shown`] shows a parsed URL.
 pub(crate) fn redact_url(raw: &str) -> String {
-    let start = raw.find("://").map_or(0, |i| i + 3);
+    // Only the schemes pushed to count as one: in `user://pass@host` the `//` may just as well
+    // start a password.
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    let start = ["http://", "https://"]
+        .iter()
+        .find(|scheme| lower.starts_with(*scheme))
+        .map_or(0, |scheme| scheme.len());
     let rest = &raw[start..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     // With a `:` before it, the last `@` anywhere may end a password (one holding an

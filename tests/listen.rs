@@ -203,7 +203,7 @@ fn scrapes_during_interval_pushes_are_both_correct() {
     );
     // Eight scrapers at once, while the pusher pushes every 100 ms.
     let pushes = format!(
-        r#"pushgateway_exporter_pushes_total{{target="{}/",result="success"}}"#,
+        r#"pushgateway_exporter_pushes_total{{result="success",target="{}/"}}"#,
         gw.url
     );
     let scrapers: Vec<_> = (0..8)
