@@ -2,13 +2,17 @@
 //! shutdown on Ctrl-C / SIGTERM, and deletes its group when it stops so that no stale group
 //! is left at the gateway.
 //!
+//! With `PUSHGATEWAY_LISTEN=host:port` it also serves `GET /metrics` for Prometheus to scrape,
+//! from the same registry; with the listener and no `PUSHGATEWAY_URL`, it is only scraped.
+//!
 //! ```text
 //! cargo run --example service -- 30     # run 30 s, or until Ctrl-C
+//! PUSHGATEWAY_LISTEN=127.0.0.1:9100 cargo run --example service -- 30   # scraped only
 //! ```
 
 use std::time::Duration;
 
-use metrics::{counter, gauge};
+use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
 use metrics_exporter_pushgateway::{PushgatewayBuilder, SignalHandling};
 
 #[tokio::main]
@@ -23,6 +27,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .signals(SignalHandling::PushAndContinue)
         .delete_on_shutdown(true)
         .install()?;
+
+    if let Some(addr) = guard.listen_addr() {
+        eprintln!("service: serving http://{addr}/metrics");
+    }
+    describe_counter!(
+        "service_ticks_total",
+        Unit::Count,
+        "Work loop iterations, one every 500 ms."
+    );
+    describe_gauge!("service_queue_depth", "Items waiting in the queue.");
+    describe_gauge!("service_workers", "Worker tasks configured.");
+    gauge!("service_workers").set(4.0);
 
     let work = async {
         let mut tick = tokio::time::interval(Duration::from_millis(500));

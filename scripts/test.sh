@@ -20,3 +20,5 @@ cargo build --locked --quiet --target "$WINDOWS_TARGET" --all-targets
 # Everything: unit tests, doctests, and the integration tests against the real servers,
 # tests/windows.rs running the Windows build under wine.
 cargo test --locked "$@"
+# What the `serde` feature adds (the catalog's JSON and dashboard), tested in the crate.
+cargo test --locked --lib --features serde catalog

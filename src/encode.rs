@@ -218,8 +218,8 @@ mod tests {
              \n\
              # HELP req_total Requests\\nserved \\\\ counted.\n\
              # TYPE req_total counter\n\
+             req_total{service=\"a\\\"b\",empty=\"\",path=\"/a\\\\b\\\"c\\nd\"} 7\n\
              req_total{service=\"a\\\"b\",path=\"/\"} 1\n\
-             req_total{service=\"a\\\"b\",path=\"/a\\\\b\\\"c\\nd\",empty=\"\"} 7\n\
              \n\
              # TYPE temp gauge\n\
              temp{service=\"a\\\"b\",zone=\"a\"} +Inf\n\

@@ -31,7 +31,7 @@ pub enum InitError {
     /// A grouping or global label name is not a valid Prometheus label name.
     #[error("invalid {kind} label name {name:?}: {reason}")]
     InvalidLabelName {
-        /// `"grouping"` or `"global"`.
+        /// `"grouping"`, `"global"` or `"target"`.
         kind: &'static str,
         /// The label name as given.
         name: String,
@@ -99,6 +99,17 @@ pub enum InitError {
         /// The operating system's error.
         #[source]
         source: std::io::Error,
+    },
+    /// The `/metrics` listener could not listen on its address: it is malformed, cannot be
+    /// resolved, or is taken (`Address already in use`) or not allowed.
+    #[error("cannot listen for scrapes on {addr:?} (set by {setting}): {reason}")]
+    Listen {
+        /// The address as given.
+        addr: String,
+        /// `PushgatewayBuilder::listen` or the environment variable `PUSHGATEWAY_LISTEN`.
+        setting: &'static str,
+        /// Why (the operating system's error, for a taken port).
+        reason: String,
     },
     /// The pusher thread or the signal listener could not be started.
     #[error("failed to start the {what}: {source}")]

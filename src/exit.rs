@@ -10,6 +10,24 @@ mod platform;
 #[cfg(windows)]
 #[path = "exit/windows.rs"]
 mod platform;
+thread_local! {
+    /// Whether this thread is one of the exporter's own (a pusher, the listener, the signal
+    /// listener): a panic or an abort there makes no final push, which would wait for itself.
+    static EXPORTER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as one of the exporter's own (and on Unix keeps SIGABRT sent to the
+/// process away from it).
+pub(crate) fn exporter_thread() {
+    EXPORTER_THREAD.with(|t| t.set(true));
+    #[cfg(unix)]
+    platform::keep_aborts_away();
+}
+
+/// Whether the calling thread is one of the exporter's own.
+pub(crate) fn is_exporter_thread() -> bool {
+    EXPORTER_THREAD.with(std::cell::Cell::get)
+}
 #[cfg(not(any(unix, windows)))]
 mod platform {
     //! No way to hear that the process is asked to end: only the guard, panics and `exit`.
@@ -20,6 +38,10 @@ mod platform {
         Ok(())
     }
 }
+
+/// How long a signal that came while another path made the final push leaves that path to end
+/// the process with its own status, before the signal ends it.
+const STAND_DOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the exporter does when the process is asked to end from outside: on Unix SIGTERM,
 /// SIGINT and SIGHUP; on Windows Ctrl-C, Ctrl-Break, closing the console window, logoff and
@@ -81,7 +103,9 @@ pub(crate) fn install_panic_hook(handle: PushHandle) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
-        handle.final_push(Outcome::Panic, None);
+        if !is_exporter_thread() {
+            handle.final_push(Outcome::Panic, None);
+        }
     }));
 }
 
@@ -117,6 +141,7 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
 pub fn exit(code: i32) -> ! {
     if let Some(handle) = crate::handle() {
         handle.final_push(Outcome::Exit(code), None);
+        handle.yield_to_signal();
     }
     std::process::exit(code)
 }

@@ -2,13 +2,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::lifecycle::Outcome;
-use crate::pusher::{Command, Renderer};
+use crate::pusher::{Answer, Command, Renderer};
 use crate::report::PushError;
 use crate::report::PushReport;
 use crate::target::TargetKind;
@@ -16,12 +16,18 @@ use crate::target::TargetKind;
 /// How much longer than a push's own budget a caller waits for the pusher thread's answer.
 const GRACE: Duration = Duration::from_millis(200);
 
+/// The least time a final push waits past its deadline for a target that keeps failed pushes
+/// (a spool), so that a snapshot prepared late still reaches the disk (see `request_noted`).
+const SPOOL_WAIT: Duration = Duration::from_secs(1);
+
 /// The channel to the pusher thread of one target.
 pub(crate) struct TargetPusher {
     pub(crate) tx: UnboundedSender<Command>,
     pub(crate) kind: TargetKind,
     /// Where its pushes go (group URL, receiver URL, file), for errors.
     pub(crate) location: String,
+    /// Whether the target keeps a failed push (a spool).
+    pub(crate) keeps_failed: bool,
 }
 
 pub(crate) struct Inner {
@@ -36,6 +42,62 @@ pub(crate) struct Inner {
     pub(crate) pid: u32,
     /// Whether a forked child has said so already.
     pub(crate) fork_reported: AtomicBool,
+    /// The final push: claimed by the first path that ends the process (the guard, `exit`, a
+    /// panic, a signal), done once it returned. Every other path waits for it.
+    pub(crate) final_push: FinalPush,
+    /// The `/metrics` listener, until the final push closes it.
+    pub(crate) listener: Mutex<Option<crate::listen::Listener>>,
+}
+
+impl Inner {
+    /// Closes the listener, if any: the port is free when this returns.
+    fn close_listener(&self) {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if std::process::id() == self.pid {
+            drop(listener);
+        } else {
+            // A forked child has no listener thread to stop or wait for.
+            std::mem::forget(listener);
+        }
+    }
+}
+
+/// A push's result, and what became of each failed target's snapshot (by target location).
+type Noted = (Result<PushReport, PushError>, Vec<(String, String)>);
+
+/// Who makes the final push, and whether it is done.
+#[derive(Default)]
+pub(crate) struct FinalPush {
+    claimed: AtomicBool,
+    done: Mutex<bool>,
+    finished: Condvar,
+}
+
+impl FinalPush {
+    /// Whether this caller is the first: it makes the final push, then calls [`Self::done`].
+    fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::SeqCst)
+    }
+
+    fn done(&self) {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.finished.notify_all();
+    }
+
+    /// Whether the final push was made and returned.
+    pub(crate) fn is_done(&self) -> bool {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for the final push another path makes, at most `limit`.
+    fn wait(&self, limit: Duration) {
+        let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self.finished.wait_timeout_while(done, limit, |done| !*done);
+    }
 }
 
 /// A handle to the installed exporter: render and push from anywhere.
@@ -68,6 +130,27 @@ impl PushHandle {
     /// the pushes.
     pub fn render(&self) -> String {
         self.inner.renderer.render(Outcome::Running)
+    }
+
+    /// Every metric described or recorded so far: name (as sent), type, unit, help, label
+    /// names and series count (see [`Catalog`](crate::Catalog)). The lifecycle metrics are
+    /// not in it (they are the exporter's, with their own dashboard row); the exporter's own
+    /// metrics are, once a pusher has registered them.
+    pub fn catalog(&self) -> crate::Catalog {
+        let renderer = &self.inner.renderer;
+        crate::catalog::Catalog::build(&renderer.scrape_snapshot(), renderer.registry.described())
+    }
+
+    /// The address the `/metrics` listener serves on (with the port the system chose, when
+    /// [`listen`](crate::PushgatewayBuilder::listen) was given port 0), or `None` without a
+    /// listener or once the final push has closed it.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(crate::listen::Listener::addr)
     }
 
     /// Pushes the current values now, to every target at once, and waits for their answers.
@@ -129,38 +212,98 @@ impl PushHandle {
     /// The final push, once, within the shutdown timeout (or `cap`, if shorter). A second
     /// call (from another exit path) waits until the first has finished, then returns
     /// [`PushError::ShutDown`].
-    pub(crate) fn finish(
-        &self,
-        outcome: Outcome,
-        cap: Option<Duration>,
-    ) -> Result<PushReport, PushError> {
+    /// Makes the final push with `outcome`, unless another path (the guard, `exit`, a panic, a
+    /// signal) already makes it: then waits for that one (bounded by the same budget) and
+    /// returns `None`. A final push for a signal marks the process as ending by that signal.
+    pub(crate) fn finish(&self, outcome: Outcome, cap: Option<Duration>) -> Option<Noted> {
         let budget = cap.map_or(self.inner.shutdown_timeout, |cap| {
             cap.min(self.inner.shutdown_timeout)
         });
-        self.request(budget, |deadline, budget, reply| Command::Push {
-            outcome,
-            deadline,
-            budget,
-            reply,
-        })
+        // A capped final push (a Windows console event) has a hard limit: no waiting past it.
+        let spool_wait = match cap {
+            Some(_) => Duration::ZERO,
+            None => budget.max(SPOOL_WAIT),
+        };
+        if !self.inner.pushers.is_empty() && self.is_fork() {
+            // The final push in progress, if any, is the parent's: nothing to wait for.
+            return Some((Err(PushError::ShutDown), Vec::new()));
+        }
+        let final_push = &self.inner.final_push;
+        if !final_push.claim() {
+            final_push.wait(budget + GRACE + spool_wait);
+            return None;
+        }
+        if matches!(outcome, Outcome::Signal(_)) {
+            self.mark_exiting_by_signal();
+        }
+        if !self.inner.pushers.is_empty() {
+            self.inner.renderer.registry.close();
+        }
+        let result = self.request_noted(budget, spool_wait, |deadline, budget, reply| {
+            Command::Push {
+                outcome,
+                deadline,
+                budget,
+                reply,
+            }
+        });
+        self.inner.close_listener();
+        final_push.done();
+        Some(result)
     }
 
-    /// Runs the final push for `outcome` and reports its failure, if any, on one line. A
-    /// final push that another path already made is not an error. `cap` bounds the push below
-    /// the shutdown timeout, for an end that leaves less time.
-    pub(crate) fn final_push(&self, outcome: Outcome, cap: Option<Duration>) {
-        match self.finish(outcome, cap) {
+    /// Makes the final push and reports a failure on one line per failed target, saying what
+    /// became of its snapshot. Returns false when another path made (or makes) it instead.
+    pub(crate) fn final_push(&self, outcome: Outcome, cap: Option<Duration>) -> bool {
+        let Some((result, notes)) = self.finish(outcome, cap) else {
+            return false;
+        };
+        let note_of = |location: &str| {
+            notes
+                .iter()
+                .filter(|(l, _)| l == location)
+                .map(|(_, n)| format!("; {n}"))
+                .collect::<String>()
+        };
+        match result {
             Ok(pushed) => {
                 for target in pushed.failed_targets() {
                     if let Err(e) = target.result() {
                         crate::log::report(&format!(
-                            "final push failed at one target (the others took it): {e}"
+                            "final push failed at one target (the others took it): {e}{}",
+                            note_of(target.location())
                         ));
                     }
                 }
             }
             Err(PushError::ShutDown) => {}
-            Err(e) => crate::log::report(&format!("final push failed: {e}")),
+            Err(e) => {
+                let all: String = notes.iter().map(|(_, n)| format!("; {n}")).collect();
+                crate::log::report(&format!("final push failed: {e}{all}"));
+            }
+        }
+        true
+    }
+
+    /// The longest a final push can take: the shutdown timeout, the grace, and the wait for a
+    /// spool.
+    #[cfg(unix)]
+    pub(crate) fn final_push_limit(&self) -> Duration {
+        let budget = self.inner.shutdown_timeout;
+        budget + GRACE + budget.max(SPOOL_WAIT)
+    }
+
+    /// Whether the final push was made and returned (by any path).
+    pub(crate) fn final_push_done(&self) -> bool {
+        self.inner.final_push.is_done()
+    }
+
+    /// When a signal is ending the process (its listener made the final push and raises the
+    /// signal again), waits to be ended by it, boundedly, rather than ending the process with
+    /// another status.
+    pub(crate) fn yield_to_signal(&self) {
+        if self.inner.exiting_by_signal.load(Ordering::SeqCst) {
+            std::thread::sleep(self.inner.shutdown_timeout + GRACE);
         }
     }
 
@@ -173,21 +316,48 @@ impl PushHandle {
     fn request(
         &self,
         budget: Duration,
-        command: impl Fn(Instant, Duration, SyncSender<Result<PushReport, PushError>>) -> Command,
+        command: impl Fn(Instant, Duration, SyncSender<Answer>) -> Command,
     ) -> Result<PushReport, PushError> {
-        if self.inner.pushers.is_empty() {
-            return Ok(PushReport::disabled());
+        let (result, notes) = self.request_noted(budget, Duration::ZERO, command);
+        for (_, note) in notes {
+            crate::log::warn(&note);
         }
-        if std::process::id() != self.inner.pid {
-            // A child of `fork()`: waiting for threads it does not have would only cost it the
-            // whole timeout.
-            if !self.inner.fork_reported.swap(true, Ordering::SeqCst) {
-                crate::log::report(
-                    "this process is a fork of the one that installed the exporter: its pusher \
-                     threads are not here, so nothing is pushed from it",
-                );
-            }
-            return Err(PushError::ShutDown);
+        result
+    }
+
+    /// Whether this process is a child of `fork()` after install (said once, on one line): its
+    /// pusher threads are not in it.
+    fn is_fork(&self) -> bool {
+        if std::process::id() == self.inner.pid {
+            return false;
+        }
+        if !self.inner.fork_reported.swap(true, Ordering::SeqCst) {
+            crate::log::report(
+                "this process is a fork of the one that installed the exporter: its pusher \
+                 threads are not here, so nothing is pushed from it",
+            );
+        }
+        true
+    }
+
+    /// [`request`](Self::request), with what became of each failed target's snapshot (by
+    /// target location) left for the caller to say.
+    ///
+    /// A target that keeps failed pushes (a spool) is waited for up to `spool_wait` longer:
+    /// the pusher answers soon after the deadline once it has written the snapshot, and a
+    /// snapshot whose preparation took the whole budget is written rather than lost.
+    fn request_noted(
+        &self,
+        budget: Duration,
+        spool_wait: Duration,
+        command: impl Fn(Instant, Duration, SyncSender<Answer>) -> Command,
+    ) -> Noted {
+        if self.inner.pushers.is_empty() {
+            return (Ok(PushReport::disabled()), Vec::new());
+        }
+        if self.is_fork() {
+            // Waiting for threads it does not have would only cost it the whole timeout.
+            return (Err(PushError::ShutDown), Vec::new());
         }
         let deadline = Instant::now() + budget;
         let waiting: Vec<_> = self
@@ -200,12 +370,23 @@ impl PushHandle {
                 (pusher, sent.then_some(answer))
             })
             .collect();
+        let mut notes = Vec::new();
         let results: Vec<_> = waiting
             .into_iter()
             .map(|(pusher, answer)| {
-                let left = (deadline + GRACE).saturating_duration_since(Instant::now());
+                let extra = if pusher.keeps_failed {
+                    spool_wait
+                } else {
+                    Duration::ZERO
+                };
+                let left = (deadline + GRACE + extra).saturating_duration_since(Instant::now());
                 let result = match answer.map(|a| a.recv_timeout(left)) {
-                    Some(Ok(result)) => result,
+                    Some(Ok(Answer { result, note })) => {
+                        if let Some(note) = note {
+                            notes.push((pusher.location.clone(), note));
+                        }
+                        result
+                    }
                     Some(Err(RecvTimeoutError::Timeout)) => Err(PushError::Timeout {
                         target: pusher.kind,
                         url: pusher.location.clone(),
@@ -223,9 +404,9 @@ impl PushHandle {
             .iter()
             .all(|(_, _, r)| matches!(r, Err(PushError::ShutDown)))
         {
-            return Err(PushError::ShutDown);
+            return (Err(PushError::ShutDown), notes);
         }
-        PushReport::combine(results)
+        (PushReport::combine(results), notes)
     }
 }
 
@@ -299,10 +480,10 @@ impl PushGuard {
     /// assert!(!guard.is_enabled());
     /// ```
     pub fn disabled() -> Self {
-        let renderer = Renderer {
-            registry: Arc::new(crate::registry::Registry::new(&[], &[], &[])),
-            lifecycle: None,
-        };
+        let renderer = Renderer::new(
+            Arc::new(crate::registry::Registry::new(&[], &[], &[])),
+            None,
+        );
         PushGuard {
             handle: PushHandle {
                 inner: Arc::new(Inner {
@@ -313,6 +494,8 @@ impl PushGuard {
                     exiting_by_signal: AtomicBool::new(false),
                     pid: std::process::id(),
                     fork_reported: AtomicBool::new(false),
+                    final_push: FinalPush::default(),
+                    listener: Mutex::new(None),
                 }),
             },
             done: true,
@@ -335,6 +518,16 @@ impl PushGuard {
     /// See [`PushHandle::render`].
     pub fn render(&self) -> String {
         self.handle.render()
+    }
+
+    /// See [`PushHandle::catalog`].
+    pub fn catalog(&self) -> crate::Catalog {
+        self.handle.catalog()
+    }
+
+    /// See [`PushHandle::listen_addr`].
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.handle.listen_addr()
     }
 
     /// See [`PushHandle::flush`].
@@ -410,7 +603,13 @@ impl PushGuard {
     /// As for [`shutdown`](Self::shutdown).
     pub fn shutdown_with_exit_code(mut self, code: i32) -> Result<PushReport, PushError> {
         self.done = true;
-        self.handle.finish(Outcome::Exit(code), None)
+        let Some((result, notes)) = self.handle.finish(Outcome::Exit(code), None) else {
+            return Err(PushError::ShutDown);
+        };
+        for (_, note) in notes {
+            crate::log::warn(&note);
+        }
+        result
     }
 }
 
@@ -424,10 +623,6 @@ impl Drop for PushGuard {
             };
             self.handle.final_push(outcome, None);
         }
-        if self.handle.inner.exiting_by_signal.load(Ordering::SeqCst) {
-            // The signal listener is ending the process by the signal: let it, rather than
-            // returning from `main` with another status.
-            std::thread::sleep(self.handle.inner.shutdown_timeout + GRACE);
-        }
+        self.handle.yield_to_signal();
     }
 }

@@ -76,6 +76,19 @@
 //! `PUSHGATEWAY_REMOTE_WRITE_URL`, `PUSHGATEWAY_TEXTFILE_DIR`. Each target is pushed to on its
 //! own thread; one that is down never delays or fails the others.
 //!
+//! # Scraped too
+//!
+//! [`PushgatewayBuilder::listen`] (or `PUSHGATEWAY_LISTEN=host:port`) serves `GET /metrics`
+//! from the same registry, for Prometheus to scrape: a service scraped while it runs and
+//! pushing at exit, or, with no push target configured, only scraped.
+//!
+//! # Metric catalog
+//!
+//! [`PushHandle::catalog`] lists every metric described or recorded (name, type, unit, help,
+//! label names, series count): a [`Catalog`] rendered as a `METRICS.md`, compared with a
+//! checked-in one in tests ([`Catalog::diff`]), and, with the `serde` feature, serialised as
+//! JSON and turned into a Grafana dashboard.
+//!
 //! # When the gateway is down
 //!
 //! With [`PushgatewayBuilder::spool_dir`] (or `PUSHGATEWAY_SPOOL_DIR`), a push that fails for
@@ -121,6 +134,7 @@
 // The docs show `main` itself: where the guard lives is the point of them.
 #![allow(clippy::needless_doctest_main)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+mod catalog;
 mod clock;
 mod compression;
 mod config;
@@ -128,8 +142,10 @@ mod encode;
 mod error;
 mod exit;
 mod file;
+mod filter;
 mod guard;
 pub mod lifecycle;
+mod listen;
 mod log;
 mod pusher;
 mod registry;
@@ -142,14 +158,17 @@ mod target;
 
 use std::sync::OnceLock;
 
+#[cfg(feature = "serde")]
+pub use catalog::DashboardOptions;
+pub use catalog::{Catalog, CatalogDiff, CatalogError, MetricChange, MetricInfo, MetricType};
 pub use compression::Compression;
 pub use config::{
     ExpositionFormat, PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL,
-    DEFAULT_PUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS,
-    ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DISABLED, ENV_FORMAT, ENV_GROUPING, ENV_HEADERS,
-    ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_PASSWORD, ENV_PUSH_TIMEOUT, ENV_REMOTE_WRITE_MAX_SAMPLES,
-    ENV_REMOTE_WRITE_URL, ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR,
-    ENV_URL, ENV_USERNAME,
+    DEFAULT_PUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, ENV_ALLOW, ENV_BEARER_TOKEN, ENV_CA_FILE,
+    ENV_CI_LABELS, ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DENY, ENV_DISABLED, ENV_FORMAT,
+    ENV_GROUPING, ENV_HEADERS, ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_LISTEN, ENV_PASSWORD,
+    ENV_PUSH_TIMEOUT, ENV_REMOTE_WRITE_MAX_SAMPLES, ENV_REMOTE_WRITE_URL, ENV_SELF_METRICS,
+    ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
 };
 pub use error::InitError;
 pub use exit::{exit, SignalHandling};
@@ -170,7 +189,8 @@ static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 /// The same as `PushgatewayBuilder::from_env()?.job(job).install()`; see
 /// [`PushgatewayBuilder`] for the variables (`PUSHGATEWAY_URL`, default
 /// `http://127.0.0.1:9091`; `PUSHGATEWAY_DISABLED=1` turns pushing off). When that fails — an
-/// invalid environment value, an empty job, a recorder already installed — one line names the
+/// invalid environment value, an empty job, a `PUSHGATEWAY_LISTEN` address in use, a recorder
+/// already installed — one line names the
 /// variable or setting and why (through `tracing`, and on stderr when no `tracing` subscriber
 /// is installed), and a [disabled](PushGuard::disabled) guard is returned: the job runs on,
 /// its exit status untouched, without pushing. Use [`try_init`] to fail fast instead.
@@ -204,8 +224,9 @@ pub fn init(job: &str) -> PushGuard {
 ///
 /// # Errors
 ///
-/// [`InitError`] for an empty job, an invalid environment value (naming the variable), or a
-/// recorder already installed in this process.
+/// [`InitError`] for an empty job, an invalid environment value (naming the variable), a
+/// `PUSHGATEWAY_LISTEN` address that cannot be bound ([`InitError::Listen`]), or a recorder
+/// already installed in this process.
 pub fn try_init(job: &str) -> Result<PushGuard, InitError> {
     PushgatewayBuilder::from_env()?.job(job).install()
 }

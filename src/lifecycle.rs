@@ -21,6 +21,9 @@ pub const OUTCOME: &str = "batch_job_outcome";
 /// by a successful run; failed runs leave the gateway's value as it was.
 pub const LAST_SUCCESS: &str = "batch_job_last_success_time_seconds";
 
+/// Every lifecycle metric's name: reserved while the lifecycle metrics are on.
+pub(crate) const NAMES: &[&str] = &[START_TIME, DURATION, EXIT_CODE, OUTCOME, LAST_SUCCESS];
+
 /// How a run ends, or that it has not ended yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -129,7 +132,7 @@ mod tests {
     use super::*;
 
     fn render(l: &Lifecycle, outcome: Outcome, global: &[(String, String)]) -> String {
-        let mut builder = SnapshotBuilder::new(global);
+        let mut builder = SnapshotBuilder::new(global, NAMES, &crate::snapshot::View::default());
         l.add_to(outcome, &mut builder);
         crate::encode::text_string(&builder.finish())
     }

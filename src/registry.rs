@@ -8,7 +8,7 @@
 
 use std::cmp::Ordering as Order;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use metrics::{
@@ -18,7 +18,7 @@ use metrics_util::registry::{Registry as MetricsRegistry, Storage};
 
 #[cfg(test)]
 use crate::snapshot::Snapshot;
-use crate::snapshot::{Description, SnapshotBuilder};
+use crate::snapshot::{Description, Kind, SnapshotBuilder, View};
 
 /// Selects metrics by name, for [`buckets_for_metric`](crate::PushgatewayBuilder::buckets_for_metric).
 /// Matched against the metric name as it is sent (invalid characters replaced by `_`).
@@ -139,7 +139,13 @@ pub(crate) struct Registry {
     registry: MetricsRegistry<Key, AtomicStorage>,
     /// By metric name as sent; the first description of a name wins.
     descriptions: RwLock<HashMap<String, Description>>,
+    /// The type each name was first described as, by metric name as sent.
+    described_kinds: RwLock<HashMap<String, Kind>>,
     global_labels: Vec<(String, String)>,
+    /// Set when the final push starts: what is recorded afterwards is not pushed.
+    closed: AtomicBool,
+    /// Whether a recording after the final push was reported (once).
+    late_reported: AtomicBool,
 }
 
 impl Registry {
@@ -165,18 +171,26 @@ impl Registry {
         Registry {
             registry: MetricsRegistry::new(storage),
             descriptions: RwLock::new(HashMap::new()),
+            described_kinds: RwLock::new(HashMap::new()),
             global_labels: global_labels.to_vec(),
+            closed: AtomicBool::new(false),
+            late_reported: AtomicBool::new(false),
         }
     }
 
     /// The values of this moment, with the descriptions and global labels, as a builder to
-    /// which more families (the lifecycle metrics) can be added.
-    pub(crate) fn snapshot(&self) -> SnapshotBuilder {
+    /// which more families (the lifecycle metrics) can be added. Recorded metrics named like
+    /// one of `reserved` are left out.
+    pub(crate) fn snapshot(
+        &self,
+        reserved: &'static [&'static str],
+        view: &View,
+    ) -> SnapshotBuilder {
         let descriptions = self
             .descriptions
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut builder = SnapshotBuilder::new(&self.global_labels);
+        let mut builder = SnapshotBuilder::new(&self.global_labels, reserved, view);
         self.registry.visit_counters(|key, value| {
             builder.add_counter(key, value.load(Ordering::Relaxed), &descriptions);
         });
@@ -198,11 +212,70 @@ impl Registry {
     /// The snapshot of this moment, sorted.
     #[cfg(test)]
     pub(crate) fn take(&self) -> Snapshot {
-        self.snapshot().finish()
+        self.snapshot(&[], &View::default()).finish()
     }
 
-    fn describe(&self, key: &KeyName, unit: Option<Unit>, help: SharedString) {
+    /// Marks the start of the final push: a metric recorded through the `metrics` macros from
+    /// now on is reported, once, as not pushed.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// The counter of `key`, for the exporter's own metrics: never reported as late.
+    pub(crate) fn own_counter(&self, key: &Key) -> Counter {
+        self.registry
+            .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
+    }
+
+    /// The gauge of `key`, for the exporter's own metrics.
+    pub(crate) fn own_gauge(&self, key: &Key) -> Gauge {
+        self.registry
+            .get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
+    }
+
+    fn own_histogram(&self, key: &Key) -> Histogram {
+        self.registry
+            .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
+    }
+
+    /// Reports, once, that `key` was recorded after the final push started.
+    fn check_open(&self, key: &Key) {
+        if self.closed.load(Ordering::Relaxed) && !self.late_reported.swap(true, Ordering::Relaxed)
+        {
+            crate::log::warn(&format!(
+                "`{}` was recorded after the final push started: what is recorded from then on \
+                 is not pushed (hold the guard until the job's work is done)",
+                key.name()
+            ));
+        }
+    }
+
+    /// Every described metric: its name as sent, the type it was described as, its help and
+    /// unit; sorted by name.
+    pub(crate) fn described(&self) -> Vec<(String, Kind, Description)> {
+        let descriptions = self
+            .descriptions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let kinds = self
+            .described_kinds
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut described: Vec<_> = descriptions
+            .iter()
+            .filter_map(|(name, d)| Some((name.clone(), *kinds.get(name)?, d.clone())))
+            .collect();
+        described.sort_by(|a, b| a.0.cmp(&b.0));
+        described
+    }
+
+    fn describe(&self, kind: Kind, key: &KeyName, unit: Option<Unit>, help: SharedString) {
         let name = crate::snapshot::metric_name(key.as_str()).into_owned();
+        self.described_kinds
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.clone())
+            .or_insert(kind);
         self.descriptions
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -217,33 +290,30 @@ pub(crate) struct Installed(pub(crate) Arc<Registry>);
 
 impl Recorder for Installed {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.0.describe(&key, unit, description);
+        self.0.describe(Kind::Counter, &key, unit, description);
     }
 
     fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.0.describe(&key, unit, description);
+        self.0.describe(Kind::Gauge, &key, unit, description);
     }
 
     fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.0.describe(&key, unit, description);
+        self.0.describe(Kind::Histogram, &key, unit, description);
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        self.0
-            .registry
-            .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
+        self.0.check_open(key);
+        self.0.own_counter(key)
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        self.0
-            .registry
-            .get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
+        self.0.check_open(key);
+        self.0.own_gauge(key)
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        self.0
-            .registry
-            .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
+        self.0.check_open(key);
+        self.0.own_histogram(key)
     }
 }
 
@@ -334,10 +404,246 @@ mod tests {
     #[test]
     fn global_labels_come_first_and_a_recorded_one_gives_its_value() {
         let snapshot = snapshot_of(&[("service", "api"), ("zone", "eu")], &[1.0], || {
-            metrics::gauge!("g", "zone" => "us", "a" => "1", "a" => "2").set(1.0);
+            metrics::gauge!("g", "zone" => "us", "a" => "2").set(1.0);
         });
         let family = &snapshot.families()[0];
         let labels: Vec<_> = snapshot.series(family).next().unwrap().labels().collect();
         assert_eq!(labels, [("service", "api"), ("zone", "us"), ("a", "2")]);
+    }
+
+    /// Every series as `name{labels} value`, and every left-out series with its reason.
+    fn sent_and_dropped(snapshot: &Snapshot) -> (Vec<String>, Vec<String>) {
+        let mut sent = Vec::new();
+        for family in snapshot.families() {
+            for series in snapshot.series(family) {
+                let labels: Vec<String> =
+                    series.labels().map(|(k, v)| format!("{k}={v}")).collect();
+                sent.push(format!(
+                    "{} {}{{{}}} {:?}",
+                    family.kind.as_str(),
+                    family.name,
+                    labels.join(","),
+                    series.value()
+                ));
+            }
+        }
+        let dropped = snapshot.dropped().iter().map(ToString::to_string).collect();
+        (sent, dropped)
+    }
+
+    #[test]
+    fn series_the_gateway_would_refuse_are_left_out_with_a_reason_and_the_rest_is_kept() {
+        let snapshot = snapshot_of(&[("service", "api")], &[1.0], || {
+            metrics::counter!("ok_total", "a" => "1").increment(1);
+            metrics::counter!("").increment(2);
+            metrics::counter!("ok_total", "__secret" => "x").increment(3);
+            metrics::counter!("ok_total", "a" => "1", "a" => "2").increment(4);
+            metrics::counter!("ok_total", "a-b" => "1", "a_b" => "2").increment(5);
+            metrics::histogram!("latency", "le" => "x").record(0.5);
+            metrics::histogram!("latency").record(0.5);
+        });
+        let (sent, dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "histogram latency{service=api} Histogram { buckets: 0, sum: 0.5 }",
+                "counter ok_total{service=api,a=1} Counter(1)",
+            ]
+        );
+        let expected = [
+            "\"\" is left out of every push: its metric name is empty",
+            "ok_total{__secret=\"x\"} is left out of every push: label names starting with `__` \
+             are reserved for Prometheus (`__secret`)",
+            "ok_total{a=\"1\",a=\"2\"} is left out of every push: the label `a` is given twice \
+             (once made valid, if it was not)",
+            "ok_total{a-b=\"1\",a_b=\"2\"} is left out of every push: the label `a_b` is given \
+             twice (once made valid, if it was not)",
+            "latency{le=\"x\"} is left out of every push: a histogram cannot have a label named \
+             `le` (its buckets use it)",
+        ];
+        let mut dropped = dropped;
+        dropped.sort();
+        let mut expected = expected.map(str::to_owned).to_vec();
+        expected.sort();
+        assert_eq!(dropped, expected);
+    }
+
+    #[test]
+    fn a_name_recorded_as_two_types_keeps_the_first_of_counter_gauge_histogram() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::histogram!("jobs").record(2.0);
+            metrics::gauge!("jobs", "q" => "a").set(1.0);
+            metrics::counter!("jobs", "q" => "b").increment(7);
+        });
+        let (sent, mut dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(sent, ["counter jobs{q=b} Counter(7)"]);
+        dropped.sort();
+        assert_eq!(
+            dropped,
+            [
+                "jobs is left out of every push: `jobs` is recorded as a histogram and as a \
+                 counter; the counter is sent",
+                "jobs{q=\"a\"} is left out of every push: `jobs` is recorded as a gauge and as a \
+                 counter; the counter is sent",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_family_named_like_a_histograms_series_is_left_out() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::histogram!("rows").record(2.0);
+            metrics::counter!("rows_count").increment(3);
+            metrics::gauge!("rows_sum").set(4.0);
+            metrics::gauge!("rows_total").set(5.0);
+        });
+        let (sent, mut dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "histogram rows{} Histogram { buckets: 0, sum: 2.0 }",
+                "gauge rows_total{} Gauge(5.0)",
+            ]
+        );
+        dropped.sort();
+        assert_eq!(
+            dropped,
+            [
+                "rows_count is left out of every push: `rows_count` is also a series name of \
+                 the histogram `rows`; the histogram is sent",
+                "rows_sum is left out of every push: `rows_sum` is also a series name of the \
+                 histogram `rows`; the histogram is sent",
+            ]
+        );
+    }
+
+    #[test]
+    fn of_two_names_that_become_one_the_series_recorded_under_the_valid_name_is_sent() {
+        for order in [["db.queries", "db_queries"], ["db_queries", "db.queries"]] {
+            let snapshot = snapshot_of(&[], &[1.0], || {
+                for (i, name) in order.into_iter().enumerate() {
+                    let value = if name == "db_queries" {
+                        10
+                    } else {
+                        20 + i as u64
+                    };
+                    metrics::counter!(name, "op" => "r").increment(value);
+                }
+                metrics::counter!("db.queries", "op" => "w").increment(1);
+            });
+            let (sent, dropped) = sent_and_dropped(&snapshot);
+            assert_eq!(
+                sent,
+                [
+                    "counter db_queries{op=r} Counter(10)",
+                    "counter db_queries{op=w} Counter(1)",
+                ]
+            );
+            assert_eq!(dropped.len(), 1, "{dropped:?}");
+            assert!(
+                dropped[0].starts_with(
+                    "db_queries{op=\"r\"} is left out of every push: it is the same \
+                     series as another once names are made valid"
+                ),
+                "{dropped:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn recorded_metrics_named_like_a_reserved_name_are_left_out() {
+        let registry = Arc::new(Registry::new(&[1.0], &[], &[]));
+        metrics::with_local_recorder(&Installed(Arc::clone(&registry)), || {
+            metrics::histogram!("batch_job_duration_seconds").record(3.0);
+            metrics::counter!("batch_job_runs_total").increment(1);
+        });
+        let mut builder = registry.snapshot(crate::lifecycle::NAMES, &View::default());
+        builder.add_own_gauge("batch_job_duration_seconds", "Wall time.", &[], 1.5);
+        let (sent, dropped) = sent_and_dropped(&builder.finish());
+        assert_eq!(
+            sent,
+            [
+                "gauge batch_job_duration_seconds{} Gauge(1.5)",
+                "counter batch_job_runs_total{} Counter(1)",
+            ]
+        );
+        assert_eq!(
+            dropped,
+            ["batch_job_duration_seconds is left out of every push: `batch_job_duration_seconds` \
+              is the name of one of the exporter's own lifecycle metrics; rename the metric, or \
+              turn the lifecycle metrics off (`lifecycle_metrics(false)`)"]
+        );
+        // Without reserved names the same metric is sent.
+        let (sent, dropped) = sent_and_dropped(&registry.take());
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_the_reason() {
+        let long = "v".repeat(1_000_000);
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::counter!("c", "__x" => long.clone()).increment(1);
+        });
+        let dropped = &snapshot.dropped()[0];
+        assert!(dropped.series.len() < 400, "{}", dropped.series.len());
+        assert!(
+            dropped.series.starts_with("c{__x=\"vvvv"),
+            "{}",
+            dropped.series
+        );
+    }
+
+    #[test]
+    fn series_the_same_whatever_their_label_order_are_one() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::counter!("a.b", "x" => "1", "y" => "2").increment(1);
+            metrics::counter!("a_b", "y" => "2", "x" => "1").increment(2);
+            metrics::counter!("c", "b-b" => "1", "a" => "2").increment(3);
+            metrics::counter!("c", "a" => "2", "b_b" => "1").increment(4);
+        });
+        let (sent, dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "counter a_b{x=1,y=2} Counter(2)",
+                "counter c{a=2,b_b=1} Counter(4)",
+            ]
+        );
+        assert_eq!(dropped.len(), 2, "{dropped:?}");
+    }
+
+    #[test]
+    fn a_family_without_series_clashes_with_nothing() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            // Every series of the counter is left out: the gauge of the same name is sent.
+            metrics::counter!("jobs", "__x" => "1").increment(1);
+            metrics::gauge!("jobs", "q" => "a").set(2.0);
+            // The histogram loses to the counter, so the gauge named like its sum is sent.
+            metrics::counter!("rows").increment(3);
+            metrics::histogram!("rows").record(1.0);
+            metrics::gauge!("rows_sum").set(4.0);
+        });
+        let (sent, dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "gauge jobs{q=a} Gauge(2.0)",
+                "counter rows{} Counter(3)",
+                "gauge rows_sum{} Gauge(4.0)",
+            ]
+        );
+        assert_eq!(dropped.len(), 2, "{dropped:?}");
+    }
+
+    #[test]
+    fn at_most_a_bounded_number_of_left_out_series_are_described() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            for i in 0..5000 {
+                metrics::counter!("c", "__x" => i.to_string()).increment(1);
+            }
+        });
+        assert_eq!(snapshot.dropped().len(), crate::snapshot::MAX_DROPPED);
+        assert_eq!(snapshot.dropped_more(), 5000 - crate::snapshot::MAX_DROPPED);
     }
 }

@@ -178,7 +178,8 @@ pub enum PushError {
         url: String,
         /// The HTTP status code.
         status: u16,
-        /// The start of the response body (at most 1 KiB), trimmed.
+        /// The start of the response body on one line (at most 300 characters), or for a
+        /// redirect where it pointed (redirects are never followed), for a 413 the body's size.
         body: String,
         /// How many requests were sent.
         attempts: u32,
@@ -218,7 +219,7 @@ pub enum PushError {
     },
     /// The push did not finish within its time budget (the shutdown timeout for the final push,
     /// the push timeout otherwise).
-    #[error("push to {target} {url} did not finish within {:.3}s{}{}", timeout.as_secs_f64(), attempts_text(*attempts), last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
+    #[error("push to {target} {url} did not finish within {:.3}s{}{}", timeout.as_secs_f64(), attempts_text(*attempts, last_error.is_some()), last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
     Timeout {
         /// The kind of target.
         target: TargetKind,
@@ -226,8 +227,8 @@ pub enum PushError {
         url: String,
         /// The time budget that ran out.
         timeout: Duration,
-        /// How many requests were started; 0 when the pusher was still busy with an earlier
-        /// push when the time ran out.
+        /// How many requests were started; 0 when nothing was sent: the snapshot was still
+        /// being prepared, or an earlier push was still under way, when the time ran out.
         attempts: u32,
         /// The error of the last finished attempt, if any finished.
         last_error: Option<Box<PushError>>,
@@ -323,9 +324,12 @@ fn failures(targets: &[TargetReport]) -> String {
     out
 }
 
-fn attempts_text(attempts: u32) -> String {
+fn attempts_text(attempts: u32, explained: bool) -> String {
     match attempts {
-        0 => " (the pusher was still busy with an earlier push)".into(),
+        0 if explained => " before anything was sent".into(),
+        0 => " before anything was sent (its snapshot was still being prepared, or an earlier \
+               push was still under way)"
+            .into(),
         n => format!(" after {n} attempt(s)"),
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, Key, Level, Metadata, Recorder as _, Unit};
+use metrics::{Counter, Gauge, Key, Recorder as _, Unit};
 
 use crate::registry::{Installed, Registry};
 use crate::report::{PushError, PushReport};
@@ -12,14 +12,12 @@ use crate::report::{PushError, PushReport};
 /// Registers the exporter's own metrics in the job's registry.
 pub(crate) struct Registrar {
     recorder: Installed,
-    metadata: Metadata<'static>,
 }
 
 impl Registrar {
     fn new(registry: &Arc<Registry>) -> Registrar {
         Registrar {
             recorder: Installed(Arc::clone(registry)),
-            metadata: Metadata::new(module_path!(), Level::INFO, Some(module_path!())),
         }
     }
 
@@ -44,8 +42,7 @@ impl Registrar {
     ) -> Gauge {
         self.recorder
             .describe_gauge(Self::name(suffix).into(), unit, help.into());
-        self.recorder
-            .register_gauge(&Self::key(suffix, labels), &self.metadata)
+        self.recorder.0.own_gauge(&Self::key(suffix, labels))
     }
 
     fn counter(
@@ -56,8 +53,7 @@ impl Registrar {
     ) -> Counter {
         self.recorder
             .describe_counter(Self::name(suffix).into(), None, help.into());
-        self.recorder
-            .register_counter(&Self::key(suffix, labels), &self.metadata)
+        self.recorder.0.own_counter(&Self::key(suffix, labels))
     }
 }
 

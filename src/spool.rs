@@ -215,6 +215,29 @@ impl Spool {
     /// removes older snapshots of the same group, then removes the oldest files until the
     /// directory is within its bounds.
     pub(crate) fn write(&self, snapshot: &Snapshot) -> io::Result<Written> {
+        let mut written = self.write_unbounded(snapshot)?;
+        if let Some(path) = &written.path {
+            (written.replaced, written.dropped) = self.settle(snapshot, path)?;
+        }
+        Ok(written)
+    }
+
+    /// For a snapshot just written at `path`: removes the older snapshots of its group (they
+    /// would only overwrite its newer values), then the oldest files until the directory is
+    /// within its bounds. Returns how many were replaced, and what the bounds dropped.
+    pub(crate) fn settle(
+        &self,
+        snapshot: &Snapshot,
+        path: &Path,
+    ) -> io::Result<(usize, Vec<Entry>)> {
+        let replaced = self.remove_older(snapshot, Some(path));
+        Ok((replaced, self.enforce_bounds(path)?))
+    }
+
+    /// [`write`](Self::write) without touching any other file: for a snapshot written ahead
+    /// of its push, which is removed again if the push succeeds, and
+    /// [`settle`](Self::settle)d if it fails.
+    pub(crate) fn write_unbounded(&self, snapshot: &Snapshot) -> io::Result<Written> {
         let mut written = Written::default();
         let header = header(snapshot);
         let size = (header.len() + snapshot.body.len()) as u64;
@@ -236,8 +259,6 @@ impl Spool {
         let path = self.dir.join(self.name(snapshot, seq));
         crate::file::write_atomically(&tmp, &path, 0o600, &[header.as_bytes(), &snapshot.body])?;
         // Older snapshots of the same group would only overwrite this one's newer values.
-        written.replaced = self.remove_older(snapshot, Some(&path));
-        written.dropped = self.enforce_bounds(&path)?;
         written.path = Some(path);
         Ok(written)
     }

@@ -279,3 +279,32 @@ fn durations_out_of_range_leave_the_job_running() {
         "1ns is out of range: between 10ms and 1day, or 0 (off)",
     );
 }
+
+/// Values recorded once the guard is gone are not pushed, and the job is told so once.
+#[test]
+fn values_recorded_after_the_guard_dropped_are_reported_once() {
+    let gw = Pushgateway::start();
+    let (out, _) = run_job(
+        false,
+        "record-after-drop",
+        "late",
+        &[],
+        &[("PUSHGATEWAY_URL", &gw.url)],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    let late: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("was recorded after"))
+        .collect();
+    assert_eq!(
+        late,
+        ["metrics-exporter-pushgateway: warning: `late_total` was recorded after the final push \
+          started: what is recorded from then on is not pushed (hold the guard until the job's \
+          work is done)"],
+        "{err}"
+    );
+    let group = gw.job("late");
+    assert_job_values(&group, "success", 0);
+    assert!(!group.has("late_total") && !group.has("late_gauge"));
+}

@@ -211,3 +211,57 @@ fn a_forked_child_does_not_wait_for_pusher_threads_it_does_not_have() {
     // The parent's own final push.
     assert_job_values(&gw.job("forking"), "success", 0);
 }
+
+/// A SIGTERM that comes while `exit(3)` makes its final push leaves the job's own exit status:
+/// the process was already ending, and its push goes on.
+#[test]
+fn a_signal_during_exits_final_push_keeps_the_exit_code() {
+    let gw = Pushgateway::start();
+    let proxy = common::proxy::Proxy::start(
+        gw.port,
+        common::proxy::Fault::Delay(Duration::from_millis(700)),
+    );
+    for run in 0..3 {
+        let job = format!("exit-then-term-{run}");
+        let started = start_job(
+            false,
+            "exit",
+            &job,
+            &[
+                ("PUSHGATEWAY_URL", &proxy.url),
+                ("PUSHGATEWAY_INTERVAL", "off"),
+            ],
+        );
+        let mut child = started.child;
+        std::thread::sleep(Duration::from_millis(200));
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(3), "run {run}: {status:?}");
+        assert_job_values(&gw.job(&job), "error", 3);
+    }
+}
+
+#[test]
+fn sigabrt_pushes_then_dies_by_sigabrt() {
+    assert_signal(libc::SIGABRT, "abrt");
+}
+
+/// `abort()`, a panic hook that panics itself (Rust aborts then, before any destructor runs),
+/// and a stack overflow (Rust aborts from its SIGSEGV handler, on the alternate signal stack):
+/// the abort waits for the final push, then goes on.
+#[test]
+fn an_abort_waits_for_the_final_push() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    for scenario in ["abort", "panicking-hook", "stack-overflow"] {
+        let (out, elapsed) = run_job(false, scenario, scenario, &[], &pairs(&env));
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{scenario}: {}",
+            stderr(&out)
+        );
+        assert!(elapsed < Duration::from_secs(5), "{scenario}: {elapsed:?}");
+        assert_job_values(&gw.job(scenario), "signal", 128 + libc::SIGABRT);
+    }
+}

@@ -365,3 +365,183 @@ fn a_huge_error_body_is_not_read() {
         );
     }
 }
+
+/// A token in a remote-write URL's query string and a password holding `/` and `#` show
+/// nowhere: not in errors, not in the logs (every line of the exporter and its HTTP client),
+/// not in the `target` label of the exporter's own metrics stored at the gateway. The request
+/// itself still carries the token.
+#[test]
+fn query_tokens_and_odd_passwords_show_nowhere() {
+    let gw = Pushgateway::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(async {
+        let receiver = MockServer::start().await;
+        Mock::given(path_regex("^/api/v1/write$"))
+            .respond_with(ResponseTemplate::new(401).set_body_string("bad token"))
+            .mount(&receiver)
+            .await;
+        receiver
+    });
+    let token = "tok-s3cret-9f2";
+    let rw_url = format!("{}/api/v1/write?access_token={token}", receiver.uri());
+    let (out, _) = run_job(
+        false,
+        "main",
+        "tokens",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &rw_url),
+            ("PUSHGATEWAY_SELF_METRICS", "true"),
+            ("PUSHGATEWAY_INTERVAL", "100ms"),
+            ("TEST_TRACING", "1"),
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let shown = format!("{}/api/v1/write?access_token=***", receiver.uri());
+    assert!(
+        err.contains(&format!("remote write {shown} answered 401")),
+        "{err}"
+    );
+    assert!(!err.contains(token), "the token is in the logs: {err}");
+    let group = gw.job("tokens");
+    let targets: Vec<String> = group
+        .samples("pushgateway_exporter_pushes_total")
+        .iter()
+        .map(|s| s["labels"]["target"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(targets.contains(&shown), "{targets:?} {:#}", group.0);
+    let stored = client()
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        !stored.contains(token),
+        "the token is stored at the gateway"
+    );
+    let requests = rt.block_on(receiver.received_requests()).unwrap();
+    assert!(!requests.is_empty());
+    assert!(requests
+        .iter()
+        .all(|r| r.url.query() == Some(&format!("access_token={token}")[..])));
+
+    // A password holding an unencoded `/` and `#` makes the URL invalid; the error hides it.
+    let (out, _) = run_job(
+        false,
+        "main",
+        "odd",
+        &[],
+        &[(
+            "PUSHGATEWAY_URL",
+            &format!("{},http://alice:se/cr#et@127.0.0.1:9", gw.url),
+        )],
+    );
+    let err = stderr(&out);
+    assert!(err.contains("alice:***@127.0.0.1:9"), "{err}");
+    for part in ["se/cr", "cr#et", "#et"] {
+        assert!(!err.contains(part), "{part} in {err}");
+    }
+}
+
+/// `Retry-After` is honoured: a wait past the deadline is not waited for (one attempt, and the
+/// line says why), a wait within it is (the retry comes no earlier).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_within_the_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/far$"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "3600"))
+        .mount(&server)
+        .await;
+    Mock::given(path_regex("^/metrics/job/near$"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path_regex("^/metrics/job/near$"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let env = [
+        ("PUSHGATEWAY_URL", server.uri()),
+        ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "3s".into()),
+        ("PUSHGATEWAY_INTERVAL", "off".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let (out, elapsed) = run_job(false, "shutdown", "far", &[], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains("answered 503 after 1 attempt(s)")
+            && stdout
+                .contains("it asked to retry after 3600s (Retry-After), past this push's deadline"),
+        "{stdout}"
+    );
+    assert!(elapsed < Duration::from_secs(2), "waited: {elapsed:?}");
+
+    let (out, elapsed) = run_job(false, "shutdown", "near", &[], &env);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok Some(200)\n");
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "retried before Retry-After: {elapsed:?}"
+    );
+    let near = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/metrics/job/near")
+        .count();
+    assert_eq!(near, 2);
+}
+
+/// A redirect is not followed and the line says where it pointed; a 413 says how big the body
+/// was and shows only the start of a long answer, on one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_and_oversized_bodies_are_explained_on_one_line() {
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/moved$"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("Location", "http://127.0.0.1:1/elsewhere?token=leak"),
+        )
+        .mount(&server)
+        .await;
+    let page = format!(
+        "<html>\n<h1>413 Request Entity Too Large</h1>\n{}</html>",
+        "x".repeat(5000)
+    );
+    Mock::given(path_regex("^/metrics/job/big$"))
+        .respond_with(ResponseTemplate::new(413).set_body_string(page))
+        .mount(&server)
+        .await;
+    let env = [
+        ("PUSHGATEWAY_URL", server.uri()),
+        ("PUSHGATEWAY_FORMAT", "text".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let (out, _) = run_job(false, "main", "moved", &[], &env);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("answered 307 after 1 attempt(s): a redirect to http://127.0.0.1:1/elsewhere?token=***, which is not followed"),
+        "{err}"
+    );
+    assert!(!err.contains("leak"), "{err}");
+
+    let (out, _) = run_job(false, "main", "big", &[], &env);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("answered 413 after 1 attempt(s): the body of "),
+        "{err}"
+    );
+    assert!(
+        err.contains("bytes is over the target's request size limit; <html> <h1>413 Request Entity Too Large</h1> xxx"),
+        "{err}"
+    );
+    assert!(err.len() < 700, "{} bytes: {err}", err.len());
+}

@@ -344,3 +344,120 @@ fn ci_grouping_labels_come_from_the_ci_environment() {
     with_commit.push(("ci_commit", "9fceb02d0ae598e95dc970b74767f19372d61af8"));
     assert!(gw.group(&with_commit).is_some(), "{:#?}", gw.groups());
 }
+
+/// Series the gateway refuses a whole body for are left out with one warning each; the body is
+/// accepted and every other value arrives exactly, in both exposition formats, on interval
+/// pushes and on the final push.
+#[test]
+fn series_the_gateway_would_refuse_are_left_out_and_everything_else_arrives() {
+    let gw = Pushgateway::start();
+    for format in ["text", "protobuf"] {
+        let job = format!("bad-series-{format}");
+        let (out, _) = run_job(
+            false,
+            "bad-series",
+            &job,
+            &[],
+            &[
+                ("PUSHGATEWAY_URL", &gw.url),
+                ("PUSHGATEWAY_FORMAT", format),
+                ("PUSHGATEWAY_INTERVAL", "50ms"),
+            ],
+        );
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("failed"), "{err}");
+        let group = gw.job(&job);
+        assert!(group.last_push_successful(), "{err}");
+        assert_job_values(&group, "success", 0);
+        // The good series beside the bad ones, and the one kept of each clash.
+        assert_eq!(group.value("tasks_total", &[("kind", "c")]), 4.0);
+        assert_eq!(group.samples("tasks_total").len(), 1, "{:#}", group.0);
+        assert_eq!(group.metric_type("workers"), "COUNTER");
+        assert_eq!(group.value("workers", &[]), 6.0);
+        assert_eq!(group.value("rows_read", &[("table", "t")]), 9.0);
+        assert_eq!(group.samples("rows_read").len(), 1);
+        assert!(!group.has("fetch_seconds"), "{:#}", group.0);
+        assert!(!group.has("record_seconds_count"), "{:#}", group.0);
+        // The lifecycle metric, not the job's histogram of the same name.
+        assert_eq!(group.metric_type("batch_job_duration_seconds"), "GAUGE");
+        // One warning per left-out series, however many pushes ran.
+        let warnings: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("is left out of every push"))
+            .collect();
+        let expected = [
+            "\"\" is left out of every push: its metric name is empty",
+            "tasks_total{__tenant=\"a\"} is left out of every push: label names starting with `__`",
+            "tasks_total{kind=\"a\",kind=\"b\"} is left out of every push: the label `kind` is \
+             given twice",
+            "workers is left out of every push: `workers` is recorded as a gauge and as a counter",
+            "batch_job_duration_seconds is left out of every push: `batch_job_duration_seconds` \
+             is the name of one of the exporter's own lifecycle metrics",
+            "rows_read{table=\"t\"} is left out of every push: it is the same series as another",
+            "fetch_seconds{le=\"x\"} is left out of every push: a histogram cannot have a label \
+             named `le`",
+            "record_seconds_count is left out of every push: `record_seconds_count` is also a \
+             series name of the histogram `record_seconds`",
+        ];
+        for e in expected {
+            assert_eq!(
+                warnings.iter().filter(|w| w.contains(e)).count(),
+                1,
+                "{e}\n{err}"
+            );
+        }
+        assert_eq!(warnings.len(), expected.len(), "{err}");
+    }
+}
+
+/// `PUSHGATEWAY_ALLOW` and `PUSHGATEWAY_DENY` decide what reaches the gateway; the lifecycle
+/// and the exporter's own metrics are filtered like any other name.
+#[test]
+fn allow_and_deny_lists_from_the_environment_filter_what_is_pushed() {
+    let gw = Pushgateway::start();
+    let (out, _) = run_job(
+        false,
+        "main",
+        "denied",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_DENY", "queue_*, pushgateway_exporter_*"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let group = gw.job("denied");
+    assert_eq!(group.value("records_total", &[]), 500.0);
+    assert_eq!(group.value("parse_errors_total", &[("kind", "json")]), 7.0);
+    assert!(group.has("batch_job_outcome"));
+    assert!(!group.has("queue_depth"), "{:#}", group.0);
+    assert!(
+        !group.has("pushgateway_exporter_pushes_total"),
+        "{:#}",
+        group.0
+    );
+
+    let (out, _) = run_job(
+        false,
+        "main",
+        "allowed",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_ALLOW", "*_total"),
+            ("PUSHGATEWAY_DENY", "pushgateway_exporter_*"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let group = gw.job("allowed");
+    let mut names: Vec<&String> = group
+        .0
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with("_total") || k.starts_with("batch_job") || *k == "queue_depth")
+        .collect();
+    names.sort();
+    assert_eq!(names, ["parse_errors_total", "records_total"]);
+}

@@ -361,10 +361,18 @@ fn other_4xx_answers_are_never_retried() {
         } else {
             ""
         };
+        // ... and says how big the body was.
+        let size = match stdout.find("the body of ") {
+            Some(at) if status == 413 => {
+                let rest = &stdout[at..];
+                format!("{}; ", &rest[..rest.find("limit").unwrap() + 5])
+            }
+            _ => String::new(),
+        };
         assert_eq!(
             stdout.lines().next().unwrap_or(""),
             format!(
-                "err status=Some({status}) remote write {url} answered {status} after 1 attempt(s): answer {status}{hint}"
+                "err status=Some({status}) remote write {url} answered {status} after 1 attempt(s): {size}answer {status}{hint}"
             ),
         );
         // The flush and the final push: one request each.

@@ -7,6 +7,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,10 +74,19 @@ fn gateway_down_at_exit_then_replay_delivers_every_value() {
     assert_eq!(out.status.code(), Some(0));
     assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
     let err = stderr(&out);
-    assert!(err.contains("final push failed"), "{err}");
-    assert!(err.contains("kept in the spool"), "{err}");
     let files = snapshots(&spool);
     assert_eq!(files.len(), 1, "{files:?}");
+    // One line: the failure, and where the snapshot is.
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("final push failed: "), "{err}");
+    assert!(
+        err.contains(&format!(
+            "; the snapshot is kept in the spool as {}, for the next process using this spool \
+             directory or for replay",
+            files[0].display()
+        )),
+        "{err}"
+    );
     assert_eq!(mode(&files[0]), 0o600);
     assert_eq!(mode(&spool), 0o700);
     println!("exited in {elapsed:?}; spooled {}", files[0].display());
@@ -345,9 +355,10 @@ fn the_spool_bound_drops_the_oldest_snapshot_with_a_warning() {
     }
     let files = snapshots(dir.path());
     assert_eq!(files.len(), 2, "{files:?}");
-    assert!(!kept[1].contains("over its bound"), "{}", kept[1]);
+    assert!(!kept[1].contains("bound"), "{}", kept[1]);
+    assert_eq!(kept[2].lines().count(), 1, "{}", kept[2]);
     assert!(
-        kept[2].contains("is over its bound: dropped"),
+        kept[2].contains("; to stay within its bound the spool dropped 1 older snapshot(s) ("),
         "{}",
         kept[2]
     );
@@ -555,4 +566,162 @@ fn a_snapshot_goes_only_to_its_own_gateway_and_only_to_a_group_path() {
     assert!(gw.groups().is_empty());
     assert!(!file.exists());
     assert!(snapshots(&spool).is_empty());
+}
+
+/// A snapshot whose preparation takes the whole shutdown timeout is not lost: nothing is sent,
+/// the snapshot is written to the spool (the exit waits for it, boundedly), the one line says
+/// why, and replay delivers every series.
+#[test]
+fn a_snapshot_prepared_past_the_deadline_is_spooled_not_lost() {
+    const SERIES: usize = 40_000;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let series = SERIES.to_string();
+    let (out, elapsed) = run_job(
+        false,
+        "series-1000",
+        "big",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+            // Far less than preparing 40,000 series takes.
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "10ms"),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("TEST_SERIES", &series),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // The deadline, the grace, and the wait for the spool (at least 1 s), with a margin.
+    assert!(
+        elapsed < Duration::from_millis(10 + 200 + 1000) + MARGIN,
+        "took {elapsed:?}"
+    );
+    let files = snapshots(dir.path());
+    assert_eq!(files.len(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("did not finish within 0.010s before anything was sent"),
+        "{err}"
+    );
+    assert!(
+        err.contains("did not finish within 0.010s before anything was sent; last error: ")
+            && err.contains(": preparing the snapshot of 400"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the snapshot is kept in the spool as"),
+        "{err}"
+    );
+
+    let gw = Pushgateway::start_on(port);
+    assert_eq!(replay(&url, spool), "1 sent, 0 kept, 0 rejected, 0 corrupt");
+    let group = gw.job("big");
+    assert_eq!(group.samples("bench_series_total").len(), SERIES);
+    assert_eq!(
+        group.value("bench_series_total", &[("series", "39999")]),
+        1.0
+    );
+    assert_eq!(group.value("batch_job_exit_code", &[]), 0.0);
+}
+
+/// A second SIGTERM during the final push to a silent gateway ends the process at once, by
+/// SIGTERM; with a spool the snapshot was written before it was sent, so nothing is lost.
+#[test]
+fn a_second_signal_during_the_final_push_loses_nothing_with_a_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let gw = Pushgateway::start();
+    let proxy = Proxy::start(gw.port, Fault::Blackhole);
+    let env = [
+        ("PUSHGATEWAY_URL", proxy.url.as_str()),
+        ("PUSHGATEWAY_SPOOL_DIR", spool),
+        ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "10s"),
+    ];
+    let job = start_job(false, "signal", "twice", &env);
+    let mut child = job.child;
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(500));
+    let second = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(
+        second.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        second.elapsed()
+    );
+    assert_eq!(snapshots(dir.path()).len(), 1);
+    assert!(gw.groups().is_empty());
+
+    proxy.set(Fault::Pass);
+    assert_eq!(
+        replay(&proxy.url, spool),
+        "1 sent, 0 kept, 0 rejected, 0 corrupt"
+    );
+    assert_job_values(&gw.job("twice"), "signal", 128 + libc::SIGTERM);
+}
+
+/// The final push's snapshot written ahead of it does not push other snapshots out of a full
+/// spool when the push then succeeds.
+#[test]
+fn a_successful_final_push_leaves_a_full_spool_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let mut env_down = env(&down, spool);
+    env_down.push(("TEST_SPOOL_MAX_FILES", "1"));
+    let (out, _) = run_job(false, "main", "earlier", &[], &env_down);
+    assert_eq!(out.status.code(), Some(0));
+    let kept = snapshots(dir.path());
+    assert_eq!(kept.len(), 1, "{}", stderr(&out));
+
+    let gw = Pushgateway::start();
+    let mut env_up = env(&gw.url, spool);
+    env_up.push(("TEST_SPOOL_MAX_FILES", "1"));
+    let (out, _) = run_job(false, "main", "later", &[], &env_up);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert_job_values(&gw.job("later"), "success", 0);
+    // The other gateway's snapshot is still there, and nothing else.
+    assert_eq!(snapshots(dir.path()), kept);
+}
+
+/// A failed interval push's snapshot stays in the spool when the final push is then refused
+/// for its content (400): the final push's copy written ahead is removed, nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_final_push_leaves_the_earlier_snapshot_in_the_spool() {
+    use wiremock::matchers::path_regex;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap().to_owned();
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path_regex("^/metrics/job/"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("inconsistent"))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let mut env = env(&uri, &spool);
+    // One attempt per interval push: the first one meets the 503 and is spooled.
+    env.extend([
+        ("PUSHGATEWAY_INTERVAL", "50ms"),
+        ("PUSHGATEWAY_PUSH_TIMEOUT", "10ms"),
+    ]);
+    let (out, _) = run_job(false, "final-is-last", "refused", &[], &env);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("answered 400"), "{err}");
+    let files = snapshots(dir.path());
+    assert_eq!(files.len(), 1, "{err}");
+    let text = String::from_utf8_lossy(&std::fs::read(&files[0]).unwrap()).into_owned();
+    assert!(text.contains("group /job/refused"), "{text}");
 }

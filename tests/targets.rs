@@ -247,3 +247,94 @@ fn a_gateway_and_a_textfile_both_get_every_push_and_a_bad_directory_fails_alone(
     );
     println!("both targets in {:?}", started.elapsed());
 }
+
+/// Each target with its own credentials, labels and filter, in one job: a Pushgateway with
+/// basic auth takes only `records_*` and the lifecycle metrics, with its label; a
+/// remote-write receiver (Prometheus) with other credentials takes everything but
+/// `records_total`, with its tenant label. The builder-wide credentials, which neither
+/// accepts, are not used.
+#[test]
+fn each_target_gets_its_own_credentials_labels_and_metrics() {
+    use common::prometheus::Prometheus;
+
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let hash = common::tls::bcrypt_hash("gw-pass");
+    std::fs::write(&web, format!("basic_auth_users:\n  gw-user: '{hash}'\n")).unwrap();
+    let reader = reqwest::blocking::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!(
+                    "Basic {}",
+                    base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        "gw-user:gw-pass"
+                    )
+                )
+                .parse()
+                .unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    let gw = Pushgateway::start_secured(&web, "http", reader);
+    let prometheus = Prometheus::start_with_basic_auth(None, "rw-user", "rw-pass");
+    let (out, _) = run_job(
+        false,
+        "per-target",
+        "tenants",
+        &[],
+        &[
+            ("TEST_GW_URL", &gw.url),
+            ("TEST_GW_USER", "gw-user"),
+            ("TEST_GW_PASS", "gw-pass"),
+            ("TEST_RW_URL", &prometheus.write_url()),
+            ("TEST_RW_USER", "rw-user"),
+            ("TEST_RW_PASS", "rw-pass"),
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err, "");
+
+    // The gateway: only what it allows, each series with its label.
+    let group = gw.job("tenants");
+    assert_eq!(group.value("records_total", &[("pipeline", "main")]), 500.0);
+    assert_eq!(
+        group.value(
+            "batch_job_outcome",
+            &[("outcome", "success"), ("pipeline", "main")]
+        ),
+        1.0
+    );
+    for denied in [
+        "parse_errors_total",
+        "queue_depth",
+        "record_seconds",
+        "pushgateway_exporter_pushes_total",
+    ] {
+        assert!(!group.has(denied), "{denied} at the gateway: {:#}", group.0);
+    }
+
+    // The receiver: everything but what it denies, each series with its tenant.
+    let wait = Duration::from_secs(10);
+    let series = prometheus.wait_for("parse_errors_total", wait);
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(series[0].0["tenant"], "team-a");
+    assert_eq!(series[0].0["job"], "tenants");
+    assert_eq!(series[0].1, 7.0);
+    assert_eq!(prometheus.value("queue_depth{tenant=\"team-a\"}"), 42.5);
+    assert_eq!(
+        prometheus.value("record_seconds_count{tenant=\"team-a\"}"),
+        3.0
+    );
+    assert_eq!(
+        prometheus.value("batch_job_outcome{outcome=\"success\",tenant=\"team-a\"}"),
+        1.0
+    );
+    assert!(prometheus.query("records_total").is_empty());
+    assert!(prometheus.query("{pipeline=\"main\"}").is_empty());
+}

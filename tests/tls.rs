@@ -245,10 +245,19 @@ fn pem_that_is_not_a_certificate_is_an_init_error() {
         &[],
         &[("PUSHGATEWAY_CA_FILE", bogus.to_str().unwrap())],
     );
-    assert_eq!(out.status.code(), Some(101), "install() returned an error");
+    assert_eq!(
+        out.status.code(),
+        Some(101),
+        "the configuration was refused"
+    );
     let err = stderr(&out);
+    // The error names the variable and the file.
     assert!(
-        err.contains("invalid TLS CA certificate: no -----BEGIN CERTIFICATE----- block found"),
+        err.contains(&format!(
+            "invalid value {:?} in environment variable PUSHGATEWAY_CA_FILE: no -----BEGIN \
+             CERTIFICATE----- block found",
+            bogus.to_str().unwrap()
+        )),
         "{err}"
     );
 

@@ -11,8 +11,10 @@ use reqwest::Url;
 
 use super::env::ENV_GROUPING;
 use super::{Auth, CiLabels, PushgatewayBuilder, Secret};
+use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
 use crate::sink::http::TlsConfig;
+use crate::snapshot::View;
 use crate::spool::Spool;
 use crate::target::{Target, TargetKind};
 use crate::InitError;
@@ -59,7 +61,7 @@ impl PushgatewayBuilder {
         let mut job = self.job.clone();
         let mut grouping = self.grouping.clone();
         for target in &self.targets {
-            let Target::Pushgateway(raw) = target else {
+            let (TargetKind::Pushgateway, Some(raw)) = (target.kind(), target.url()) else {
                 continue;
             };
             let conflict = |reason: String| InitError::InvalidUrl {
@@ -119,15 +121,17 @@ impl PushgatewayBuilder {
     }
 
     /// The checked URL of a target and what every request to it carries: headers (auth) and
-    /// TLS. Credentials in the URL are that target's basic auth, over the builder's.
-    /// `tls` is the checked TLS material ([`tls_config`](Self::tls_config)), shared by every
-    /// target.
+    /// TLS. Credentials in the URL are that target's basic auth, over the target's own and
+    /// the builder's; the target's headers come over the builder's. `tls` is the checked TLS
+    /// material ([`tls_config`](Self::tls_config)) of every target without TLS settings of
+    /// its own.
     pub(super) fn connection(
         &self,
-        raw: &str,
-        kind: TargetKind,
+        target: &Target,
         tls: &TlsConfig,
     ) -> Result<Connection, InitError> {
+        let kind = target.kind();
+        let raw = target.url().unwrap_or_default();
         let Endpoint {
             url: endpoint,
             auth: url_auth,
@@ -137,12 +141,122 @@ impl PushgatewayBuilder {
             url: redact_url(raw),
             reason,
         })?;
-        let auth = url_auth.or_else(|| self.auth.clone());
+        let own = &target.own;
+        // A target's own `Authorization` header is its authentication, over the builder's.
+        let own_authorization = own
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+        let auth = url_auth.or_else(|| own.auth.clone()).or_else(|| {
+            if own_authorization {
+                None
+            } else {
+                self.auth.clone()
+            }
+        });
+        // A header the target sets replaces the builder's of the same name.
+        let headers: Vec<(String, Secret)> = self
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                !own.headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            })
+            .chain(&own.headers)
+            .cloned()
+            .collect();
+        let tls = if own.ca_pem.is_empty() && own.client_identity.is_none() {
+            tls.clone()
+        } else {
+            let mut b = self.clone();
+            b.tls.ca_pem.extend_from_slice(&own.ca_pem);
+            if let Some((cert, key)) = &own.client_identity {
+                b.client_cert = Some(cert.clone());
+                b.client_key = Some(key.clone());
+            }
+            b.tls_config().map_err(|e| match e {
+                InitError::InvalidTls { what, reason } => InitError::InvalidTls {
+                    what,
+                    reason: format!("{reason} (the TLS settings of {kind} {})", redact_url(raw)),
+                },
+                other => other,
+            })?
+        };
         Ok(Connection {
-            headers: build_headers(auth.as_ref(), &self.headers)?,
-            tls: tls.clone(),
+            headers: build_headers(auth.as_ref(), &headers)?,
+            tls,
             credentials: auth.is_some(),
             endpoint,
+        })
+    }
+
+    /// A target's own labels and filter, checked: label names valid (for a Pushgateway not
+    /// the job or a grouping label, which the gateway would overwrite), patterns valid, a
+    /// push method only for a Pushgateway.
+    pub(super) fn view(
+        &self,
+        target: &Target,
+        grouping: &[(String, String)],
+    ) -> Result<View, InitError> {
+        let own = &target.own;
+        for (i, (name, _)) in own.labels.iter().enumerate() {
+            check_label_name(name).map_err(|reason| InitError::InvalidLabelName {
+                kind: "target",
+                name: name.clone(),
+                reason,
+            })?;
+            if own.labels[..i].iter().any(|(n, _)| n == name) {
+                return Err(InitError::DuplicateLabel {
+                    name: name.clone(),
+                    reason: "it is given twice as a label of one target",
+                });
+            }
+            let reserved = match name.as_str() {
+                "le" => Some("`le` is the label of a histogram's buckets"),
+                "outcome" if self.lifecycle_metrics => {
+                    Some("`outcome` is the label of the lifecycle metric batch_job_outcome")
+                }
+                _ => None,
+            };
+            if let Some(reason) = reserved {
+                return Err(InitError::InvalidLabelName {
+                    kind: "target",
+                    name: name.clone(),
+                    reason,
+                });
+            }
+            if target.kind() == TargetKind::Pushgateway
+                && (name == "job" || grouping.iter().any(|(n, _)| n == name))
+            {
+                return Err(InitError::DuplicateLabel {
+                    name: name.clone(),
+                    reason: "it is a label of a Pushgateway target and the job or a grouping \
+                             label, and the gateway would overwrite it with the grouping value",
+                });
+            }
+        }
+        for (setting, patterns) in [
+            ("allow", own.allow.as_deref().or(self.allow.as_deref())),
+            ("deny", Some(&own.deny[..])),
+            ("deny", Some(&self.deny[..])),
+        ] {
+            check_patterns(patterns.into_iter().flatten())
+                .map_err(|reason| InitError::InvalidSetting { setting, reason })?;
+        }
+        if own.method.is_some() && target.kind() != TargetKind::Pushgateway {
+            return Err(InitError::InvalidSetting {
+                setting: "Target::method",
+                reason: format!(
+                    "a push method is for a Pushgateway target, and this one is {}",
+                    target.kind()
+                ),
+            });
+        }
+        let deny: Vec<String> = self.deny.iter().chain(&own.deny).cloned().collect();
+        Ok(View {
+            labels: own.labels.clone(),
+            filter: Filter::new(own.allow.as_deref().or(self.allow.as_deref()), &deny),
         })
     }
 
@@ -188,39 +302,14 @@ impl PushgatewayBuilder {
     /// it in the form the HTTP client takes.
     #[cfg(feature = "tls")]
     pub(super) fn tls_config(&self) -> Result<TlsConfig, InitError> {
-        use rustls_pki_types::pem::PemObject as _;
-        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        let certs = |what: &'static str, pem: &[u8]| {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
-                .collect::<Result<_, _>>()
-                .map_err(|e| InitError::InvalidTls {
-                    what,
-                    reason: format!("not valid PEM: {e}"),
-                })?;
-            if certs.is_empty() {
-                return Err(InitError::InvalidTls {
-                    what,
-                    reason: "no -----BEGIN CERTIFICATE----- block found".into(),
-                });
-            }
-            Ok(certs)
-        };
+        let invalid = |what| move |reason| InitError::InvalidTls { what, reason };
         let mut tls = self.tls.clone();
         if !tls.ca_pem.is_empty() {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in certs("CA certificate", &tls.ca_pem)? {
-                roots.add(cert).map_err(|e| InitError::InvalidTls {
-                    what: "CA certificate",
-                    reason: e.to_string(),
-                })?;
-            }
+            check_ca_certificates(&tls.ca_pem).map_err(invalid("CA certificate"))?;
         }
         if let (Some(cert), Some(Secret(key))) = (&self.client_cert, &self.client_key) {
-            certs("client certificate", cert)?;
-            PrivateKeyDer::from_pem_slice(key).map_err(|e| InitError::InvalidTls {
-                what: "client key",
-                reason: format!("no PKCS#8, PKCS#1 or SEC1 private key found in PEM: {e}"),
-            })?;
+            check_certificates(cert).map_err(invalid("client certificate"))?;
+            check_private_key(key).map_err(invalid("client key"))?;
             let mut pem = key.clone();
             pem.push(b'\n');
             pem.extend_from_slice(cert);
@@ -274,19 +363,67 @@ pub(super) struct Connection {
 /// The warning for a configuration that exposes what is pushed, if any: credentials over
 /// plain http to a host that is not loopback, or certificate verification turned off.
 pub(super) fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) -> Option<String> {
+    let shown = crate::log::shown(url);
     if tls.accept_invalid_certs {
         return Some(format!(
-            "certificate verification is off for {url} (danger_accept_invalid_certs): anyone on \
+            "certificate verification is off for {shown} (danger_accept_invalid_certs): anyone on \
              the path can read and change what is pushed"
         ));
     }
     if credentials && url.scheme() == "http" && !is_loopback(url) {
         return Some(format!(
-            "credentials are sent over plain http to {url}, a host that is not loopback: \
+            "credentials are sent over plain http to {shown}, a host that is not loopback: \
              anyone on the path can read them; use https"
         ));
     }
     None
+}
+
+/// A bearer token is sent as `Authorization: Bearer <token>`: it must be a valid header value
+/// (visible ASCII, spaces and tabs; no line breaks or other control characters).
+pub(super) fn check_bearer_token(token: &str) -> Result<(), String> {
+    match HeaderValue::from_str(&format!("Bearer {token}")) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(
+            "the token holds characters not allowed in an HTTP header (line breaks \
+                       or other control characters)"
+                .into(),
+        ),
+    }
+}
+
+/// Every PEM block of `pem` parses and there is at least one certificate.
+#[cfg(feature = "tls")]
+pub(super) fn check_certificates(
+    pem: &[u8],
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no -----BEGIN CERTIFICATE----- block found".into());
+    }
+    Ok(certs)
+}
+
+/// [`check_certificates`], and each certificate can be a trust anchor (X.509 that parses).
+#[cfg(feature = "tls")]
+pub(super) fn check_ca_certificates(pem: &[u8]) -> Result<(), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in check_certificates(pem)? {
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// `pem` holds a private key.
+#[cfg(feature = "tls")]
+pub(super) fn check_private_key(pem: &[u8]) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::PrivateKeyDer::from_pem_slice(pem)
+        .map(drop)
+        .map_err(|e| format!("no PKCS#8, PKCS#1 or SEC1 private key found in PEM: {e}"))
 }
 
 pub(super) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {
@@ -487,6 +624,13 @@ pub(super) fn check_labels(
                     kind,
                     name: name.clone(),
                     reason: "the job label is the job name: set it with .job()",
+                });
+            }
+            if kind == "global" && name == "le" {
+                return Err(InitError::InvalidLabelName {
+                    kind,
+                    name: name.clone(),
+                    reason: "`le` is the label of a histogram's buckets",
                 });
             }
             if labels[..i].iter().any(|(n, _)| n == name) {

@@ -77,6 +77,21 @@ pub const ENV_FORMAT: &str = "PUSHGATEWAY_FORMAT";
 /// environment ([`PushgatewayBuilder::ci_grouping_labels`]); `commit` adds the commit too.
 pub const ENV_CI_LABELS: &str = "PUSHGATEWAY_CI_LABELS";
 
+/// Environment variable: metric-name patterns (`*` for any run of characters),
+/// comma-separated: only the metrics they match are pushed
+/// ([`PushgatewayBuilder::allow`]).
+pub const ENV_ALLOW: &str = "PUSHGATEWAY_ALLOW";
+
+/// Environment variable: metric-name patterns, comma-separated: the metrics they match are
+/// never pushed ([`PushgatewayBuilder::deny`]).
+pub const ENV_DENY: &str = "PUSHGATEWAY_DENY";
+
+/// Environment variable: `host:port` to serve `GET /metrics` on, for Prometheus to scrape
+/// ([`PushgatewayBuilder::listen`]), e.g. `0.0.0.0:9100`. With no push target configured
+/// (neither [`ENV_URL`], [`ENV_REMOTE_WRITE_URL`], [`ENV_TEXTFILE_DIR`] nor a target in code),
+/// the process is only scraped.
+pub const ENV_LISTEN: &str = "PUSHGATEWAY_LISTEN";
+
 /// The environment as a lookup function, read one variable at a time.
 struct Env<F>(F);
 
@@ -116,10 +131,14 @@ impl<F: Fn(&str) -> Option<OsString>> Env<F> {
         }
     }
 
-    /// The contents of the file named by `name`.
     /// The contents of the file named by `name`: a regular file of at most 1 MiB (checked
-    /// before it is opened: a FIFO would block, `/dev/zero` would never end).
-    fn file(&self, name: &'static str) -> Result<Option<Vec<u8>>, InitError> {
+    /// before it is opened: a FIFO would block, `/dev/zero` would never end) whose content
+    /// passes `check`; an error names the variable and the file.
+    fn file(
+        &self,
+        name: &'static str,
+        check: impl Fn(&[u8]) -> Result<(), String>,
+    ) -> Result<Option<Vec<u8>>, InitError> {
         const MAX: u64 = 1 << 20;
         self.parsed(name, |path| {
             let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
@@ -138,9 +157,31 @@ impl<F: Fn(&str) -> Option<OsString>> Env<F> {
                 &mut data,
             )
             .map_err(|e| format!("cannot read the file: {e}"))?;
+            check(&data)?;
             Ok(data)
         })
     }
+}
+
+/// Checks of PEM files named by the environment, so that an error names the variable and the
+/// file (the same checks run again at install for material given to the builder).
+#[cfg(feature = "tls")]
+mod pem {
+    pub(super) use super::super::check::{check_ca_certificates as ca, check_private_key as key};
+
+    pub(super) fn certificates(pem: &[u8]) -> Result<(), String> {
+        super::super::check::check_certificates(pem).map(drop)
+    }
+}
+
+/// Without TLS there is nothing to check: install refuses TLS material with its own error.
+#[cfg(not(feature = "tls"))]
+mod pem {
+    pub(super) fn ca(_: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+    pub(super) use ca as certificates;
+    pub(super) use ca as key;
 }
 
 fn invalid(var: &'static str, value: String, reason: impl Into<String>) -> InitError {
@@ -180,11 +221,22 @@ impl PushgatewayBuilder {
         })? {
             b.hostname_label = Some(name);
         }
+        if let Some(patterns) = env.parsed(ENV_ALLOW, parse_patterns)? {
+            b = b.allow(patterns);
+        }
+        if let Some(patterns) = env.parsed(ENV_DENY, parse_patterns)? {
+            b = b.deny(patterns);
+        }
         if let Some(format) = env.parsed(ENV_FORMAT, parse_format)? {
             b.format = format;
         }
         if let Some(n) = env.parsed(ENV_REMOTE_WRITE_MAX_SAMPLES, parse_max_samples)? {
             b.remote_write_max_samples = n;
+        }
+        if let Some(addr) = env.parsed(ENV_LISTEN, |text| {
+            crate::listen::check_addr(text).map(|()| text.to_owned())
+        })? {
+            b.listen = Some((addr, ENV_LISTEN));
         }
         if let Some(dir) = env.get(ENV_SPOOL_DIR, false)? {
             b.spool_dir = Some(dir.into());
@@ -271,12 +323,27 @@ fn ci_labels(text: &str) -> Result<Option<CiLabels>, String> {
         .map_err(|reason| format!("{reason}, or commit"))
 }
 
+/// Comma-separated metric-name patterns (blanks around them ignored).
+fn parse_patterns(text: &str) -> Result<Vec<String>, String> {
+    let patterns: Vec<String> = text.split(',').map(|p| p.trim().to_owned()).collect();
+    crate::filter::check_patterns(&patterns)?;
+    Ok(patterns)
+}
+
 /// Basic auth, a bearer token and headers (values and secrets never shown in errors).
 fn credentials<F: Fn(&str) -> Option<OsString>>(
     env: &Env<F>,
     mut b: PushgatewayBuilder,
 ) -> Result<PushgatewayBuilder, InitError> {
     match (env.get(ENV_USERNAME, false)?, env.get(ENV_PASSWORD, true)?) {
+        (Some(user), _) if user.contains(':') => {
+            return Err(invalid(
+                ENV_USERNAME,
+                user,
+                "a user name must not contain ':' (basic auth puts one between the user name \
+                 and the password)",
+            ))
+        }
         (Some(user), password) => b = b.basic_auth(user, password.unwrap_or_default()),
         (None, Some(_)) => {
             return Err(invalid(
@@ -288,6 +355,9 @@ fn credentials<F: Fn(&str) -> Option<OsString>>(
         (None, None) => {}
     }
     if let Some(token) = env.get(ENV_BEARER_TOKEN, true)? {
+        if let Err(reason) = super::check::check_bearer_token(&token) {
+            return Err(invalid(ENV_BEARER_TOKEN, "***".into(), reason));
+        }
         b = b.bearer_token(token);
     }
     if let Some(text) = env.get(ENV_HEADERS, true)? {
@@ -305,7 +375,7 @@ fn tls_files<F: Fn(&str) -> Option<OsString>>(
     env: &Env<F>,
     mut b: PushgatewayBuilder,
 ) -> Result<PushgatewayBuilder, InitError> {
-    if let Some(pem) = env.file(ENV_CA_FILE)? {
+    if let Some(pem) = env.file(ENV_CA_FILE, pem::ca)? {
         b.tls.ca_pem = pem;
     }
     let (cert, key) = (
@@ -314,8 +384,10 @@ fn tls_files<F: Fn(&str) -> Option<OsString>>(
     );
     match (cert, key) {
         (Some(_), Some(_)) => {
-            let cert = env.file(ENV_CLIENT_CERT_FILE)?.unwrap_or_default();
-            let key = env.file(ENV_CLIENT_KEY_FILE)?.unwrap_or_default();
+            let cert = env
+                .file(ENV_CLIENT_CERT_FILE, pem::certificates)?
+                .unwrap_or_default();
+            let key = env.file(ENV_CLIENT_KEY_FILE, pem::key)?.unwrap_or_default();
             Ok(b.client_identity(cert, key))
         }
         (Some(cert), None) => Err(invalid(

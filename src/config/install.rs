@@ -2,7 +2,7 @@
 //! per target, the exit paths' hooks and the guard; and `replay()`, which installs nothing.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::check::{check_buckets, check_duration, check_labels, insecure_warning, Connection};
 use super::env::ENV_SPOOL_DIR;
@@ -20,6 +20,7 @@ use crate::sink::replay::Destination;
 use crate::sink::replay::ReplayReport;
 use crate::sink::textfile::TextfileSink;
 use crate::sink::Sink;
+use crate::snapshot::View;
 use crate::spool::Spool;
 use crate::target::{Target, TargetKind};
 use crate::InitError;
@@ -35,26 +36,42 @@ impl PushgatewayBuilder {
     /// # Errors
     ///
     /// [`InitError`] when a setting is invalid (URL, job, label names, timeouts, headers,
-    /// buckets), a recorder is already installed in this process, or a thread cannot be
-    /// started. Nothing is installed when a setting is invalid.
+    /// buckets), the [`listen`](Self::listen) address cannot be bound
+    /// ([`InitError::Listen`]), a recorder is already installed in this process, or a thread
+    /// cannot be started. Nothing is installed when a setting is invalid.
     pub fn install(mut self) -> Result<PushGuard, InitError> {
-        if self.targets.is_empty() {
+        if self.targets.is_empty() && self.listen.is_none() {
             self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
         }
         let planned = self.plan()?;
+        // Bound after every check and before anything starts: a taken port leaves the process
+        // as it was.
+        let bound = match &self.listen {
+            Some((addr, setting)) => Some(crate::listen::bind(addr, setting)?),
+            None => None,
+        };
         let registry = Arc::new(Registry::new(
             &self.buckets,
             &self.buckets_for_metric,
             &self.global,
         ));
-        let renderer = Arc::new(Renderer {
-            registry: Arc::clone(&registry),
-            lifecycle: self.lifecycle_metrics.then(Lifecycle::start),
-        });
+        let renderer = Arc::new(Renderer::new(
+            Arc::clone(&registry),
+            self.lifecycle_metrics.then(Lifecycle::start),
+        ));
         let pushers = if self.enabled {
             self.start(planned, &renderer)?
         } else {
             Vec::new()
+        };
+        let listener = match bound {
+            Some(bound) => Some(bound.start(Arc::clone(&renderer)).map_err(|source| {
+                InitError::FailedToSpawn {
+                    what: "metrics listener",
+                    source,
+                }
+            })?),
+            None => None,
         };
         // Installed only after the pushers started: a failure above leaves the process as it
         // was. (If this fails, the pusher threads end when `pushers` drops.)
@@ -69,6 +86,8 @@ impl PushgatewayBuilder {
                 exiting_by_signal: AtomicBool::new(false),
                 pid: std::process::id(),
                 fork_reported: AtomicBool::new(false),
+                final_push: crate::guard::FinalPush::default(),
+                listener: Mutex::new(listener),
             }),
         };
         // The recorder above was the first, so this is the first handle too.
@@ -166,13 +185,14 @@ impl PushgatewayBuilder {
         spool: &mut Option<Spool>,
         rw_spool: &mut Option<Spool>,
     ) -> Result<(Planned, Option<String>), InitError> {
-        Ok(match target {
-            Target::Pushgateway(raw) => {
-                let c = self.connection(raw, TargetKind::Pushgateway, tls)?;
+        let view = self.view(target, &id.grouping)?;
+        Ok(match target.kind() {
+            TargetKind::Pushgateway => {
+                let c = self.connection(target, tls)?;
                 let group_url = url_for(&c.endpoint, &id.group);
                 let warning = insecure_warning(&group_url, c.credentials, &c.tls);
                 let settings = Settings {
-                    method: self.method,
+                    method: target.own.method.unwrap_or(self.method),
                     gzip: self.compression == Compression::Gzip,
                     protobuf: self.format == ExpositionFormat::Protobuf,
                     lifecycle: self.lifecycle_metrics,
@@ -186,10 +206,10 @@ impl PushgatewayBuilder {
                     c.tls,
                     spool.take(),
                 );
-                (planned(sink), warning)
+                (planned(sink, view), warning)
             }
-            Target::RemoteWrite(raw) => {
-                let c = self.connection(raw, TargetKind::RemoteWrite, tls)?;
+            TargetKind::RemoteWrite => {
+                let c = self.connection(target, tls)?;
                 let warning = insecure_warning(&c.endpoint, c.credentials, &c.tls);
                 let sink = RemoteWriteSink::new(
                     c.endpoint,
@@ -203,17 +223,19 @@ impl PushgatewayBuilder {
                         push_timeout: self.push_timeout,
                     },
                 );
-                (planned(sink), warning)
+                (planned(sink, view), warning)
             }
-            Target::Textfile(dir) => {
+            TargetKind::Textfile => {
+                let dir = target.dir().unwrap_or(std::path::Path::new(""));
                 if dir.as_os_str().is_empty() {
                     return Err(InitError::InvalidSetting {
                         setting: "textfile",
                         reason: "the directory must not be empty".into(),
                     });
                 }
-                let sink = TextfileSink::new(dir.clone(), id.file_name.clone(), id.labels.clone());
-                (planned(sink), None)
+                let sink =
+                    TextfileSink::new(dir.to_owned(), id.file_name.clone(), id.labels.clone());
+                (planned(sink, view), None)
             }
         })
     }
@@ -235,6 +257,7 @@ impl PushgatewayBuilder {
                 push_timeout: self.push_timeout,
                 delete_on_shutdown: self.delete_on_shutdown,
                 renderer: Arc::clone(renderer),
+                view: View::default(),
                 thread_name: match i {
                     0 => "pushgateway-pusher".to_owned(),
                     i => format!("pushgateway-pusher-{}", i + 1),
@@ -274,15 +297,12 @@ impl PushgatewayBuilder {
             let Some(target) = self.targets.iter().find(|t| t.kind() == kind) else {
                 continue;
             };
-            let (Target::Pushgateway(raw) | Target::RemoteWrite(raw)) = target else {
-                continue;
-            };
             let Connection {
                 endpoint,
                 headers,
                 tls,
                 credentials,
-            } = self.connection(raw, kind, &tls)?;
+            } = self.connection(target, &tls)?;
             if let Some(warning) = insecure_warning(&endpoint, credentials, &tls) {
                 crate::log::warn(&warning);
             }
@@ -342,6 +362,8 @@ struct Identity {
     labels: Vec<(String, String)>,
     /// The file name (textfile).
     file_name: String,
+    /// The grouping labels.
+    grouping: Vec<(String, String)>,
 }
 
 impl Identity {
@@ -350,8 +372,9 @@ impl Identity {
             group: group_path(&job, &grouping),
             file_name: crate::sink::textfile::file_name(&job, &grouping),
             labels: std::iter::once(("job".to_owned(), job))
-                .chain(grouping)
+                .chain(grouping.iter().cloned())
                 .collect(),
+            grouping,
         }
     }
 }
@@ -359,10 +382,17 @@ impl Identity {
 /// A checked target, ready for its pusher thread: starts it and returns the channel to it.
 type Planned = Box<dyn FnOnce(PusherConfig) -> std::io::Result<TargetPusher>>;
 
-fn planned<S: Sink + Send + 'static>(sink: S) -> Planned {
-    Box::new(move |config| {
+fn planned<S: Sink + Send + 'static>(sink: S, view: View) -> Planned {
+    Box::new(move |mut config| {
+        config.view = view;
         let (kind, location) = (sink.kind(), sink.location().to_owned());
+        let keeps_failed = sink.keeps_failed();
         let tx = crate::pusher::spawn(sink, config)?;
-        Ok(TargetPusher { tx, kind, location })
+        Ok(TargetPusher {
+            tx,
+            kind,
+            location,
+            keeps_failed,
+        })
     })
 }

@@ -18,8 +18,7 @@ use crate::registry::Matcher;
 use crate::sink::http::TlsConfig;
 use crate::sink::remote_write::DEFAULT_REMOTE_WRITE_MAX_SAMPLES;
 use crate::spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
-use crate::target::PushMethod;
-use crate::target::Target;
+use crate::target::{Auth, PushMethod, Secret, Target};
 use crate::InitError;
 
 /// The endpoint used when none is configured: a Pushgateway on this host, default port.
@@ -62,22 +61,6 @@ enum CiLabels {
     WithCommit,
 }
 
-/// A secret that never shows in `Debug` output.
-#[derive(Clone)]
-struct Secret<T = String>(T);
-
-impl<T> std::fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-#[derive(Clone, Debug)]
-enum Auth {
-    Basic { username: String, password: Secret },
-    Bearer(Secret),
-}
-
 /// Configures and installs the exporter.
 ///
 /// Ends in [`install`](Self::install), which installs the global `metrics` recorder, starts
@@ -109,6 +92,7 @@ enum Auth {
 /// | [`delete_on_shutdown`](Self::delete_on_shutdown) | off | |
 /// | [`buckets`](Self::buckets) | [`DEFAULT_BUCKETS`] | |
 /// | [`enabled`](Self::enabled) | on | `PUSHGATEWAY_DISABLED=1` turns it off |
+/// | [`listen`](Self::listen) | none: not scraped | `PUSHGATEWAY_LISTEN=host:port` |
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -141,6 +125,8 @@ pub struct PushgatewayBuilder {
     shutdown_timeout: Duration,
     auth: Option<Auth>,
     headers: Vec<(String, Secret)>,
+    allow: Option<Vec<String>>,
+    deny: Vec<String>,
     method: PushMethod,
     compression: Compression,
     format: ExpositionFormat,
@@ -160,6 +146,8 @@ pub struct PushgatewayBuilder {
     spool_max_files: usize,
     spool_max_bytes: u64,
     remote_write_max_samples: usize,
+    /// The listener's address, and the setting or variable that gave it.
+    listen: Option<(String, &'static str)>,
 }
 
 impl std::fmt::Debug for PushgatewayBuilder {
@@ -174,6 +162,8 @@ impl std::fmt::Debug for PushgatewayBuilder {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("auth", &self.auth)
             .field("headers", &self.headers)
+            .field("allow", &self.allow)
+            .field("deny", &self.deny)
             .field("method", &self.method)
             .field("compression", &self.compression)
             .field("format", &self.format)
@@ -191,6 +181,7 @@ impl std::fmt::Debug for PushgatewayBuilder {
             .field("spool_max_files", &self.spool_max_files)
             .field("spool_max_bytes", &self.spool_max_bytes)
             .field("remote_write_max_samples", &self.remote_write_max_samples)
+            .field("listen", &self.listen.as_ref().map(|(addr, _)| addr))
             .finish_non_exhaustive()
     }
 }
@@ -227,7 +218,8 @@ impl PushgatewayBuilder {
     /// down neither delays nor fails the others.
     ///
     /// Nothing is checked until [`install`](Self::install). With no target at all, the
-    /// default gateway ([`DEFAULT_ENDPOINT`]) is pushed to.
+    /// default gateway ([`DEFAULT_ENDPOINT`]) is pushed to, unless a
+    /// [`listen`](Self::listen) address is set: then the process is only scraped.
     pub fn with_targets(targets: impl IntoIterator<Item = Target>) -> Self {
         PushgatewayBuilder {
             targets: targets.into_iter().collect(),
@@ -239,6 +231,8 @@ impl PushgatewayBuilder {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             auth: None,
             headers: Vec::new(),
+            allow: None,
+            deny: Vec::new(),
             method: PushMethod::Put,
             compression: Compression::None,
             format: ExpositionFormat::Protobuf,
@@ -258,14 +252,16 @@ impl PushgatewayBuilder {
             spool_max_files: DEFAULT_SPOOL_MAX_FILES,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             remote_write_max_samples: DEFAULT_REMOTE_WRITE_MAX_SAMPLES,
+            listen: None,
         }
     }
 
     /// A builder configured from the environment variables in the table above
     /// ([`ENV_URL`] and the other `ENV_*` constants); unset or empty variables keep the
     /// defaults. Targets added in code come on top of those of the environment; the default
-    /// gateway is used only when neither sets any (so
-    /// `from_env()?.remote_write(url)` pushes to `url` alone).
+    /// gateway is used only when neither sets any and no listener is set (so
+    /// `from_env()?.remote_write(url)` pushes to `url` alone, and `PUSHGATEWAY_LISTEN` alone
+    /// makes a process that is only scraped).
     ///
     /// # Errors
     ///
@@ -285,6 +281,31 @@ impl PushgatewayBuilder {
     /// Adds a target to those configured.
     pub fn add_target(mut self, target: Target) -> Self {
         self.targets.push(target);
+        self
+    }
+
+    /// Serves `GET /metrics` on `addr` (`host:port`, e.g. `0.0.0.0:9100`; port 0 lets the
+    /// system choose, see [`PushHandle::listen_addr`](crate::PushHandle::listen_addr)) for
+    /// Prometheus to scrape, from the same registry the pushes send: one binary can be a
+    /// scraped service and a pushing job at once, or only scraped (with no push target
+    /// configured, nothing is pushed). Also `PUSHGATEWAY_LISTEN`.
+    ///
+    /// The body is the text format 0.0.4, or delimited protobuf `MetricFamily` messages when
+    /// the scraper's `Accept` header prefers them (Prometheus with its protobuf scrape
+    /// feature), negotiated as client_golang's `promhttp` does. Another path is answered 404,
+    /// another method than `GET` or `HEAD` 405. The batch-job lifecycle metrics
+    /// (`batch_job_*`, see [`lifecycle`](crate::lifecycle)) are not served: they describe a
+    /// pushed run and belong to its group at the gateway, and a scraper has `up` and its own
+    /// timestamps for what they would say; the exporter's own metrics are served.
+    ///
+    /// The address is bound at [`install`](Self::install) (a taken port is an
+    /// [`InitError::Listen`] naming the address and the setting); the listener runs on a thread
+    /// of its own with its own runtime, never the caller's, serves at most 32 connections at
+    /// once, reads at most 16 KiB of request headers and no request body, and closes with the
+    /// final push (the guard's drop, [`exit`](crate::exit), a signal): the port is free once
+    /// the final push has returned. Plain HTTP only; put a reverse proxy in front for TLS.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Some((addr.into(), "PushgatewayBuilder::listen"));
         self
     }
 
@@ -421,6 +442,26 @@ impl PushgatewayBuilder {
     /// treated as secrets: never logged or shown by `Debug`.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), Secret(value.into())));
+        self
+    }
+
+    /// Only the metrics whose names (as sent) match one of `patterns` (`*` for any run of
+    /// characters) are pushed, to every target without an allow list of its own
+    /// ([`Target::allow`]). Recording is unaffected. The lifecycle and the exporter's own
+    /// metrics are filtered like any other: allow `batch_job_*` to keep the lifecycle
+    /// metrics. Environment: `PUSHGATEWAY_ALLOW` (comma-separated).
+    ///
+    /// Patterns are checked at install: metric-name characters and `*` only.
+    pub fn allow<S: Into<String>>(mut self, patterns: impl IntoIterator<Item = S>) -> Self {
+        self.allow = Some(patterns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The metrics whose names (as sent) match one of `patterns` are never pushed, to any
+    /// target (a target's own [`Target::deny`] adds to this list; a deny wins over an allow).
+    /// Environment: `PUSHGATEWAY_DENY` (comma-separated).
+    pub fn deny<S: Into<String>>(mut self, patterns: impl IntoIterator<Item = S>) -> Self {
+        self.deny.extend(patterns.into_iter().map(Into::into));
         self
     }
 

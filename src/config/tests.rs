@@ -205,6 +205,10 @@ fn the_default_gateway_only_without_any_target() {
     );
     let b = env(&[]).unwrap().textfile("/tmp");
     assert_eq!(b.targets, [Target::textfile("/tmp")]);
+    // A listener alone: only scraped.
+    let b = env(&[(ENV_LISTEN, "127.0.0.1:0")]).unwrap();
+    assert!(b.targets.is_empty());
+    assert_eq!(b.listen, Some(("127.0.0.1:0".into(), ENV_LISTEN)));
 }
 
 #[test]
@@ -421,6 +425,10 @@ fn bad_environment_names_variable_and_value() {
         (&[(ENV_GROUPING, "instance")], "PUSHGATEWAY_GROUPING"),
         (&[(ENV_GROUPING, "a-b=1")], "PUSHGATEWAY_GROUPING"),
         (&[(ENV_DISABLED, "maybe")], "PUSHGATEWAY_DISABLED"),
+        (
+            &[(ENV_LISTEN, "9100")],
+            "\"9100\" in environment variable PUSHGATEWAY_LISTEN: expected host:port",
+        ),
         (&[(ENV_PASSWORD, "hunter2")], "PUSHGATEWAY_PASSWORD"),
         (
             &[(ENV_CA_FILE, "/nonexistent/ca.pem")],
@@ -562,7 +570,7 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    const VARS: [&str; 14] = [
+    const VARS: [&str; 15] = [
         ENV_URL,
         ENV_USERNAME,
         ENV_PASSWORD,
@@ -575,6 +583,7 @@ mod properties {
         ENV_SELF_METRICS,
         ENV_CI_LABELS,
         ENV_SPOOL_DIR,
+        ENV_LISTEN,
         ENV_CLIENT_CERT_FILE,
         ENV_CLIENT_KEY_FILE,
     ];
@@ -789,4 +798,172 @@ fn remote_write_max_samples_from_the_environment_and_its_range() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn credential_and_pem_errors_name_their_variable_and_file() {
+    let err = env(&[(ENV_USERNAME, "ci:bot"), (ENV_PASSWORD, "pw")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid value \"ci:bot\" in environment variable PUSHGATEWAY_USERNAME: a user name must not contain ':' (basic auth puts one \
+         between the user name and the password)"
+    );
+    let err = env(&[(ENV_BEARER_TOKEN, "abc\r\nX-Injected: 1")]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "invalid value \"***\" in environment variable PUSHGATEWAY_BEARER_TOKEN: the token \
+             holds"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("abc"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.der");
+    std::fs::write(&not_pem, [0x30, 0x82, 0x01, 0x0a]).unwrap();
+    let path = not_pem.display().to_string();
+    let err = env(&[(ENV_CA_FILE, &path)]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid value {path:?} in environment variable {ENV_CA_FILE}: no -----BEGIN \
+             CERTIFICATE----- block found"
+        )
+    );
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "not a key").unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let (key, cert) = (key.display().to_string(), cert.display().to_string());
+    let err = env(&[(ENV_CLIENT_CERT_FILE, &cert), (ENV_CLIENT_KEY_FILE, &key)]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "invalid value {key:?} in environment variable {ENV_CLIENT_KEY_FILE}: no PKCS#8"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_targets_own_settings_come_over_the_builders() {
+    let b = PushgatewayBuilder::new("http://gw:9091")
+        .job("j")
+        .basic_auth("all", "pw")
+        .header("X-Team", "core")
+        .header("X-Keep", "1")
+        .allow(["app_*"])
+        .deny(["app_debug_*"]);
+    let tls = b.tls_config().unwrap();
+    let own = Target::remote_write("http://rw:9009/api/v1/push")
+        .bearer_token("t0ken")
+        .header("X-Team", "team-a")
+        .header("X-Scope-OrgID", "team-a")
+        .deny(["app_slow_*"]);
+    let c = b.connection(&own, &tls).unwrap();
+    assert_eq!(c.headers["authorization"], "Bearer t0ken");
+    assert_eq!(c.headers["x-team"], "team-a");
+    assert_eq!(c.headers["x-keep"], "1");
+    assert_eq!(c.headers["x-scope-orgid"], "team-a");
+    let view = b.view(&own, &[]).unwrap();
+    assert!(view.filter.allows("app_rows_total"));
+    assert!(
+        !view.filter.allows("app_debug_bytes"),
+        "the builder's deny applies"
+    );
+    assert!(
+        !view.filter.allows("app_slow_seconds"),
+        "the target's deny adds to it"
+    );
+    assert!(
+        !view.filter.allows("other_total"),
+        "the builder's allow applies"
+    );
+    let own_allow = Target::remote_write("http://rw:9009/api/v1/push").allow(["other_*"]);
+    let view = b.view(&own_allow, &[]).unwrap();
+    assert!(view.filter.allows("other_total") && !view.filter.allows("app_rows_total"));
+
+    // A target with nothing of its own inherits everything.
+    let plain = Target::pushgateway("http://gw2:9091");
+    let c = b.connection(&plain, &tls).unwrap();
+    assert!(c.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic "));
+    assert_eq!(c.headers["x-team"], "core");
+    // A target's own Authorization header wins over the builder's authentication.
+    let own_header = Target::remote_write("http://rw:9009").header("Authorization", "Token abc");
+    let c = b.connection(&own_header, &tls).unwrap();
+    assert_eq!(c.headers["authorization"], "Token abc");
+    assert_eq!(c.headers.get_all("authorization").iter().count(), 1);
+    // Credentials in the URL win over the target's own.
+    let in_url = Target::pushgateway("http://u:p@gw3:9091").bearer_token("t");
+    let c = b.connection(&in_url, &tls).unwrap();
+    assert_eq!(c.headers["authorization"], "Basic dTpw");
+}
+
+#[test]
+fn a_targets_own_settings_are_checked() {
+    let b = PushgatewayBuilder::new("http://gw:9091").job("j");
+    let grouping = [("instance".to_owned(), "a".to_owned())];
+    let err = |t: Target| b.view(&t, &grouping).unwrap_err().to_string();
+    assert!(err(Target::pushgateway("http://gw").label("instance", "x"))
+        .contains("the gateway would overwrite it"));
+    assert!(err(Target::pushgateway("http://gw").label("job", "x"))
+        .contains("the gateway would overwrite it"));
+    assert!(err(Target::remote_write("http://rw").label("1x", "x")).contains("\"1x\""));
+    assert!(err(Target::remote_write("http://rw").label("le", "x")).contains("histogram"));
+    assert!(err(Target::remote_write("http://rw").label("outcome", "x")).contains("lifecycle"));
+    let global_le = PushgatewayBuilder::new("http://gw")
+        .job("j")
+        .global_label("le", "1");
+    assert!(global_le
+        .install()
+        .unwrap_err()
+        .to_string()
+        .contains("`le` is the label of a histogram's buckets"));
+    assert!(
+        err(Target::remote_write("http://rw").method(PushMethod::Post))
+            .contains("a push method is for a Pushgateway target, and this one is remote write")
+    );
+    assert!(err(Target::textfile("/tmp").allow(["a.b"])).contains("holds '.'"));
+    // The same label on a remote-write target is fine: it is a series label there.
+    assert!(b
+        .view(
+            &Target::remote_write("http://rw").label("instance", "x"),
+            &grouping
+        )
+        .is_ok());
+    // Secrets never show in Debug.
+    let shown = format!(
+        "{:?}",
+        Target::remote_write("http://rw/?token=abc")
+            .bearer_token("s3cret")
+            .header("X-Key", "k3y")
+            .client_identity("cert", "private-key")
+    );
+    for secret in ["s3cret", "k3y", "private-key", "abc"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("auth: \"bearer\"") && shown.contains("headers: [\"X-Key\"]"));
+}
+
+#[test]
+fn allow_and_deny_come_from_the_environment() {
+    let b = env(&[(ENV_ALLOW, "app_*, batch_job_*"), (ENV_DENY, "app_debug_*")])
+        .unwrap()
+        .job("j");
+    let view = b.view(&Target::pushgateway("http://gw"), &[]).unwrap();
+    assert!(view.filter.allows("app_rows") && view.filter.allows("batch_job_outcome"));
+    assert!(!view.filter.allows("app_debug_x") && !view.filter.allows("other"));
+    let err = env(&[(ENV_DENY, "a,,b")]).unwrap_err().to_string();
+    assert!(
+        err.contains("PUSHGATEWAY_DENY") && err.contains("an empty pattern"),
+        "{err}"
+    );
 }

@@ -1,10 +1,11 @@
 //! Unix: a listener thread for SIGTERM, SIGINT and SIGHUP (through `signal-hook`, so that no
-//! work is done inside a signal handler).
+//! work is done inside a signal handler), and for SIGABRT, whose handler holds an `abort()`
+//! back until the final push is made.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGABRT, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::SignalHandling;
@@ -29,10 +30,7 @@ fn is_ignored(signal: i32) -> bool {
 }
 
 pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Result<()> {
-    let signals: Vec<i32> = SIGNALS.into_iter().filter(|s| !is_ignored(*s)).collect();
-    if signals.is_empty() {
-        return Ok(());
-    }
+    let mut signals: Vec<i32> = SIGNALS.into_iter().filter(|s| !is_ignored(*s)).collect();
     if mode == SignalHandling::PushAndExit {
         for &signal in &signals {
             // Registered first, so it sees the flag as the previous signal left it: a second
@@ -42,24 +40,101 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
             signal_hook::flag::register(signal, again)?;
         }
     }
-    let mut signals = Signals::new(&signals)?;
+    signals.push(SIGABRT);
+    let mut iterator = Signals::new(&signals)?;
+    hold_aborts(&handle)?;
     std::thread::Builder::new()
         .name("pushgateway-signals".into())
         .spawn(move || {
-            for signal in signals.forever() {
+            super::exporter_thread();
+            for signal in iterator.forever() {
+                if signal == SIGABRT {
+                    // The aborting thread waits in `hold_aborts`' handler for this push, then
+                    // ends the process itself.
+                    handle.final_push(Outcome::Signal(signal), None);
+                    ABORT_PUSHED.store(true, Ordering::SeqCst);
+                    continue;
+                }
                 if mode == SignalHandling::PushAndContinue {
                     if let Err(e) = handle.flush() {
                         report(&format!("push on signal {signal} failed: {e}"));
                     }
                     continue;
                 }
-                handle.mark_exiting_by_signal();
-                handle.final_push(Outcome::Signal(signal), None);
+                if !handle.final_push_done() && !handle.final_push(Outcome::Signal(signal), None) {
+                    // The process was already ending on another path (`exit`, the guard, a
+                    // panic), whose final push this waited for: that path ends it with its own
+                    // status. Should the process still be here after a grace, the signal ends
+                    // it. (A second signal ends it at once.)
+                    std::thread::sleep(super::STAND_DOWN);
+                }
                 // Resets the default action and raises the signal again.
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
                 std::process::exit(128 + signal);
             }
         })?;
+    Ok(())
+}
+
+/// Set by the listener once the final push for a SIGABRT is done.
+static ABORT_PUSHED: AtomicBool = AtomicBool::new(false);
+
+/// The process that installed the exporter: in a forked child there is no listener to wait
+/// for.
+static ABORT_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Blocks SIGABRT in the calling thread (the listener and the pusher threads), so that a
+/// SIGABRT sent to the process is handled on a thread the final push does not need. An
+/// `abort()` on this thread still goes through: it unblocks the signal first.
+pub(crate) fn keep_aborts_away() {
+    // SAFETY: a sigset_t initialised by sigemptyset, then used by pthread_sigmask with a null
+    // old set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, SIGABRT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// How long an abort waits for the final push at most, in 10 ms steps.
+static ABORT_STEPS: AtomicU64 = AtomicU64::new(0);
+
+/// Makes `abort()` wait for the final push: a panic hook that panics (Rust aborts then, before
+/// any destructor or later hook runs), `std::process::abort`, a C library's `abort()`, a
+/// SIGABRT sent to the process. The handler runs on the aborting thread and only sleeps until
+/// the listener thread has pushed (at most the shutdown timeout, the 200 ms grace and the
+/// spool's wait), then ends the process by SIGABRT's default action on that thread, as the
+/// abort would have (core dump included). On the exporter's own threads, and in a forked
+/// child, it does not wait: nobody would push.
+fn hold_aborts(handle: &PushHandle) -> std::io::Result<()> {
+    let limit = handle.final_push_limit();
+    ABORT_STEPS.store((limit.as_millis() / 10) as u64 + 1, Ordering::SeqCst);
+    ABORT_PID.store(std::process::id(), Ordering::SeqCst);
+    let action = || {
+        // Only atomics, a constant-initialised thread-local flag, getpid, nanosleep and
+        // signal-hook's default-action emulation (sigaction, sigprocmask, raise): all
+        // async-signal-safe.
+        // SAFETY: getpid has no preconditions.
+        let forked = unsafe { libc::getpid() } as u32 != ABORT_PID.load(Ordering::SeqCst);
+        if !forked && !super::is_exporter_thread() {
+            let steps = ABORT_STEPS.load(Ordering::SeqCst);
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
+            };
+            for _ in 0..steps {
+                if ABORT_PUSHED.load(Ordering::SeqCst) {
+                    break;
+                }
+                // SAFETY: nanosleep with a valid timespec and a null remainder.
+                unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+            }
+        }
+        let _ = signal_hook::low_level::emulate_default_handler(SIGABRT);
+    };
+    // SAFETY: the action only does what is listed above, all async-signal-safe.
+    unsafe { signal_hook::low_level::register(SIGABRT, action) }?;
     Ok(())
 }
 

@@ -62,11 +62,18 @@ fn handle_event(event: u32) -> BOOL {
         // Handled: the application ends itself.
         return TRUE;
     }
-    handle.mark_exiting_by_signal();
-    handle.final_push(
-        Outcome::Signal(event as i32),
-        closing.then_some(CLOSING_BUDGET),
-    );
+    if !handle.final_push_done()
+        && !handle.final_push(
+            Outcome::Signal(event as i32),
+            closing.then_some(CLOSING_BUDGET),
+        )
+        && !closing
+    {
+        // The process was already ending on another path, whose final push this waited for:
+        // that path ends it with its own status. Should the process still be here after a
+        // grace, the default handling ends it.
+        std::thread::sleep(super::STAND_DOWN);
+    }
     // The default handling follows: the process ends as it would have without the exporter.
     FALSE
 }

@@ -3,9 +3,10 @@
 //! talks to it over a channel and waits for its answer with a timeout.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::mpsc::SyncSender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -18,18 +19,94 @@ use crate::registry::Registry;
 use crate::report::{PushError, PushReport};
 use crate::self_metrics::SelfMetrics;
 use crate::sink::{client_error, Sink};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Dropped, Snapshot, View};
+
+/// At most this many left-out series are reported, each once; then one line says more were.
+const REPORTED_DROPS: usize = 1000;
 
 /// Takes what a push sends: the registry's values, then the lifecycle metrics.
 pub(crate) struct Renderer {
     pub(crate) registry: Arc<Registry>,
     pub(crate) lifecycle: Option<Lifecycle>,
+    /// The left-out series already reported.
+    reported: Mutex<HashSet<String>>,
 }
 
 impl Renderer {
-    /// The snapshot of this moment for `outcome`.
+    pub(crate) fn new(registry: Arc<Registry>, lifecycle: Option<Lifecycle>) -> Self {
+        Renderer {
+            registry,
+            lifecycle,
+            reported: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The snapshot of this moment for `outcome`, everything in it; a series left out of it
+    /// (because the gateway would refuse the whole body for it) is reported once, with why.
     pub(crate) fn snapshot(&self, outcome: Outcome) -> Snapshot {
-        let mut builder = self.registry.snapshot();
+        self.snapshot_for(outcome, &View::default())
+    }
+
+    /// [`snapshot`](Self::snapshot) as one target sees it: its labels on every series, only
+    /// the metrics its filter takes.
+    pub(crate) fn snapshot_for(&self, outcome: Outcome, view: &View) -> Snapshot {
+        let snapshot = self.take(outcome, view);
+        if !snapshot.dropped().is_empty() {
+            self.report_dropped(snapshot.dropped(), snapshot.dropped_more());
+        }
+        snapshot
+    }
+
+    /// The snapshot a scrape of the listener serves: every metric, without the lifecycle
+    /// metrics, which describe a pushed run (their names stay reserved, so that a scrape and a
+    /// push leave out the same recorded series).
+    pub(crate) fn scrape_snapshot(&self) -> Snapshot {
+        let reserved = match self.lifecycle {
+            Some(_) => crate::lifecycle::NAMES,
+            None => &[],
+        };
+        let snapshot = self.registry.snapshot(reserved, &View::default()).finish();
+        if !snapshot.dropped().is_empty() {
+            self.report_dropped(snapshot.dropped(), snapshot.dropped_more());
+        }
+        snapshot
+    }
+
+    fn report_dropped(&self, dropped: &[Dropped], more: usize) {
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        let untold = dropped
+            .iter()
+            .filter(|d| !reported.contains(&d.series))
+            .count()
+            + more;
+        let mut told = 0;
+        for d in dropped {
+            if reported.len() > REPORTED_DROPS || reported.contains(&d.series) {
+                continue;
+            }
+            if reported.len() == REPORTED_DROPS {
+                break;
+            }
+            reported.insert(d.series.clone());
+            crate::log::warn(&d.to_string());
+            told += 1;
+        }
+        if reported.len() == REPORTED_DROPS && untold > told {
+            // Once: the marker takes the set past its bound.
+            reported.insert(String::new());
+            crate::log::warn(&format!(
+                "more than {REPORTED_DROPS} series are left out of every push; the others are \
+                 not listed"
+            ));
+        }
+    }
+
+    fn take(&self, outcome: Outcome, view: &View) -> Snapshot {
+        let reserved = match self.lifecycle {
+            Some(_) => crate::lifecycle::NAMES,
+            None => &[],
+        };
+        let mut builder = self.registry.snapshot(reserved, view);
         if let Some(lifecycle) = &self.lifecycle {
             lifecycle.add_to(outcome, &mut builder);
         }
@@ -42,6 +119,13 @@ impl Renderer {
     }
 }
 
+/// A pusher's answer to a command: its result, and what became of a failed push's snapshot
+/// (kept in the spool, or lost), to be said on the same line as the error.
+pub(crate) struct Answer {
+    pub(crate) result: Result<PushReport, PushError>,
+    pub(crate) note: Option<String>,
+}
+
 /// A request to the pusher thread. Each carries the deadline by which it must be answered and
 /// the channel for the answer.
 pub(crate) enum Command {
@@ -50,13 +134,13 @@ pub(crate) enum Command {
         outcome: Outcome,
         deadline: Instant,
         budget: Duration,
-        reply: SyncSender<Result<PushReport, PushError>>,
+        reply: SyncSender<Answer>,
     },
     /// Delete the group.
     Delete {
         deadline: Instant,
         budget: Duration,
-        reply: SyncSender<Result<PushReport, PushError>>,
+        reply: SyncSender<Answer>,
     },
 }
 
@@ -84,6 +168,8 @@ pub(crate) struct PusherConfig {
     pub(crate) push_timeout: Duration,
     pub(crate) delete_on_shutdown: bool,
     pub(crate) renderer: Arc<Renderer>,
+    /// What this target sees of the registry.
+    pub(crate) view: View,
     pub(crate) self_metrics: bool,
     pub(crate) thread_name: String,
 }
@@ -94,9 +180,15 @@ pub(crate) fn spawn<S: Sink + Send + 'static>(
     config: PusherConfig,
 ) -> std::io::Result<UnboundedSender<Command>> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // Registered here, before any push: every target's own metrics are in the first snapshot
+    // of every other target.
+    let self_metrics = config
+        .self_metrics
+        .then(|| SelfMetrics::register(&config.renderer.registry, sink.metrics_label()));
     std::thread::Builder::new()
         .name(config.thread_name.clone())
         .spawn(move || {
+            crate::exit::exporter_thread();
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -109,7 +201,7 @@ pub(crate) fn spawn<S: Sink + Send + 'static>(
                     return;
                 }
             };
-            runtime.block_on(Pusher::start(sink, config).run(rx));
+            runtime.block_on(Pusher::start(sink, config, self_metrics).run(rx));
         })?;
     Ok(tx)
 }
@@ -145,6 +237,7 @@ struct Pusher<S> {
     push_timeout: Duration,
     delete_on_shutdown: bool,
     renderer: Arc<Renderer>,
+    view: View,
     self_metrics: Option<SelfMetrics>,
     /// The buffer of the last body, handed back after its push, for the next one.
     spare: Vec<u8>,
@@ -155,18 +248,16 @@ struct Pusher<S> {
 }
 
 impl<S: Sink> Pusher<S> {
-    fn start(mut sink: S, config: PusherConfig) -> Self {
+    fn start(mut sink: S, config: PusherConfig, self_metrics: Option<SelfMetrics>) -> Self {
         let registry: &Arc<Registry> = &config.renderer.registry;
         sink.start(registry, config.self_metrics);
-        let self_metrics = config
-            .self_metrics
-            .then(|| SelfMetrics::register(registry, sink.metrics_label()));
         Pusher {
             sink,
             interval: config.interval,
             push_timeout: config.push_timeout,
             delete_on_shutdown: config.delete_on_shutdown,
             renderer: config.renderer,
+            view: config.view,
             self_metrics,
             spare: Vec::new(),
             scratch: Vec::new(),
@@ -234,14 +325,14 @@ impl<S: Sink> Pusher<S> {
                 budget,
                 reply,
             } => {
-                let result = self.push(outcome, deadline, budget).await;
+                let (result, note) = self.push(outcome, deadline, budget).await;
                 if outcome.is_final() && result.is_ok() {
                     // The target is up: what the sink still has to send (a spool) goes now,
                     // within the final push's deadline, rather than waiting for the next
                     // process.
                     self.sink.drain(deadline).await;
                 }
-                let _ = reply.send(result);
+                let _ = reply.send(Answer { result, note });
             }
             Command::Delete {
                 deadline,
@@ -249,7 +340,7 @@ impl<S: Sink> Pusher<S> {
                 reply,
             } => {
                 let result = self.sink.delete(deadline, budget).await;
-                let _ = reply.send(result);
+                let _ = reply.send(Answer { result, note: None });
             }
         }
     }
@@ -259,45 +350,70 @@ impl<S: Sink> Pusher<S> {
         outcome: Outcome,
         deadline: Instant,
         budget: Duration,
-    ) -> Result<PushReport, PushError> {
+    ) -> (Result<PushReport, PushError>, Option<String>) {
         if outcome.is_final() && self.delete_on_shutdown && self.sink.deletes_on_shutdown() {
-            return self.sink.delete(deadline, budget).await;
+            return (self.sink.delete(deadline, budget).await, None);
         }
         self.send_push(outcome, deadline, budget, &Cell::new(false))
             .await
     }
 
     /// Takes a snapshot, encodes it into the buffer of the last push (no allocation or page
-    /// faults when the size is about the same), sends it, and lets the sink settle it.
+    /// faults when the size is about the same), sends it, and lets the sink settle it. Returns
+    /// the result and what became of a failed push's snapshot.
     async fn send_push(
         &mut self,
         outcome: Outcome,
         deadline: Instant,
         budget: Duration,
         in_flight: &Cell<bool>,
-    ) -> Result<PushReport, PushError> {
+    ) -> (Result<PushReport, PushError>, Option<String>) {
         let created_ms = crate::clock::now_ms();
         let started = Instant::now();
-        let snapshot = self.renderer.snapshot(outcome);
+        let snapshot = self.renderer.snapshot_for(outcome, &self.view);
         let mut buf = std::mem::take(&mut self.spare);
         buf.clear();
-        let body = self
+        let body = match self
             .sink
             .encode(&snapshot, created_ms, buf, &mut self.scratch)
-            .map_err(|cause| client_error(self.sink.kind(), self.sink.location(), cause))?;
+        {
+            Ok(body) => body,
+            Err(cause) => {
+                let error = client_error(self.sink.kind(), self.sink.location(), cause);
+                return (Err(error), None);
+            }
+        };
+        let series = snapshot.len();
         drop(snapshot);
-        let result = self
-            .sink
-            .send(outcome, &body, deadline, budget, in_flight)
-            .await;
+        let result = if Instant::now() >= deadline {
+            // Preparing the snapshot took the whole budget: nothing is sent, and the sink may
+            // still keep it.
+            Err(PushError::Timeout {
+                target: self.sink.kind(),
+                url: self.sink.location().to_owned(),
+                timeout: budget,
+                attempts: 0,
+                last_error: Some(Box::new(client_error(
+                    self.sink.kind(),
+                    self.sink.location(),
+                    format!(
+                        "preparing the snapshot of {series} series took {:.3}s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                ))),
+            })
+        } else {
+            self.sink
+                .send(outcome, &body, deadline, budget, in_flight)
+                .await
+        };
         if let Some(m) = &self.self_metrics {
             m.record(&result, body.len(), started.elapsed());
         }
-        let loud = outcome.is_final() || !self.failing;
-        if let Some(body) = self.sink.settle(outcome, created_ms, body, &result, loud) {
+        if let Some(body) = self.sink.settle(outcome, created_ms, body, &result) {
             self.recycle(body);
         }
-        result
+        (result, self.sink.take_note())
     }
 
     /// Takes back the buffer of a body nobody else holds any more.
@@ -311,9 +427,10 @@ impl<S: Sink> Pusher<S> {
         let interval = self.interval.unwrap_or(self.push_timeout);
         let budget = self.push_timeout.min(interval);
         let deadline = Instant::now() + budget;
-        let result = self
+        let (result, note) = self
             .send_push(Outcome::Running, deadline, budget, in_flight)
             .await;
+        let note = note.map(|n| format!("; {n}")).unwrap_or_default();
         match result {
             Ok(_) if self.failing => {
                 self.failing = false;
@@ -322,9 +439,9 @@ impl<S: Sink> Pusher<S> {
             Ok(_) => {}
             Err(e) if !self.failing => {
                 self.failing = true;
-                tracing::warn!(error = %e, "interval push failed; retrying on the next interval");
+                tracing::warn!("interval push failed; retrying on the next interval: {e}{note}");
             }
-            Err(e) => tracing::debug!(error = %e, "interval push failed again"),
+            Err(e) => tracing::debug!("interval push failed again: {e}{note}"),
         }
     }
 }

@@ -154,8 +154,52 @@ impl Client {
 /// The outcome of one attempt.
 enum Attempt {
     Done(u16),
-    Retry(PushError),
+    /// Worth another attempt; not before the time the target asked for with `Retry-After`.
+    Retry(PushError, Option<Duration>),
     Fail(PushError),
+}
+
+/// At most this many characters of an error answer's body are shown, on one line.
+const SHOWN_BODY: usize = 300;
+
+/// An error answer's body as shown: whitespace runs (newlines too) as one space, at most
+/// [`SHOWN_BODY`] characters.
+fn shown_body(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = String::new();
+    for (i, word) in text.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() > SHOWN_BODY {
+            let cut = out
+                .char_indices()
+                .nth(SHOWN_BODY)
+                .map_or(out.len(), |(at, _)| at);
+            out.truncate(cut);
+            out.push_str("...");
+            break;
+        }
+    }
+    out
+}
+
+/// How long `Retry-After` asks to wait: delay-seconds or an HTTP date (RFC 9110, 10.2.3).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// One request to a target: where, how and what.
@@ -222,11 +266,26 @@ pub(crate) async fn send(
                 ))
             }
             Ok(Attempt::Fail(err)) => return Err(err),
-            Ok(Attempt::Retry(err)) if !retry => return Err(err),
-            Ok(Attempt::Retry(err)) => err,
+            Ok(Attempt::Retry(err, _)) if !retry => return Err(err),
+            Ok(Attempt::Retry(err, asked)) => (err, asked),
         };
+        let (err, asked) = err;
         let mut delay = backoff.next().unwrap_or(Duration::from_secs(2));
         let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(asked) = asked {
+            // The target said when to come back: not before, and not at all if that is past
+            // the deadline.
+            if asked + LAST_ATTEMPT >= left {
+                return Err(with_note(
+                    err,
+                    &format!(
+                        "it asked to retry after {}s (Retry-After), past this push's deadline",
+                        asked.as_secs_f64()
+                    ),
+                ));
+            }
+            delay = delay.max(asked);
+        }
         if delay + LAST_ATTEMPT >= left {
             // One last attempt shortly before the deadline, if there is time for it.
             match left.checked_sub(LAST_ATTEMPT) {
@@ -251,6 +310,8 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
     let response = match builder.send().await {
         Ok(r) => r,
         Err(source) => {
+            // The error's own text would name the URL as requested, query string and all.
+            let source = source.without_url();
             let cause = transport_cause(&source);
             let url = request.url_text.to_owned();
             // A certificate that is not trusted, or a handshake the gateway refused, is
@@ -262,13 +323,16 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
                     cause: format!("{cause}{hint}"),
                     source: source.into(),
                 }),
-                None => Attempt::Retry(PushError::Transport {
-                    target,
-                    url,
-                    cause,
-                    attempts,
-                    source: source.into(),
-                }),
+                None => Attempt::Retry(
+                    PushError::Transport {
+                        target,
+                        url,
+                        cause,
+                        attempts,
+                        source: source.into(),
+                    },
+                    None,
+                ),
             };
         }
     };
@@ -276,10 +340,26 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
     if status.is_success() {
         return Attempt::Done(status.as_u16());
     }
-    let text = match read_capped(response, MAX_ERROR_BODY).await {
-        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+    let asked = retry_after(response.headers());
+    let location = response.headers().get(reqwest::header::LOCATION).map(|l| {
+        shown_body(crate::log::redact_url(&String::from_utf8_lossy(l.as_bytes())).as_bytes())
+    });
+    let mut text = match read_capped(response, MAX_ERROR_BODY).await {
+        Ok(b) => shown_body(&b),
         Err(e) => format!("(response body unreadable: {})", chain(&e)),
     };
+    if status.is_redirection() {
+        let to = location.map_or_else(|| "no Location given".to_owned(), |l| format!("to {l}"));
+        text = format!(
+            "a redirect {to}, which is not followed (a redirected push could reach a server \
+             nobody chose): set the URL to where the target really is"
+        );
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        text = format!(
+            "the body of {} bytes is over the target's request size limit; {text}",
+            request.body.len()
+        );
+    }
     let err = PushError::Status {
         target,
         url: request.url_text.to_owned(),
@@ -288,9 +368,29 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
         attempts,
     };
     if is_retryable(target, status) {
-        Attempt::Retry(err)
+        Attempt::Retry(err, asked)
     } else {
         Attempt::Fail(err)
+    }
+}
+
+/// `err` with `note` added to what it says.
+fn with_note(err: PushError, note: &str) -> PushError {
+    match err {
+        PushError::Status {
+            target,
+            url,
+            status,
+            body,
+            attempts,
+        } => PushError::Status {
+            target,
+            url,
+            status,
+            body: format!("{body} ({note})"),
+            attempts,
+        },
+        other => other,
     }
 }
 
@@ -384,6 +484,50 @@ fn transport_cause(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transport_error_holds_no_query_token_anywhere() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Nothing listens there any more: the connection is refused.
+        let url = Url::parse(&format!(
+            "http://127.0.0.1:{port}/api/v1/write?access_token=tok-s3cret"
+        ))
+        .unwrap();
+        let shown = crate::log::shown(&url);
+        let headers = HeaderMap::new();
+        let request = Request {
+            target: TargetKind::RemoteWrite,
+            url: &url,
+            url_text: &shown,
+            method: Method::POST,
+            headers: &headers,
+            body: Bytes::from_static(b"x"),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = reqwest::Client::new();
+        let err = match runtime.block_on(attempt(&client, &request, 1)) {
+            Attempt::Retry(err, _) | Attempt::Fail(err) => err,
+            Attempt::Done(status) => panic!("answered {status}"),
+        };
+        let mut texts = vec![err.to_string(), format!("{err:?}")];
+        let mut source = std::error::Error::source(&err);
+        while let Some(e) = source {
+            texts.push(e.to_string());
+            texts.push(format!("{e:?}"));
+            source = e.source();
+        }
+        assert!(texts.len() > 2, "{texts:?}");
+        for text in texts {
+            assert!(!text.contains("tok-s3cret"), "{text}");
+        }
+    }
 
     #[test]
     fn retryable_statuses() {

@@ -63,7 +63,7 @@ pub(crate) trait Sink {
     ) -> Result<PushReport, PushError>;
 
     /// After a push of `body` made at `created_ms`: the target took it (`Ok`), or not. A sink
-    /// may keep a failed push (the spool; `loud` logs that as a warning). Returns the body
+    /// may keep a failed push (the spool; see [`take_note`](Self::take_note)). Returns the body
     /// when nothing kept it, so that its buffer can serve the next push.
     fn settle(
         &mut self,
@@ -71,8 +71,19 @@ pub(crate) trait Sink {
         created_ms: u64,
         body: Bytes,
         result: &Result<PushReport, PushError>,
-        loud: bool,
     ) -> Option<Bytes>;
+
+    /// Whether a failed push's body is kept (a spool): the final push then waits for it to be
+    /// written, a little past its deadline if need be.
+    fn keeps_failed(&self) -> bool {
+        false
+    }
+
+    /// What became of the body of the push [`settle`](Self::settle) last saw fail (e.g.
+    /// "kept in the spool as ..."), to be said on that push's one line.
+    fn take_note(&mut self) -> Option<String> {
+        None
+    }
 
     /// Removes what this job pushed (its group, its file); a target without such an
     /// operation reports success without a status.

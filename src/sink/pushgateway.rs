@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,13 @@ pub(crate) struct PushgatewaySink {
     spool: Option<Spool>,
     spool_metrics: Option<SpoolMetrics>,
     replay: Option<Replay>,
+    /// What became of the last failed push's snapshot, for its one line.
+    note: Option<String>,
+    /// When the body last encoded was taken (ms since the Unix epoch).
+    encoded_ms: u64,
+    /// A final push's snapshot written to the spool before it was sent: its file (if kept)
+    /// and what became of it.
+    ahead: Option<(Option<PathBuf>, String)>,
 }
 
 /// How a Pushgateway target pushes.
@@ -77,7 +85,7 @@ impl PushgatewaySink {
     ) -> Self {
         let url = url_for(&endpoint, &group);
         PushgatewaySink {
-            location: url.to_string(),
+            location: crate::log::shown(&url),
             client: http::Client::new(url.clone(), headers, tls),
             body_headers: push_headers(settings.gzip, settings.protobuf),
             endpoint,
@@ -90,6 +98,9 @@ impl PushgatewaySink {
             push_timeout: settings.push_timeout,
             spool,
             spool_metrics: None,
+            note: None,
+            encoded_ms: 0,
+            ahead: None,
             replay: None,
         }
     }
@@ -124,47 +135,104 @@ impl PushgatewaySink {
         self.update_spool_gauges();
     }
 
-    /// Writes a snapshot whose push failed to the spool; `loud` logs it as a warning.
-    fn keep(&mut self, snapshot: spool::Snapshot, loud: bool) {
-        let Some(spool) = &self.spool else {
-            return;
+    /// The snapshot of a push of `body` made at `created_ms`, as the spool keeps it.
+    fn spooled(&self, outcome: Outcome, created_ms: u64, body: Bytes) -> spool::Snapshot {
+        spool::Snapshot {
+            group: self.group.clone(),
+            method: self.method(outcome),
+            gzip: self.gzip,
+            protobuf: self.protobuf,
+            remote_write: false,
+            endpoint: crate::log::endpoint_id(&self.endpoint),
+            created_ms,
+            body,
+        }
+    }
+
+    /// Writes `snapshot` to the spool (`ahead` of its push: without removing other files to
+    /// stay within the bounds, see [`Self::bound_ahead`]); what became of it is the note the
+    /// pusher adds to the push's one line if the push fails.
+    fn write_spool(
+        &mut self,
+        snapshot: &spool::Snapshot,
+        ahead: bool,
+    ) -> Option<(Option<PathBuf>, String)> {
+        let spool = self.spool.as_ref()?;
+        let result = match ahead {
+            true => spool.write_unbounded(snapshot),
+            false => spool.write(snapshot),
         };
-        match spool.write(&snapshot) {
+        let kept = match result {
             Ok(written) => {
-                if let Some(path) = &written.path {
-                    if let Some(m) = &self.spool_metrics {
-                        m.written.increment(1);
+                let mut note = match &written.path {
+                    Some(path) => {
+                        if let Some(m) = &self.spool_metrics {
+                            m.written.increment(1);
+                        }
+                        format!(
+                            "the snapshot is kept in the spool as {}, for the next process \
+                             using this spool directory or for replay",
+                            path.display()
+                        )
                     }
-                    let message = format!(
-                        "the snapshot that could not be pushed is kept in the spool as {}; \
-                         it is sent by the next process using this spool directory, or by replay",
-                        path.display()
-                    );
-                    if loud {
-                        crate::log::warn(&message);
-                    } else {
-                        tracing::debug!("{message}");
-                    }
+                    None => format!(
+                        "the snapshot is not kept: it alone ({} bytes) is over the spool's bound \
+                         of {} bytes; its values are lost",
+                        written.dropped.first().map_or(0, |e| e.bytes),
+                        spool.max_bytes()
+                    ),
+                };
+                if written.path.is_some() {
+                    note.push_str(&self.dropped_note(&written.dropped));
                 }
-                for entry in &written.dropped {
-                    if let Some(m) = &self.spool_metrics {
-                        m.dropped.increment(1);
-                    }
-                    crate::log::warn(&format!(
-                        "spool {} is over its bound: dropped {} ({} bytes)",
-                        spool.dir().display(),
-                        entry.path.display(),
-                        entry.bytes
-                    ));
+                (written.path, note)
+            }
+            Err(e) => (
+                None,
+                format!(
+                    "the snapshot could not be spooled in {} either: {e}; its values are lost",
+                    spool.dir().display()
+                ),
+            ),
+        };
+        self.update_spool_gauges();
+        Some(kept)
+    }
+
+    /// What the spool's bounds removed, for the note ("" when nothing).
+    fn dropped_note(&self, dropped: &[spool::Entry]) -> String {
+        if dropped.is_empty() {
+            return String::new();
+        }
+        if let Some(m) = &self.spool_metrics {
+            m.dropped.increment(dropped.len() as u64);
+        }
+        let bytes: u64 = dropped.iter().map(|e| e.bytes).sum();
+        format!(
+            "; to stay within its bound the spool dropped {} older snapshot(s) ({bytes} bytes, \
+             {} first)",
+            dropped.len(),
+            dropped[0].path.display()
+        )
+    }
+
+    /// A snapshot written ahead of a push that failed: it replaces the group's older ones,
+    /// and the spool's bounds now apply.
+    fn bound_ahead(
+        &mut self,
+        snapshot: &spool::Snapshot,
+        (path, mut note): (Option<PathBuf>, String),
+    ) -> String {
+        if let (Some(path), Some(spool)) = (&path, &self.spool) {
+            match spool.settle(snapshot, path) {
+                Ok((_, dropped)) => note.push_str(&self.dropped_note(&dropped)),
+                Err(e) => {
+                    note.push_str(&format!("; the spool's bounds could not be enforced: {e}"))
                 }
             }
-            Err(e) => crate::log::report(&format!(
-                "the snapshot that could not be pushed could not be spooled in {} either: {e}; \
-                 its values are lost",
-                spool.dir().display()
-            )),
+            self.update_spool_gauges();
         }
-        self.update_spool_gauges();
+        note
     }
 
     fn update_spool_gauges(&self) {
@@ -283,7 +351,7 @@ impl Sink for PushgatewaySink {
     }
 
     fn metrics_label(&self) -> String {
-        self.endpoint.to_string()
+        crate::log::shown(&self.endpoint)
     }
 
     fn start(&mut self, registry: &Arc<Registry>, self_metrics: bool) {
@@ -307,10 +375,11 @@ impl Sink for PushgatewaySink {
     fn encode(
         &mut self,
         snapshot: &Snapshot,
-        _created_ms: u64,
+        created_ms: u64,
         mut buf: Vec<u8>,
         scratch: &mut Vec<u8>,
     ) -> Result<Bytes, String> {
+        self.encoded_ms = created_ms;
         if self.protobuf {
             encode::protobuf::encode(snapshot, &mut buf, scratch);
         } else {
@@ -332,6 +401,12 @@ impl Sink for PushgatewaySink {
         budget: Duration,
         in_flight: &Cell<bool>,
     ) -> Result<PushReport, PushError> {
+        if outcome.is_final() && self.spool.is_some() {
+            // Written before it is sent: whatever ends the process during the push (a second
+            // signal, a kill), the snapshot is on disk. Removed once the gateway took it.
+            let snapshot = self.spooled(outcome, self.encoded_ms, body.clone());
+            self.ahead = self.write_spool(&snapshot, true);
+        }
         let client = self.client.get(TargetKind::Pushgateway, &self.location)?;
         let request = Request::push(
             &self.url,
@@ -349,28 +424,30 @@ impl Sink for PushgatewaySink {
         created_ms: u64,
         body: Bytes,
         result: &Result<PushReport, PushError>,
-        loud: bool,
     ) -> Option<Bytes> {
+        let ahead = self.ahead.take();
         match result {
             Ok(_) => {
+                // Removes the copy written ahead too (same creation time).
                 self.pushed(created_ms, outcome.is_final());
                 Some(body)
             }
             Err(e) if e.worth_keeping() && self.spool.is_some() => {
-                let snapshot = spool::Snapshot {
-                    group: self.group.clone(),
-                    method: self.method(outcome),
-                    gzip: self.gzip,
-                    protobuf: self.protobuf,
-                    remote_write: false,
-                    endpoint: self.endpoint.to_string(),
-                    created_ms,
-                    body,
+                let snapshot = self.spooled(outcome, created_ms, body);
+                self.note = match ahead {
+                    Some(kept) => Some(self.bound_ahead(&snapshot, kept)),
+                    None => self.write_spool(&snapshot, false).map(|(_, note)| note),
                 };
-                self.keep(snapshot, loud);
                 None
             }
-            Err(_) => Some(body),
+            Err(_) => {
+                if let Some((Some(path), _)) = ahead {
+                    // The gateway refused the body itself: it is not worth keeping.
+                    let _ = std::fs::remove_file(path);
+                    self.update_spool_gauges();
+                }
+                Some(body)
+            }
         }
     }
 
@@ -382,6 +459,14 @@ impl Sink for PushgatewaySink {
         let client = self.client.get(TargetKind::Pushgateway, &self.location)?;
         let request = Request::delete(&self.url, &self.location);
         http::send(client, &request, deadline, budget, true, &Cell::new(false)).await
+    }
+
+    fn keeps_failed(&self) -> bool {
+        self.spool.is_some()
+    }
+
+    fn take_note(&mut self) -> Option<String> {
+        self.note.take()
     }
 
     fn has_background_work(&self) -> bool {

@@ -525,6 +525,8 @@ pub(crate) struct RemoteWriteSink {
     /// The requests of the last push the receiver did not take and that are worth keeping,
     /// by index.
     failed: Vec<usize>,
+    /// What became of the last failed push's requests, for its one line.
+    note: Option<String>,
     /// This job's grouping key (as a gateway's group path), for the spool.
     group: String,
     spool: Option<Spool>,
@@ -563,7 +565,7 @@ impl RemoteWriteSink {
             spool: spool.spool,
             push_timeout: spool.push_timeout,
             replay: None,
-            location: url.to_string(),
+            location: crate::log::shown(&url),
             client: http::Client::new(url.clone(), headers, tls),
             url,
             labels,
@@ -572,12 +574,13 @@ impl RemoteWriteSink {
             max_samples,
             ranges: Vec::new(),
             failed: Vec::new(),
+            note: None,
         }
     }
 
     /// Keeps the requests of the push made at `created_ms` that did not arrive in the spool;
-    /// `loud` logs that as a warning.
-    fn keep(&mut self, created_ms: u64, body: &Bytes, loud: bool) {
+    /// what became of them is the note the pusher adds to the push's one line.
+    fn keep(&mut self, created_ms: u64, body: &Bytes) {
         let Some(spool) = &self.spool else {
             return;
         };
@@ -588,41 +591,44 @@ impl RemoteWriteSink {
             gzip: false,
             protobuf: false,
             remote_write: true,
-            endpoint: self.location.clone(),
+            endpoint: crate::log::endpoint_id(&self.url),
             created_ms,
             body: spool::framed(requests),
         };
-        match spool.write(&snapshot) {
+        self.note = Some(match spool.write(&snapshot) {
             Ok(written) => {
-                if let Some(path) = &written.path {
-                    let message = format!(
+                let mut note = match &written.path {
+                    Some(path) => format!(
                         "the {} remote-write request(s) that did not arrive are kept in the \
-                         spool as {}; they are sent by the next process using this spool \
-                         directory, or by replay",
+                         spool as {}, for the next process using this spool directory or for \
+                         replay",
                         self.failed.len(),
                         path.display()
-                    );
-                    if loud {
-                        crate::log::warn(&message);
-                    } else {
-                        tracing::debug!("{message}");
-                    }
-                }
-                for entry in &written.dropped {
-                    crate::log::warn(&format!(
-                        "spool {} is over its bound: dropped {} ({} bytes)",
-                        spool.dir().display(),
-                        entry.path.display(),
-                        entry.bytes
+                    ),
+                    None => format!(
+                        "the requests that did not arrive are not kept: they alone ({} bytes) \
+                         are over the spool's bound of {} bytes; their values are lost",
+                        written.dropped.first().map_or(0, |e| e.bytes),
+                        spool.max_bytes()
+                    ),
+                };
+                if written.path.is_some() && !written.dropped.is_empty() {
+                    let bytes: u64 = written.dropped.iter().map(|e| e.bytes).sum();
+                    note.push_str(&format!(
+                        "; to stay within its bound the spool dropped {} older snapshot(s) \
+                         ({bytes} bytes, {} first)",
+                        written.dropped.len(),
+                        written.dropped[0].path.display()
                     ));
                 }
+                note
             }
-            Err(e) => crate::log::report(&format!(
+            Err(e) => format!(
                 "the remote-write requests that did not arrive could not be spooled in {} \
                  either: {e}; their values are lost",
                 spool.dir().display()
-            )),
-        }
+            ),
+        });
     }
 
     /// After a push the receiver took, made at `created_ms`: older spooled requests of this
@@ -632,7 +638,8 @@ impl RemoteWriteSink {
         let Some(spool) = &self.spool else {
             return;
         };
-        let removed = spool.remove_remote_write(&self.group, &self.location, created_ms);
+        let endpoint = crate::log::endpoint_id(&self.url);
+        let removed = spool.remove_remote_write(&self.group, &endpoint, created_ms);
         if removed > 0 {
             tracing::debug!(removed, "spooled requests replaced by a newer push");
         }
@@ -738,7 +745,7 @@ impl Sink for RemoteWriteSink {
     }
 
     fn metrics_label(&self) -> String {
-        self.url.to_string()
+        self.location.clone()
     }
 
     fn start(&mut self, _: &Arc<Registry>, _: bool) {
@@ -855,15 +862,22 @@ impl Sink for RemoteWriteSink {
         created_ms: u64,
         body: Bytes,
         result: &Result<PushReport, PushError>,
-        loud: bool,
     ) -> Option<Bytes> {
         if result.is_ok() {
             self.sent_series.taken();
             self.pushed(created_ms);
         } else if !self.failed.is_empty() {
-            self.keep(created_ms, &body, loud);
+            self.keep(created_ms, &body);
         }
         Some(body)
+    }
+
+    fn keeps_failed(&self) -> bool {
+        self.spool.is_some()
+    }
+
+    fn take_note(&mut self) -> Option<String> {
+        self.note.take()
     }
 
     /// A remote-write receiver has no such operation: success without a status.

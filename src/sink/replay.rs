@@ -92,7 +92,9 @@ pub(crate) async fn replay_one(
             return Step::Corrupt(e.to_string(), aside);
         }
     };
-    if snapshot.endpoint != endpoint.as_str() || snapshot.remote_write != remote_write {
+    if snapshot.endpoint != crate::log::endpoint_id(endpoint)
+        || snapshot.remote_write != remote_write
+    {
         // Never to another gateway or receiver than the one it was meant for (another job's
         // spool, or a planted file): its grouping key and values belong there.
         return Step::Elsewhere;
@@ -102,7 +104,7 @@ pub(crate) async fn replay_one(
         replay_requests(client, endpoint, &snapshot, deadline, timeout, in_flight).await
     } else {
         let url = url_for(endpoint, &snapshot.group);
-        let url_text = url.to_string();
+        let url_text = crate::log::shown(&url);
         let headers = super::group::push_headers(snapshot.gzip, snapshot.protobuf);
         let request = Request::push(&url, &url_text, snapshot.method, &headers, snapshot.body);
         http::send(client, &request, deadline, timeout, false, in_flight)
@@ -133,7 +135,7 @@ async fn replay_requests(
     timeout: Duration,
     in_flight: &Cell<bool>,
 ) -> Result<(), PushError> {
-    let url_text = endpoint.to_string();
+    let url_text = crate::log::shown(endpoint);
     let headers = super::remote_write::headers();
     // Checked when the file was read.
     let requests = spool::frames(&snapshot.body).unwrap_or_default();

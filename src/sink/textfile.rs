@@ -131,7 +131,6 @@ impl Sink for TextfileSink {
         _created_ms: u64,
         body: Bytes,
         _result: &Result<PushReport, PushError>,
-        _loud: bool,
     ) -> Option<Bytes> {
         Some(body)
     }

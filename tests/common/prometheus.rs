@@ -37,6 +37,8 @@ pub struct Prometheus {
     child: Child,
     pub url: String,
     dir: tempfile::TempDir,
+    /// The basic auth its web endpoints require, if any.
+    auth: Option<(String, String)>,
 }
 
 impl Prometheus {
@@ -49,19 +51,64 @@ impl Prometheus {
     /// [`start`](Self::start) on `port` (one a job was told about while nothing listened
     /// there).
     pub fn start_on(scrape: Option<&str>, port: u16) -> Self {
+        Self::launch(&Self::gateway_job(scrape), &[], None, port)
+    }
+
+    /// A Prometheus that scrapes each `(job_name, host:port, honor_labels)` every 200 ms, with
+    /// extra command-line `flags` (e.g. `--enable-feature=native-histograms`, with which
+    /// Prometheus 2.x asks for protobuf).
+    pub fn start_scraping(jobs: &[(&str, &str, bool)], flags: &[&str]) -> Self {
+        Self::launch(jobs, flags, None, free_port())
+    }
+
+    fn gateway_job(scrape: Option<&str>) -> Vec<(&str, &str, bool)> {
+        scrape
+            .map(|target| ("pushgateway", target, true))
+            .into_iter()
+            .collect()
+    }
+
+    /// A Prometheus as [`start`](Self::start) makes it, whose web endpoints (remote write
+    /// and queries) require basic auth with `user` and `password`.
+    pub fn start_with_basic_auth(scrape: Option<&str>, user: &str, password: &str) -> Self {
+        Self::launch(
+            &Self::gateway_job(scrape),
+            &[],
+            Some((user.to_owned(), password.to_owned())),
+            free_port(),
+        )
+    }
+
+    fn launch(
+        jobs: &[(&str, &str, bool)],
+        flags: &[&str],
+        auth: Option<(String, String)>,
+        port: u16,
+    ) -> Self {
         let bin = prometheus_bin();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = String::from("global:\n  scrape_interval: 1s\n");
-        if let Some(target) = scrape {
+        if !jobs.is_empty() {
+            config.push_str("scrape_configs:\n");
+        }
+        for (job, target, honor_labels) in jobs {
             config.push_str(&format!(
-                "scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \
+                "  - job_name: {job}\n    honor_labels: {honor_labels}\n    \
                  scrape_interval: 200ms\n    scrape_timeout: 200ms\n    \
                  static_configs:\n      - targets: ['{target}']\n"
             ));
         }
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        if let Some((user, password)) = &auth {
+            let web = dir.path().join("web.yml");
+            let hash = super::tls::bcrypt_hash(password);
+            std::fs::write(&web, format!("basic_auth_users:\n  {user}: '{hash}'\n"))
+                .expect("write web.yml");
+            command.arg(format!("--web.config.file={}", web.display()));
+        }
+        let child = command
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -69,6 +116,7 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
+            .args(flags)
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(
@@ -82,9 +130,19 @@ impl Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),
             dir,
+            auth,
         };
         prometheus.wait_ready();
         prometheus
+    }
+
+    /// A GET request to `url`, with the basic auth this Prometheus requires.
+    fn get(&self, url: &str) -> reqwest::blocking::RequestBuilder {
+        let request = client().get(url);
+        match &self.auth {
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
+        }
     }
 
     /// The remote-write receiver's URL.
@@ -95,7 +153,7 @@ impl Prometheus {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(r) = client().get(format!("{}/-/ready", self.url)).send() {
+            if let Ok(r) = self.get(&format!("{}/-/ready", self.url)).send() {
                 if r.status().is_success() {
                     return;
                 }
@@ -115,8 +173,8 @@ impl Prometheus {
 
     /// An instant query through the HTTP API: each series's labels and value.
     pub fn query(&self, promql: &str) -> Vec<Series> {
-        let answer: Value = client()
-            .get(format!("{}/api/v1/query", self.url))
+        let answer: Value = self
+            .get(&format!("{}/api/v1/query", self.url))
             .query(&[("query", promql)])
             .send()
             .and_then(|r| r.json())

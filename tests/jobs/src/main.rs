@@ -11,7 +11,7 @@ mod peer;
 use std::io::Write as _;
 use std::time::Duration;
 
-use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder, SignalHandling};
+use metrics_exporter_pushgateway::{PushGuard, PushgatewayBuilder, SignalHandling, Target};
 
 fn install(job: &str, grouping: &[String]) -> PushGuard {
     let mut builder = PushgatewayBuilder::from_env()
@@ -77,6 +77,27 @@ async fn tokio_current(job: &str, grouping: &[String]) {
     tokio::time::sleep(Duration::from_millis(1)).await;
     record();
     drop(guard);
+}
+
+/// Installed inside a current-thread runtime whose only thread then blocks for `TEST_RUN_MS`:
+/// the listener must not need the caller's runtime.
+#[tokio::main(flavor = "current_thread")]
+async fn listen_tokio(job: &str, grouping: &[String]) {
+    let guard = install(job, grouping);
+    record();
+    ready();
+    listening(&guard);
+    std::thread::sleep(Duration::from_millis(
+        std::env::var("TEST_RUN_MS").map_or(1000, |v| v.parse().unwrap()),
+    ));
+    drop(guard);
+}
+
+/// Prints the listener's address (the port the system chose).
+fn listening(guard: &PushGuard) {
+    let addr = guard.listen_addr().expect("a listener");
+    println!("listening {addr}");
+    std::io::stdout().flush().unwrap();
 }
 
 async fn drop_it(guard: PushGuard) {
@@ -294,13 +315,72 @@ fn main() {
         "prometheus-series-bare" => return prometheus_series(job, series(), false),
         _ => {}
     }
+    if scenario == "per-target" {
+        // Two targets with settings of their own, over builder-wide credentials that neither
+        // gateway nor receiver accepts.
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} not set"));
+        let guard = PushgatewayBuilder::with_targets([
+            Target::pushgateway(var("TEST_GW_URL"))
+                .basic_auth(var("TEST_GW_USER"), var("TEST_GW_PASS"))
+                .allow(["records_*", "batch_job_*"])
+                .label("pipeline", "main"),
+            Target::remote_write(var("TEST_RW_URL"))
+                .basic_auth(var("TEST_RW_USER"), var("TEST_RW_PASS"))
+                .header("X-Scope-OrgID", "team-a")
+                .label("tenant", "team-a")
+                .deny(["records_total"]),
+        ])
+        .basic_auth("nobody", "wrong")
+        .interval(Duration::ZERO)
+        .job(job)
+        .install()
+        .unwrap_or_else(|e| panic!("install failed: {e}"));
+        record();
+        let report = guard
+            .shutdown()
+            .unwrap_or_else(|e| panic!("final push: {e}"));
+        assert!(report.failed_targets().next().is_none(), "{report:?}");
+        return;
+    }
     match scenario.as_str() {
+        "try-init" => {
+            // The error `try_init` returns, on one line.
+            match metrics_exporter_pushgateway::try_init(job) {
+                Ok(guard) => println!("ok {:?}", guard.listen_addr()),
+                Err(e) => println!("err {e}"),
+            }
+            return;
+        }
+        "listen-tokio" => return listen_tokio(job, grouping),
         "tokio-multi" => return tokio_multi(job, grouping),
         "tokio-current" => return tokio_current(job, grouping),
         _ => {}
     }
+    if scenario == "panicking-hook" {
+        // Another library's panic hook that panics itself: Rust aborts the process at once.
+        std::panic::set_hook(Box::new(|_| panic!("the hook fails too")));
+    }
     let guard = install(job, grouping);
     match scenario.as_str() {
+        "panicking-hook" => {
+            record();
+            ready();
+            panic!("boom");
+        }
+        "abort" => {
+            record();
+            ready();
+            std::process::abort();
+        }
+        "stack-overflow" => {
+            record();
+            ready();
+            fn deeper(n: u64) -> u64 {
+                let pad = std::hint::black_box([n; 64]);
+                deeper(n + 1) + pad[0]
+            }
+            println!("{}", deeper(0));
+        }
         "main" => {
             record();
             ready();
@@ -322,6 +402,21 @@ fn main() {
                 "Time per record."
             );
             record();
+        }
+        "bad-series" => {
+            // Series a gateway refuses a whole body for, beside good ones.
+            record();
+            metrics::counter!("").increment(1);
+            metrics::counter!("tasks_total", "__tenant" => "a").increment(2);
+            metrics::counter!("tasks_total", "kind" => "a", "kind" => "b").increment(3);
+            metrics::counter!("tasks_total", "kind" => "c").increment(4);
+            metrics::gauge!("workers").set(5.0);
+            metrics::counter!("workers").increment(6);
+            metrics::histogram!("batch_job_duration_seconds").record(7.0);
+            metrics::counter!("rows.read", "table" => "t").increment(8);
+            metrics::counter!("rows_read", "table" => "t").increment(9);
+            metrics::histogram!("fetch_seconds", "le" => "x").record(0.1);
+            metrics::gauge!("record_seconds_count").set(10.0);
         }
         "async-fn-drop" => async_fn_drop(guard),
         "task-drop" => task_drop(guard),
@@ -382,6 +477,24 @@ fn main() {
             let ms = std::env::var("TEST_RUN_MS").map_or(1000, |v| v.parse().unwrap());
             std::thread::sleep(Duration::from_millis(ms));
         }
+        "serve" => {
+            // Runs (interval pushes, scrapes of its listener) until its stdin closes, then
+            // drops the guard (the final push closes the listener), says so, and lives on for
+            // TEST_LINGER_MS. With TEST_SERIES, that many counter series too.
+            record();
+            if let Ok(n) = std::env::var("TEST_SERIES") {
+                record_series(n.parse().unwrap());
+            }
+            ready();
+            listening(&guard);
+            std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).unwrap();
+            drop(guard);
+            println!("dropped");
+            std::io::stdout().flush().unwrap();
+            let linger = std::env::var("TEST_LINGER_MS").map_or(0, |v| v.parse().unwrap());
+            std::thread::sleep(Duration::from_millis(linger));
+            return;
+        }
         "flush" => {
             record();
             match guard.flush() {
@@ -402,6 +515,14 @@ fn main() {
                 }
                 Err(e) => println!("err status={:?} {e}", e.status()),
             }
+        }
+        "record-after-drop" => {
+            // Work that goes on after the guard is gone: not pushed, and said so once.
+            record();
+            drop(guard);
+            metrics::counter!("late_total").increment(1);
+            metrics::gauge!("late_gauge").set(2.0);
+            metrics::counter!("late_total").increment(1);
         }
         "final-is-last" => {
             // Interval pushes run every few milliseconds (PUSHGATEWAY_INTERVAL) against a slow
