@@ -16,12 +16,25 @@ thread_local! {
     static EXPORTER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Marks the calling thread as one of the exporter's own (and on Unix keeps SIGABRT sent to the
-/// process away from it).
+/// Marks the calling thread as one of the exporter's own; run first on every thread started
+/// with [`spawn`].
 pub(crate) fn exporter_thread() {
     EXPORTER_THREAD.with(|t| t.set(true));
+}
+
+/// Spawns one of the exporter's own threads (on Unix with SIGABRT blocked from the start).
+pub(crate) fn spawn<F, T>(
+    builder: std::thread::Builder,
+    f: F,
+) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     #[cfg(unix)]
-    platform::keep_aborts_away();
+    return platform::spawn(builder, f);
+    #[cfg(not(unix))]
+    builder.spawn(f)
 }
 
 /// Whether the calling thread is one of the exporter's own.

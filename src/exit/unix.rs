@@ -43,9 +43,9 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
     signals.push(SIGABRT);
     let mut iterator = Signals::new(&signals)?;
     hold_aborts(&handle)?;
-    std::thread::Builder::new()
-        .name("pushgateway-signals".into())
-        .spawn(move || {
+    spawn(
+        std::thread::Builder::new().name("pushgateway-signals".into()),
+        move || {
             super::exporter_thread();
             for signal in iterator.forever() {
                 if signal == SIGABRT {
@@ -72,7 +72,8 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
                 std::process::exit(128 + signal);
             }
-        })?;
+        },
+    )?;
     Ok(())
 }
 
@@ -83,17 +84,30 @@ static ABORT_PUSHED: AtomicBool = AtomicBool::new(false);
 /// for.
 static ABORT_PID: AtomicU32 = AtomicU32::new(0);
 
-/// Blocks SIGABRT in the calling thread (the listener and the pusher threads), so that a
-/// SIGABRT sent to the process is handled on a thread the final push does not need. An
-/// `abort()` on this thread still goes through: it unblocks the signal first.
-pub(crate) fn keep_aborts_away() {
-    // SAFETY: a sigset_t initialised by sigemptyset, then used by pthread_sigmask with a null
-    // old set.
+/// Spawns one of the exporter's threads (the listener and the pusher threads) with SIGABRT
+/// blocked from its first instruction (a new thread inherits the mask of the one that creates
+/// it), so that a SIGABRT sent to the process is handled on a thread the final push does not
+/// need. An `abort()` on such a thread still goes through: it unblocks the signal first.
+pub(crate) fn spawn<F, T>(
+    builder: std::thread::Builder,
+    f: F,
+) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: sigset_t values initialised by sigemptyset (and filled by pthread_sigmask), used
+    // by pthread_sigmask on the calling thread only.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
+        libc::sigemptyset(&mut old);
         libc::sigaddset(&mut set, SIGABRT);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        let spawned = builder.spawn(f);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned
     }
 }
 
