@@ -298,6 +298,9 @@ pub(crate) struct SnapshotBuilder {
     /// The metrics the target takes, and the recorded names it does not.
     filter: Filter,
     filtered: std::collections::HashSet<String>,
+    /// Whether two series may be one once sent (a name made valid, a recorded label that a
+    /// global or target label replaced): only then are duplicates looked for.
+    may_collide: bool,
 }
 
 /// Which recorded family a name as recorded belongs to.
@@ -337,6 +340,7 @@ impl SnapshotBuilder {
             refused: HashMap::new(),
             filter: view.filter.clone(),
             filtered: std::collections::HashSet::new(),
+            may_collide: false,
         }
     }
 
@@ -468,6 +472,8 @@ impl SnapshotBuilder {
         let mut refusal = None;
         for (label, value) in recorded.clone() {
             if global.iter().any(|(g, _, _)| g == label) {
+                // Series that differ only in this label become one.
+                self.may_collide = true;
                 continue;
             }
             let sent = label_name(label);
@@ -502,6 +508,7 @@ impl SnapshotBuilder {
             self.drop_series(name, recorded, reason);
             return;
         }
+        self.may_collide |= renamed;
         let end = self.snapshot.labels.len();
         // Recorded labels in one order (by name), so that a series is the same series however
         // its labels were given.
@@ -622,6 +629,7 @@ impl SnapshotBuilder {
     /// or `_count` series (the histogram is kept), and a series given twice (the one recorded
     /// exactly as sent is kept).
     pub(crate) fn finish(self) -> Snapshot {
+        let may_collide = self.may_collide;
         let mut s = self.snapshot;
         let mut order: Vec<u32> = (0..s.families.len() as u32).collect();
         order.sort_by(|&a, &b| {
@@ -676,8 +684,8 @@ impl SnapshotBuilder {
         });
         let families = &s.families;
         let mut previous: Option<&SeriesEntry> = None;
-        let mut duplicate = vec![false; s.series.len()];
-        for (i, entry) in s.series.iter().enumerate() {
+        let mut duplicate = vec![false; if may_collide { s.series.len() } else { 0 }];
+        for (i, entry) in s.series.iter().enumerate().filter(|_| may_collide) {
             if let Some(p) = previous {
                 if p.family == entry.family
                     && label_list(text, labels, p).eq(label_list(text, labels, entry))
