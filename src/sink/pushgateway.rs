@@ -2,8 +2,6 @@
 //! disk spool of the pushes that failed (kept, and replayed in the background).
 
 use std::cell::Cell;
-use std::collections::VecDeque;
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +12,7 @@ use reqwest::Url;
 
 use super::group::{push_headers, url_for};
 use super::http::{self, Request};
-use super::replay::{self, ReplayReport, Step};
+use super::replay::{Background, Step};
 use super::Sink;
 use crate::encode;
 use crate::lifecycle::Outcome;
@@ -22,15 +20,8 @@ use crate::registry::Registry;
 use crate::report::{PushError, PushReport};
 use crate::self_metrics::SpoolMetrics;
 use crate::snapshot::Snapshot;
-use crate::spool::{self, Entry, Spool};
+use crate::spool::{self, Spool};
 use crate::target::{PushMethod, TargetKind};
-
-/// A replay under way: the directory's lock, what is left to send, what was done.
-struct Replay {
-    _lock: File,
-    queue: VecDeque<Entry>,
-    report: ReplayReport,
-}
 
 /// A Pushgateway target: one job's group on one gateway, and (for the first gateway) the
 /// spool of its failed pushes.
@@ -53,7 +44,7 @@ pub(crate) struct PushgatewaySink {
     push_timeout: Duration,
     spool: Option<Spool>,
     spool_metrics: Option<SpoolMetrics>,
-    replay: Option<Replay>,
+    replay: Option<Background>,
     /// What became of the last failed push's snapshot, for its one line.
     note: Option<String>,
     /// When the body last encoded was taken (ms since the Unix epoch).
@@ -246,34 +237,8 @@ impl PushgatewaySink {
     /// Starts replaying the spool in the background, unless it is empty or another process
     /// is replaying it.
     fn start_replay(&mut self) {
-        let Some(spool) = &self.spool else {
-            return;
-        };
-        let queue: VecDeque<Entry> = match spool.entries() {
-            Ok(e) if e.is_empty() => return,
-            Ok(e) => e.into(),
-            Err(e) => {
-                crate::log::warn(&format!(
-                    "spool directory {} cannot be read: {e}",
-                    spool.dir().display()
-                ));
-                return;
-            }
-        };
-        match spool.lock() {
-            Ok(Some(lock)) => {
-                spool.remove_stale_tmp();
-                self.replay = Some(Replay {
-                    _lock: lock,
-                    queue,
-                    report: ReplayReport::default(),
-                });
-            }
-            Ok(None) => tracing::debug!("another process is replaying the spool"),
-            Err(e) => crate::log::warn(&format!(
-                "spool directory {} cannot be locked for replay: {e}",
-                spool.dir().display()
-            )),
+        if let Some(spool) = &self.spool {
+            self.replay = Background::begin(spool);
         }
     }
 
@@ -301,41 +266,35 @@ impl PushgatewaySink {
             self.replay = None;
             return;
         };
-        // Taken off the queue only once done: a step cut short by a final push stays first.
-        let Some(entry) = replay.queue.front().cloned() else {
-            self.finish_replay();
-            return;
-        };
-        let step = replay::replay_one(
-            client,
-            &self.endpoint,
-            false,
-            spool,
-            &entry,
-            timeout,
-            in_flight,
-        )
-        .await;
-        replay.queue.pop_front();
-        if let Some(m) = &self.spool_metrics {
-            match step {
-                Step::Sent => m.replayed.increment(1),
-                Step::Rejected(..) | Step::Corrupt(..) => m.dropped.increment(1),
-                Step::Kept(_) | Step::Gone | Step::Elsewhere => {}
+        let metrics = &self.spool_metrics;
+        let count = |step: &Step| {
+            if let Some(m) = metrics {
+                match step {
+                    Step::Sent => m.replayed.increment(1),
+                    Step::Rejected(..) | Step::Corrupt(..) => m.dropped.increment(1),
+                    Step::Kept(_) | Step::Gone | Step::Elsewhere => {}
+                }
             }
-        }
-        if !replay::record(step, &entry, &mut replay.report) {
-            replay.report.kept += replay.queue.len();
+        };
+        let go_on = replay
+            .step(
+                client,
+                &self.endpoint,
+                false,
+                spool,
+                timeout,
+                in_flight,
+                count,
+            )
+            .await;
+        if !go_on {
             self.finish_replay();
         }
     }
 
     fn finish_replay(&mut self) {
         if let Some(replay) = self.replay.take() {
-            let r = &replay.report;
-            if r.sent + r.rejected + r.corrupt > 0 {
-                tracing::info!(report = %r, "spool replayed");
-            }
+            replay.finish();
         }
         self.update_spool_gauges();
     }

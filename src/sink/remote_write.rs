@@ -7,8 +7,7 @@
 //! numbers included, derived with `prost` (no `protoc` needed to build).
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
-use std::fs::File;
+use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::ops::Range;
 use std::sync::Arc;
@@ -19,14 +18,14 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONT
 use reqwest::Url;
 
 use super::http::{self, Request};
-use super::replay::{self, ReplayReport};
+use super::replay::Background;
 use super::Sink;
 use crate::encode::target_labels;
 use crate::lifecycle::Outcome;
 use crate::registry::Registry;
 use crate::report::{PushError, PushReport};
 use crate::snapshot::{Family, Kind, Snapshot, Value};
-use crate::spool::{self, Entry, Spool};
+use crate::spool::{self, Spool};
 use crate::target::{PushMethod, TargetKind};
 
 /// The protocol version this crate speaks, sent in `X-Prometheus-Remote-Write-Version`.
@@ -531,14 +530,7 @@ pub(crate) struct RemoteWriteSink {
     group: String,
     spool: Option<Spool>,
     push_timeout: Duration,
-    replay: Option<Replay>,
-}
-
-/// A replay under way: the directory's lock, what is left to send, what was done.
-struct Replay {
-    _lock: File,
-    queue: VecDeque<Entry>,
-    report: ReplayReport,
+    replay: Option<Background>,
 }
 
 /// Where failed requests go, and for how long a replayed file may take.
@@ -653,34 +645,8 @@ impl RemoteWriteSink {
     /// Starts replaying the spool in the background, unless it is empty or another process
     /// (or target) is replaying it.
     fn start_replay(&mut self) {
-        let Some(spool) = &self.spool else {
-            return;
-        };
-        let queue: VecDeque<Entry> = match spool.entries() {
-            Ok(e) if e.is_empty() => return,
-            Ok(e) => e.into(),
-            Err(e) => {
-                crate::log::warn(&format!(
-                    "spool directory {} cannot be read: {e}",
-                    spool.dir().display()
-                ));
-                return;
-            }
-        };
-        match spool.lock() {
-            Ok(Some(lock)) => {
-                spool.remove_stale_tmp();
-                self.replay = Some(Replay {
-                    _lock: lock,
-                    queue,
-                    report: ReplayReport::default(),
-                });
-            }
-            Ok(None) => tracing::debug!("another process is replaying the spool"),
-            Err(e) => crate::log::warn(&format!(
-                "spool directory {} cannot be locked for replay: {e}",
-                spool.dir().display()
-            )),
+        if let Some(spool) = &self.spool {
+            self.replay = Background::begin(spool);
         }
     }
 
@@ -695,24 +661,12 @@ impl RemoteWriteSink {
             self.replay = None;
             return;
         };
-        let Some(entry) = replay.queue.front().cloned() else {
-            self.finish_replay();
-            return;
-        };
-        let step =
-            replay::replay_one(client, &self.url, true, spool, &entry, timeout, in_flight).await;
-        replay.queue.pop_front();
-        if !replay::record(step, &entry, &mut replay.report) {
-            replay.report.kept += replay.queue.len();
-            self.finish_replay();
-        }
-    }
-
-    fn finish_replay(&mut self) {
-        if let Some(replay) = self.replay.take() {
-            let r = &replay.report;
-            if r.sent + r.rejected + r.corrupt > 0 {
-                tracing::info!(report = %r, "spool replayed");
+        let go_on = replay
+            .step(client, &self.url, true, spool, timeout, in_flight, |_| {})
+            .await;
+        if !go_on {
+            if let Some(replay) = self.replay.take() {
+                replay.finish();
             }
         }
     }

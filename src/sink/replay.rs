@@ -2,6 +2,8 @@
 //! the gateway answered 2xx.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
+use std::fs::File;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -71,6 +73,98 @@ pub(crate) enum Step {
     Gone,
     /// Meant for another gateway: left in the spool for a replayer of that one.
     Elsewhere,
+}
+
+/// A replay of a spool in the background, by a sink on its pusher thread: one file a step,
+/// oldest first, under the spool's replay lock.
+pub(crate) struct Background {
+    _lock: File,
+    queue: VecDeque<Entry>,
+    report: ReplayReport,
+}
+
+impl Background {
+    /// Starts a replay of `spool`, unless it is empty or another process (or target) is
+    /// replaying it.
+    pub(crate) fn begin(spool: &Spool) -> Option<Background> {
+        let queue: VecDeque<Entry> = match spool.entries() {
+            Ok(e) if e.is_empty() => return None,
+            Ok(e) => e.into(),
+            Err(e) => {
+                crate::log::warn(&format!(
+                    "spool directory {} cannot be read: {e}",
+                    spool.dir().display()
+                ));
+                return None;
+            }
+        };
+        match spool.lock() {
+            Ok(Some(lock)) => {
+                spool.remove_stale_tmp();
+                Some(Background {
+                    _lock: lock,
+                    queue,
+                    report: ReplayReport::default(),
+                })
+            }
+            Ok(None) => {
+                tracing::debug!("another process is replaying the spool");
+                None
+            }
+            Err(e) => {
+                crate::log::warn(&format!(
+                    "spool directory {} cannot be locked for replay: {e}",
+                    spool.dir().display()
+                ));
+                None
+            }
+        }
+    }
+
+    /// Replays the oldest file left to the target at `endpoint` (see [`replay_one`]), shows
+    /// `on_step` what happened, and says whether the replay goes on (false: none was left, or
+    /// the target did not take it). A file is taken off the queue only once done: a step cut
+    /// short by a final push stays first.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn step(
+        &mut self,
+        client: &reqwest::Client,
+        endpoint: &Url,
+        remote_write: bool,
+        spool: &Spool,
+        timeout: Duration,
+        in_flight: &Cell<bool>,
+        on_step: impl FnOnce(&Step),
+    ) -> bool {
+        let Some(entry) = self.queue.front().cloned() else {
+            return false;
+        };
+        let step = replay_one(
+            client,
+            endpoint,
+            remote_write,
+            spool,
+            &entry,
+            timeout,
+            in_flight,
+        )
+        .await;
+        self.queue.pop_front();
+        on_step(&step);
+        if record(step, &entry, &mut self.report) {
+            return true;
+        }
+        self.report.kept += self.queue.len();
+        false
+    }
+
+    /// Ends the replay, saying what it did.
+    pub(crate) fn finish(self) {
+        let r = &self.report;
+        if r.sent + r.rejected + r.corrupt > 0 {
+            tracing::info!(report = %r, "spool replayed");
+        }
+    }
 }
 
 /// Replays `entry` to the gateway at `endpoint` (with `remote_write`, to the remote-write
