@@ -1016,3 +1016,57 @@ fn old_samples_replayed_to_prometheus_are_refused_once_with_its_answer_and_set_a
         500.0
     );
 }
+
+/// A receiver's `Retry-After` on a 429 is honoured: the retry comes no earlier, within the
+/// push's budget; one past the budget is not waited for, and the error says so.
+#[test]
+fn retry_after_from_a_receiver_is_honoured_within_the_budget() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(MockServer::start());
+    runtime.block_on(async {
+        Mock::given(method("POST"))
+            .and(path("/near"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/near"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/far"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
+            .mount(&server)
+            .await;
+    });
+    let run = |target: &str| {
+        let url = format!("{}/{target}", server.uri());
+        let env = [
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", url.as_str()),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_PUSH_TIMEOUT", "3s"),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+        ];
+        let started = std::time::Instant::now();
+        let (out, _) = run_job(false, "flush", target, &[], &env);
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            started.elapsed(),
+        )
+    };
+    let (out, elapsed) = run("near");
+    assert!(out.starts_with("ok status=Some(204) attempts=2"), "{out}");
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "retried too early: {elapsed:?}"
+    );
+    let (out, _) = run("far");
+    assert!(
+        out.contains("answered 429 after 1 attempt(s)")
+            && out
+                .contains("it asked to retry after 3600s (Retry-After), past this push's deadline"),
+        "{out}"
+    );
+}
