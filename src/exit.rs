@@ -16,13 +16,8 @@ thread_local! {
     static EXPORTER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Marks the calling thread as one of the exporter's own; run first on every thread started
-/// with [`spawn`].
-pub(crate) fn exporter_thread() {
-    EXPORTER_THREAD.with(|t| t.set(true));
-}
-
-/// Spawns one of the exporter's own threads (on Unix with SIGABRT blocked from the start).
+/// Spawns one of the exporter's own threads, marked as such (on Unix with SIGABRT blocked
+/// from its first instruction).
 pub(crate) fn spawn<F, T>(
     builder: std::thread::Builder,
     f: F,
@@ -31,10 +26,40 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    let f = move || {
+        EXPORTER_THREAD.with(|t| t.set(true));
+        f()
+    };
     #[cfg(unix)]
     return platform::spawn(builder, f);
     #[cfg(not(unix))]
     builder.spawn(f)
+}
+
+/// Spawns one of the exporter's own threads named `name`, running the future `make` returns
+/// on a current-thread tokio runtime of its own; a runtime that fails to start is reported
+/// on one line (`what` says what is then lost).
+pub(crate) fn spawn_with_runtime<M, F>(
+    name: String,
+    what: &'static str,
+    make: M,
+) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    M: FnOnce() -> F + Send + 'static,
+    F: std::future::Future<Output = ()>,
+{
+    spawn(std::thread::Builder::new().name(name), move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(make()),
+            Err(e) => crate::log::report(&format!(
+                "{what}: the runtime of thread {} failed to start: {e}",
+                std::thread::current().name().unwrap_or("?")
+            )),
+        }
+    })
 }
 
 /// Whether the calling thread is one of the exporter's own.

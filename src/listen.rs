@@ -91,25 +91,11 @@ impl Bound {
     pub(crate) fn start(self, renderer: Arc<Renderer>) -> std::io::Result<Listener> {
         let (stop, stopped) = oneshot::channel();
         let socket = self.socket;
-        let builder = std::thread::Builder::new().name("pushgateway-listener".into());
-        let thread = crate::exit::spawn(builder, move || {
-            crate::exit::exporter_thread();
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    crate::log::report(&format!(
-                        "metrics cannot be scraped: the listener's runtime failed to start: \
-                             {e}"
-                    ));
-                    return;
-                }
-            };
-            runtime.block_on(serve(socket, renderer, stopped));
-            // Dropping the runtime ends every connection still open.
-        })?;
+        let thread = crate::exit::spawn_with_runtime(
+            "pushgateway-listener".into(),
+            "metrics cannot be scraped",
+            move || serve(socket, renderer, stopped),
+        )?;
         Ok(Listener {
             addr: self.addr,
             stop: Some(stop),

@@ -46,7 +46,6 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
     spawn(
         std::thread::Builder::new().name("pushgateway-signals".into()),
         move || {
-            super::exporter_thread();
             for signal in iterator.forever() {
                 if signal == SIGABRT {
                     // The aborting thread waits in `hold_aborts`' handler for this push, then

@@ -185,23 +185,11 @@ pub(crate) fn spawn<S: Sink + Send + 'static>(
     let self_metrics = config
         .self_metrics
         .then(|| SelfMetrics::register(&config.renderer.registry, sink.metrics_label()));
-    let builder = std::thread::Builder::new().name(config.thread_name.clone());
-    crate::exit::spawn(builder, move || {
-        crate::exit::exporter_thread();
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                crate::log::report(&format!(
-                    "metrics will not be pushed: the pusher's runtime failed to start: {e}"
-                ));
-                return;
-            }
-        };
-        runtime.block_on(Pusher::start(sink, config, self_metrics).run(rx));
-    })?;
+    crate::exit::spawn_with_runtime(
+        config.thread_name.clone(),
+        "metrics will not be pushed",
+        move || Pusher::start(sink, config, self_metrics).run(rx),
+    )?;
     Ok(tx)
 }
 
