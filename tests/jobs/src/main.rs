@@ -375,6 +375,7 @@ fn main() {
         "stack-overflow" => {
             record();
             ready();
+            #[allow(unconditional_recursion)] // on purpose: it overflows the stack
             fn deeper(n: u64) -> u64 {
                 let pad = std::hint::black_box([n; 64]);
                 deeper(n + 1) + pad[0]
