@@ -26,14 +26,21 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    let (started, has_started) = std::sync::mpsc::sync_channel(1);
     let f = move || {
         EXPORTER_THREAD.with(|t| t.set(true));
+        let _ = started.send(());
         f()
     };
     #[cfg(unix)]
-    return platform::spawn(builder, f);
+    let thread = platform::spawn(builder, f)?;
     #[cfg(not(unix))]
-    builder.spawn(f)
+    let thread = builder.spawn(f)?;
+    // Returns once the thread runs its own code: an abort or a stack overflow right after
+    // install would otherwise find it still in the runtime's thread start, which waits on
+    // the aborting thread, and no final push would be made.
+    let _ = has_started.recv_timeout(std::time::Duration::from_secs(1));
+    Ok(thread)
 }
 
 /// Spawns one of the exporter's own threads named `name`, running the future `make` returns

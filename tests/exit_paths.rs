@@ -9,6 +9,7 @@ mod common;
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
+use common::proxy::{Fault, Proxy};
 use common::*;
 
 fn env(gw: &Pushgateway) -> Vec<(&'static str, String)> {
@@ -217,10 +218,7 @@ fn a_forked_child_does_not_wait_for_pusher_threads_it_does_not_have() {
 #[test]
 fn a_signal_during_exits_final_push_keeps_the_exit_code() {
     let gw = Pushgateway::start();
-    let proxy = common::proxy::Proxy::start(
-        gw.port,
-        common::proxy::Fault::Delay(Duration::from_millis(700)),
-    );
+    let proxy = Proxy::start(gw.port, Fault::Delay(Duration::from_millis(700)));
     for run in 0..3 {
         let job = format!("exit-then-term-{run}");
         let started = start_job(
@@ -263,5 +261,143 @@ fn an_abort_waits_for_the_final_push() {
         );
         assert!(elapsed < Duration::from_secs(5), "{scenario}: {elapsed:?}");
         assert_job_values(&gw.job(scenario), "signal", 128 + libc::SIGABRT);
+    }
+}
+
+/// After a stack overflow the SIGABRT handler runs nested in Rust's SIGSEGV handler, on the
+/// thread's alternate signal stack; the job gives itself one 512 bytes smaller than the
+/// smallest Rust's runtime gives a thread (`SIGSTKSZ`), as a processor with larger signal
+/// frames would leave. In a build without optimisations and in a release build, the job dies
+/// by SIGABRT, as without the exporter, after its final push.
+#[test]
+fn a_stack_overflow_on_a_small_alternate_stack_dies_by_sigabrt_after_the_final_push() {
+    let gw = Pushgateway::start();
+    for (build, job) in [
+        (Build::Unwind, "overflow-dev"),
+        (Build::Release, "overflow-release"),
+    ] {
+        for run in 0..3 {
+            let mut cmd = std::process::Command::new(job_bin_for(build));
+            cmd.arg("stack-overflow").arg(job);
+            with_env(&mut cmd, &[("PUSHGATEWAY_URL", gw.url.as_str())]);
+            let started = std::time::Instant::now();
+            let out = cmd.output().expect("run the test job");
+            assert_eq!(
+                out.status.signal(),
+                Some(libc::SIGABRT),
+                "{job}, run {run}: {:?} {}",
+                out.status,
+                stderr(&out)
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{job}: {:?}",
+                started.elapsed()
+            );
+            assert_job_values(&gw.job(job), "signal", 128 + libc::SIGABRT);
+        }
+    }
+}
+
+/// A child forked after install, without exec, and a grandchild forked by it, end on SIGTERM,
+/// SIGINT and SIGHUP as the same program without the exporter would: at once, by the signal.
+/// The forking job's own final push is not disturbed.
+#[test]
+fn a_forked_child_and_grandchild_die_by_their_first_signal() {
+    let gw = Pushgateway::start();
+    for depth in ["1", "2"] {
+        for (signal, name) in [
+            (libc::SIGTERM, "term"),
+            (libc::SIGINT, "int"),
+            (libc::SIGHUP, "hup"),
+        ] {
+            let job = format!("fork-{name}-{depth}");
+            let signal_text = signal.to_string();
+            let env = [
+                ("PUSHGATEWAY_URL", gw.url.as_str()),
+                ("TEST_FORK_SIGNAL", signal_text.as_str()),
+                ("TEST_FORK_DEPTH", depth),
+            ];
+            let (out, _) = run_job(false, "fork-signal", &job, &[], &env);
+            assert_eq!(out.status.code(), Some(0), "{job}: {}", stderr(&out));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with("leaf: "))
+                .unwrap_or_else(|| panic!("{job}: no leaf line in {stdout:?}"));
+            let (how, after) = line["leaf: ".len()..].split_once(" after ").unwrap();
+            assert_eq!(how, format!("signal {signal}"), "{job}: {line}");
+            let seconds: f64 = after.trim_end_matches(" s").parse().unwrap();
+            assert!(seconds < 2.0, "{job}: {line}");
+            assert_job_values(&gw.job(&job), "success", 0);
+        }
+    }
+}
+
+/// A SIGTERM raised by another thread while `install()` runs is never swallowed: the job dies
+/// by it, before the handlers exist (as without the exporter) or after them (final push
+/// made). Swept over the first 600 µs of install, with both cores busy.
+#[test]
+fn a_signal_during_install_always_ends_the_job() {
+    let gw = Pushgateway::start();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let mut handled = 0;
+    let mut survivors = Vec::new();
+    for run in 0..150 {
+        let delay = (run * 4 % 600).to_string();
+        let job = format!("install-signal-{run}");
+        let env = [
+            ("PUSHGATEWAY_URL", gw.url.as_str()),
+            ("TEST_SIGNAL_DELAY_US", delay.as_str()),
+        ];
+        let (out, elapsed) = run_job(false, "signal-during-install", &job, &[], &env);
+        if out.status.signal() != Some(libc::SIGTERM) {
+            survivors.push(format!("{delay} µs: {:?} after {elapsed:?}", out.status));
+        } else if !gw.groups().is_empty() && gw.group(&[("job", &job)]).is_some() {
+            handled += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for hog in hogs {
+        hog.join().unwrap();
+    }
+    assert!(survivors.is_empty(), "not ended by SIGTERM: {survivors:#?}");
+    // Some of the signals came after the handlers and were pushed for.
+    eprintln!("{handled} of 150 signals came after the handlers");
+}
+
+/// With `PushAndExit`, a second terminating signal of another kind during the first one's
+/// final push ends the process at once, by that second signal.
+#[test]
+fn a_second_signal_of_another_kind_ends_the_final_push_at_once() {
+    let gw = Pushgateway::start();
+    let proxy = Proxy::start(gw.port, Fault::Blackhole);
+    for (second, name) in [(libc::SIGINT, "int"), (libc::SIGHUP, "hup")] {
+        let env = [
+            ("PUSHGATEWAY_URL", proxy.url.as_str()),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "10s"),
+        ];
+        let mut child = start_job(false, "signal", &format!("term-then-{name}"), &env).child;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_millis(500));
+        let sent = std::time::Instant::now();
+        unsafe { libc::kill(child.id() as i32, second) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(second), "{name}: {status:?}");
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "{name}: {:?}",
+            sent.elapsed()
+        );
     }
 }

@@ -150,6 +150,101 @@ fn ctrl_c_on_self() {
     panic!("the ctrl-c scenario is for Windows");
 }
 
+/// Replaces this thread's alternate signal stack with one 512 bytes smaller than `SIGSTKSZ`,
+/// the smallest that Rust's runtime gives a thread (it takes the larger of `SIGSTKSZ` and the
+/// kernel's `AT_MINSIGSTKSZ`): what runs on it when the stack overflows (two signal frames,
+/// Rust's handler, `abort()` and the exporter's SIGABRT handler nested in it) must fit there
+/// also on a processor whose signal frames are larger than this one's.
+#[cfg(unix)]
+fn small_alternate_stack() {
+    let size = libc::SIGSTKSZ - 512;
+    // Leaked on purpose: the stack serves until the process ends.
+    let stack: &'static mut [u8] = Box::leak(vec![0u8; size].into_boxed_slice());
+    let alt = libc::stack_t {
+        ss_sp: stack.as_mut_ptr().cast(),
+        ss_flags: 0,
+        ss_size: size,
+    };
+    // SAFETY: `alt` describes a live, writable region of `size` bytes that is never freed.
+    let rc = unsafe { libc::sigaltstack(&alt, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "sigaltstack: {}", std::io::Error::last_os_error());
+}
+
+#[cfg(not(unix))]
+fn small_alternate_stack() {}
+
+/// Raises SIGTERM on this process from another thread after `delay`.
+#[cfg(unix)]
+fn signal_self_after(delay: Duration) {
+    std::thread::spawn(move || {
+        let until = std::time::Instant::now() + delay;
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        // SAFETY: kill with this process's id and a valid signal.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    });
+}
+
+#[cfg(not(unix))]
+fn signal_self_after(_: Duration) {
+    panic!("the signal-during-install scenario is for Unix");
+}
+
+/// Forks a child (`TEST_FORK_DEPTH=2`: a child that forks a grandchild) that would run 8 s
+/// and exit 42, sends it `TEST_FORK_SIGNAL` after 300 ms from its parent, and prints how it
+/// ended: `leaf: signal N after S s` or `leaf: exit N after S s`. The job then ends as usual.
+#[cfg(unix)]
+fn fork_signal() {
+    let signal: i32 = std::env::var("TEST_FORK_SIGNAL").unwrap().parse().unwrap();
+    let depth: u32 = std::env::var("TEST_FORK_DEPTH").map_or(1, |v| v.parse().unwrap());
+    std::io::stdout().flush().unwrap();
+    // SAFETY: the children only sleep, fork, kill, wait, write and _exit.
+    unsafe {
+        if depth == 2 {
+            match libc::fork() {
+                0 => {
+                    signal_a_leaf(signal);
+                    libc::_exit(0);
+                }
+                middle => {
+                    let mut status = 0;
+                    libc::waitpid(middle, &mut status, 0);
+                }
+            }
+        } else {
+            signal_a_leaf(signal);
+        }
+    }
+}
+
+/// Forks the leaf, signals it after 300 ms, waits for it and prints how it ended.
+#[cfg(unix)]
+unsafe fn signal_a_leaf(signal: i32) {
+    let leaf = libc::fork();
+    if leaf == 0 {
+        std::thread::sleep(Duration::from_secs(8));
+        libc::_exit(42);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = std::time::Instant::now();
+    libc::kill(leaf, signal);
+    let mut status = 0;
+    libc::waitpid(leaf, &mut status, 0);
+    let how = if libc::WIFSIGNALED(status) {
+        format!("signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("exit {}", libc::WEXITSTATUS(status))
+    };
+    let line = format!("leaf: {how} after {:.3} s\n", sent.elapsed().as_secs_f64());
+    libc::write(1, line.as_ptr().cast(), line.len());
+}
+
+#[cfg(not(unix))]
+fn fork_signal() {
+    panic!("the fork-signal scenario is for Unix");
+}
+
 #[cfg(unix)]
 fn fork_exit() {
     let started = std::time::Instant::now();
@@ -311,6 +406,22 @@ fn main() {
             std::mem::forget(guard);
             return;
         }
+        "signal-during-install" => {
+            // Another thread raises SIGTERM `TEST_SIGNAL_DELAY_US` after install begins: the
+            // job must die by it, whether it comes before the handlers or after them.
+            let delay = std::env::var("TEST_SIGNAL_DELAY_US").map_or(0, |v| v.parse().unwrap());
+            signal_self_after(Duration::from_micros(delay));
+            let _guard = install(job, grouping);
+            record();
+            std::thread::sleep(Duration::from_secs(3));
+            println!("survived");
+            return;
+        }
+        "fork-signal" => {
+            let _guard = install(job, grouping);
+            record();
+            return fork_signal();
+        }
         "prometheus-series" => return prometheus_series(job, series(), true),
         "prometheus-series-bare" => return prometheus_series(job, series(), false),
         _ => {}
@@ -375,6 +486,7 @@ fn main() {
         "stack-overflow" => {
             record();
             ready();
+            small_alternate_stack();
             #[allow(unconditional_recursion)] // on purpose: it overflows the stack
             fn deeper(n: u64) -> u64 {
                 let pad = std::hint::black_box([n; 64]);
