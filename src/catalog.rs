@@ -7,7 +7,7 @@
 #[cfg(feature = "serde")]
 mod dashboard;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
 #[cfg(feature = "serde")]
@@ -155,10 +155,13 @@ impl Catalog {
     /// The catalog of a snapshot's families and the registry's descriptions.
     pub(crate) fn build(snapshot: &Snapshot, described: Vec<(String, Kind, Description)>) -> Self {
         let mut metrics: Vec<MetricInfo> = Vec::new();
+        // The names taken so far, so that each name is looked up once, not compared with
+        // every metric before it.
+        let mut taken: HashSet<&str> = HashSet::new();
         for family in snapshot.families() {
             // A name recorded as two types is sent as one of them only: the family the
             // snapshot kept.
-            if metrics.iter().any(|m| m.name == family.name) {
+            if !taken.insert(family.name.as_str()) {
                 continue;
             }
             let mut labels = BTreeSet::new();
@@ -176,8 +179,9 @@ impl Catalog {
                 series,
             });
         }
+        // The registry holds one description per name: only the recorded ones are taken.
         for (name, kind, description) in described {
-            if metrics.iter().any(|m| m.name == name) {
+            if taken.contains(name.as_str()) {
                 continue;
             }
             metrics.push(MetricInfo {
