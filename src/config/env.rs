@@ -4,7 +4,9 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::check::{check_duration, check_label_name, parse_endpoint, percent_decode};
+use super::check::{
+    check_custom_header, check_duration, check_label_name, parse_endpoint, percent_decode,
+};
 use super::{CiLabels, ExpositionFormat, PushgatewayBuilder};
 use crate::log::redact_url;
 use crate::target::{Target, TargetKind};
@@ -419,6 +421,7 @@ pub(super) fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String>
         if name.is_empty() {
             return Err("a header name is empty".into());
         }
+        check_custom_header(name)?;
         let value = percent_decode(value.trim())
             .ok_or_else(|| format!("the value of {name} is not valid UTF-8 once decoded"))?;
         headers.push((name.to_owned(), value));
