@@ -462,6 +462,33 @@ fn allow_and_deny_lists_from_the_environment_filter_what_is_pushed() {
     assert_eq!(names, ["parse_errors_total", "records_total"]);
 }
 
+/// A trailing, leading or doubled comma in `PUSHGATEWAY_ALLOW` and `PUSHGATEWAY_DENY` adds
+/// no pattern, as in every list variable: the lists filter as they would without it.
+#[test]
+fn empty_items_of_allow_and_deny_lists_are_skipped() {
+    let gw = Pushgateway::start();
+    let (out, _) = run_job(
+        false,
+        "main",
+        "commas",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_ALLOW", "*_total,"),
+            ("PUSHGATEWAY_DENY", ",pushgateway_exporter_*,,"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let group = gw.job("commas");
+    assert_eq!(group.value("records_total", &[]), 500.0);
+    assert!(!group.has("queue_depth"), "{:#}", group.0);
+    assert!(
+        !group.has("pushgateway_exporter_pushes_total"),
+        "{:#}",
+        group.0
+    );
+}
+
 /// Headers the transport sets (the body's framing and encoding, the host, the connection,
 /// remote write's version) are refused at install, naming the variable; nothing is pushed.
 #[test]

@@ -961,9 +961,9 @@ fn allow_and_deny_come_from_the_environment() {
     let view = b.view(&Target::pushgateway("http://gw"), &[]).unwrap();
     assert!(view.filter.allows("app_rows") && view.filter.allows("batch_job_outcome"));
     assert!(!view.filter.allows("app_debug_x") && !view.filter.allows("other"));
-    let err = env(&[(ENV_DENY, "a,,b")]).unwrap_err().to_string();
+    let err = env(&[(ENV_DENY, "a,b-c")]).unwrap_err().to_string();
     assert!(
-        err.contains("PUSHGATEWAY_DENY") && err.contains("an empty pattern"),
+        err.contains("PUSHGATEWAY_DENY") && err.contains("b-c"),
         "{err}"
     );
 }
@@ -1037,4 +1037,28 @@ fn headers_the_transport_sets_are_refused_naming_the_variable_or_the_setter() {
         )
         .unwrap();
     assert_eq!(c.headers["x-content-length-hint"], "1");
+}
+
+#[test]
+fn every_list_variable_skips_empty_items() {
+    // A trailing, leading or doubled comma adds no item, in every list variable.
+    let b = env(&[
+        (ENV_URL, "http://a:9091,,http://b:9091,"),
+        (ENV_ALLOW, "a_*,"),
+        (ENV_DENY, ",b_*,,"),
+        (ENV_HEADERS, ",X-A=1,,"),
+        (ENV_GROUPING, "instance=x,,"),
+    ])
+    .unwrap();
+    let urls: Vec<&str> = b.targets.iter().filter_map(|t| t.url()).collect();
+    assert_eq!(urls, ["http://a:9091", "http://b:9091"]);
+    assert_eq!(b.allow.as_deref(), Some(&["a_*".to_owned()][..]));
+    assert_eq!(b.deny, ["b_*"]);
+    assert_eq!(b.headers.len(), 1);
+    assert_eq!(b.grouping, [("instance".to_owned(), "x".to_owned())]);
+    let b = env(&[(ENV_REMOTE_WRITE_URL, "http://rw:9009/api/v1/write,")]).unwrap();
+    assert_eq!(b.targets.len(), 1);
+    // A list of no items is as if the variable were unset: it does not allow nothing.
+    let b = env(&[(ENV_ALLOW, ","), (ENV_DENY, " , ")]).unwrap();
+    assert_eq!((b.allow, b.deny.len()), (None, 0));
 }
