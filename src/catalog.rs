@@ -347,6 +347,7 @@ impl Catalog {
 
     /// Every metric and label name valid, or [`CatalogError::InvalidName`] for the first that
     /// is not.
+    #[cfg(feature = "serde")]
     pub(crate) fn check_names(&self) -> Result<(), CatalogError> {
         self.metrics
             .iter()
@@ -520,7 +521,7 @@ fn check_names(m: &MetricInfo) -> Result<(), String> {
 
 /// Whether `name` is a label name a series can be sent with: valid, and not one of the names
 /// starting with `__` that Prometheus reserves (the snapshot refuses those).
-pub(crate) fn is_sent_label_name(name: &str) -> bool {
+fn is_sent_label_name(name: &str) -> bool {
     is_label_name(name) && !name.starts_with("__")
 }
 
