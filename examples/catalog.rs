@@ -41,7 +41,8 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         let options = DashboardOptions::new("Ingester")
             .uid("ingester")
             .grouping_label("instance");
-        serde_json::to_string_pretty(&catalog.grafana_dashboard(&options))
+        let dashboard = catalog.grafana_dashboard(&options)?;
+        Ok::<_, Box<dyn std::error::Error>>(serde_json::to_string_pretty(&dashboard)?)
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {

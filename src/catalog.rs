@@ -7,13 +7,13 @@
 #[cfg(feature = "serde")]
 mod dashboard;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
 #[cfg(feature = "serde")]
 pub use dashboard::DashboardOptions;
 
-use crate::snapshot::{Description, Kind, Snapshot};
+use crate::snapshot::{is_label_name, is_metric_name, Description, Kind, Snapshot};
 
 /// The type of a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,6 +132,12 @@ pub enum CatalogError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A metric or label name that is not valid (a metric name is `[a-zA-Z_:][a-zA-Z0-9_:]*`,
+    /// a label name `[a-zA-Z_][a-zA-Z0-9_]*` not starting with `__`), in a catalog read with
+    /// `from_json` or given to `grafana_dashboard`, or a grouping label of
+    /// `DashboardOptions` that is not a valid label name: which name, and why.
+    #[error("{0}")]
+    InvalidName(String),
     /// The text has no metric table at all.
     #[error("no metric table (a `| name | type | unit | labels | series | help |` header) found")]
     NoTable,
@@ -144,9 +150,19 @@ pub enum CatalogError {
 const HEADER: &str = "| name | type | unit | labels | series | help |";
 
 impl Catalog {
-    /// A catalog of `metrics` (sorted by name; of two of the same name, the first is kept).
+    /// A catalog of `metrics` (sorted by name; of two of the same name, the first is kept; an
+    /// empty unit or help is none). The names are not checked here: the readers
+    /// ([`from_markdown`](Self::from_markdown), `from_json`) and `grafana_dashboard` refuse
+    /// names that are not valid.
     pub fn new(metrics: impl IntoIterator<Item = MetricInfo>) -> Self {
-        let mut metrics: Vec<MetricInfo> = metrics.into_iter().collect();
+        let mut metrics: Vec<MetricInfo> = metrics
+            .into_iter()
+            .map(|mut m| {
+                m.unit = m.unit.filter(|u| !u.is_empty());
+                m.help = m.help.filter(|h| !h.is_empty());
+                m
+            })
+            .collect();
         metrics.sort_by(|a, b| a.name.cmp(&b.name));
         metrics.dedup_by(|b, a| a.name == b.name);
         Catalog { metrics }
@@ -155,10 +171,13 @@ impl Catalog {
     /// The catalog of a snapshot's families and the registry's descriptions.
     pub(crate) fn build(snapshot: &Snapshot, described: Vec<(String, Kind, Description)>) -> Self {
         let mut metrics: Vec<MetricInfo> = Vec::new();
+        // The names taken so far, so that each name is looked up once, not compared with
+        // every metric before it.
+        let mut taken: HashSet<&str> = HashSet::new();
         for family in snapshot.families() {
             // A name recorded as two types is sent as one of them only: the family the
             // snapshot kept.
-            if metrics.iter().any(|m| m.name == family.name) {
+            if !taken.insert(family.name.as_str()) {
                 continue;
             }
             let mut labels = BTreeSet::new();
@@ -176,8 +195,9 @@ impl Catalog {
                 series,
             });
         }
+        // The registry holds one description per name: only the recorded ones are taken.
         for (name, kind, description) in described {
-            if metrics.iter().any(|m| m.name == name) {
+            if taken.contains(name.as_str()) {
                 continue;
             }
             metrics.push(MetricInfo {
@@ -207,7 +227,9 @@ impl Catalog {
 
     /// The catalog as a Markdown document (a repository's `METRICS.md`): a title, one line on
     /// where it comes from, and a table with a row per metric.
-    /// [`from_markdown`](Self::from_markdown) reads it back.
+    /// [`from_markdown`](Self::from_markdown) reads it back: any unit and help text (`\`,
+    /// `|`, line feeds, carriage returns and whitespace at either end are escaped with a `\`)
+    /// and any name (a backtick and a comma are escaped too) keep the table's six cells.
     ///
     /// ```text
     /// | name | type | unit | labels | series | help |
@@ -223,15 +245,23 @@ impl Catalog {
         out.push_str(HEADER);
         out.push_str("\n|---|---|---|---|---|---|\n");
         for m in &self.metrics {
-            let labels: Vec<String> = m.labels.iter().map(|l| format!("`{l}`")).collect();
+            let labels: Vec<String> = m
+                .labels
+                .iter()
+                .map(|l| format!("`{}`", escape(l, CODE)))
+                .collect();
             out.push_str(&format!(
                 "| `{}` | {} | {} | {} | {} | {} |\n",
-                m.name,
+                escape(&m.name, CODE),
                 m.metric_type,
-                m.unit.as_deref().map_or_else(String::new, escape),
+                m.unit
+                    .as_deref()
+                    .map_or_else(String::new, |u| escape(u, "")),
                 labels.join(", "),
                 m.series,
-                m.help.as_deref().map_or_else(String::new, escape),
+                m.help
+                    .as_deref()
+                    .map_or_else(String::new, |h| escape(h, "")),
             ));
         }
         out
@@ -243,7 +273,9 @@ impl Catalog {
     /// # Errors
     ///
     /// [`CatalogError`] naming the line when a row does not have the table's six cells, a type
-    /// is not `counter`, `gauge` or `histogram`, or a series count is not a number;
+    /// is not `counter`, `gauge` or `histogram`, a series count is not a number, or a metric
+    /// or label name is not valid (`[a-zA-Z_:][a-zA-Z0-9_:]*`; `[a-zA-Z_][a-zA-Z0-9_]*`, not
+    /// starting with `__`);
     /// [`CatalogError::NoTable`] without the table's header.
     pub fn from_markdown(text: &str) -> Result<Self, CatalogError> {
         let mut lines = text.lines().enumerate();
@@ -273,18 +305,20 @@ impl Catalog {
             let series = series
                 .parse()
                 .map_err(|_| error(format!("series {series:?} is not a number")))?;
-            metrics.push(MetricInfo {
-                name: unquote(&name),
+            let metric = MetricInfo {
+                name: unescape(unquote(&name)),
                 metric_type,
                 unit: (!unit.is_empty()).then(|| unescape(&unit)),
                 help: (!help.is_empty()).then(|| unescape(&help)),
-                labels: labels
-                    .split(',')
-                    .map(|l| unquote(l.trim()))
+                labels: split_unescaped(&labels, ',')
+                    .into_iter()
+                    .map(|l| unescape(unquote(l.trim())))
                     .filter(|l| !l.is_empty())
                     .collect(),
                 series,
-            });
+            };
+            check_names(&metric).map_err(error)?;
+            metrics.push(metric);
         }
         Ok(Catalog::new(metrics))
     }
@@ -301,11 +335,24 @@ impl Catalog {
     ///
     /// # Errors
     ///
-    /// [`CatalogError::Json`] when the text is not such JSON.
+    /// [`CatalogError::Json`] when the text is not such JSON; [`CatalogError::InvalidName`]
+    /// when a metric or label name is not valid (`[a-zA-Z_:][a-zA-Z0-9_:]*`;
+    /// `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`).
     #[cfg(feature = "serde")]
     pub fn from_json(text: &str) -> Result<Self, CatalogError> {
         let catalog: Catalog = serde_json::from_str(text)?;
+        catalog.check_names()?;
         Ok(Catalog::new(catalog.metrics))
+    }
+
+    /// Every metric and label name valid, or [`CatalogError::InvalidName`] for the first that
+    /// is not.
+    #[cfg(feature = "serde")]
+    pub(crate) fn check_names(&self) -> Result<(), CatalogError> {
+        self.metrics
+            .iter()
+            .try_for_each(check_names)
+            .map_err(CatalogError::InvalidName)
     }
 
     /// What differs between this catalog (the running program's) and `checked_in`: metrics
@@ -347,6 +394,14 @@ fn cells(line: &str) -> Option<Vec<String>> {
     let inner = line.strip_prefix('|')?;
     let mut cells = Vec::new();
     let mut cell = String::new();
+    // The end of the last escaped character of `cell`: the padding trimmed from a cell's end
+    // stops there (an escaped space is text).
+    let mut kept = 0;
+    // A cell's text without the padding around it.
+    let trimmed = |cell: &str, kept: usize| {
+        let end = cell.trim_end().len().max(kept);
+        cell[..end].trim_start().to_owned()
+    };
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
         match c {
@@ -355,32 +410,53 @@ fn cells(line: &str) -> Option<Vec<String>> {
                 if let Some(next) = chars.next() {
                     cell.push(next);
                 }
+                kept = cell.len();
             }
-            '|' => cells.push(std::mem::take(&mut cell).trim().to_owned()),
+            '|' => {
+                cells.push(trimmed(&cell, kept));
+                cell.clear();
+                kept = 0;
+            }
             _ => cell.push(c),
         }
     }
     if !cell.trim().is_empty() {
-        cells.push(cell.trim().to_owned());
+        cells.push(trimmed(&cell, kept));
     }
     Some(cells)
 }
 
-/// `\`, `|` and line breaks escaped for a table cell.
-fn escape(text: &str) -> String {
+/// The characters escaped in a name, besides those of every cell: a name is written between
+/// backticks, and label names are separated by commas.
+const CODE: &str = "`,";
+
+/// `text` for a table cell: `\`, `|` and the characters of `also` escaped with a `\`, a line
+/// feed as `\n`, a carriage return as `\r`, and whitespace at either end (which a cell's
+/// padding would lose) with a `\` before it. [`unescape`] reverses it.
+fn escape(text: &str, also: &str) -> String {
+    let start = text.len() - text.trim_start().len();
+    let end = text.trim_end().len();
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    for (i, c) in text.char_indices() {
         match c {
-            '\\' => out.push_str("\\\\"),
-            '|' => out.push_str("\\|"),
             '\n' => out.push_str("\\n"),
-            '\r' => {}
+            '\r' => out.push_str("\\r"),
+            '\\' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if also.contains(c) || (c.is_whitespace() && (i < start || i >= end)) => {
+                out.push('\\');
+                out.push(c);
+            }
             c => out.push(c),
         }
     }
     out
 }
 
+/// A cell's text with the escapes of [`escape`] undone (`\n` a line feed, `\r` a carriage
+/// return, a `\` before any other character that character).
 fn unescape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
@@ -388,6 +464,7 @@ fn unescape(text: &str) -> String {
         match (c, c == '\\') {
             (_, true) => match chars.next() {
                 Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
                 Some(other) => out.push(other),
                 None => out.push('\\'),
             },
@@ -397,8 +474,55 @@ fn unescape(text: &str) -> String {
     out
 }
 
-fn unquote(text: &str) -> String {
-    text.trim_matches('`').to_owned()
+/// `text` without the backticks around it (one on each side).
+fn unquote(text: &str) -> &str {
+    text.strip_prefix('`')
+        .and_then(|t| t.strip_suffix('`'))
+        .unwrap_or(text)
+}
+
+/// `text` split at each `sep` that no `\` escapes.
+fn split_unescaped(text: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut from, mut escaped) = (0, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            c if c == sep => {
+                parts.push(&text[from..i]);
+                from = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[from..]);
+    parts
+}
+
+/// A metric's name and label names checked against the names the exporter sends: why not,
+/// naming the name.
+fn check_names(m: &MetricInfo) -> Result<(), String> {
+    if !is_metric_name(&m.name) {
+        return Err(format!(
+            "the metric name {:?} is not valid ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+            m.name
+        ));
+    }
+    match m.labels.iter().find(|l| !is_sent_label_name(l)) {
+        Some(label) => Err(format!(
+            "metric {:?}: the label name {label:?} is not valid ([a-zA-Z_][a-zA-Z0-9_]*, not \
+             starting with __)",
+            m.name
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether `name` is a label name a series can be sent with: valid, and not one of the names
+/// starting with `__` that Prometheus reserves (the snapshot refuses those).
+fn is_sent_label_name(name: &str) -> bool {
+    is_label_name(name) && !name.starts_with("__")
 }
 
 /// How a running catalog differs from a checked-in one: [`Catalog::diff`]. Its `Display` is a
@@ -645,6 +769,118 @@ mod tests {
             diff.to_string(),
             "the metric catalog matches the checked-in one"
         );
+    }
+
+    fn one(name: &str, help: Option<&str>, labels: &[&str]) -> Catalog {
+        Catalog::new([MetricInfo {
+            name: name.into(),
+            metric_type: MetricType::Gauge,
+            unit: Some("bytes".into()),
+            help: help.map(str::to_owned),
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            series: 1,
+        }])
+    }
+
+    #[test]
+    fn a_help_text_with_carriage_returns_round_trips_through_markdown() {
+        for help in [
+            "Line one.\r\nLine two.",
+            "a\rb",
+            "\r",
+            " padded\t",
+            "back\\slash\\",
+        ] {
+            let catalog = one("m", Some(help), &[]);
+            let read = Catalog::from_markdown(&catalog.to_markdown()).unwrap();
+            assert_eq!(read, catalog, "{help:?}");
+            assert!(catalog.diff(&read).is_empty(), "{}", catalog.diff(&read));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_help_text_and_unit_round_trip_through_markdown(
+            help in proptest::prelude::any::<String>(),
+            unit in proptest::prelude::any::<String>(),
+        ) {
+            let mut catalog = one("m", Some(&help), &["a"]);
+            catalog.metrics[0].unit = Some(unit);
+            let catalog = Catalog::new(catalog.metrics);
+            let md = catalog.to_markdown();
+            proptest::prop_assert_eq!(Catalog::from_markdown(&md).unwrap(), catalog, "{}", md);
+        }
+    }
+
+    #[test]
+    fn an_empty_help_or_unit_is_none() {
+        let mut catalog = one("m", Some(""), &[]);
+        catalog.metrics[0].unit = Some(String::new());
+        let catalog = Catalog::new(catalog.metrics);
+        assert_eq!(
+            (
+                catalog.metrics[0].unit.as_ref(),
+                catalog.metrics[0].help.as_ref()
+            ),
+            (None, None)
+        );
+        assert_eq!(
+            Catalog::from_markdown(&catalog.to_markdown()).unwrap(),
+            catalog
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_valid_are_escaped_in_markdown_and_refused_when_read() {
+        // The table still reads back (six cells): the name itself is refused, by line.
+        let md = one("x|y", None, &["a"]).to_markdown();
+        assert_eq!(
+            Catalog::from_markdown(&md).unwrap_err().to_string(),
+            "line 7 of the metric catalog: the metric name \"x|y\" is not valid \
+             ([a-zA-Z_:][a-zA-Z0-9_:]*)"
+        );
+        let md = one("m", None, &["a`, `b|c", "ok"]).to_markdown();
+        assert_eq!(
+            Catalog::from_markdown(&md).unwrap_err().to_string(),
+            "line 7 of the metric catalog: metric \"m\": the label name \"a`, `b|c\" is not \
+             valid ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+        );
+        let md = one("m", None, &["__name__"]).to_markdown();
+        assert!(Catalog::from_markdown(&md).is_err());
+        // Valid names read back as they were.
+        let catalog = one("ns:m_total", Some("h"), &["_a", "b2"]);
+        assert_eq!(
+            Catalog::from_markdown(&catalog.to_markdown()).unwrap(),
+            catalog
+        );
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn json_with_names_that_are_not_valid_is_refused() {
+        let json = |name: &str, label: &str| {
+            serde_json::json!({"metrics": [{"name": name, "type": "gauge", "labels": [label]}]})
+                .to_string()
+        };
+        let e = Catalog::from_json(&json("up{job=\"x\"} or vector(1) #", "a"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "the metric name \"up{job=\\\"x\\\"} or vector(1) #\" is not valid \
+             ([a-zA-Z_:][a-zA-Z0-9_:]*)"
+        );
+        let e = Catalog::from_json(&json("m", "a\"}"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "metric \"m\": the label name \"a\\\"}\" is not valid ([a-zA-Z_][a-zA-Z0-9_]*, \
+             not starting with __)"
+        );
+        assert!(Catalog::from_json(&json("", "a")).is_err());
+        assert!(Catalog::from_json(&json("m", "")).is_err());
+        assert!(Catalog::from_json(&json("m_total", "a")).is_ok());
     }
 
     #[cfg(feature = "serde")]

@@ -64,21 +64,27 @@ pub(crate) fn metric_name(name: &str) -> Cow<'_, str> {
     }
 }
 
-/// Whether `name` is a valid metric name as it is.
-fn is_metric_name(name: &str) -> bool {
+/// Whether `name` is a valid metric name as it is: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub(crate) fn is_metric_name(name: &str) -> bool {
     !name.is_empty()
         && name.chars().enumerate().all(|(i, c)| {
             c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
         })
 }
 
+/// Whether `name` is a valid label name as it is: `[a-zA-Z_][a-zA-Z0-9_]*`. (Names starting
+/// with `__` are valid, and reserved for Prometheus: a series with one is refused.)
+pub(crate) fn is_label_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()))
+}
+
 /// `name` as a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`, other characters replaced by `_`.
 fn label_name(name: &str) -> Cow<'_, str> {
-    let valid = name
-        .chars()
-        .enumerate()
-        .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()));
-    if valid && !name.is_empty() {
+    if is_label_name(name) {
         Cow::Borrowed(name)
     } else {
         Cow::Owned(metrics_exporter_prometheus::formatting::sanitize_label_key(

@@ -461,3 +461,90 @@ fn allow_and_deny_lists_from_the_environment_filter_what_is_pushed() {
     names.sort();
     assert_eq!(names, ["parse_errors_total", "records_total"]);
 }
+
+/// A trailing, leading or doubled comma in `PUSHGATEWAY_ALLOW` and `PUSHGATEWAY_DENY` adds
+/// no pattern, as in every list variable: the lists filter as they would without it.
+#[test]
+fn empty_items_of_allow_and_deny_lists_are_skipped() {
+    let gw = Pushgateway::start();
+    let (out, _) = run_job(
+        false,
+        "main",
+        "commas",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_ALLOW", "*_total,"),
+            ("PUSHGATEWAY_DENY", ",pushgateway_exporter_*,,"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let group = gw.job("commas");
+    assert_eq!(group.value("records_total", &[]), 500.0);
+    assert!(!group.has("queue_depth"), "{:#}", group.0);
+    assert!(
+        !group.has("pushgateway_exporter_pushes_total"),
+        "{:#}",
+        group.0
+    );
+}
+
+/// Headers the transport sets (the body's framing and encoding, the host, the connection,
+/// remote write's version) are refused at install, naming the variable; nothing is pushed.
+#[test]
+fn transport_headers_from_the_environment_are_refused_and_nothing_is_pushed() {
+    let gw = Pushgateway::start();
+    for (i, header) in [
+        "Content-Length=0",
+        "host=evil.example",
+        "Transfer-Encoding=chunked",
+        "CONTENT-TYPE=text/plain",
+        "Content-Encoding=identity",
+        "Connection=close",
+        "X-Prometheus-Remote-Write-Version=2.0.0",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let job = format!("framing_{i}");
+        let headers = format!("X-Scope-OrgID=team-a,{header}");
+        let env = [
+            ("PUSHGATEWAY_URL", gw.url.as_str()),
+            ("PUSHGATEWAY_HEADERS", &headers),
+        ];
+        let out = job_command(false, "try-init", &job, &env).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (name, value) = header.split_once('=').unwrap();
+        assert!(
+            stdout.starts_with(&format!(
+                "err invalid value \"X-Scope-OrgID=***,{name}=***\" in environment variable \
+                 PUSHGATEWAY_HEADERS: "
+            )) && stdout.contains("is set by the exporter for each request and cannot be given"),
+            "{stdout}"
+        );
+        assert!(
+            !stdout.contains(&format!("={value}")) && !stdout.contains("team-a"),
+            "{stdout}"
+        );
+        assert!(
+            gw.group(&[("job", &job)]).is_none(),
+            "{header}: {:#?}",
+            gw.groups()
+        );
+    }
+    // The same job with only the tenant header is pushed.
+    let env = [
+        ("PUSHGATEWAY_URL", gw.url.as_str()),
+        ("PUSHGATEWAY_HEADERS", "X-Scope-OrgID=team-a"),
+    ];
+    let out = job_command(false, "try-init", "framing_ok", &env)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("ok"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(gw.group(&[("job", "framing_ok")]).is_some());
+}

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Catalog, MetricInfo, MetricType};
+use super::{is_sent_label_name, Catalog, CatalogError, MetricInfo, MetricType};
 use crate::lifecycle;
 use crate::self_metrics::SELF_PREFIX;
 
@@ -16,8 +16,9 @@ use crate::self_metrics::SELF_PREFIX;
 /// let options = DashboardOptions::new("Ingester")
 ///     .uid("ingester")
 ///     .grouping_label("instance");
-/// let dashboard = Catalog::default().grafana_dashboard(&options);
+/// let dashboard = Catalog::default().grafana_dashboard(&options)?;
 /// assert_eq!(dashboard["title"], "Ingester");
+/// # Ok::<(), metrics_exporter_pushgateway::CatalogError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct DashboardOptions {
@@ -49,7 +50,9 @@ impl DashboardOptions {
     }
 
     /// Adds a template variable for the grouping label `name` (e.g. `instance`); every query
-    /// selects `name=~"$name"`.
+    /// selects `name=~"$name"`. [`Catalog::grafana_dashboard`] refuses a name that is not a
+    /// valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`), `job` (always a
+    /// variable) and a name given twice.
     pub fn grouping_label(mut self, name: impl Into<String>) -> Self {
         self.grouping_labels.push(name.into());
         self
@@ -106,6 +109,25 @@ fn legend(labels: &[&str]) -> String {
 }
 
 impl DashboardOptions {
+    /// Each grouping label a valid label name, not `job`, given once.
+    fn check(&self) -> Result<(), CatalogError> {
+        for (i, name) in self.grouping_labels.iter().enumerate() {
+            let reason = if !is_sent_label_name(name) {
+                "is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+            } else if name == "job" {
+                "is the job, which is always a template variable"
+            } else if self.grouping_labels[..i].contains(name) {
+                "is given twice"
+            } else {
+                continue;
+            };
+            return Err(CatalogError::InvalidName(format!(
+                "the dashboard's grouping label {name:?} {reason}"
+            )));
+        }
+        Ok(())
+    }
+
     /// The selector every query carries: the job and grouping labels' template variables.
     fn selector(&self) -> String {
         std::iter::once("job".to_owned())
@@ -281,7 +303,15 @@ impl Catalog {
     /// panel), `job`, and one per [`grouping_label`](DashboardOptions::grouping_label); every
     /// query selects `job=~"$job"` and each grouping label the same way. Rates use
     /// `$__rate_interval`.
-    pub fn grafana_dashboard(&self, options: &DashboardOptions) -> Value {
+    ///
+    /// # Errors
+    ///
+    /// [`CatalogError::InvalidName`] when a metric or label name of the catalog (a catalog
+    /// made with [`Catalog::new`] is not checked) or a grouping label of `options` is not
+    /// valid: every name goes into PromQL as it is.
+    pub fn grafana_dashboard(&self, options: &DashboardOptions) -> Result<Value, CatalogError> {
+        self.check_names()?;
+        options.check()?;
         let mut rows: Vec<(String, Vec<Panel>)> = Vec::new();
         for m in &self.metrics {
             if m.name.starts_with(SELF_PREFIX) || lifecycle::NAMES.contains(&m.name.as_str()) {
@@ -389,7 +419,7 @@ impl Catalog {
         if let Some(uid) = &options.uid {
             dashboard["uid"] = json!(uid);
         }
-        dashboard
+        Ok(dashboard)
     }
 }
 
@@ -457,7 +487,8 @@ mod tests {
             ),
         ]);
         let d = catalog
-            .grafana_dashboard(&DashboardOptions::new("Ingester").grouping_label("instance"));
+            .grafana_dashboard(&DashboardOptions::new("Ingester").grouping_label("instance"))
+            .unwrap();
         let panels = d["panels"].as_array().unwrap();
         let rows: Vec<&str> = panels
             .iter()
@@ -542,5 +573,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn names_that_would_change_the_promql_are_refused() {
+        let ok = Catalog::new([info(
+            "ingester_rows_total",
+            MetricType::Counter,
+            None,
+            &["a"],
+        )]);
+        let refused = |catalog: &Catalog, options: &DashboardOptions| {
+            catalog.grafana_dashboard(options).unwrap_err().to_string()
+        };
+        let options = DashboardOptions::new("I");
+        assert_eq!(
+            refused(
+                &ok,
+                &options
+                    .clone()
+                    .grouping_label(r#"instance"}) or vector(1) #"#)
+            ),
+            r#"the dashboard's grouping label "instance\"}) or vector(1) #" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"#
+        );
+        assert_eq!(
+            refused(&ok, &options.clone().grouping_label("__name__")),
+            r#"the dashboard's grouping label "__name__" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"#
+        );
+        assert_eq!(
+            refused(&ok, &options.clone().grouping_label("job")),
+            r#"the dashboard's grouping label "job" is the job, which is always a template variable"#
+        );
+        assert_eq!(
+            refused(
+                &ok,
+                &options.clone().grouping_label("a").grouping_label("a")
+            ),
+            r#"the dashboard's grouping label "a" is given twice"#
+        );
+        // A catalog made in code is checked too.
+        let bad = Catalog::new([info(
+            r#"up{job="x"} or vector(1) #"#,
+            MetricType::Gauge,
+            None,
+            &[],
+        )]);
+        assert_eq!(
+            refused(&bad, &options),
+            r#"the metric name "up{job=\"x\"} or vector(1) #" is not valid ([a-zA-Z_:][a-zA-Z0-9_:]*)"#
+        );
+        let bad = Catalog::new([info("m", MetricType::Counter, None, &["a) (x"])]);
+        assert!(refused(&bad, &options).contains(r#"the label name "a) (x" is not valid"#));
+        let d = ok
+            .grafana_dashboard(&options.grouping_label("instance"))
+            .unwrap();
+        assert_eq!(d["templating"]["list"].as_array().unwrap().len(), 3);
     }
 }

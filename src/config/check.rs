@@ -142,6 +142,17 @@ impl PushgatewayBuilder {
             reason,
         })?;
         let own = &target.own;
+        for (setter, headers) in [
+            ("PushgatewayBuilder::header", &self.headers),
+            ("Target::header", &own.headers),
+        ] {
+            for (name, _) in headers {
+                check_custom_header(name).map_err(|reason| InitError::InvalidHeader {
+                    name: name.clone(),
+                    reason: format!("{reason} (given to {setter})"),
+                })?;
+            }
+        }
         // A target's own `Authorization` header is its authentication, over the builder's.
         let own_authorization = own
             .headers
@@ -656,6 +667,41 @@ pub(super) fn check_labels(
         });
     }
     Ok(())
+}
+
+/// The headers the transport sets itself: the body's length, type and encoding, the
+/// connection, the host, and remote write's protocol version. A custom one of these would
+/// contradict the request as sent (`Content-Length: 0` sends an empty body that the gateway
+/// takes as an empty push; another `Host` sends the request to another virtual host).
+const TRANSPORT_HEADERS: [&str; 7] = [
+    "Content-Length",
+    "Content-Type",
+    "Content-Encoding",
+    "Transfer-Encoding",
+    "Host",
+    "Connection",
+    "X-Prometheus-Remote-Write-Version",
+];
+
+/// A custom header's name is not one the transport sets ([`TRANSPORT_HEADERS`], in any
+/// case): why not.
+pub(super) fn check_custom_header(name: &str) -> Result<(), String> {
+    match TRANSPORT_HEADERS
+        .iter()
+        .find(|h| h.eq_ignore_ascii_case(name.trim()))
+    {
+        Some(owned) => Err(format!(
+            "{owned} is set by the exporter for each request and cannot be given as a custom \
+             header (neither can {})",
+            TRANSPORT_HEADERS
+                .iter()
+                .filter(|h| *h != owned)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn build_headers(

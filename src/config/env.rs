@@ -4,7 +4,9 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::check::{check_duration, check_label_name, parse_endpoint, percent_decode};
+use super::check::{
+    check_custom_header, check_duration, check_label_name, parse_endpoint, percent_decode,
+};
 use super::{CiLabels, ExpositionFormat, PushgatewayBuilder};
 use crate::log::redact_url;
 use crate::target::{Target, TargetKind};
@@ -91,6 +93,14 @@ pub const ENV_DENY: &str = "PUSHGATEWAY_DENY";
 /// (neither [`ENV_URL`], [`ENV_REMOTE_WRITE_URL`], [`ENV_TEXTFILE_DIR`] nor a target in code),
 /// the process is only scraped.
 pub const ENV_LISTEN: &str = "PUSHGATEWAY_LISTEN";
+
+/// The items of a comma-separated list variable, each trimmed; empty items (`a,,b`, a
+/// trailing or leading comma) are skipped. Every list variable is read through this.
+fn list_items(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
 
 /// The environment as a lookup function, read one variable at a time.
 struct Env<F>(F);
@@ -221,8 +231,11 @@ impl PushgatewayBuilder {
         })? {
             b.hostname_label = Some(name);
         }
+        // A list of no items (`,`) is as if unset: it does not allow nothing.
         if let Some(patterns) = env.parsed(ENV_ALLOW, parse_patterns)? {
-            b = b.allow(patterns);
+            if !patterns.is_empty() {
+                b = b.allow(patterns);
+            }
         }
         if let Some(patterns) = env.parsed(ENV_DENY, parse_patterns)? {
             b = b.deny(patterns);
@@ -266,7 +279,7 @@ fn targets<F: Fn(&str) -> Option<OsString>>(env: &Env<F>) -> Result<Vec<Target>,
         let Some(list) = env.get(name, false)? else {
             continue;
         };
-        for url in list.split(',').map(str::trim) {
+        for url in list_items(&list) {
             parse_endpoint(url, kind).map_err(|reason| {
                 let shown: Vec<String> = list.split(',').map(redact_url).collect();
                 invalid(name, shown.join(","), reason)
@@ -323,9 +336,9 @@ fn ci_labels(text: &str) -> Result<Option<CiLabels>, String> {
         .map_err(|reason| format!("{reason}, or commit"))
 }
 
-/// Comma-separated metric-name patterns (blanks around them ignored).
+/// Comma-separated metric-name patterns (blanks around them and empty items ignored).
 fn parse_patterns(text: &str) -> Result<Vec<String>, String> {
-    let patterns: Vec<String> = text.split(',').map(|p| p.trim().to_owned()).collect();
+    let patterns: Vec<String> = list_items(text).map(str::to_owned).collect();
     crate::filter::check_patterns(&patterns)?;
     Ok(patterns)
 }
@@ -407,10 +420,7 @@ fn tls_files<F: Fn(&str) -> Option<OsString>>(
 /// Parses `name=value,name2=value2` (values percent-decoded), as `OTEL_EXPORTER_OTLP_HEADERS`.
 pub(super) fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut headers = Vec::new();
-    for (i, item) in text.split(',').map(str::trim).enumerate() {
-        if item.is_empty() {
-            continue;
-        }
+    for (i, item) in list_items(text).enumerate() {
         let Some((name, value)) = item.split_once('=') else {
             // The item may be a secret: it is not shown.
             return Err(format!("item {} is not name=value", i + 1));
@@ -419,6 +429,7 @@ pub(super) fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String>
         if name.is_empty() {
             return Err("a header name is empty".into());
         }
+        check_custom_header(name)?;
         let value = percent_decode(value.trim())
             .ok_or_else(|| format!("the value of {name} is not valid UTF-8 once decoded"))?;
         headers.push((name.to_owned(), value));
@@ -461,7 +472,7 @@ pub(super) fn parse_bool(text: &str) -> Result<bool, String> {
 
 pub(super) fn parse_grouping(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut labels: Vec<(String, String)> = Vec::new();
-    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for item in list_items(text) {
         let Some((name, value)) = item.split_once('=') else {
             return Err(format!("{item:?} is not name=value"));
         };

@@ -961,9 +961,104 @@ fn allow_and_deny_come_from_the_environment() {
     let view = b.view(&Target::pushgateway("http://gw"), &[]).unwrap();
     assert!(view.filter.allows("app_rows") && view.filter.allows("batch_job_outcome"));
     assert!(!view.filter.allows("app_debug_x") && !view.filter.allows("other"));
-    let err = env(&[(ENV_DENY, "a,,b")]).unwrap_err().to_string();
+    let err = env(&[(ENV_DENY, "a,b-c")]).unwrap_err().to_string();
     assert!(
-        err.contains("PUSHGATEWAY_DENY") && err.contains("an empty pattern"),
+        err.contains("PUSHGATEWAY_DENY") && err.contains("b-c"),
         "{err}"
     );
+}
+
+#[test]
+fn headers_the_transport_sets_are_refused_naming_the_variable_or_the_setter() {
+    let tls = PushgatewayBuilder::new("http://gw:9091")
+        .tls_config()
+        .unwrap();
+    for name in [
+        "Content-Length",
+        "content-type",
+        "CONTENT-ENCODING",
+        "Transfer-Encoding",
+        "host",
+        "Connection",
+        "x-prometheus-remote-write-version",
+    ] {
+        let err = env(&[(ENV_HEADERS, &format!("X-Ok=1,{name}=secret"))]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                InitError::InvalidEnv {
+                    var: ENV_HEADERS,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("is set by the exporter"), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+
+        let b = PushgatewayBuilder::new("http://gw:9091")
+            .job("j")
+            .header(name, "0");
+        let err = b
+            .connection(&Target::pushgateway("http://gw:9091"), &tls)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, InitError::InvalidHeader { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("is set by the exporter")
+                && text.contains("(given to PushgatewayBuilder::header)"),
+            "{text}"
+        );
+
+        let b = PushgatewayBuilder::new("http://gw:9091").job("j");
+        let own = Target::remote_write("http://rw:9009").header(name, "0");
+        let text = b.connection(&own, &tls).err().expect("refused").to_string();
+        assert!(text.contains("(given to Target::header)"), "{text}");
+    }
+    assert_eq!(
+        env(&[(ENV_HEADERS, "Content-Length=0")])
+            .unwrap_err()
+            .to_string(),
+        "invalid value \"Content-Length=***\" in environment variable PUSHGATEWAY_HEADERS: \
+         Content-Length is set by the exporter for each request and cannot be given as a \
+         custom header (neither can Content-Type, Content-Encoding, Transfer-Encoding, Host, \
+         Connection, X-Prometheus-Remote-Write-Version)"
+    );
+    // Other headers, and the target's own authentication, are still taken.
+    let b = PushgatewayBuilder::new("http://gw:9091")
+        .job("j")
+        .header("X-Content-Length-Hint", "1");
+    let c = b
+        .connection(
+            &Target::pushgateway("http://gw:9091").header("Authorization", "Token t"),
+            &tls,
+        )
+        .unwrap();
+    assert_eq!(c.headers["x-content-length-hint"], "1");
+}
+
+#[test]
+fn every_list_variable_skips_empty_items() {
+    // A trailing, leading or doubled comma adds no item, in every list variable.
+    let b = env(&[
+        (ENV_URL, "http://a:9091,,http://b:9091,"),
+        (ENV_ALLOW, "a_*,"),
+        (ENV_DENY, ",b_*,,"),
+        (ENV_HEADERS, ",X-A=1,,"),
+        (ENV_GROUPING, "instance=x,,"),
+    ])
+    .unwrap();
+    let urls: Vec<&str> = b.targets.iter().filter_map(|t| t.url()).collect();
+    assert_eq!(urls, ["http://a:9091", "http://b:9091"]);
+    assert_eq!(b.allow.as_deref(), Some(&["a_*".to_owned()][..]));
+    assert_eq!(b.deny, ["b_*"]);
+    assert_eq!(b.headers.len(), 1);
+    assert_eq!(b.grouping, [("instance".to_owned(), "x".to_owned())]);
+    let b = env(&[(ENV_REMOTE_WRITE_URL, "http://rw:9009/api/v1/write,")]).unwrap();
+    assert_eq!(b.targets.len(), 1);
+    // A list of no items is as if the variable were unset: it does not allow nothing.
+    let b = env(&[(ENV_ALLOW, ","), (ENV_DENY, " , ")]).unwrap();
+    assert_eq!((b.allow, b.deny.len()), (None, 0));
 }
