@@ -26,21 +26,26 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (started, has_started) = std::sync::mpsc::sync_channel(1);
-    let f = move || {
-        EXPORTER_THREAD.with(|t| t.set(true));
-        let _ = started.send(());
-        f()
-    };
     #[cfg(unix)]
-    let thread = platform::spawn(builder, f)?;
+    {
+        let (started, has_started) = std::sync::mpsc::sync_channel(1);
+        let f = move || {
+            EXPORTER_THREAD.with(|t| t.set(true));
+            let _ = started.send(());
+            f()
+        };
+        let thread = platform::spawn(builder, f)?;
+        // Returns once the thread runs its own code: a stack overflow right after install
+        // would otherwise find it still in the runtime's thread start, which waits on the
+        // overflowing thread, and no final push would be made.
+        let _ = has_started.recv_timeout(std::time::Duration::from_secs(1));
+        Ok(thread)
+    }
     #[cfg(not(unix))]
-    let thread = builder.spawn(f)?;
-    // Returns once the thread runs its own code: an abort or a stack overflow right after
-    // install would otherwise find it still in the runtime's thread start, which waits on
-    // the aborting thread, and no final push would be made.
-    let _ = has_started.recv_timeout(std::time::Duration::from_secs(1));
-    Ok(thread)
+    builder.spawn(move || {
+        EXPORTER_THREAD.with(|t| t.set(true));
+        f()
+    })
 }
 
 /// Spawns one of the exporter's own threads named `name`, running the future `make` returns
@@ -116,7 +121,10 @@ pub enum SignalHandling {
     /// Make the final push (bounded by the shutdown timeout), then end the process as the
     /// signal's default action would: the parent sees death by that signal (on Windows, the
     /// exit code of the event's default handling, `STATUS_CONTROL_C_EXIT`). On Unix a second
-    /// signal of the same kind during the final push ends the process at once. The default.
+    /// SIGTERM, SIGINT or SIGHUP during the final push ends the process at once. A signal the
+    /// application already handled when the exporter installed (its own handler, e.g. a
+    /// reload on SIGHUP) is treated as with [`PushAndContinue`](Self::PushAndContinue): the
+    /// current values are pushed and the application's handler decides. The default.
     ///
     /// Windows gives a console that is closed, and a process at logoff or shutdown, a few
     /// seconds before it ends the process: for those events the final push is bounded by 4 s

@@ -345,6 +345,10 @@ fn a_signal_during_install_always_ends_the_job() {
         .map(|_| {
             let stop = std::sync::Arc::clone(&stop);
             std::thread::spawn(move || {
+                // At the lowest priority: the load delays the job's threads without starving
+                // the other tests of this binary.
+                // SAFETY: setpriority on this thread's own id.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as u32, 19) };
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     std::hint::spin_loop();
                 }
@@ -400,4 +404,50 @@ fn a_second_signal_of_another_kind_ends_the_final_push_at_once() {
             sent.elapsed()
         );
     }
+}
+
+/// A SIGHUP the application handled itself before the exporter installed (a reload) does not
+/// end it: the current values are pushed, its handler runs, and the job goes on to its own
+/// end and final push.
+#[test]
+fn a_signal_the_application_handles_itself_does_not_end_it() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let job = start_job(false, "own-sighup-handler", "reloader", &pairs(&env));
+    let child = job.child;
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out), "reloaded\n");
+    assert_job_values(&gw.job("reloader"), "success", 0);
+}
+
+/// A crash reporter's SIGABRT handler installed before the exporter runs after the final
+/// push, with its own flags (`SA_RESETHAND | SA_NODEFER`): the job dies by SIGABRT, as
+/// without the exporter.
+#[test]
+fn an_abort_runs_the_crash_reporter_installed_before_after_the_final_push() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let (out, elapsed) = run_job(false, "abort-with-reporter", "reporter", &[], &pairs(&env));
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("crash reporter ran"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert_job_values(&gw.job("reporter"), "signal", 128 + libc::SIGABRT);
 }

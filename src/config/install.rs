@@ -30,8 +30,9 @@ impl PushgatewayBuilder {
     /// thread (and, unless disabled, the signal listener and the panic hook) and returns the
     /// guard that makes the final push.
     ///
-    /// Takes well under a millisecond: the HTTP client and TLS roots are built on the pusher
-    /// thread, not here.
+    /// Takes about a millisecond (the time for the exporter's threads to start; more on a
+    /// loaded machine): the HTTP client and TLS roots are built on the pusher thread, not
+    /// here.
     ///
     /// # Errors
     ///

@@ -1,7 +1,8 @@
 //! Unix: handlers for SIGTERM, SIGINT and SIGHUP (registered through `signal-hook`) and for
-//! SIGABRT (a plain `sigaction` handler, see [`hold_aborts`]) that do no work inside the
-//! handler: they write the signal's number into a pipe, and the signal thread makes the final
-//! push. The pipe and its reader exist before any handler is registered, so a signal that
+//! SIGABRT (a plain `sigaction` handler, see [`hold_aborts`]). The first three only mark the
+//! signal pending and wake the signal thread through a socket pair, which makes the final
+//! push; the SIGABRT handler does the same, then waits on the aborting thread for that push.
+//! The socket pair and its reader exist before any handler is registered, so a signal that
 //! comes while the exporter installs either finds no handler yet (and ends the process as
 //! without the exporter) or is handled as any later one.
 //!
@@ -45,8 +46,16 @@ fn disposition(signal: i32) -> Option<libc::sighandler_t> {
 /// The process that installed the exporter: a fork has another id, and no signal thread.
 static INSTALL_PID: AtomicU32 = AtomicU32::new(0);
 
-/// The write end of the pipe the signal thread reads (-1 before it exists).
+/// The write end of the socket pair the signal thread reads (-1 before it exists).
 static WAKE: AtomicI32 = AtomicI32::new(-1);
+
+/// The signals handed to the signal thread and not yet taken by it, one bit per signal
+/// number: a storm of signals wakes the thread once, and never fills the socket.
+static PENDING: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the signal thread runs: when it has ended, a handler does what the signal would
+/// have done without the exporter, and an abort does not wait.
+static LISTENING: AtomicBool = AtomicBool::new(false);
 
 /// Set by the first terminating signal (any of [`SIGNALS`]): with
 /// [`SignalHandling::PushAndExit`], a second one, of any kind, ends the process at once.
@@ -58,46 +67,86 @@ fn forked() -> bool {
     (unsafe { libc::getpid() }) as u32 != INSTALL_PID.load(Ordering::SeqCst)
 }
 
-/// Hands `signal` to the signal thread. Async-signal-safe: one non-blocking `write`.
-fn wake(signal: i32) {
-    let byte = signal as u8;
-    let fd = WAKE.load(Ordering::SeqCst);
-    if fd >= 0 {
-        // SAFETY: writes one byte from a live local to a descriptor this module owns for the
-        // life of the process; a failure (a full pipe) is ignored.
-        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+/// Hands `signal` to the signal thread; false if no signal thread runs to take it.
+/// Async-signal-safe: atomics and one non-blocking `send`, without SIGPIPE.
+fn wake(signal: i32) -> bool {
+    if !LISTENING.load(Ordering::SeqCst) {
+        return false;
+    }
+    let bit = 1u64 << signal;
+    if PENDING.fetch_or(bit, Ordering::SeqCst) & bit == 0 {
+        let fd = WAKE.load(Ordering::SeqCst);
+        let byte = 1u8;
+        // SAFETY: sends one byte from a live local on a socket this module owns for the life
+        // of the process; MSG_NOSIGNAL: a closed peer is an error, not a SIGPIPE.
+        let sent = unsafe {
+            libc::send(
+                fd,
+                (&byte as *const u8).cast(),
+                1,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        // A full socket holds a byte the thread has not read yet: it will see this bit.
+        let taken =
+            sent == 1 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN);
+        if !taken {
+            return false;
+        }
+    }
+    true
+}
+
+/// Clears [`LISTENING`] when the signal thread ends, however it ends.
+struct Listening;
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        LISTENING.store(false, Ordering::SeqCst);
     }
 }
 
 pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Result<()> {
     let (mut read, write) = UnixStream::pair()?;
-    write.set_nonblocking(true)?;
     INSTALL_PID.store(std::process::id(), Ordering::SeqCst);
     let limit = handle.final_push_limit();
     ABORT_STEPS.store((limit.as_millis() / 10) as u64 + 1, Ordering::SeqCst);
     // Kept open for the life of the process: a handler may write to it at any time.
     WAKE.store(write.into_raw_fd(), Ordering::SeqCst);
+    LISTENING.store(true, Ordering::SeqCst);
     super::spawn(
         std::thread::Builder::new().name("pushgateway-signals".into()),
         move || {
+            let _listening = Listening;
             let mut byte = [0u8];
             loop {
                 match read.read(&mut byte) {
-                    Ok(1) => on_signal(&handle, mode, i32::from(byte[0])),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Ok(1) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     _ => return,
+                }
+                let pending = PENDING.swap(0, Ordering::SeqCst);
+                // An abort first: its thread is waiting for the push.
+                for signal in [SIGABRT, SIGTERM, SIGINT, SIGHUP] {
+                    if pending & (1 << signal) != 0 {
+                        on_signal(&handle, mode, signal);
+                    }
                 }
             }
         },
     )?;
     for signal in SIGNALS {
-        if is_ignored(signal) {
+        let before = disposition(signal);
+        if before == Some(libc::SIG_IGN) {
             continue;
         }
-        let default_before = disposition(signal) == Some(libc::SIG_DFL);
-        let exit_mode = mode == SignalHandling::PushAndExit;
+        let default_before = before == Some(libc::SIG_DFL);
+        // A signal the application already handles (a reload on SIGHUP, its own graceful
+        // shutdown) is left to it: the current values are pushed, and the application's
+        // handler (signal-hook runs it before this one) decides what happens.
+        let exit_mode = mode == SignalHandling::PushAndExit && default_before;
         let action = move || {
-            // Only atomics, getpid, write and signal-hook's default-action emulation
+            // Only atomics, getpid, send and signal-hook's default-action emulation
             // (sigaction, sigprocmask, raise): all async-signal-safe.
             if forked() {
                 // As without the exporter: the default action, or the application's own
@@ -108,15 +157,24 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
             } else if exit_mode && SIGNALLED.swap(true, Ordering::SeqCst) {
                 // A second terminating signal during the first one's final push.
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
-            } else {
-                wake(signal);
+            } else if !wake(signal) && default_before {
+                // No signal thread to push: as without the exporter.
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
             }
         };
+        if !exit_mode {
+            CONTINUE.fetch_or(1 << signal, Ordering::SeqCst);
+        }
         // SAFETY: the action only does what is listed in it, all async-signal-safe.
         unsafe { signal_hook::low_level::register(signal, action) }?;
     }
     hold_aborts()
 }
+
+/// The signals for which the signal thread pushes the current values and lets the process
+/// go on: all of them with [`SignalHandling::PushAndContinue`], and those the application
+/// handled itself before the exporter installed.
+static CONTINUE: AtomicU64 = AtomicU64::new(0);
 
 /// What the signal thread does for `signal`.
 fn on_signal(handle: &PushHandle, mode: SignalHandling, signal: i32) {
@@ -127,7 +185,9 @@ fn on_signal(handle: &PushHandle, mode: SignalHandling, signal: i32) {
         ABORT_PUSHED.store(true, Ordering::SeqCst);
         return;
     }
-    if mode == SignalHandling::PushAndContinue {
+    if mode == SignalHandling::PushAndContinue
+        || CONTINUE.load(Ordering::SeqCst) & (1 << signal) != 0
+    {
         if let Err(e) = handle.flush() {
             report(&format!("push on signal {signal} failed: {e}"));
         }
@@ -151,7 +211,9 @@ static ABORT_PUSHED: AtomicBool = AtomicBool::new(false);
 /// Spawns one of the exporter's threads (the listener and the pusher threads) with SIGABRT
 /// blocked from its first instruction (a new thread inherits the mask of the one that creates
 /// it), so that a SIGABRT sent to the process is handled on a thread the final push does not
-/// need. An `abort()` on such a thread still goes through: it unblocks the signal first.
+/// need. An `abort()` on such a thread still ends the process (the C library forces SIGABRT's
+/// default action when a handler does not); the exporter's SIGABRT handler does not wait
+/// there anyway.
 pub(crate) fn spawn<F, T>(
     builder: std::thread::Builder,
     f: F,
@@ -185,15 +247,18 @@ static ABORT_BEFORE: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock:
 /// any destructor or later hook runs), `std::process::abort`, a C library's `abort()`, a stack
 /// overflow (Rust's handler aborts), a SIGABRT sent to the process. The handler runs on the
 /// aborting thread and only sleeps until the signal thread has pushed (at most the shutdown
-/// timeout, the 200 ms grace and the spool's wait), runs the handler the application had
-/// installed before the exporter, if any, then ends the process by SIGABRT's default action
-/// on that thread, as the abort would have (core dump included). On the exporter's own
-/// threads, and in a forked child, it does not wait: nobody would push.
+/// timeout, the 200 ms grace and the spool's wait), then gives SIGABRT back the action it had
+/// before the exporter installed (an application's crash reporter, or the default action)
+/// and raises it again, so that the process ends as the abort would have (core dump
+/// included). On the exporter's own threads, and in a forked child, it does not wait: nobody
+/// would push.
 ///
 /// A plain `sigaction` handler of a few frames rather than one dispatched by `signal-hook`:
 /// after a stack overflow it runs nested in Rust's SIGSEGV handler, on that thread's
 /// alternate signal stack, which holds little more than two signal frames (Rust sizes it as
-/// the larger of `SIGSTKSZ` and the kernel's `AT_MINSIGSTKSZ`).
+/// the larger of `SIGSTKSZ` and the kernel's `AT_MINSIGSTKSZ`). Rust's handler aborts while
+/// it holds the lock that starting and ending threads take: a final push that needs a new
+/// thread then (a host name to resolve) is not made, and the abort waits out its bound.
 fn hold_aborts() -> std::io::Result<()> {
     if is_ignored(SIGABRT) {
         // `abort()` still ends the process; a SIGABRT sent to it stays ignored.
@@ -207,63 +272,42 @@ fn hold_aborts() -> std::io::Result<()> {
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         let mut before: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(SIGABRT, std::ptr::null(), &mut before) != 0 {
+        if libc::sigaction(SIGABRT, &action, &mut before) != 0 {
             return Err(std::io::Error::last_os_error());
         }
         let _ = ABORT_BEFORE.set(before);
-        if libc::sigaction(SIGABRT, &action, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
     }
     Ok(())
 }
 
 /// The SIGABRT handler. Only atomics, a constant-initialised thread-local flag, getpid,
-/// write, nanosleep, sigaction and raise: all async-signal-safe, in few and small frames.
-extern "C" fn on_abort(
-    signal: libc::c_int,
-    info: *mut libc::siginfo_t,
-    context: *mut libc::c_void,
-) {
-    if !forked() && !super::is_exporter_thread() {
-        wake(SIGABRT);
+/// send, nanosleep, sigaction and raise: all async-signal-safe, in few and small frames.
+extern "C" fn on_abort(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    if !forked() && !super::is_exporter_thread() && wake(SIGABRT) {
         let pause = libc::timespec {
             tv_sec: 0,
             tv_nsec: 10_000_000,
         };
         for _ in 0..ABORT_STEPS.load(Ordering::SeqCst) {
-            if ABORT_PUSHED.load(Ordering::SeqCst) {
+            if ABORT_PUSHED.load(Ordering::SeqCst) || !LISTENING.load(Ordering::SeqCst) {
                 break;
             }
             // SAFETY: nanosleep with a valid timespec and a null remainder.
             unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
         }
     }
-    if let Some(before) = ABORT_BEFORE.get() {
-        let address = before.sa_sigaction;
-        if address != libc::SIG_DFL && address != libc::SIG_IGN {
-            // SAFETY: the application's handler, called as it was installed (with or without
-            // SA_SIGINFO), with the arguments this handler was given.
-            unsafe {
-                if before.sa_flags & libc::SA_SIGINFO != 0 {
-                    let handler: extern "C" fn(
-                        libc::c_int,
-                        *mut libc::siginfo_t,
-                        *mut libc::c_void,
-                    ) = std::mem::transmute(address);
-                    handler(signal, info, context);
-                } else {
-                    let handler: extern "C" fn(libc::c_int) = std::mem::transmute(address);
-                    handler(signal);
-                }
-            }
-        }
-    }
-    // SIGABRT's default action: SIGABRT is blocked while this handler runs, so the raised
-    // signal is delivered as it returns, and ends the process (`abort()` unblocked it first).
-    // SAFETY: signal and raise with valid arguments.
+    // SIGABRT gets back the action it had before (with its own flags and mask: the kernel
+    // applies them), and is raised again: blocked while this handler runs, it is delivered
+    // as the handler returns. Should that action return, `abort()` ends the process itself.
+    // SAFETY: sigaction with a sigaction read by `hold_aborts` (or a zeroed one: SIG_DFL),
+    // raise with a valid signal.
     unsafe {
-        libc::signal(SIGABRT, libc::SIG_DFL);
+        let mut default: libc::sigaction = std::mem::zeroed();
+        let before = ABORT_BEFORE.get().unwrap_or_else(|| {
+            default.sa_sigaction = libc::SIG_DFL;
+            &default
+        });
+        libc::sigaction(SIGABRT, before, std::ptr::null_mut());
         libc::raise(SIGABRT);
     }
 }

@@ -173,6 +173,55 @@ fn small_alternate_stack() {
 #[cfg(not(unix))]
 fn small_alternate_stack() {}
 
+/// Set by the application's own SIGHUP handler.
+static SIGHUP_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(unix)]
+fn on_sighup_set_flag() {
+    extern "C" fn on_sighup(_: libc::c_int) {
+        SIGHUP_SEEN.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    // SAFETY: a zeroed sigaction with a handler that only stores an atomic.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sighup as *const () as libc::sighandler_t;
+        libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut());
+    }
+}
+
+#[cfg(not(unix))]
+fn on_sighup_set_flag() {
+    panic!("the own-sighup-handler scenario is for Unix");
+}
+
+/// A crash reporter's SIGABRT handler as such libraries install it (`SA_RESETHAND |
+/// SA_NODEFER`): it reports, raises SIGABRT again (now with the default action) and would
+/// exit 1 should that return.
+#[cfg(unix)]
+fn crash_reporter() {
+    extern "C" fn report(signal: libc::c_int) {
+        const LINE: &[u8] = b"crash reporter ran\n";
+        // SAFETY: write, raise and _exit are async-signal-safe.
+        unsafe {
+            libc::write(2, LINE.as_ptr().cast(), LINE.len());
+            libc::raise(signal);
+            libc::_exit(1);
+        }
+    }
+    // SAFETY: a zeroed sigaction with a handler that only does what `report` lists.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = report as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESETHAND | libc::SA_NODEFER;
+        libc::sigaction(libc::SIGABRT, &action, std::ptr::null_mut());
+    }
+}
+
+#[cfg(not(unix))]
+fn crash_reporter() {
+    panic!("the abort-with-reporter scenario is for Unix");
+}
+
 /// Raises SIGTERM on this process from another thread after `delay`.
 #[cfg(unix)]
 fn signal_self_after(delay: Duration) {
@@ -416,6 +465,30 @@ fn main() {
             std::thread::sleep(Duration::from_secs(3));
             println!("survived");
             return;
+        }
+        "own-sighup-handler" => {
+            // An application that reloads on SIGHUP, with its handler installed before the
+            // exporter: SIGHUP must not end it.
+            on_sighup_set_flag();
+            let _guard = install(job, grouping);
+            record();
+            ready();
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while !SIGHUP_SEEN.load(std::sync::atomic::Ordering::SeqCst) {
+                assert!(std::time::Instant::now() < until, "no SIGHUP came");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            eprintln!("reloaded");
+            return;
+        }
+        "abort-with-reporter" => {
+            // A crash reporter's SIGABRT handler installed before the exporter: it still runs,
+            // with its own flags, after the final push.
+            crash_reporter();
+            let _guard = install(job, grouping);
+            record();
+            ready();
+            std::process::abort();
         }
         "fork-signal" => {
             let _guard = install(job, grouping);
