@@ -144,6 +144,7 @@ mod exit;
 mod file;
 mod filter;
 mod guard;
+mod install;
 pub mod lifecycle;
 mod listen;
 mod log;

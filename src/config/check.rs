@@ -21,14 +21,14 @@ use crate::InitError;
 
 /// The interval's range (0 turns interval pushes off): long enough that the pusher thread
 /// yields between pushes, short enough that no deadline computed from it overflows.
-pub(super) const INTERVAL_RANGE: (Duration, Duration) =
+pub(crate) const INTERVAL_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(24 * 3600));
 /// The push and shutdown timeouts' range.
-pub(super) const TIMEOUT_RANGE: (Duration, Duration) =
+pub(crate) const TIMEOUT_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(3600));
 
 /// Checks a duration against its range; `interval` also allows zero (off).
-pub(super) fn check_duration(d: Duration, interval: bool) -> Result<(), String> {
+pub(crate) fn check_duration(d: Duration, interval: bool) -> Result<(), String> {
     if d.is_zero() {
         return if interval {
             Ok(())
@@ -57,7 +57,7 @@ impl PushgatewayBuilder {
     /// The job and the grouping labels: those set in code or the environment, then those of
     /// the Pushgateway URLs' group paths, then the host name and CI labels where no label of
     /// their name is set.
-    pub(super) fn identity(&self) -> Result<(String, Vec<(String, String)>), InitError> {
+    pub(crate) fn identity(&self) -> Result<(String, Vec<(String, String)>), InitError> {
         let mut job = self.job.clone();
         let mut grouping = self.grouping.clone();
         for target in &self.targets {
@@ -125,7 +125,7 @@ impl PushgatewayBuilder {
     /// the builder's; the target's headers come over the builder's. `tls` is the checked TLS
     /// material ([`tls_config`](Self::tls_config)) of every target without TLS settings of
     /// its own.
-    pub(super) fn connection(
+    pub(crate) fn connection(
         &self,
         target: &Target,
         tls: &TlsConfig,
@@ -194,7 +194,7 @@ impl PushgatewayBuilder {
     /// A target's own labels and filter, checked: label names valid (for a Pushgateway not
     /// the job or a grouping label, which the gateway would overwrite), patterns valid, a
     /// push method only for a Pushgateway.
-    pub(super) fn view(
+    pub(crate) fn view(
         &self,
         target: &Target,
         grouping: &[(String, String)],
@@ -260,7 +260,7 @@ impl PushgatewayBuilder {
         })
     }
 
-    pub(super) fn spool(&self) -> Result<Option<Spool>, InitError> {
+    pub(crate) fn spool(&self) -> Result<Option<Spool>, InitError> {
         let Some(dir) = &self.spool_dir else {
             return Ok(None);
         };
@@ -285,7 +285,7 @@ impl PushgatewayBuilder {
 
     /// Without the `tls` feature, TLS settings are refused.
     #[cfg(not(feature = "tls"))]
-    pub(super) fn tls_config(&self) -> Result<TlsConfig, InitError> {
+    pub(crate) fn tls_config(&self) -> Result<TlsConfig, InitError> {
         if !self.tls.ca_pem.is_empty()
             || self.client_cert.is_some()
             || self.tls.accept_invalid_certs
@@ -301,7 +301,7 @@ impl PushgatewayBuilder {
     /// Checks the TLS material (every PEM block parses, CA certificates are X.509) and puts
     /// it in the form the HTTP client takes.
     #[cfg(feature = "tls")]
-    pub(super) fn tls_config(&self) -> Result<TlsConfig, InitError> {
+    pub(crate) fn tls_config(&self) -> Result<TlsConfig, InitError> {
         let invalid = |what| move |reason| InitError::InvalidTls { what, reason };
         let mut tls = self.tls.clone();
         if !tls.ca_pem.is_empty() {
@@ -352,17 +352,17 @@ pub(super) fn ci_labels(
 }
 
 /// The endpoint (without credentials) and the settings of every request to it.
-pub(super) struct Connection {
-    pub(super) endpoint: Url,
-    pub(super) headers: HeaderMap,
-    pub(super) tls: TlsConfig,
+pub(crate) struct Connection {
+    pub(crate) endpoint: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) tls: TlsConfig,
     /// Whether requests carry basic auth or a bearer token.
-    pub(super) credentials: bool,
+    pub(crate) credentials: bool,
 }
 
 /// The warning for a configuration that exposes what is pushed, if any: credentials over
 /// plain http to a host that is not loopback, or certificate verification turned off.
-pub(super) fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) -> Option<String> {
+pub(crate) fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) -> Option<String> {
     let shown = crate::log::shown(url);
     if tls.accept_invalid_certs {
         return Some(format!(
@@ -381,7 +381,7 @@ pub(super) fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) ->
 
 /// A bearer token is sent as `Authorization: Bearer <token>`: it must be a valid header value
 /// (visible ASCII, spaces and tabs; no line breaks or other control characters).
-pub(super) fn check_bearer_token(token: &str) -> Result<(), String> {
+pub(crate) fn check_bearer_token(token: &str) -> Result<(), String> {
     match HeaderValue::from_str(&format!("Bearer {token}")) {
         Ok(_) => Ok(()),
         Err(_) => Err(
@@ -394,7 +394,7 @@ pub(super) fn check_bearer_token(token: &str) -> Result<(), String> {
 
 /// Every PEM block of `pem` parses and there is at least one certificate.
 #[cfg(feature = "tls")]
-pub(super) fn check_certificates(
+pub(crate) fn check_certificates(
     pem: &[u8],
 ) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
     use rustls_pki_types::pem::PemObject as _;
@@ -409,7 +409,7 @@ pub(super) fn check_certificates(
 
 /// [`check_certificates`], and each certificate can be a trust anchor (X.509 that parses).
 #[cfg(feature = "tls")]
-pub(super) fn check_ca_certificates(pem: &[u8]) -> Result<(), String> {
+pub(crate) fn check_ca_certificates(pem: &[u8]) -> Result<(), String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in check_certificates(pem)? {
         roots.add(cert).map_err(|e| e.to_string())?;
@@ -419,14 +419,14 @@ pub(super) fn check_ca_certificates(pem: &[u8]) -> Result<(), String> {
 
 /// `pem` holds a private key.
 #[cfg(feature = "tls")]
-pub(super) fn check_private_key(pem: &[u8]) -> Result<(), String> {
+pub(crate) fn check_private_key(pem: &[u8]) -> Result<(), String> {
     use rustls_pki_types::pem::PemObject as _;
     rustls_pki_types::PrivateKeyDer::from_pem_slice(pem)
         .map(drop)
         .map_err(|e| format!("no PKCS#8, PKCS#1 or SEC1 private key found in PEM: {e}"))
 }
 
-pub(super) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {
+pub(crate) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {
     if buckets.is_empty() {
         return Err(InitError::InvalidBuckets("no bucket bounds given".into()));
     }
@@ -443,7 +443,7 @@ pub(super) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {
     Ok(())
 }
 
-pub(super) fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -454,24 +454,24 @@ pub(super) fn is_loopback(url: &Url) -> bool {
 
 /// A checked target URL.
 #[derive(Debug)]
-pub(super) struct Endpoint {
+pub(crate) struct Endpoint {
     /// The URL without credentials (and, for a Pushgateway, without a group path).
-    pub(super) url: Url,
+    pub(crate) url: Url,
     /// The credentials the URL held, as basic auth.
-    pub(super) auth: Option<Auth>,
+    pub(crate) auth: Option<Auth>,
     /// The job and grouping labels of a Pushgateway URL's group path.
-    pub(super) group: Option<UrlGroup>,
+    pub(crate) group: Option<UrlGroup>,
 }
 
 /// The job and grouping labels of a `/metrics/job/<job>{/<label>/<value>}` path.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct UrlGroup {
-    pub(super) job: String,
-    pub(super) grouping: Vec<(String, String)>,
+pub(crate) struct UrlGroup {
+    pub(crate) job: String,
+    pub(crate) grouping: Vec<(String, String)>,
 }
 
 /// Parses and checks a target's URL. Without a scheme, `http://` is meant.
-pub(super) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, String> {
+pub(crate) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, String> {
     let with_scheme;
     let raw = if raw.contains("://") {
         raw
@@ -528,7 +528,7 @@ pub(super) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, St
 /// returns its job and labels (segments decoded as the gateway does: percent-encoding, and
 /// `<label>@base64/<value>` in the URL-safe alphabet, padding optional). The rest of the
 /// path is kept as the endpoint's prefix.
-pub(super) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String> {
+pub(crate) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String> {
     let path = url.path().to_owned();
     let segments: Vec<&str> = path.split('/').collect();
     let Some(at) = segments
@@ -582,7 +582,7 @@ pub(super) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String>
     }))
 }
 
-pub(super) fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
         .ok()
@@ -608,7 +608,7 @@ pub(crate) fn check_label_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-pub(super) fn check_labels(
+pub(crate) fn check_labels(
     grouping: &[(String, String)],
     global: &[(String, String)],
 ) -> Result<(), InitError> {
@@ -658,7 +658,7 @@ pub(super) fn check_labels(
     Ok(())
 }
 
-pub(super) fn build_headers(
+pub(crate) fn build_headers(
     auth: Option<&Auth>,
     custom: &[(String, Secret)],
 ) -> Result<HeaderMap, InitError> {

@@ -1,9 +1,8 @@
 //! [`PushgatewayBuilder`]: the settings, each with its setter and default. The environment is
-//! read in [`env`], the settings are checked in [`check`], and [`install`] installs them.
+//! read in [`env`], the settings are checked in [`check`], and [`crate::install`] installs them.
 
-mod check;
+pub(crate) mod check;
 mod env;
-mod install;
 #[cfg(test)]
 mod tests;
 
@@ -116,38 +115,38 @@ enum CiLabels {
 /// ```
 #[derive(Clone)]
 pub struct PushgatewayBuilder {
-    targets: Vec<Target>,
+    pub(crate) targets: Vec<Target>,
     job: String,
     grouping: Vec<(String, String)>,
-    global: Vec<(String, String)>,
-    interval: Duration,
-    push_timeout: Duration,
-    shutdown_timeout: Duration,
+    pub(crate) global: Vec<(String, String)>,
+    pub(crate) interval: Duration,
+    pub(crate) push_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     auth: Option<Auth>,
     headers: Vec<(String, Secret)>,
     allow: Option<Vec<String>>,
     deny: Vec<String>,
-    method: PushMethod,
-    compression: Compression,
-    format: ExpositionFormat,
-    signals: SignalHandling,
-    lifecycle_metrics: bool,
-    self_metrics: bool,
+    pub(crate) method: PushMethod,
+    pub(crate) compression: Compression,
+    pub(crate) format: ExpositionFormat,
+    pub(crate) signals: SignalHandling,
+    pub(crate) lifecycle_metrics: bool,
+    pub(crate) self_metrics: bool,
     ci_labels: Option<CiLabels>,
     hostname_label: Option<String>,
-    delete_on_shutdown: bool,
-    enabled: bool,
-    buckets: Vec<f64>,
-    buckets_for_metric: Vec<(Matcher, Vec<f64>)>,
+    pub(crate) delete_on_shutdown: bool,
+    pub(crate) enabled: bool,
+    pub(crate) buckets: Vec<f64>,
+    pub(crate) buckets_for_metric: Vec<(Matcher, Vec<f64>)>,
     tls: TlsConfig,
     client_cert: Option<Vec<u8>>,
     client_key: Option<Secret<Vec<u8>>>,
     spool_dir: Option<PathBuf>,
     spool_max_files: usize,
     spool_max_bytes: u64,
-    remote_write_max_samples: usize,
+    pub(crate) remote_write_max_samples: usize,
     /// The listener's address, and the setting or variable that gave it.
-    listen: Option<(String, &'static str)>,
+    pub(crate) listen: Option<(String, &'static str)>,
 }
 
 impl std::fmt::Debug for PushgatewayBuilder {

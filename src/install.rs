@@ -4,10 +4,11 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use super::check::{check_buckets, check_duration, check_labels, insecure_warning, Connection};
-use super::env::ENV_SPOOL_DIR;
-use super::{ExpositionFormat, PushgatewayBuilder, DEFAULT_ENDPOINT};
 use crate::compression::Compression;
+use crate::config::check::{
+    check_buckets, check_duration, check_labels, insecure_warning, Connection,
+};
+use crate::config::{ExpositionFormat, PushgatewayBuilder, DEFAULT_ENDPOINT, ENV_SPOOL_DIR};
 use crate::guard::{Inner, PushGuard, PushHandle, TargetPusher};
 use crate::lifecycle::Lifecycle;
 use crate::pusher::{PusherConfig, Renderer};
@@ -106,7 +107,7 @@ impl PushgatewayBuilder {
 
     /// Checks every setting and every target, before anything starts: one sink per target,
     /// with the warning its configuration deserves, if any.
-    pub(super) fn plan(&self) -> Result<Vec<(Planned, Option<String>)>, InitError> {
+    pub(crate) fn plan(&self) -> Result<Vec<(Planned, Option<String>)>, InitError> {
         if self.compression == Compression::Gzip && !cfg!(feature = "gzip") {
             return Err(InitError::InvalidSetting {
                 setting: "compression",
