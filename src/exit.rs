@@ -3,6 +3,7 @@
 
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
+use crate::runtime::thread::is_exporter_thread;
 
 #[cfg(unix)]
 #[path = "exit/unix.rs"]
@@ -10,62 +11,6 @@ mod platform;
 #[cfg(windows)]
 #[path = "exit/windows.rs"]
 mod platform;
-thread_local! {
-    /// Whether this thread is one of the exporter's own (a pusher, the listener, the signal
-    /// listener): a panic or an abort there makes no final push, which would wait for itself.
-    static EXPORTER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Spawns one of the exporter's own threads, marked as such (on Unix with SIGABRT blocked
-/// from its first instruction).
-pub(crate) fn spawn<F, T>(
-    builder: std::thread::Builder,
-    f: F,
-) -> std::io::Result<std::thread::JoinHandle<T>>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let f = move || {
-        EXPORTER_THREAD.with(|t| t.set(true));
-        f()
-    };
-    #[cfg(unix)]
-    return platform::spawn(builder, f);
-    #[cfg(not(unix))]
-    builder.spawn(f)
-}
-
-/// Spawns one of the exporter's own threads named `name`, running the future `make` returns
-/// on a current-thread tokio runtime of its own; a runtime that fails to start is reported
-/// on one line (`what` says what is then lost).
-pub(crate) fn spawn_with_runtime<M, F>(
-    name: String,
-    what: &'static str,
-    make: M,
-) -> std::io::Result<std::thread::JoinHandle<()>>
-where
-    M: FnOnce() -> F + Send + 'static,
-    F: std::future::Future<Output = ()>,
-{
-    spawn(std::thread::Builder::new().name(name), move || {
-        match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime.block_on(make()),
-            Err(e) => crate::log::report(&format!(
-                "{what}: the runtime of thread {} failed to start: {e}",
-                std::thread::current().name().unwrap_or("?")
-            )),
-        }
-    })
-}
-
-/// Whether the calling thread is one of the exporter's own.
-pub(crate) fn is_exporter_thread() -> bool {
-    EXPORTER_THREAD.with(std::cell::Cell::get)
-}
 #[cfg(not(any(unix, windows)))]
 mod platform {
     //! No way to hear that the process is asked to end: only the guard, panics and `exit`.

@@ -151,6 +151,7 @@ mod log;
 mod pusher;
 mod registry;
 mod report;
+mod runtime;
 mod self_metrics;
 mod sink;
 mod snapshot;

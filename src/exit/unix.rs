@@ -12,6 +12,7 @@ use super::SignalHandling;
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::log::report;
+use crate::runtime::thread::spawn;
 
 /// The signals that end a job that is stopped, interrupted or loses its terminal.
 const SIGNALS: [i32; 3] = [SIGTERM, SIGINT, SIGHUP];
@@ -82,33 +83,6 @@ static ABORT_PUSHED: AtomicBool = AtomicBool::new(false);
 /// The process that installed the exporter: in a forked child there is no listener to wait
 /// for.
 static ABORT_PID: AtomicU32 = AtomicU32::new(0);
-
-/// Spawns one of the exporter's threads (the listener and the pusher threads) with SIGABRT
-/// blocked from its first instruction (a new thread inherits the mask of the one that creates
-/// it), so that a SIGABRT sent to the process is handled on a thread the final push does not
-/// need. An `abort()` on such a thread still goes through: it unblocks the signal first.
-pub(crate) fn spawn<F, T>(
-    builder: std::thread::Builder,
-    f: F,
-) -> std::io::Result<std::thread::JoinHandle<T>>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    // SAFETY: sigset_t values initialised by sigemptyset (and filled by pthread_sigmask), used
-    // by pthread_sigmask on the calling thread only.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigemptyset(&mut old);
-        libc::sigaddset(&mut set, SIGABRT);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-        let spawned = builder.spawn(f);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        spawned
-    }
-}
 
 /// How long an abort waits for the final push at most, in 10 ms steps.
 static ABORT_STEPS: AtomicU64 = AtomicU64::new(0);

@@ -185,7 +185,7 @@ pub(crate) fn spawn<S: Sink + Send + 'static>(
     let self_metrics = config
         .self_metrics
         .then(|| SelfMetrics::register(&config.renderer.registry, sink.metrics_label()));
-    crate::exit::spawn_with_runtime(
+    crate::runtime::thread::spawn_with_runtime(
         config.thread_name.clone(),
         "metrics will not be pushed",
         move || Pusher::start(sink, config, self_metrics).run(rx),
