@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::lifecycle::Outcome;
-use crate::pusher::{Answer, Command, Renderer};
+use crate::pusher::{Answer, Command};
+use crate::source::Renderer;
 use crate::report::PushError;
 use crate::report::PushReport;
 use crate::target::TargetKind;

@@ -11,7 +11,8 @@ use crate::config::check::{
 use crate::config::{ExpositionFormat, PushgatewayBuilder, DEFAULT_ENDPOINT, ENV_SPOOL_DIR};
 use crate::guard::{Inner, PushGuard, PushHandle, TargetPusher};
 use crate::lifecycle::Lifecycle;
-use crate::pusher::{PusherConfig, Renderer};
+use crate::pusher::PusherConfig;
+use crate::source::Renderer;
 use crate::registry::{Installed, Registry};
 use crate::sink::group::{group_path, url_for};
 use crate::sink::http::TlsConfig;

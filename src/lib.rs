@@ -155,6 +155,7 @@ mod runtime;
 mod self_metrics;
 mod sink;
 mod snapshot;
+mod source;
 mod spool;
 mod target;
 

@@ -22,7 +22,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::encode::protobuf::PROTOBUF_FORMAT;
 use crate::encode::TEXT_FORMAT;
-use crate::pusher::Renderer;
+use crate::source::Renderer;
 use crate::InitError;
 
 /// Connections served at once.
