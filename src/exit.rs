@@ -122,7 +122,7 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
 /// }
 /// ```
 pub fn exit(code: i32) -> ! {
-    if let Some(handle) = crate::handle() {
+    if let Some(handle) = crate::handle::handle() {
         handle.final_push(Outcome::Exit(code), None);
         handle.yield_to_signal();
     }

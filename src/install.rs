@@ -93,7 +93,7 @@ impl PushgatewayBuilder {
             }),
         };
         // The recorder above was the first, so this is the first handle too.
-        let _ = crate::HANDLE.set(handle.clone());
+        let _ = crate::handle::HANDLE.set(handle.clone());
         if self.enabled {
             crate::exit::install_panic_hook(handle.clone());
             crate::exit::listen(handle.clone(), self.signals).map_err(|source| {

@@ -144,6 +144,7 @@ mod exit;
 mod file;
 mod filter;
 mod guard;
+mod handle;
 mod install;
 pub mod lifecycle;
 mod listen;
@@ -158,8 +159,6 @@ mod snapshot;
 mod source;
 mod spool;
 mod target;
-
-use std::sync::OnceLock;
 
 #[cfg(feature = "serde")]
 pub use catalog::DashboardOptions;
@@ -176,14 +175,13 @@ pub use config::{
 pub use error::InitError;
 pub use exit::{exit, SignalHandling};
 pub use guard::{PushGuard, PushHandle};
+pub use handle::handle;
 pub use registry::Matcher;
 pub use report::{HttpError, PushError, PushReport, TargetReport};
 pub use sink::remote_write::DEFAULT_REMOTE_WRITE_MAX_SAMPLES;
 pub use sink::replay::ReplayReport;
 pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 pub use target::{PushMethod, Target, TargetKind};
-
-static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 
 /// Installs the exporter for `job`, configured from the environment, and returns the guard
 /// whose drop makes the final push. Never fails: metrics must not take down the job they
@@ -256,18 +254,6 @@ pub fn try_init(job: &str) -> Result<PushGuard, InitError> {
 /// ```
 pub fn replay() -> Result<ReplayReport, InitError> {
     PushgatewayBuilder::from_env()?.replay()
-}
-
-/// The handle of the exporter installed in this process, if any.
-///
-/// ```
-/// // Anywhere in the program, e.g. a library that wants a push at a checkpoint:
-/// if let Some(handle) = metrics_exporter_pushgateway::handle() {
-///     let _ = handle.flush();
-/// }
-/// ```
-pub fn handle() -> Option<PushHandle> {
-    HANDLE.get().cloned()
 }
 
 /// The README's examples, compiled as doctests so that they stay true.
