@@ -9,9 +9,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::lifecycle::Outcome;
 use crate::pusher::{Answer, Command};
-use crate::source::Renderer;
 use crate::report::PushError;
 use crate::report::PushReport;
+use crate::source::Renderer;
 use crate::target::TargetKind;
 
 /// How much longer than a push's own budget a caller waits for the pusher thread's answer.

@@ -12,7 +12,6 @@ use crate::config::{ExpositionFormat, PushgatewayBuilder, DEFAULT_ENDPOINT, ENV_
 use crate::guard::{Inner, PushGuard, PushHandle, TargetPusher};
 use crate::lifecycle::Lifecycle;
 use crate::pusher::PusherConfig;
-use crate::source::Renderer;
 use crate::registry::{Installed, Registry};
 use crate::sink::group::{group_path, url_for};
 use crate::sink::http::TlsConfig;
@@ -23,6 +22,7 @@ use crate::sink::replay::ReplayReport;
 use crate::sink::textfile::TextfileSink;
 use crate::sink::Sink;
 use crate::snapshot::View;
+use crate::source::Renderer;
 use crate::spool::Spool;
 use crate::target::{Target, TargetKind};
 use crate::InitError;

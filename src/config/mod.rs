@@ -3,16 +3,17 @@
 
 pub(crate) mod check;
 mod env;
+mod signals;
 #[cfg(test)]
 mod tests;
 
 pub use env::*;
+pub use signals::SignalHandling;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::compression::Compression;
-use crate::exit::SignalHandling;
 use crate::registry::Matcher;
 use crate::sink::http::TlsConfig;
 use crate::sink::remote_write::DEFAULT_REMOTE_WRITE_MAX_SAMPLES;
