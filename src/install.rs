@@ -14,7 +14,6 @@ use crate::lifecycle::Lifecycle;
 use crate::pusher::PusherConfig;
 use crate::registry::{Installed, Registry};
 use crate::sink::group::{group_path, url_for};
-use crate::sink::http::TlsConfig;
 use crate::sink::pushgateway::{PushgatewaySink, Settings};
 use crate::sink::remote_write::{RemoteWriteSink, SpoolSettings};
 use crate::sink::replay::Destination;
@@ -25,6 +24,7 @@ use crate::snapshot::View;
 use crate::source::Renderer;
 use crate::spool::Spool;
 use crate::target::{Target, TargetKind};
+use crate::transport::TlsConfig;
 use crate::InitError;
 
 impl PushgatewayBuilder {
@@ -126,7 +126,7 @@ impl PushgatewayBuilder {
                 .map_err(|reason| InitError::InvalidSetting { setting, reason })?;
         }
         check_buckets(&self.buckets)?;
-        let samples = crate::sink::remote_write::MAX_SAMPLES_RANGE;
+        let samples = crate::config::MAX_SAMPLES_RANGE;
         if !samples.contains(&self.remote_write_max_samples) {
             return Err(InitError::InvalidSetting {
                 setting: "remote_write_max_samples",

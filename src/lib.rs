@@ -159,6 +159,7 @@ mod snapshot;
 mod source;
 mod spool;
 mod target;
+mod transport;
 
 #[cfg(feature = "serde")]
 pub use catalog::DashboardOptions;
@@ -166,11 +167,12 @@ pub use catalog::{Catalog, CatalogDiff, CatalogError, MetricChange, MetricInfo, 
 pub use compression::Compression;
 pub use config::{
     ExpositionFormat, PushgatewayBuilder, SignalHandling, DEFAULT_BUCKETS, DEFAULT_ENDPOINT,
-    DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, ENV_ALLOW, ENV_BEARER_TOKEN,
-    ENV_CA_FILE, ENV_CI_LABELS, ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DENY, ENV_DISABLED,
-    ENV_FORMAT, ENV_GROUPING, ENV_HEADERS, ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_LISTEN,
-    ENV_PASSWORD, ENV_PUSH_TIMEOUT, ENV_REMOTE_WRITE_MAX_SAMPLES, ENV_REMOTE_WRITE_URL,
-    ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
+    DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT, DEFAULT_REMOTE_WRITE_MAX_SAMPLES,
+    DEFAULT_SHUTDOWN_TIMEOUT, ENV_ALLOW, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS,
+    ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DENY, ENV_DISABLED, ENV_FORMAT, ENV_GROUPING,
+    ENV_HEADERS, ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_LISTEN, ENV_PASSWORD, ENV_PUSH_TIMEOUT,
+    ENV_REMOTE_WRITE_MAX_SAMPLES, ENV_REMOTE_WRITE_URL, ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT,
+    ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
 };
 pub use error::InitError;
 pub use exit::exit;
@@ -178,7 +180,6 @@ pub use guard::{PushGuard, PushHandle};
 pub use handle::handle;
 pub use registry::Matcher;
 pub use report::{HttpError, PushError, PushReport, TargetReport};
-pub use sink::remote_write::DEFAULT_REMOTE_WRITE_MAX_SAMPLES;
 pub use sink::replay::ReplayReport;
 pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 pub use target::{PushMethod, Target, TargetKind};

@@ -13,10 +13,10 @@ use super::env::ENV_GROUPING;
 use super::{Auth, CiLabels, PushgatewayBuilder, Secret};
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
-use crate::sink::http::TlsConfig;
 use crate::snapshot::View;
 use crate::spool::Spool;
 use crate::target::{Target, TargetKind};
+use crate::transport::TlsConfig;
 use crate::InitError;
 
 /// The interval's range (0 turns interval pushes off): long enough that the pusher thread

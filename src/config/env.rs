@@ -292,7 +292,7 @@ fn duration(name: &'static str, text: &str) -> Result<Duration, String> {
 
 /// `PUSHGATEWAY_FORMAT`: `text` or `protobuf`.
 fn parse_max_samples(text: &str) -> Result<usize, String> {
-    let range = crate::sink::remote_write::MAX_SAMPLES_RANGE;
+    let range = crate::config::MAX_SAMPLES_RANGE;
     text.parse::<usize>()
         .ok()
         .filter(|n| range.contains(n))

@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use crate::compression::Compression;
 use crate::registry::Matcher;
-use crate::sink::http::TlsConfig;
-use crate::sink::remote_write::DEFAULT_REMOTE_WRITE_MAX_SAMPLES;
 use crate::spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 use crate::target::{Auth, PushMethod, Secret, Target};
+use crate::transport::TlsConfig;
 use crate::InitError;
 
 /// The endpoint used when none is configured: a Pushgateway on this host, default port.
@@ -29,6 +28,17 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
 pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time budget of the final push, retries included: 5 seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default bound on the samples of one remote-write request: 2,000, the default
+/// `queue_config.max_samples_per_send` of Prometheus's own remote-write sender, which every
+/// receiver built for Prometheus takes (about 100 KiB of protobuf for series of a few labels,
+/// far below VictoriaMetrics's `-maxInsertRequestSize` of 32 MiB and Mimir's distributor
+/// message size).
+pub const DEFAULT_REMOTE_WRITE_MAX_SAMPLES: usize = 2_000;
+
+/// The accepted range of the samples of one remote-write request.
+pub(crate) const MAX_SAMPLES_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
+
 /// Prometheus's default histogram buckets (client_golang's `DefBuckets`), in the unit
 /// recorded (seconds, for durations).
 pub const DEFAULT_BUCKETS: [f64; 11] = [

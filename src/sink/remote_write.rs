@@ -98,16 +98,6 @@ fn metric_type(kind: Kind) -> i32 {
     }
 }
 
-/// Default bound on the samples of one remote-write request: 2,000, the default
-/// `queue_config.max_samples_per_send` of Prometheus's own remote-write sender, which every
-/// receiver built for Prometheus takes (about 100 KiB of protobuf for series of a few labels,
-/// far below VictoriaMetrics's `-maxInsertRequestSize` of 32 MiB and Mimir's distributor
-/// message size).
-pub const DEFAULT_REMOTE_WRITE_MAX_SAMPLES: usize = 2_000;
-
-/// The accepted range of the samples of one remote-write request.
-pub(crate) const MAX_SAMPLES_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
-
 /// How many requests of one push are under way at once.
 pub(crate) const CONCURRENT_REQUESTS: usize = 4;
 
@@ -680,8 +670,7 @@ impl RemoteWriteSink {
                 body.push_str(&format!(
                     " (each request carries at most {} samples: lower that with \
                      remote_write_max_samples or {})",
-                    self.max_samples,
-                    crate::config::ENV_REMOTE_WRITE_MAX_SAMPLES
+                    self.max_samples, "PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES"
                 ));
             }
         }
