@@ -9,7 +9,6 @@ use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use reqwest::Url;
 
-use super::env::ENV_GROUPING;
 use super::{Auth, CiLabels, PushgatewayBuilder, Secret};
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
@@ -18,6 +17,9 @@ use crate::spool::Spool;
 use crate::target::{Target, TargetKind};
 use crate::transport::TlsConfig;
 use crate::InitError;
+
+/// Environment variable: grouping labels as `name=value,name=value`.
+pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
 
 /// The interval's range (0 turns interval pushes off): long enough that the pusher thread
 /// yields between pushes, short enough that no deadline computed from it overflows.

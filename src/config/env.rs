@@ -4,7 +4,9 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::check::{check_duration, check_label_name, parse_endpoint, percent_decode};
+use super::check::{
+    check_duration, check_label_name, parse_endpoint, percent_decode, ENV_GROUPING,
+};
 use super::{CiLabels, ExpositionFormat, PushgatewayBuilder};
 use crate::log::redact_url;
 use crate::target::{Target, TargetKind};
@@ -33,8 +35,6 @@ pub const ENV_INTERVAL: &str = "PUSHGATEWAY_INTERVAL";
 pub const ENV_PUSH_TIMEOUT: &str = "PUSHGATEWAY_PUSH_TIMEOUT";
 /// Environment variable: time budget of the final push.
 pub const ENV_SHUTDOWN_TIMEOUT: &str = "PUSHGATEWAY_SHUTDOWN_TIMEOUT";
-/// Environment variable: grouping labels as `name=value,name=value`.
-pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
 /// Environment variable: `1`, `true`, `yes` or `on` turns pushing off (the recorder is still
 /// installed and `render()` works): for unit tests and local runs.
 pub const ENV_DISABLED: &str = "PUSHGATEWAY_DISABLED";

@@ -7,6 +7,7 @@ mod signals;
 #[cfg(test)]
 mod tests;
 
+pub use check::ENV_GROUPING;
 pub use env::*;
 pub use signals::SignalHandling;
 

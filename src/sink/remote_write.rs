@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use reqwest::header::HeaderMap;
 use reqwest::Url;
 
 use super::http::{self, Request};
+use super::remote_write_wire::headers;
 use super::replay::Background;
 use super::Sink;
 use crate::encode::target_labels;
@@ -27,12 +28,6 @@ use crate::report::{PushError, PushReport};
 use crate::snapshot::{Family, Kind, Snapshot, Value};
 use crate::spool::{self, Spool};
 use crate::target::{PushMethod, TargetKind};
-
-/// The protocol version this crate speaks, sent in `X-Prometheus-Remote-Write-Version`.
-///
-/// The messages are written by [`BatchEncoder`] straight from the snapshot; the `prost`
-/// definitions below decode them in the tests.
-pub(crate) const VERSION: &str = "0.1.0";
 
 /// `prometheus.WriteRequest`.
 #[cfg(test)]
@@ -480,21 +475,6 @@ pub(crate) fn write_request(
     );
     assert!(all.len() <= 1);
     all.pop().unwrap_or_default()
-}
-
-/// The headers of every remote-write request, as the specification requires.
-pub(crate) fn headers() -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-protobuf"),
-    );
-    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-    headers.insert(
-        HeaderName::from_static("x-prometheus-remote-write-version"),
-        HeaderValue::from_static(VERSION),
-    );
-    headers
 }
 
 /// A remote-write receiver: the job and grouping labels go on every series, series gone
