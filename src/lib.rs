@@ -178,7 +178,7 @@ pub use error::InitError;
 pub use exit::exit;
 pub use guard::{PushGuard, PushHandle};
 pub use handle::handle;
-pub use registry::Matcher;
+pub use registry::{Matcher, PushgatewayRecorder};
 pub use report::{HttpError, PushError, PushReport, TargetReport};
 pub use sink::replay::ReplayReport;
 pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};

@@ -317,6 +317,47 @@ impl Recorder for Installed {
     }
 }
 
+/// The exporter's recorder, returned by
+/// [`PushgatewayBuilder::build`](crate::PushgatewayBuilder::build) for the caller to install
+/// (`metrics::set_global_recorder`), to wrap in `metrics-util` layers (`PrefixLayer`,
+/// `FilterLayer`, `Fanout` with another recorder) or to use for a while with
+/// `metrics::with_local_recorder`. What it records is what the guard returned with it
+/// pushes. Clones record into the same registry.
+#[derive(Clone)]
+pub struct PushgatewayRecorder(pub(crate) Installed);
+
+impl std::fmt::Debug for PushgatewayRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushgatewayRecorder").finish_non_exhaustive()
+    }
+}
+
+impl Recorder for PushgatewayRecorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe_counter(key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe_gauge(key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe_histogram(key, unit, description);
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.0.register_counter(key, metadata)
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.0.register_gauge(key, metadata)
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.0.register_histogram(key, metadata)
+    }
+}
+
 /// A snapshot of what `record` records (through the `metrics` macros) into a registry of its
 /// own with `buckets` and `global` labels.
 #[cfg(test)]
