@@ -351,6 +351,21 @@ fn main() {
             }
             return;
         }
+        "prefix-layer" => {
+            // The recorder from build(), wrapped in a metrics-util layer and installed by the
+            // job itself; the guard's drop makes the final push.
+            use metrics_util::layers::{Layer as _, PrefixLayer};
+            let (recorder, guard) = PushgatewayBuilder::from_env()
+                .unwrap_or_else(|e| panic!("environment: {e}"))
+                .job(job)
+                .build()
+                .unwrap_or_else(|e| panic!("build failed: {e}"));
+            metrics::set_global_recorder(PrefixLayer::new("app").layer(recorder))
+                .unwrap_or_else(|e| panic!("set_global_recorder: {e}"));
+            record();
+            drop(guard);
+            return;
+        }
         "listen-tokio" => return listen_tokio(job, grouping),
         "tokio-multi" => return tokio_multi(job, grouping),
         "tokio-current" => return tokio_current(job, grouping),
