@@ -180,3 +180,35 @@ fn two_builds_in_one_process_are_two_independent_exporters() {
     assert_eq!(second.value("shared_total", &[]), 2.0);
     assert_eq!(second.value("second_only", &[]), 20.0);
 }
+
+/// Starts the `build-signal` job `job` (hooks installed or not), sends it SIGTERM and returns
+/// how it ended.
+#[cfg(unix)]
+fn sigterm_after_build(gw: &Pushgateway, job: &str, hooks: bool) -> std::process::ExitStatus {
+    let mut env = vec![
+        ("PUSHGATEWAY_URL", gw.url.as_str()),
+        ("PUSHGATEWAY_INTERVAL", "0"),
+    ];
+    if hooks {
+        env.push(("TEST_INSTALL_HOOKS", "1"));
+    }
+    let mut child = start_job(false, "build-signal", job, &env).child;
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn build_installs_no_signal_handler_and_install_hooks_brings_the_final_push_back() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let gw = Pushgateway::start();
+    // Without the hooks, SIGTERM keeps its default action: death, no final push.
+    let status = sigterm_after_build(&gw, "bare", false);
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(gw.group(&[("job", "bare")]).is_none(), "{:#?}", gw.groups());
+    // With them, the final push of every value, then death by the same signal.
+    let status = sigterm_after_build(&gw, "hooked", true);
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert_job_values(&gw.job("hooked"), "signal", 128 + libc::SIGTERM);
+}
