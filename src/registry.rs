@@ -328,7 +328,8 @@ pub struct PushgatewayRecorder(pub(crate) Installed);
 
 impl std::fmt::Debug for PushgatewayRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushgatewayRecorder").finish_non_exhaustive()
+        f.debug_struct("PushgatewayRecorder")
+            .finish_non_exhaustive()
     }
 }
 
