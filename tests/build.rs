@@ -95,6 +95,13 @@ fn with_local_recorder_records_exactly_what_the_final_push_delivers() {
         metrics::histogram!("local_seconds").record(1.5);
     });
     metrics::counter!("outside_total").increment(1);
+    // The guard is a handle too (Deref): what it renders is what was recorded.
+    let handle: &metrics_exporter_pushgateway::PushHandle = &guard;
+    assert!(
+        handle.render().contains("local_depth 2.5"),
+        "{}",
+        handle.render()
+    );
     let report = guard.shutdown().expect("final push");
     assert!(report.failed_targets().next().is_none(), "{report:?}");
     let group = gw.job("local");

@@ -75,7 +75,7 @@ enum CiLabels {
 /// Configures and installs the exporter.
 ///
 /// Ends in [`install`](Self::install), which installs the global `metrics` recorder, starts
-/// the pusher thread and returns the [`PushGuard`]. Every setting is checked there, and any
+/// the pusher thread and returns the [`PushGuard`](crate::PushGuard). Every setting is checked there, and any
 /// problem is an [`InitError`].
 ///
 /// | method | default | environment ([`from_env`](Self::from_env)) |
