@@ -23,10 +23,10 @@ pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
 
 /// The interval's range (0 turns interval pushes off): long enough that the pusher thread
 /// yields between pushes, short enough that no deadline computed from it overflows.
-pub(crate) const INTERVAL_RANGE: (Duration, Duration) =
+pub(super) const INTERVAL_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(24 * 3600));
 /// The push and shutdown timeouts' range.
-pub(crate) const TIMEOUT_RANGE: (Duration, Duration) =
+pub(super) const TIMEOUT_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(3600));
 
 /// Checks a duration against its range; `interval` also allows zero (off).
@@ -383,7 +383,7 @@ pub(crate) fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) ->
 
 /// A bearer token is sent as `Authorization: Bearer <token>`: it must be a valid header value
 /// (visible ASCII, spaces and tabs; no line breaks or other control characters).
-pub(crate) fn check_bearer_token(token: &str) -> Result<(), String> {
+pub(super) fn check_bearer_token(token: &str) -> Result<(), String> {
     match HeaderValue::from_str(&format!("Bearer {token}")) {
         Ok(_) => Ok(()),
         Err(_) => Err(
@@ -396,7 +396,7 @@ pub(crate) fn check_bearer_token(token: &str) -> Result<(), String> {
 
 /// Every PEM block of `pem` parses and there is at least one certificate.
 #[cfg(feature = "tls")]
-pub(crate) fn check_certificates(
+pub(super) fn check_certificates(
     pem: &[u8],
 ) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
     use rustls_pki_types::pem::PemObject as _;
@@ -411,7 +411,7 @@ pub(crate) fn check_certificates(
 
 /// [`check_certificates`], and each certificate can be a trust anchor (X.509 that parses).
 #[cfg(feature = "tls")]
-pub(crate) fn check_ca_certificates(pem: &[u8]) -> Result<(), String> {
+pub(super) fn check_ca_certificates(pem: &[u8]) -> Result<(), String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in check_certificates(pem)? {
         roots.add(cert).map_err(|e| e.to_string())?;
@@ -421,7 +421,7 @@ pub(crate) fn check_ca_certificates(pem: &[u8]) -> Result<(), String> {
 
 /// `pem` holds a private key.
 #[cfg(feature = "tls")]
-pub(crate) fn check_private_key(pem: &[u8]) -> Result<(), String> {
+pub(super) fn check_private_key(pem: &[u8]) -> Result<(), String> {
     use rustls_pki_types::pem::PemObject as _;
     rustls_pki_types::PrivateKeyDer::from_pem_slice(pem)
         .map(drop)
@@ -445,7 +445,7 @@ pub(crate) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {
     Ok(())
 }
 
-pub(crate) fn is_loopback(url: &Url) -> bool {
+pub(super) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -456,24 +456,24 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
 
 /// A checked target URL.
 #[derive(Debug)]
-pub(crate) struct Endpoint {
+pub(super) struct Endpoint {
     /// The URL without credentials (and, for a Pushgateway, without a group path).
-    pub(crate) url: Url,
+    pub(super) url: Url,
     /// The credentials the URL held, as basic auth.
-    pub(crate) auth: Option<Auth>,
+    pub(super) auth: Option<Auth>,
     /// The job and grouping labels of a Pushgateway URL's group path.
-    pub(crate) group: Option<UrlGroup>,
+    pub(super) group: Option<UrlGroup>,
 }
 
 /// The job and grouping labels of a `/metrics/job/<job>{/<label>/<value>}` path.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct UrlGroup {
-    pub(crate) job: String,
-    pub(crate) grouping: Vec<(String, String)>,
+pub(super) struct UrlGroup {
+    pub(super) job: String,
+    pub(super) grouping: Vec<(String, String)>,
 }
 
 /// Parses and checks a target's URL. Without a scheme, `http://` is meant.
-pub(crate) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, String> {
+pub(super) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, String> {
     let with_scheme;
     let raw = if raw.contains("://") {
         raw
@@ -530,7 +530,7 @@ pub(crate) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, St
 /// returns its job and labels (segments decoded as the gateway does: percent-encoding, and
 /// `<label>@base64/<value>` in the URL-safe alphabet, padding optional). The rest of the
 /// path is kept as the endpoint's prefix.
-pub(crate) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String> {
+pub(super) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String> {
     let path = url.path().to_owned();
     let segments: Vec<&str> = path.split('/').collect();
     let Some(at) = segments
@@ -584,7 +584,7 @@ pub(crate) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String>
     }))
 }
 
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
         .ok()
@@ -660,7 +660,7 @@ pub(crate) fn check_labels(
     Ok(())
 }
 
-pub(crate) fn build_headers(
+pub(super) fn build_headers(
     auth: Option<&Auth>,
     custom: &[(String, Secret)],
 ) -> Result<HeaderMap, InitError> {
