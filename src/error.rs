@@ -91,6 +91,14 @@ pub enum InitError {
          once, before any other recorder)"
     )]
     RecorderAlreadyInstalled,
+    /// [`PushGuard::install_hooks`](crate::PushGuard::install_hooks) was called when the exit
+    /// paths' hooks were installed already in this process (by `install()` or an earlier
+    /// call): they serve one exporter.
+    #[error(
+        "the exit hooks (process-wide handle, panic hook, signal listener) are already \
+         installed in this process, for one exporter"
+    )]
+    HooksAlreadyInstalled,
     /// The spool directory could not be read, created or locked.
     #[error("spool directory {}: {source}", dir.display())]
     Spool {

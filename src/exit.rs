@@ -1,8 +1,10 @@
 //! The exit paths that do not go through the guard's `Drop`: a panic hook, a signal listener
 //! and [`exit`](crate::exit).
 
+use crate::config::SignalHandling;
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
+use crate::runtime::thread::is_exporter_thread;
 
 #[cfg(unix)]
 #[path = "exit/unix.rs"]
@@ -10,74 +12,6 @@ mod platform;
 #[cfg(windows)]
 #[path = "exit/windows.rs"]
 mod platform;
-thread_local! {
-    /// Whether this thread is one of the exporter's own (a pusher, the listener, the signal
-    /// listener): a panic or an abort there makes no final push, which would wait for itself.
-    static EXPORTER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Spawns one of the exporter's own threads, marked as such (on Unix with SIGABRT blocked
-/// from its first instruction).
-pub(crate) fn spawn<F, T>(
-    builder: std::thread::Builder,
-    f: F,
-) -> std::io::Result<std::thread::JoinHandle<T>>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    #[cfg(unix)]
-    {
-        let (started, has_started) = std::sync::mpsc::sync_channel(1);
-        let f = move || {
-            EXPORTER_THREAD.with(|t| t.set(true));
-            let _ = started.send(());
-            f()
-        };
-        let thread = platform::spawn(builder, f)?;
-        // Returns once the thread runs its own code: a stack overflow right after install
-        // would otherwise find it still in the runtime's thread start, which waits on the
-        // overflowing thread, and no final push would be made.
-        let _ = has_started.recv_timeout(std::time::Duration::from_secs(1));
-        Ok(thread)
-    }
-    #[cfg(not(unix))]
-    builder.spawn(move || {
-        EXPORTER_THREAD.with(|t| t.set(true));
-        f()
-    })
-}
-
-/// Spawns one of the exporter's own threads named `name`, running the future `make` returns
-/// on a current-thread tokio runtime of its own; a runtime that fails to start is reported
-/// on one line (`what` says what is then lost).
-pub(crate) fn spawn_with_runtime<M, F>(
-    name: String,
-    what: &'static str,
-    make: M,
-) -> std::io::Result<std::thread::JoinHandle<()>>
-where
-    M: FnOnce() -> F + Send + 'static,
-    F: std::future::Future<Output = ()>,
-{
-    spawn(std::thread::Builder::new().name(name), move || {
-        match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime.block_on(make()),
-            Err(e) => crate::log::report(&format!(
-                "{what}: the runtime of thread {} failed to start: {e}",
-                std::thread::current().name().unwrap_or("?")
-            )),
-        }
-    })
-}
-
-/// Whether the calling thread is one of the exporter's own.
-pub(crate) fn is_exporter_thread() -> bool {
-    EXPORTER_THREAD.with(std::cell::Cell::get)
-}
 #[cfg(not(any(unix, windows)))]
 mod platform {
     //! No way to hear that the process is asked to end: only the guard, panics and `exit`.
@@ -92,59 +26,6 @@ mod platform {
 /// How long a signal that came while another path made the final push leaves that path to end
 /// the process with its own status, before the signal ends it.
 const STAND_DOWN: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// What the exporter does when the process is asked to end from outside: on Unix SIGTERM,
-/// SIGINT and SIGHUP; on Windows Ctrl-C, Ctrl-Break, closing the console window, logoff and
-/// system shutdown.
-///
-/// Set with [`PushgatewayBuilder::signals`](crate::PushgatewayBuilder::signals).
-///
-/// On Unix, a signal the process was started with ignored (`nohup`'s SIGHUP, a shell's SIGINT
-/// for a background job) stays ignored: no handler is installed for it, whatever the mode.
-///
-/// ```no_run
-/// use metrics_exporter_pushgateway::{PushgatewayBuilder, SignalHandling};
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// // A service that runs its own graceful shutdown on SIGTERM (e.g. with tokio::signal):
-/// // the exporter pushes the current values when the signal comes, the guard's drop at the
-/// // end of the shutdown makes the final push.
-/// let guard = PushgatewayBuilder::from_env()?
-///     .job("api-worker")
-///     .signals(SignalHandling::PushAndContinue)
-///     .install()?;
-/// # drop(guard); Ok(()) }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SignalHandling {
-    /// Make the final push (bounded by the shutdown timeout), then end the process as the
-    /// signal's default action would: the parent sees death by that signal (on Windows, the
-    /// exit code of the event's default handling, `STATUS_CONTROL_C_EXIT`). On Unix a second
-    /// SIGTERM, SIGINT or SIGHUP during the final push ends the process at once. A signal the
-    /// application already handled when the exporter installed (its own handler, e.g. a
-    /// reload on SIGHUP) is treated as with [`PushAndContinue`](Self::PushAndContinue): the
-    /// current values are pushed and the application's handler decides. The default.
-    ///
-    /// Windows gives a console that is closed, and a process at logoff or shutdown, a few
-    /// seconds before it ends the process: for those events the final push is bounded by 4 s
-    /// even when the shutdown timeout is longer. Windows calls the console handlers last
-    /// registered first: a handler the application registers after the exporter's and that
-    /// keeps the process alive leaves it running with its final push made and no more pushes;
-    /// such an application wants [`PushAndContinue`](Self::PushAndContinue).
-    #[default]
-    PushAndExit,
-    /// Push the current values and carry on: for applications that handle the signal
-    /// themselves (e.g. with `tokio::signal`) and run their own graceful shutdown, at the end of
-    /// which the guard's drop makes the final push. With this mode the exporter's handler
-    /// replaces the signal's default action, so the application must end itself. (On Windows,
-    /// closing the console, logoff and shutdown end the process whatever a handler does: for
-    /// those the final push is made.)
-    PushAndContinue,
-    /// Install no signal handler: the signals keep their default action (no final push) or the
-    /// application's own handling.
-    Ignore,
-}
 
 /// Installs a panic hook that runs the previous hook first and then, when panics abort the
 /// process, makes the final push before the abort. With `panic = "unwind"` the guard's drop
@@ -192,7 +73,7 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
 /// }
 /// ```
 pub fn exit(code: i32) -> ! {
-    if let Some(handle) = crate::handle() {
+    if let Some(handle) = crate::handle::handle() {
         handle.final_push(Outcome::Exit(code), None);
         handle.yield_to_signal();
     }

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::lifecycle::Outcome;
-use crate::pusher::{Answer, Command, Renderer};
+use crate::pusher::{Answer, Command};
 use crate::report::PushError;
 use crate::report::PushReport;
+use crate::source::Renderer;
 use crate::target::TargetKind;
 
 /// How much longer than a push's own budget a caller waits for the pusher thread's answer.
@@ -462,7 +463,7 @@ impl PushGuard {
 
     /// A guard that pushes nothing: no recorder, thread or handler is installed, recording
     /// through the `metrics` macros stays a no-op (unless another recorder is installed),
-    /// [`render`](Self::render) returns an empty string, and dropping it does nothing.
+    /// [`render`](PushHandle::render) returns an empty string, and dropping it does nothing.
     ///
     /// [`init`](crate::init) returns one when the exporter cannot be installed. For the
     /// builder, the same non-fatal install:
@@ -513,39 +514,6 @@ impl PushGuard {
     /// A handle to the exporter (see [`PushHandle`]).
     pub fn handle(&self) -> PushHandle {
         self.handle.clone()
-    }
-
-    /// See [`PushHandle::render`].
-    pub fn render(&self) -> String {
-        self.handle.render()
-    }
-
-    /// See [`PushHandle::catalog`].
-    pub fn catalog(&self) -> crate::Catalog {
-        self.handle.catalog()
-    }
-
-    /// See [`PushHandle::listen_addr`].
-    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
-        self.handle.listen_addr()
-    }
-
-    /// See [`PushHandle::flush`].
-    ///
-    /// # Errors
-    ///
-    /// As for [`PushHandle::flush`].
-    pub fn flush(&self) -> Result<PushReport, PushError> {
-        self.handle.flush()
-    }
-
-    /// See [`PushHandle::delete`].
-    ///
-    /// # Errors
-    ///
-    /// As for [`PushHandle::flush`].
-    pub fn delete(&self) -> Result<PushReport, PushError> {
-        self.handle.delete()
     }
 
     /// Makes the final push for the run's `result` and hands the result back unchanged: for a
@@ -610,6 +578,17 @@ impl PushGuard {
             crate::log::warn(&note);
         }
         result
+    }
+}
+
+/// Everything a [`PushHandle`] does, the guard does: [`render`](PushHandle::render),
+/// [`catalog`](PushHandle::catalog), [`listen_addr`](PushHandle::listen_addr),
+/// [`flush`](PushHandle::flush), [`delete`](PushHandle::delete).
+impl std::ops::Deref for PushGuard {
+    type Target = PushHandle;
+
+    fn deref(&self) -> &PushHandle {
+        &self.handle
     }
 }
 

@@ -144,43 +144,46 @@ mod exit;
 mod file;
 mod filter;
 mod guard;
+mod handle;
+mod install;
 pub mod lifecycle;
 mod listen;
 mod log;
+mod names;
 mod pusher;
 mod registry;
 mod report;
+mod runtime;
 mod self_metrics;
 mod sink;
 mod snapshot;
+mod source;
 mod spool;
 mod target;
-
-use std::sync::OnceLock;
+mod transport;
 
 #[cfg(feature = "serde")]
 pub use catalog::DashboardOptions;
 pub use catalog::{Catalog, CatalogDiff, CatalogError, MetricChange, MetricInfo, MetricType};
 pub use compression::Compression;
 pub use config::{
-    ExpositionFormat, PushgatewayBuilder, DEFAULT_BUCKETS, DEFAULT_ENDPOINT, DEFAULT_INTERVAL,
-    DEFAULT_PUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, ENV_ALLOW, ENV_BEARER_TOKEN, ENV_CA_FILE,
-    ENV_CI_LABELS, ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DENY, ENV_DISABLED, ENV_FORMAT,
-    ENV_GROUPING, ENV_HEADERS, ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_LISTEN, ENV_PASSWORD,
-    ENV_PUSH_TIMEOUT, ENV_REMOTE_WRITE_MAX_SAMPLES, ENV_REMOTE_WRITE_URL, ENV_SELF_METRICS,
-    ENV_SHUTDOWN_TIMEOUT, ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
+    ExpositionFormat, PushgatewayBuilder, SignalHandling, DEFAULT_BUCKETS, DEFAULT_ENDPOINT,
+    DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT, DEFAULT_REMOTE_WRITE_MAX_SAMPLES,
+    DEFAULT_SHUTDOWN_TIMEOUT, ENV_ALLOW, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS,
+    ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DENY, ENV_DISABLED, ENV_FORMAT, ENV_GROUPING,
+    ENV_HEADERS, ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_LISTEN, ENV_PASSWORD, ENV_PUSH_TIMEOUT,
+    ENV_REMOTE_WRITE_MAX_SAMPLES, ENV_REMOTE_WRITE_URL, ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT,
+    ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
 };
 pub use error::InitError;
-pub use exit::{exit, SignalHandling};
+pub use exit::exit;
 pub use guard::{PushGuard, PushHandle};
-pub use registry::Matcher;
+pub use handle::handle;
+pub use registry::{Matcher, PushgatewayRecorder};
 pub use report::{HttpError, PushError, PushReport, TargetReport};
-pub use sink::remote_write::DEFAULT_REMOTE_WRITE_MAX_SAMPLES;
 pub use sink::replay::ReplayReport;
 pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 pub use target::{PushMethod, Target, TargetKind};
-
-static HANDLE: OnceLock<PushHandle> = OnceLock::new();
 
 /// Installs the exporter for `job`, configured from the environment, and returns the guard
 /// whose drop makes the final push. Never fails: metrics must not take down the job they
@@ -253,18 +256,6 @@ pub fn try_init(job: &str) -> Result<PushGuard, InitError> {
 /// ```
 pub fn replay() -> Result<ReplayReport, InitError> {
     PushgatewayBuilder::from_env()?.replay()
-}
-
-/// The handle of the exporter installed in this process, if any.
-///
-/// ```
-/// // Anywhere in the program, e.g. a library that wants a push at a checkpoint:
-/// if let Some(handle) = metrics_exporter_pushgateway::handle() {
-///     let _ = handle.flush();
-/// }
-/// ```
-pub fn handle() -> Option<PushHandle> {
-    HANDLE.get().cloned()
 }
 
 /// The README's examples, compiled as doctests so that they stay true.

@@ -22,7 +22,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::encode::protobuf::PROTOBUF_FORMAT;
 use crate::encode::TEXT_FORMAT;
-use crate::pusher::Renderer;
+use crate::source::Renderer;
 use crate::InitError;
 
 /// Connections served at once.
@@ -91,7 +91,7 @@ impl Bound {
     pub(crate) fn start(self, renderer: Arc<Renderer>) -> std::io::Result<Listener> {
         let (stop, stopped) = oneshot::channel();
         let socket = self.socket;
-        let thread = crate::exit::spawn_with_runtime(
+        let thread = crate::runtime::thread::spawn_with_runtime(
             "pushgateway-listener".into(),
             "metrics cannot be scraped",
             move || serve(socket, renderer, stopped),

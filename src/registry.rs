@@ -123,7 +123,7 @@ impl Storage<Key> for AtomicStorage {
     }
 
     fn histogram(&self, key: &Key) -> Self::Histogram {
-        let name = crate::snapshot::metric_name(key.name());
+        let name = crate::names::metric_name(key.name());
         let bounds = self
             .buckets_for_metric
             .iter()
@@ -270,7 +270,7 @@ impl Registry {
     }
 
     fn describe(&self, kind: Kind, key: &KeyName, unit: Option<Unit>, help: SharedString) {
-        let name = crate::snapshot::metric_name(key.as_str()).into_owned();
+        let name = crate::names::metric_name(key.as_str()).into_owned();
         self.described_kinds
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -314,6 +314,48 @@ impl Recorder for Installed {
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
         self.0.check_open(key);
         self.0.own_histogram(key)
+    }
+}
+
+/// The exporter's recorder, returned by
+/// [`PushgatewayBuilder::build`](crate::PushgatewayBuilder::build) for the caller to install
+/// (`metrics::set_global_recorder`), to wrap in `metrics-util` layers (`PrefixLayer`,
+/// `FilterLayer`, `Fanout` with another recorder) or to use for a while with
+/// `metrics::with_local_recorder`. What it records is what the guard returned with it
+/// pushes. Clones record into the same registry.
+#[derive(Clone)]
+pub struct PushgatewayRecorder(pub(crate) Installed);
+
+impl std::fmt::Debug for PushgatewayRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushgatewayRecorder")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder for PushgatewayRecorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe_counter(key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe_gauge(key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe_histogram(key, unit, description);
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.0.register_counter(key, metadata)
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.0.register_gauge(key, metadata)
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.0.register_histogram(key, metadata)
     }
 }
 

@@ -267,6 +267,36 @@ pub enum PushError {
 }
 
 impl PushError {
+    /// The kind of target that failed; `None` for [`AllFailed`](Self::AllFailed) (see each
+    /// target's report) and [`ShutDown`](Self::ShutDown).
+    pub fn target(&self) -> Option<TargetKind> {
+        match self {
+            PushError::Status { target, .. }
+            | PushError::Transport { target, .. }
+            | PushError::Tls { target, .. }
+            | PushError::Timeout { target, .. }
+            | PushError::Client { target, .. } => Some(*target),
+            PushError::Textfile { .. } => Some(TargetKind::Textfile),
+            PushError::AllFailed { .. } | PushError::ShutDown => None,
+        }
+    }
+
+    /// Where the push went, without credentials (no user or password; query parameters that
+    /// look secret redacted): the group's URL for a Pushgateway, the receiver's URL for remote write, the
+    /// file's path for the textfile collector. `None` for [`AllFailed`](Self::AllFailed) and
+    /// [`ShutDown`](Self::ShutDown).
+    pub fn location(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            PushError::Status { url, .. }
+            | PushError::Transport { url, .. }
+            | PushError::Tls { url, .. }
+            | PushError::Timeout { url, .. }
+            | PushError::Client { url, .. } => Some(std::borrow::Cow::Borrowed(url.as_str())),
+            PushError::Textfile { path, .. } => Some(path.to_string_lossy()),
+            PushError::AllFailed { .. } | PushError::ShutDown => None,
+        }
+    }
+
     /// The HTTP status the gateway answered with, if this error carries one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -287,8 +317,12 @@ impl PushError {
         matches!(self, PushError::Status { status, .. } if matches!(status, 400 | 413 | 415 | 422))
     }
 
-    /// How many requests were sent.
-    pub(crate) fn attempts(&self) -> u32 {
+    /// How many requests were sent: for [`Timeout`](Self::Timeout) how many were started
+    /// (0 when nothing was sent), 1 for [`Tls`](Self::Tls) and
+    /// [`Textfile`](Self::Textfile), the sum over the targets for
+    /// [`AllFailed`](Self::AllFailed), 0 when nothing could be sent
+    /// ([`Client`](Self::Client), [`ShutDown`](Self::ShutDown)).
+    pub fn attempts(&self) -> u32 {
         match self {
             PushError::Status { attempts, .. }
             | PushError::Transport { attempts, .. }

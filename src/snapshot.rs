@@ -10,7 +10,6 @@
 //! cheaper for it (a 100,000-series text body in random order took Pushgateway 1.5.1 about
 //! 0.58 s to accept on loopback, sorted 0.27 s). Sorted bodies also compress better.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -19,6 +18,7 @@ use std::sync::Arc;
 use metrics::{Key, SharedString, Unit};
 
 use crate::filter::Filter;
+use crate::names::{is_metric_name, label_name, metric_name};
 
 /// What one target sees of the registry: the labels it puts on every series (over recorded
 /// ones of the same name) and the metrics it takes.
@@ -51,45 +51,6 @@ impl Kind {
             Kind::Gauge => "gauge",
             Kind::Histogram => "histogram",
         }
-    }
-}
-
-/// `name` as a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`, other characters replaced by
-/// `_` (what `metrics-exporter-prometheus` sends for the same name). Borrowed when valid.
-pub(crate) fn metric_name(name: &str) -> Cow<'_, str> {
-    if is_metric_name(name) {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(metrics_exporter_prometheus::formatting::sanitize_metric_name(name))
-    }
-}
-
-/// Whether `name` is a valid metric name as it is: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub(crate) fn is_metric_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.chars().enumerate().all(|(i, c)| {
-            c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
-        })
-}
-
-/// Whether `name` is a valid label name as it is: `[a-zA-Z_][a-zA-Z0-9_]*`. (Names starting
-/// with `__` are valid, and reserved for Prometheus: a series with one is refused.)
-pub(crate) fn is_label_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .enumerate()
-            .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()))
-}
-
-/// `name` as a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`, other characters replaced by `_`.
-fn label_name(name: &str) -> Cow<'_, str> {
-    if is_label_name(name) {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(metrics_exporter_prometheus::formatting::sanitize_label_key(
-            name,
-        ))
     }
 }
 

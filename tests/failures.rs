@@ -545,3 +545,43 @@ async fn redirects_and_oversized_bodies_are_explained_on_one_line() {
     );
     assert!(err.len() < 700, "{} bytes: {err}", err.len());
 }
+
+/// `PushError`'s accessors on the error of a real push: the kind of target, where it went
+/// (without the credentials of the URL) and how many requests were sent (one: a 404 is never
+/// retried). In-process, through `build()`, which installs nothing process-wide.
+#[test]
+fn a_push_error_names_its_target_location_and_attempts() {
+    use metrics_exporter_pushgateway::{PushError, PushgatewayBuilder, SignalHandling, TargetKind};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(MockServer::start());
+    runtime.block_on(
+        Mock::given(method("PUT"))
+            .respond_with(ResponseTemplate::new(404).set_body_string("no such gateway"))
+            .mount(&server),
+    );
+    let url = server
+        .uri()
+        .replace("http://", "http://user:secret-password@");
+    let (_recorder, guard) = PushgatewayBuilder::new(url)
+        .job("accessors")
+        .interval(Duration::ZERO)
+        .signals(SignalHandling::Ignore)
+        .build()
+        .expect("build");
+    let err = guard.flush().expect_err("the mock answers 404");
+    assert!(
+        matches!(err, PushError::Status { status: 404, .. }),
+        "{err}"
+    );
+    assert_eq!(err.target(), Some(TargetKind::Pushgateway));
+    assert_eq!(
+        err.location().as_deref(),
+        Some(format!("{}/metrics/job/accessors", server.uri()).as_str())
+    );
+    assert!(!err.to_string().contains("secret-password"), "{err}");
+    assert_eq!(err.attempts(), 1);
+    assert_eq!(PushError::ShutDown.target(), None);
+    assert_eq!(PushError::ShutDown.location(), None);
+    assert_eq!(PushError::ShutDown.attempts(), 0);
+    drop(guard);
+}

@@ -4,20 +4,22 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Url;
 
-use super::env::ENV_GROUPING;
+use super::headers::{build_headers, check_custom_header};
 use super::{Auth, CiLabels, PushgatewayBuilder, Secret};
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
-use crate::sink::http::TlsConfig;
 use crate::snapshot::View;
 use crate::spool::Spool;
 use crate::target::{Target, TargetKind};
+use crate::transport::TlsConfig;
 use crate::InitError;
+
+/// Environment variable: grouping labels as `name=value,name=value`.
+pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
 
 /// The interval's range (0 turns interval pushes off): long enough that the pusher thread
 /// yields between pushes, short enough that no deadline computed from it overflows.
@@ -28,7 +30,7 @@ pub(super) const TIMEOUT_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(3600));
 
 /// Checks a duration against its range; `interval` also allows zero (off).
-pub(super) fn check_duration(d: Duration, interval: bool) -> Result<(), String> {
+pub(crate) fn check_duration(d: Duration, interval: bool) -> Result<(), String> {
     if d.is_zero() {
         return if interval {
             Ok(())
@@ -57,7 +59,7 @@ impl PushgatewayBuilder {
     /// The job and the grouping labels: those set in code or the environment, then those of
     /// the Pushgateway URLs' group paths, then the host name and CI labels where no label of
     /// their name is set.
-    pub(super) fn identity(&self) -> Result<(String, Vec<(String, String)>), InitError> {
+    pub(crate) fn identity(&self) -> Result<(String, Vec<(String, String)>), InitError> {
         let mut job = self.job.clone();
         let mut grouping = self.grouping.clone();
         for target in &self.targets {
@@ -125,7 +127,7 @@ impl PushgatewayBuilder {
     /// the builder's; the target's headers come over the builder's. `tls` is the checked TLS
     /// material ([`tls_config`](Self::tls_config)) of every target without TLS settings of
     /// its own.
-    pub(super) fn connection(
+    pub(crate) fn connection(
         &self,
         target: &Target,
         tls: &TlsConfig,
@@ -205,7 +207,7 @@ impl PushgatewayBuilder {
     /// A target's own labels and filter, checked: label names valid (for a Pushgateway not
     /// the job or a grouping label, which the gateway would overwrite), patterns valid, a
     /// push method only for a Pushgateway.
-    pub(super) fn view(
+    pub(crate) fn view(
         &self,
         target: &Target,
         grouping: &[(String, String)],
@@ -271,7 +273,7 @@ impl PushgatewayBuilder {
         })
     }
 
-    pub(super) fn spool(&self) -> Result<Option<Spool>, InitError> {
+    pub(crate) fn spool(&self) -> Result<Option<Spool>, InitError> {
         let Some(dir) = &self.spool_dir else {
             return Ok(None);
         };
@@ -296,7 +298,7 @@ impl PushgatewayBuilder {
 
     /// Without the `tls` feature, TLS settings are refused.
     #[cfg(not(feature = "tls"))]
-    pub(super) fn tls_config(&self) -> Result<TlsConfig, InitError> {
+    pub(crate) fn tls_config(&self) -> Result<TlsConfig, InitError> {
         if !self.tls.ca_pem.is_empty()
             || self.client_cert.is_some()
             || self.tls.accept_invalid_certs
@@ -312,7 +314,7 @@ impl PushgatewayBuilder {
     /// Checks the TLS material (every PEM block parses, CA certificates are X.509) and puts
     /// it in the form the HTTP client takes.
     #[cfg(feature = "tls")]
-    pub(super) fn tls_config(&self) -> Result<TlsConfig, InitError> {
+    pub(crate) fn tls_config(&self) -> Result<TlsConfig, InitError> {
         let invalid = |what| move |reason| InitError::InvalidTls { what, reason };
         let mut tls = self.tls.clone();
         if !tls.ca_pem.is_empty() {
@@ -363,17 +365,17 @@ pub(super) fn ci_labels(
 }
 
 /// The endpoint (without credentials) and the settings of every request to it.
-pub(super) struct Connection {
-    pub(super) endpoint: Url,
-    pub(super) headers: HeaderMap,
-    pub(super) tls: TlsConfig,
+pub(crate) struct Connection {
+    pub(crate) endpoint: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) tls: TlsConfig,
     /// Whether requests carry basic auth or a bearer token.
-    pub(super) credentials: bool,
+    pub(crate) credentials: bool,
 }
 
 /// The warning for a configuration that exposes what is pushed, if any: credentials over
 /// plain http to a host that is not loopback, or certificate verification turned off.
-pub(super) fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) -> Option<String> {
+pub(crate) fn insecure_warning(url: &Url, credentials: bool, tls: &TlsConfig) -> Option<String> {
     let shown = crate::log::shown(url);
     if tls.accept_invalid_certs {
         return Some(format!(
@@ -437,7 +439,7 @@ pub(super) fn check_private_key(pem: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("no PKCS#8, PKCS#1 or SEC1 private key found in PEM: {e}"))
 }
 
-pub(super) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {
+pub(crate) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {
     if buckets.is_empty() {
         return Err(InitError::InvalidBuckets("no bucket bounds given".into()));
     }
@@ -619,7 +621,7 @@ pub(crate) fn check_label_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-pub(super) fn check_labels(
+pub(crate) fn check_labels(
     grouping: &[(String, String)],
     global: &[(String, String)],
 ) -> Result<(), InitError> {
@@ -667,88 +669,4 @@ pub(super) fn check_labels(
         });
     }
     Ok(())
-}
-
-/// The headers the transport sets itself: the body's length, type and encoding, the
-/// connection, the host, and remote write's protocol version. A custom one of these would
-/// contradict the request as sent (`Content-Length: 0` sends an empty body that the gateway
-/// takes as an empty push; another `Host` sends the request to another virtual host).
-const TRANSPORT_HEADERS: [&str; 7] = [
-    "Content-Length",
-    "Content-Type",
-    "Content-Encoding",
-    "Transfer-Encoding",
-    "Host",
-    "Connection",
-    "X-Prometheus-Remote-Write-Version",
-];
-
-/// A custom header's name is not one the transport sets ([`TRANSPORT_HEADERS`], in any
-/// case): why not.
-pub(super) fn check_custom_header(name: &str) -> Result<(), String> {
-    match TRANSPORT_HEADERS
-        .iter()
-        .find(|h| h.eq_ignore_ascii_case(name.trim()))
-    {
-        Some(owned) => Err(format!(
-            "{owned} is set by the exporter for each request and cannot be given as a custom \
-             header (neither can {})",
-            TRANSPORT_HEADERS
-                .iter()
-                .filter(|h| *h != owned)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        None => Ok(()),
-    }
-}
-
-pub(super) fn build_headers(
-    auth: Option<&Auth>,
-    custom: &[(String, Secret)],
-) -> Result<HeaderMap, InitError> {
-    let mut headers = HeaderMap::new();
-    for (name, Secret(value)) in custom {
-        let header_name =
-            HeaderName::from_bytes(name.as_bytes()).map_err(|e| InitError::InvalidHeader {
-                name: name.clone(),
-                reason: e.to_string(),
-            })?;
-        let mut header_value =
-            HeaderValue::from_str(value).map_err(|_| InitError::InvalidHeader {
-                name: name.clone(),
-                reason: "the value holds characters not allowed in an HTTP header".into(),
-            })?;
-        header_value.set_sensitive(true);
-        headers.append(header_name, header_value);
-    }
-    let authorization = match auth {
-        None => return Ok(headers),
-        Some(Auth::Basic { username, password }) => {
-            if username.contains(':') {
-                return Err(InitError::InvalidSetting {
-                    setting: "basic_auth",
-                    reason: "the user name must not contain ':'".into(),
-                });
-            }
-            format!(
-                "Basic {}",
-                STANDARD.encode(format!("{username}:{}", password.0))
-            )
-        }
-        Some(Auth::Bearer(token)) => format!("Bearer {}", token.0),
-    };
-    let mut value =
-        HeaderValue::from_str(&authorization).map_err(|_| InitError::InvalidSetting {
-            setting: if matches!(auth, Some(Auth::Bearer(_))) {
-                "bearer_token"
-            } else {
-                "basic_auth"
-            },
-            reason: "the credentials hold characters not allowed in an HTTP header".into(),
-        })?;
-    value.set_sensitive(true);
-    headers.insert(AUTHORIZATION, value);
-    Ok(headers)
 }

@@ -5,8 +5,9 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use super::check::{
-    check_custom_header, check_duration, check_label_name, parse_endpoint, percent_decode,
+    check_duration, check_label_name, parse_endpoint, percent_decode, ENV_GROUPING,
 };
+use super::headers::check_custom_header;
 use super::{CiLabels, ExpositionFormat, PushgatewayBuilder};
 use crate::log::redact_url;
 use crate::target::{Target, TargetKind};
@@ -35,8 +36,6 @@ pub const ENV_INTERVAL: &str = "PUSHGATEWAY_INTERVAL";
 pub const ENV_PUSH_TIMEOUT: &str = "PUSHGATEWAY_PUSH_TIMEOUT";
 /// Environment variable: time budget of the final push.
 pub const ENV_SHUTDOWN_TIMEOUT: &str = "PUSHGATEWAY_SHUTDOWN_TIMEOUT";
-/// Environment variable: grouping labels as `name=value,name=value`.
-pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
 /// Environment variable: `1`, `true`, `yes` or `on` turns pushing off (the recorder is still
 /// installed and `render()` works): for unit tests and local runs.
 pub const ENV_DISABLED: &str = "PUSHGATEWAY_DISABLED";
@@ -305,7 +304,7 @@ fn duration(name: &'static str, text: &str) -> Result<Duration, String> {
 
 /// `PUSHGATEWAY_FORMAT`: `text` or `protobuf`.
 fn parse_max_samples(text: &str) -> Result<usize, String> {
-    let range = crate::sink::remote_write::MAX_SAMPLES_RANGE;
+    let range = crate::config::MAX_SAMPLES_RANGE;
     text.parse::<usize>()
         .ok()
         .filter(|n| range.contains(n))

@@ -1,24 +1,24 @@
-//! [`PushgatewayBuilder`]: the settings, each with its setter and default. The environment is
-//! read in [`env`], the settings are checked in [`check`], and [`install`] installs them.
+//! [`PushgatewayBuilder`]: the settings and their defaults, read in [`env`], checked in [`check`].
 
-mod check;
+pub(crate) mod check;
 mod env;
-mod install;
+mod headers;
+mod signals;
 #[cfg(test)]
 mod tests;
 
+pub use check::ENV_GROUPING;
 pub use env::*;
+pub use signals::SignalHandling;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::compression::Compression;
-use crate::exit::SignalHandling;
 use crate::registry::Matcher;
-use crate::sink::http::TlsConfig;
-use crate::sink::remote_write::DEFAULT_REMOTE_WRITE_MAX_SAMPLES;
 use crate::spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 use crate::target::{Auth, PushMethod, Secret, Target};
+use crate::transport::TlsConfig;
 use crate::InitError;
 
 /// The endpoint used when none is configured: a Pushgateway on this host, default port.
@@ -29,6 +29,17 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
 pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time budget of the final push, retries included: 5 seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default bound on the samples of one remote-write request: 2,000, the default
+/// `queue_config.max_samples_per_send` of Prometheus's own remote-write sender, which every
+/// receiver built for Prometheus takes (about 100 KiB of protobuf for series of a few labels,
+/// far below VictoriaMetrics's `-maxInsertRequestSize` of 32 MiB and Mimir's distributor
+/// message size).
+pub const DEFAULT_REMOTE_WRITE_MAX_SAMPLES: usize = 2_000;
+
+/// The accepted range of the samples of one remote-write request.
+pub(crate) const MAX_SAMPLES_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
+
 /// Prometheus's default histogram buckets (client_golang's `DefBuckets`), in the unit
 /// recorded (seconds, for durations).
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -64,7 +75,7 @@ enum CiLabels {
 /// Configures and installs the exporter.
 ///
 /// Ends in [`install`](Self::install), which installs the global `metrics` recorder, starts
-/// the pusher thread and returns the [`PushGuard`]. Every setting is checked there, and any
+/// the pusher thread and returns the [`PushGuard`](crate::PushGuard). Every setting is checked there, and any
 /// problem is an [`InitError`].
 ///
 /// | method | default | environment ([`from_env`](Self::from_env)) |
@@ -116,38 +127,38 @@ enum CiLabels {
 /// ```
 #[derive(Clone)]
 pub struct PushgatewayBuilder {
-    targets: Vec<Target>,
+    pub(crate) targets: Vec<Target>,
     job: String,
     grouping: Vec<(String, String)>,
-    global: Vec<(String, String)>,
-    interval: Duration,
-    push_timeout: Duration,
-    shutdown_timeout: Duration,
+    pub(crate) global: Vec<(String, String)>,
+    pub(crate) interval: Duration,
+    pub(crate) push_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     auth: Option<Auth>,
     headers: Vec<(String, Secret)>,
     allow: Option<Vec<String>>,
     deny: Vec<String>,
-    method: PushMethod,
-    compression: Compression,
-    format: ExpositionFormat,
-    signals: SignalHandling,
-    lifecycle_metrics: bool,
-    self_metrics: bool,
+    pub(crate) method: PushMethod,
+    pub(crate) compression: Compression,
+    pub(crate) format: ExpositionFormat,
+    pub(crate) signals: SignalHandling,
+    pub(crate) lifecycle_metrics: bool,
+    pub(crate) self_metrics: bool,
     ci_labels: Option<CiLabels>,
     hostname_label: Option<String>,
-    delete_on_shutdown: bool,
-    enabled: bool,
-    buckets: Vec<f64>,
-    buckets_for_metric: Vec<(Matcher, Vec<f64>)>,
+    pub(crate) delete_on_shutdown: bool,
+    pub(crate) enabled: bool,
+    pub(crate) buckets: Vec<f64>,
+    pub(crate) buckets_for_metric: Vec<(Matcher, Vec<f64>)>,
     tls: TlsConfig,
     client_cert: Option<Vec<u8>>,
     client_key: Option<Secret<Vec<u8>>>,
     spool_dir: Option<PathBuf>,
     spool_max_files: usize,
     spool_max_bytes: u64,
-    remote_write_max_samples: usize,
+    pub(crate) remote_write_max_samples: usize,
     /// The listener's address, and the setting or variable that gave it.
-    listen: Option<(String, &'static str)>,
+    pub(crate) listen: Option<(String, &'static str)>,
 }
 
 impl std::fmt::Debug for PushgatewayBuilder {

@@ -8,8 +8,8 @@ use super::check::*;
 use super::env::*;
 use super::*;
 use crate::log::redact_url;
-use crate::sink::http::TlsConfig;
 use crate::target::{Target, TargetKind};
+use crate::transport::TlsConfig;
 use crate::InitError;
 
 fn env(vars: &[(&str, &str)]) -> Result<PushgatewayBuilder, InitError> {

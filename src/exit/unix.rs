@@ -17,10 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use signal_hook::consts::{SIGABRT, SIGHUP, SIGINT, SIGTERM};
 
-use super::SignalHandling;
+use crate::config::SignalHandling;
 use crate::guard::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::log::report;
+use crate::runtime::thread::spawn;
 
 /// The signals that end a job that is stopped, interrupted or loses its terminal.
 const SIGNALS: [i32; 3] = [SIGTERM, SIGINT, SIGHUP];
@@ -114,7 +115,7 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
     // Kept open for the life of the process: a handler may write to it at any time.
     WAKE.store(write.into_raw_fd(), Ordering::SeqCst);
     LISTENING.store(true, Ordering::SeqCst);
-    super::spawn(
+    spawn(
         std::thread::Builder::new().name("pushgateway-signals".into()),
         move || {
             let _listening = Listening;
@@ -208,35 +209,6 @@ fn on_signal(handle: &PushHandle, mode: SignalHandling, signal: i32) {
 /// Set by the signal thread once the final push for a SIGABRT is done.
 static ABORT_PUSHED: AtomicBool = AtomicBool::new(false);
 
-/// Spawns one of the exporter's threads (the listener and the pusher threads) with SIGABRT
-/// blocked from its first instruction (a new thread inherits the mask of the one that creates
-/// it), so that a SIGABRT sent to the process is handled on a thread the final push does not
-/// need. An `abort()` on such a thread still ends the process (the C library forces SIGABRT's
-/// default action when a handler does not); the exporter's SIGABRT handler does not wait
-/// there anyway.
-pub(crate) fn spawn<F, T>(
-    builder: std::thread::Builder,
-    f: F,
-) -> std::io::Result<std::thread::JoinHandle<T>>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    // SAFETY: sigset_t values initialised by sigemptyset (and filled by pthread_sigmask), used
-    // by pthread_sigmask on the calling thread only.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigemptyset(&mut old);
-        libc::sigaddset(&mut set, SIGABRT);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-        let spawned = builder.spawn(f);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        spawned
-    }
-}
-
 /// How long an abort waits for the final push at most, in 10 ms steps.
 static ABORT_STEPS: AtomicU64 = AtomicU64::new(0);
 
@@ -283,7 +255,7 @@ fn hold_aborts() -> std::io::Result<()> {
 /// The SIGABRT handler. Only atomics, a constant-initialised thread-local flag, getpid,
 /// send, nanosleep, sigaction and raise: all async-signal-safe, in few and small frames.
 extern "C" fn on_abort(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    if !forked() && !super::is_exporter_thread() && wake(SIGABRT) {
+    if !forked() && !crate::runtime::thread::is_exporter_thread() && wake(SIGABRT) {
         let pause = libc::timespec {
             tv_sec: 0,
             tv_nsec: 10_000_000,

@@ -3,121 +3,22 @@
 //! talks to it over a channel and waits for its answer with a timeout.
 
 use std::cell::Cell;
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-use crate::encode;
-use crate::lifecycle::{Lifecycle, Outcome};
+use crate::lifecycle::Outcome;
 use crate::registry::Registry;
 use crate::report::{PushError, PushReport};
 use crate::self_metrics::SelfMetrics;
 use crate::sink::{client_error, Sink};
-use crate::snapshot::{Dropped, Snapshot, View};
-
-/// At most this many left-out series are reported, each once; then one line says more were.
-const REPORTED_DROPS: usize = 1000;
-
-/// Takes what a push sends: the registry's values, then the lifecycle metrics.
-pub(crate) struct Renderer {
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) lifecycle: Option<Lifecycle>,
-    /// The left-out series already reported.
-    reported: Mutex<HashSet<String>>,
-}
-
-impl Renderer {
-    pub(crate) fn new(registry: Arc<Registry>, lifecycle: Option<Lifecycle>) -> Self {
-        Renderer {
-            registry,
-            lifecycle,
-            reported: Mutex::new(HashSet::new()),
-        }
-    }
-
-    /// The snapshot of this moment for `outcome`, everything in it; a series left out of it
-    /// (because the gateway would refuse the whole body for it) is reported once, with why.
-    pub(crate) fn snapshot(&self, outcome: Outcome) -> Snapshot {
-        self.snapshot_for(outcome, &View::default())
-    }
-
-    /// [`snapshot`](Self::snapshot) as one target sees it: its labels on every series, only
-    /// the metrics its filter takes.
-    pub(crate) fn snapshot_for(&self, outcome: Outcome, view: &View) -> Snapshot {
-        let snapshot = self.take(outcome, view);
-        if !snapshot.dropped().is_empty() {
-            self.report_dropped(snapshot.dropped(), snapshot.dropped_more());
-        }
-        snapshot
-    }
-
-    /// The snapshot a scrape of the listener serves: every metric, without the lifecycle
-    /// metrics, which describe a pushed run (their names stay reserved, so that a scrape and a
-    /// push leave out the same recorded series).
-    pub(crate) fn scrape_snapshot(&self) -> Snapshot {
-        let reserved = match self.lifecycle {
-            Some(_) => crate::lifecycle::NAMES,
-            None => &[],
-        };
-        let snapshot = self.registry.snapshot(reserved, &View::default()).finish();
-        if !snapshot.dropped().is_empty() {
-            self.report_dropped(snapshot.dropped(), snapshot.dropped_more());
-        }
-        snapshot
-    }
-
-    fn report_dropped(&self, dropped: &[Dropped], more: usize) {
-        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
-        let untold = dropped
-            .iter()
-            .filter(|d| !reported.contains(&d.series))
-            .count()
-            + more;
-        let mut told = 0;
-        for d in dropped {
-            if reported.len() > REPORTED_DROPS || reported.contains(&d.series) {
-                continue;
-            }
-            if reported.len() == REPORTED_DROPS {
-                break;
-            }
-            reported.insert(d.series.clone());
-            crate::log::warn(&d.to_string());
-            told += 1;
-        }
-        if reported.len() == REPORTED_DROPS && untold > told {
-            // Once: the marker takes the set past its bound.
-            reported.insert(String::new());
-            crate::log::warn(&format!(
-                "more than {REPORTED_DROPS} series are left out of every push; the others are \
-                 not listed"
-            ));
-        }
-    }
-
-    fn take(&self, outcome: Outcome, view: &View) -> Snapshot {
-        let reserved = match self.lifecycle {
-            Some(_) => crate::lifecycle::NAMES,
-            None => &[],
-        };
-        let mut builder = self.registry.snapshot(reserved, view);
-        if let Some(lifecycle) = &self.lifecycle {
-            lifecycle.add_to(outcome, &mut builder);
-        }
-        builder.finish()
-    }
-
-    /// The snapshot of this moment in the text exposition format.
-    pub(crate) fn render(&self, outcome: Outcome) -> String {
-        encode::text_string(&self.snapshot(outcome))
-    }
-}
+use crate::snapshot::View;
+use crate::source::Renderer;
 
 /// A pusher's answer to a command: its result, and what became of a failed push's snapshot
 /// (kept in the spool, or lost), to be said on the same line as the error.
@@ -185,7 +86,7 @@ pub(crate) fn spawn<S: Sink + Send + 'static>(
     let self_metrics = config
         .self_metrics
         .then(|| SelfMetrics::register(&config.renderer.registry, sink.metrics_label()));
-    crate::exit::spawn_with_runtime(
+    crate::runtime::thread::spawn_with_runtime(
         config.thread_name.clone(),
         "metrics will not be pushed",
         move || Pusher::start(sink, config, self_metrics).run(rx),

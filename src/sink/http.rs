@@ -17,32 +17,13 @@ use reqwest::{Method, StatusCode, Url};
 use crate::error::chain;
 use crate::report::{PushError, PushReport};
 use crate::target::TargetKind;
+pub(crate) use crate::transport::TlsConfig;
 
 /// Time left for the last attempt before a push's deadline.
 const LAST_ATTEMPT: Duration = Duration::from_millis(100);
 
 /// How many bytes of an error answer are kept in [`PushError::Status`].
 const MAX_ERROR_BODY: usize = 1024;
-
-/// TLS settings of the HTTP client.
-#[derive(Clone, Default)]
-pub(crate) struct TlsConfig {
-    /// Extra trusted CA certificates, PEM.
-    pub(crate) ca_pem: Vec<u8>,
-    /// The client identity as reqwest takes it: private key and certificate chain, PEM.
-    pub(crate) identity_pem: Option<Vec<u8>>,
-    pub(crate) accept_invalid_certs: bool,
-}
-
-impl std::fmt::Debug for TlsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsConfig")
-            .field("ca_certificates", &!self.ca_pem.is_empty())
-            .field("client_identity", &self.identity_pem.is_some())
-            .field("accept_invalid_certs", &self.accept_invalid_certs)
-            .finish()
-    }
-}
 
 /// Builds the HTTP client: default headers (auth), TLS, no redirects.
 ///

@@ -7,6 +7,7 @@ pub(crate) mod group;
 pub(crate) mod http;
 pub(crate) mod pushgateway;
 pub(crate) mod remote_write;
+pub(crate) mod remote_write_wire;
 pub(crate) mod replay;
 pub(crate) mod textfile;
 

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use reqwest::header::HeaderMap;
 use reqwest::Url;
 
 use super::http::{self, Request};
+use super::remote_write_wire::headers;
 use super::replay::Background;
 use super::Sink;
 use crate::encode::target_labels;
@@ -27,12 +28,6 @@ use crate::report::{PushError, PushReport};
 use crate::snapshot::{Family, Kind, Snapshot, Value};
 use crate::spool::{self, Spool};
 use crate::target::{PushMethod, TargetKind};
-
-/// The protocol version this crate speaks, sent in `X-Prometheus-Remote-Write-Version`.
-///
-/// The messages are written by [`BatchEncoder`] straight from the snapshot; the `prost`
-/// definitions below decode them in the tests.
-pub(crate) const VERSION: &str = "0.1.0";
 
 /// `prometheus.WriteRequest`.
 #[cfg(test)]
@@ -97,16 +92,6 @@ fn metric_type(kind: Kind) -> i32 {
         Kind::Histogram => 3,
     }
 }
-
-/// Default bound on the samples of one remote-write request: 2,000, the default
-/// `queue_config.max_samples_per_send` of Prometheus's own remote-write sender, which every
-/// receiver built for Prometheus takes (about 100 KiB of protobuf for series of a few labels,
-/// far below VictoriaMetrics's `-maxInsertRequestSize` of 32 MiB and Mimir's distributor
-/// message size).
-pub const DEFAULT_REMOTE_WRITE_MAX_SAMPLES: usize = 2_000;
-
-/// The accepted range of the samples of one remote-write request.
-pub(crate) const MAX_SAMPLES_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
 
 /// How many requests of one push are under way at once.
 pub(crate) const CONCURRENT_REQUESTS: usize = 4;
@@ -492,21 +477,6 @@ pub(crate) fn write_request(
     all.pop().unwrap_or_default()
 }
 
-/// The headers of every remote-write request, as the specification requires.
-pub(crate) fn headers() -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-protobuf"),
-    );
-    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-    headers.insert(
-        HeaderName::from_static("x-prometheus-remote-write-version"),
-        HeaderValue::from_static(VERSION),
-    );
-    headers
-}
-
 /// A remote-write receiver: the job and grouping labels go on every series, series gone
 /// since the last push it took get a staleness marker, and a push goes as requests of at most
 /// `max_samples` samples, [`CONCURRENT_REQUESTS`] at a time, each retried on its own.
@@ -680,8 +650,7 @@ impl RemoteWriteSink {
                 body.push_str(&format!(
                     " (each request carries at most {} samples: lower that with \
                      remote_write_max_samples or {})",
-                    self.max_samples,
-                    crate::config::ENV_REMOTE_WRITE_MAX_SAMPLES
+                    self.max_samples, "PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES"
                 ));
             }
         }

@@ -230,7 +230,7 @@ async fn replay_requests(
     in_flight: &Cell<bool>,
 ) -> Result<(), PushError> {
     let url_text = crate::log::shown(endpoint);
-    let headers = super::remote_write::headers();
+    let headers = super::remote_write_wire::headers();
     // Checked when the file was read.
     let requests = spool::frames(&snapshot.body).unwrap_or_default();
     for body in requests {

@@ -535,6 +535,44 @@ fn main() {
             }
             return;
         }
+        "prefix-layer" => {
+            // The recorder from build(), wrapped in a metrics-util layer and installed by the
+            // job itself; the guard's drop makes the final push.
+            use metrics_util::layers::{Layer as _, PrefixLayer};
+            let (recorder, guard) = PushgatewayBuilder::from_env()
+                .unwrap_or_else(|e| panic!("environment: {e}"))
+                .job(job)
+                .build()
+                .unwrap_or_else(|e| panic!("build failed: {e}"));
+            metrics::set_global_recorder(PrefixLayer::new("app").layer(recorder))
+                .unwrap_or_else(|e| panic!("set_global_recorder: {e}"));
+            record();
+            drop(guard);
+            return;
+        }
+        "build-signal" => {
+            // The recorder from build(), installed by the job; the exit paths' hooks only with
+            // TEST_INSTALL_HOOKS. Waits for the test's signal.
+            let (recorder, guard) = PushgatewayBuilder::from_env()
+                .unwrap_or_else(|e| panic!("environment: {e}"))
+                .job(job)
+                .build()
+                .unwrap_or_else(|e| panic!("build failed: {e}"));
+            metrics::set_global_recorder(recorder)
+                .unwrap_or_else(|e| panic!("set_global_recorder: {e}"));
+            if std::env::var_os("TEST_INSTALL_HOOKS").is_some() {
+                guard
+                    .install_hooks(SignalHandling::PushAndExit)
+                    .unwrap_or_else(|e| panic!("install_hooks: {e}"));
+                assert!(metrics_exporter_pushgateway::handle().is_some());
+            } else {
+                assert!(metrics_exporter_pushgateway::handle().is_none());
+            }
+            record();
+            ready();
+            std::thread::sleep(Duration::from_secs(60));
+            unreachable!("the test sends a signal");
+        }
         "listen-tokio" => return listen_tokio(job, grouping),
         "tokio-multi" => return tokio_multi(job, grouping),
         "tokio-current" => return tokio_current(job, grouping),

@@ -4,16 +4,18 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use super::check::{check_buckets, check_duration, check_labels, insecure_warning, Connection};
-use super::env::ENV_SPOOL_DIR;
-use super::{ExpositionFormat, PushgatewayBuilder, DEFAULT_ENDPOINT};
 use crate::compression::Compression;
+use crate::config::check::{
+    check_buckets, check_duration, check_labels, insecure_warning, Connection,
+};
+use crate::config::{
+    ExpositionFormat, PushgatewayBuilder, SignalHandling, DEFAULT_ENDPOINT, ENV_SPOOL_DIR,
+};
 use crate::guard::{Inner, PushGuard, PushHandle, TargetPusher};
 use crate::lifecycle::Lifecycle;
-use crate::pusher::{PusherConfig, Renderer};
-use crate::registry::{Installed, Registry};
+use crate::pusher::PusherConfig;
+use crate::registry::{Installed, PushgatewayRecorder, Registry};
 use crate::sink::group::{group_path, url_for};
-use crate::sink::http::TlsConfig;
 use crate::sink::pushgateway::{PushgatewaySink, Settings};
 use crate::sink::remote_write::{RemoteWriteSink, SpoolSettings};
 use crate::sink::replay::Destination;
@@ -21,8 +23,10 @@ use crate::sink::replay::ReplayReport;
 use crate::sink::textfile::TextfileSink;
 use crate::sink::Sink;
 use crate::snapshot::View;
+use crate::source::Renderer;
 use crate::spool::Spool;
 use crate::target::{Target, TargetKind};
+use crate::transport::TlsConfig;
 use crate::InitError;
 
 impl PushgatewayBuilder {
@@ -40,7 +44,83 @@ impl PushgatewayBuilder {
     /// buckets), the [`listen`](Self::listen) address cannot be bound
     /// ([`InitError::Listen`]), a recorder is already installed in this process, or a thread
     /// cannot be started. Nothing is installed when a setting is invalid.
-    pub fn install(mut self) -> Result<PushGuard, InitError> {
+    pub fn install(self) -> Result<PushGuard, InitError> {
+        let (signals, enabled) = (self.signals, self.enabled);
+        let (registry, handle) = self.start_exporter()?;
+        // Installed only after the pushers started: a failure above leaves the process as it
+        // was. (If this fails, the pusher threads end when `handle` drops.)
+        metrics::set_global_recorder(Installed(registry))
+            .map_err(|_| InitError::RecorderAlreadyInstalled)?;
+        // The recorder above was the first, so this is the first handle too.
+        let _ = crate::handle::HANDLE.set(handle.clone());
+        if enabled {
+            install_exit_hooks(&handle, signals)?;
+        }
+        Ok(PushGuard::new(handle))
+    }
+
+    /// Checks the configuration and starts the exporter as [`install`](Self::install) does,
+    /// but installs nothing process-wide: returns the recorder, for the caller to install or
+    /// to compose, and the guard that makes the final push of what it recorded.
+    ///
+    /// Not installed, and so not done for this exporter:
+    ///
+    /// - **no global recorder**: the `metrics` macros record into the returned recorder only
+    ///   where it is installed — by `metrics::set_global_recorder` (as it is, or wrapped in
+    ///   `metrics-util` layers such as `PrefixLayer`, `FilterLayer` or a `Fanout` with another
+    ///   recorder) or for a while by `metrics::with_local_recorder`;
+    /// - **no process-wide handle**: [`handle()`](crate::handle) does not return this
+    ///   exporter's handle and [`exit`](crate::exit) makes no final push for it (end with the
+    ///   guard's [`finish`](PushGuard::finish) or
+    ///   [`shutdown_with_exit_code`](PushGuard::shutdown_with_exit_code) instead);
+    /// - **no signal handler** (no console control handler on Windows): SIGTERM, SIGINT and
+    ///   SIGHUP keep their default action, which ends the process without a final push;
+    /// - **no panic hook**: with `panic = "abort"` a panic ends the process without a final
+    ///   push (with `panic = "unwind"` the guard's drop still makes it while `main` unwinds).
+    ///
+    /// The guard's drop, [`finish`](PushGuard::finish) and
+    /// [`shutdown`](PushGuard::shutdown) make the final push as after `install()`, and
+    /// interval pushes, the listener and every target run the same. To get the exit paths
+    /// back for a recorder installed by the caller, call
+    /// [`PushGuard::install_hooks`] once the recorder is installed. Each `build()` is an
+    /// exporter of its own: two in one process push two groups.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use metrics_exporter_pushgateway::PushgatewayBuilder;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Nothing listens on port 1 here: the final push fails, within 100 ms.
+    /// let (recorder, guard) = PushgatewayBuilder::new("http://127.0.0.1:1")
+    ///     .job("unit-test")
+    ///     .shutdown_timeout(Duration::from_millis(100))
+    ///     .build()?;
+    /// metrics::with_local_recorder(&recorder, || {
+    ///     metrics::counter!("records_total").increment(3);
+    /// });
+    /// assert!(guard.render().contains("records_total 3"));
+    /// // Nothing was installed process-wide:
+    /// assert!(metrics_exporter_pushgateway::handle().is_none());
+    /// // The final push of records_total 3 (an error here, with no gateway):
+    /// assert!(guard.shutdown().is_err());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`install`](Self::install), except that a recorder already installed in the
+    /// process is no error here.
+    pub fn build(self) -> Result<(PushgatewayRecorder, PushGuard), InitError> {
+        let (registry, handle) = self.start_exporter()?;
+        Ok((
+            PushgatewayRecorder(Installed(registry)),
+            PushGuard::new(handle),
+        ))
+    }
+
+    /// What `install()` and `build()` share: the checked settings become the registry, one
+    /// pusher thread per target and the listener, behind one handle.
+    fn start_exporter(mut self) -> Result<(Arc<Registry>, PushHandle), InitError> {
         if self.targets.is_empty() && self.listen.is_none() {
             self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
         }
@@ -74,10 +154,6 @@ impl PushgatewayBuilder {
             })?),
             None => None,
         };
-        // Installed only after the pushers started: a failure above leaves the process as it
-        // was. (If this fails, the pusher threads end when `pushers` drops.)
-        metrics::set_global_recorder(Installed(registry))
-            .map_err(|_| InitError::RecorderAlreadyInstalled)?;
         let handle = PushHandle {
             inner: Arc::new(Inner {
                 renderer,
@@ -91,23 +167,12 @@ impl PushgatewayBuilder {
                 listener: Mutex::new(listener),
             }),
         };
-        // The recorder above was the first, so this is the first handle too.
-        let _ = crate::HANDLE.set(handle.clone());
-        if self.enabled {
-            crate::exit::install_panic_hook(handle.clone());
-            crate::exit::listen(handle.clone(), self.signals).map_err(|source| {
-                InitError::FailedToSpawn {
-                    what: "signal listener",
-                    source,
-                }
-            })?;
-        }
-        Ok(PushGuard::new(handle))
+        Ok((registry, handle))
     }
 
     /// Checks every setting and every target, before anything starts: one sink per target,
     /// with the warning its configuration deserves, if any.
-    pub(super) fn plan(&self) -> Result<Vec<(Planned, Option<String>)>, InitError> {
+    pub(crate) fn plan(&self) -> Result<Vec<(Planned, Option<String>)>, InitError> {
         if self.compression == Compression::Gzip && !cfg!(feature = "gzip") {
             return Err(InitError::InvalidSetting {
                 setting: "compression",
@@ -125,7 +190,7 @@ impl PushgatewayBuilder {
                 .map_err(|reason| InitError::InvalidSetting { setting, reason })?;
         }
         check_buckets(&self.buckets)?;
-        let samples = crate::sink::remote_write::MAX_SAMPLES_RANGE;
+        let samples = crate::config::MAX_SAMPLES_RANGE;
         if !samples.contains(&self.remote_write_max_samples) {
             return Err(InitError::InvalidSetting {
                 setting: "remote_write_max_samples",
@@ -396,4 +461,47 @@ fn planned<S: Sink + Send + 'static>(sink: S, view: View) -> Planned {
             keeps_failed,
         })
     })
+}
+
+/// The exit paths' hooks for `handle`'s exporter: the panic hook, and the signal listener (a
+/// console control handler on Windows) for `signals`.
+fn install_exit_hooks(handle: &PushHandle, signals: SignalHandling) -> Result<(), InitError> {
+    crate::exit::install_panic_hook(handle.clone());
+    crate::exit::listen(handle.clone(), signals).map_err(|source| InitError::FailedToSpawn {
+        what: "signal listener",
+        source,
+    })
+}
+
+impl PushGuard {
+    /// For an exporter from [`PushgatewayBuilder::build`]: installs what
+    /// [`install`](PushgatewayBuilder::install) adds to it — the process-wide handle (so that
+    /// [`handle()`](crate::handle) returns this exporter's and [`exit`](crate::exit) makes its
+    /// final push), the panic hook (a final push when a panic aborts) and, for `signals`, the
+    /// signal listener (on Windows the console control handler) that makes the final push
+    /// when the process is asked to end. Call it once, after installing the recorder.
+    ///
+    /// ```no_run
+    /// use metrics_exporter_pushgateway::{PushgatewayBuilder, SignalHandling};
+    /// use metrics_util::layers::{Layer as _, PrefixLayer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (recorder, guard) = PushgatewayBuilder::from_env()?.job("ingester").build()?;
+    /// metrics::set_global_recorder(PrefixLayer::new("ingester").layer(recorder))?;
+    /// guard.install_hooks(SignalHandling::PushAndExit)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InitError::HooksAlreadyInstalled`] when the hooks were installed already in this
+    /// process (by `install()` or this method), for this exporter or another;
+    /// [`InitError::FailedToSpawn`] when the signal listener cannot be started.
+    pub fn install_hooks(&self, signals: SignalHandling) -> Result<(), InitError> {
+        let handle = self.handle();
+        crate::handle::HANDLE
+            .set(handle.clone())
+            .map_err(|_| InitError::HooksAlreadyInstalled)?;
+        install_exit_hooks(&handle, signals)
+    }
 }

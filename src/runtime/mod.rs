@@ -1,0 +1,3 @@
+//! What runs the exporter's work: its own threads.
+
+pub(crate) mod thread;
