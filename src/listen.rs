@@ -5,15 +5,15 @@
 //! starts, closed (within the final push's bound) when it ends.
 //!
 //! Bounds, whatever the clients do: at most [`MAX_CONNECTIONS`] connections at once (when all
-//! are taken, a new one replaces the connection idle the longest, one that has no request
-//! under way; with none idle, new ones wait in the kernel's accept queue); a request head of at
-//! most [`MAX_HEADER_BYTES`] bytes and [`MAX_HEADERS`] fields, read within [`HEADER_TIMEOUT`]
-//! (a kept-alive connection that sends no next request in that time is closed); request bodies
-//! are never read; at most [`MAX_RESPONSES`] rendered bodies exist at once; a connection whose
-//! client reads nothing of its answer for [`WRITE_TIMEOUT`] is closed, and the kernel holds at
-//! most [`SEND_BUFFER`] of it (doubled); a connection lives at
-//! most [`CONNECTION_LIFETIME`]. `HEAD` is answered without rendering. The listening socket is
-//! close-on-exec, and closed in a child forked without exec (Unix).
+//! are taken, a new one replaces the connection idle the longest, one that has had no request
+//! under way for at least [`REPLACE_AFTER`]; with none, new ones wait in the kernel's accept
+//! queue); a request head of at most [`MAX_HEADER_BYTES`] bytes and [`MAX_HEADERS`] fields,
+//! read within [`HEADER_TIMEOUT`] (a kept-alive connection that sends no next request in that
+//! time is closed); request bodies are never read; at most [`MAX_RESPONSES`] rendered bodies
+//! exist at once; a connection whose client reads nothing of its answer for [`WRITE_TIMEOUT`]
+//! is closed, and the kernel holds at most [`SEND_BUFFER`] of it (doubled); a connection
+//! lives at most [`CONNECTION_LIFETIME`]. `HEAD` is answered without rendering. The listening
+//! socket is close-on-exec, and closed in a child forked without exec (Unix).
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
@@ -60,6 +60,12 @@ pub(crate) const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 /// The size of the pieces a body is handed to the connection in: hyper takes the next only
 /// when the last has (nearly) left, so an unread body stays where it is counted.
 const CHUNK: usize = 64 * 1024;
+/// How long a connection must have been idle before a new one may replace it: time enough
+/// for a scraper on a loaded host to send its request once connected.
+const REPLACE_AFTER: Duration = Duration::from_millis(250);
+/// How often the accept loop looks again for a connection to replace while every place is
+/// taken.
+const RECHECK: Duration = Duration::from_millis(50);
 /// How long dropping a listener outside a final push waits for its thread.
 const DROP_WAIT: Duration = Duration::from_secs(1);
 
@@ -325,28 +331,33 @@ impl Table {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The connection idle the longest, if it has been idle for [`REPLACE_AFTER`] (`now`: ns
+    /// since [`Shared::epoch`]).
+    fn replaceable(open: &[Open], now: u64) -> Option<usize> {
+        let after = u64::try_from(REPLACE_AFTER.as_nanos()).unwrap_or(u64::MAX);
+        open.iter()
+            .enumerate()
+            .filter(|(_, c)| c.activity.in_flight.load(Ordering::SeqCst) == 0)
+            .map(|(i, c)| (i, c.activity.idle_since.load(Ordering::SeqCst)))
+            .filter(|(_, since)| now.saturating_sub(*since) >= after)
+            .min_by_key(|(_, since)| *since)
+            .map(|(i, _)| i)
+    }
+
     /// Whether one more connection can be taken: a free place, or an idle one to replace.
-    fn has_room(&self) -> bool {
+    fn has_room(&self, now: u64) -> bool {
         let open = self.lock();
-        open.len() < MAX_CONNECTIONS
-            || open
-                .iter()
-                .any(|c| c.activity.in_flight.load(Ordering::SeqCst) == 0)
+        open.len() < MAX_CONNECTIONS || Self::replaceable(&open, now).is_some()
     }
 
     /// Makes a place for one more connection, closing the one idle the longest if every place
-    /// is taken; false when every connection is busy.
-    fn make_room(&self) -> bool {
+    /// is taken; false when none can be closed.
+    fn make_room(&self, now: u64) -> bool {
         let mut open = self.lock();
         if open.len() < MAX_CONNECTIONS {
             return true;
         }
-        let oldest = open
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.activity.in_flight.load(Ordering::SeqCst) == 0)
-            .min_by_key(|(_, c)| c.activity.idle_since.load(Ordering::SeqCst))
-            .map(|(i, _)| i);
+        let oldest = Self::replaceable(&open, now);
         match oldest {
             Some(i) => {
                 open.swap_remove(i).abort.abort();
@@ -390,11 +401,12 @@ async fn serve(socket: StdListener, shared: Arc<Shared>, mut stopped: oneshot::R
     loop {
         while tasks.try_join_next().is_some() {}
         // Room first: with every connection busy, new ones wait in the accept queue.
-        if !table.has_room() {
+        if !table.has_room(shared.now()) {
             tokio::select! {
                 biased;
                 _ = &mut stopped => break,
                 () = table.changed.notified() => continue,
+                () = tokio::time::sleep(RECHECK) => continue,
             }
         }
         let accepted = tokio::select! {
@@ -416,11 +428,12 @@ async fn serve(socket: StdListener, shared: Arc<Shared>, mut stopped: oneshot::R
         };
         // Every connection may have become busy meanwhile: then this one waits.
         let mut stop_now = false;
-        while !table.make_room() {
+        while !table.make_room(shared.now()) {
             tokio::select! {
                 biased;
                 _ = &mut stopped => { stop_now = true; break; }
                 () = table.changed.notified() => {}
+                () = tokio::time::sleep(RECHECK) => {}
             }
         }
         if stop_now {
