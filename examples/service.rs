@@ -2,7 +2,7 @@
 //! shutdown on Ctrl-C / SIGTERM, and deletes its group when it stops so that no stale group
 //! is left at the gateway.
 //!
-//! With `PUSHGATEWAY_LISTEN=host:port` it also serves `GET /metrics` for Prometheus to scrape,
+//! With `PUSHGATEWAY_LISTEN=ip:port` it also serves `GET /metrics` for Prometheus to scrape,
 //! from the same registry; with the listener and no `PUSHGATEWAY_URL`, it is only scraped.
 //!
 //! ```text

@@ -108,8 +108,9 @@ pub enum InitError {
         #[source]
         source: std::io::Error,
     },
-    /// The `/metrics` listener could not listen on its address: it is malformed, cannot be
-    /// resolved, or is taken (`Address already in use`) or not allowed.
+    /// The `/metrics` listener could not listen on its address: it is malformed, not an IP
+    /// address (host names are not resolved), or is taken (`Address already in use`) or not
+    /// allowed.
     #[error("cannot listen for scrapes on {addr:?} (set by {setting}): {reason}")]
     Listen {
         /// The address as given.

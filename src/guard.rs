@@ -51,15 +51,39 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Closes the listener, if any: the port is free when this returns.
-    fn close_listener(&self) {
+    /// Stops the listener taking and rendering requests, without waiting: the first thing a
+    /// final push does, so that no scraper holds it.
+    fn stop_listener(&self) {
+        if std::process::id() != self.pid {
+            return;
+        }
+        if let Some(listener) = self
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            listener.stop();
+        }
+    }
+
+    /// Closes the listener, if any, waiting for its socket and connections to be closed until
+    /// `deadline` at most (the final push's own bound): the port is free when this returns,
+    /// unless a scrape was still being rendered at the deadline (then it is free once that
+    /// render ends).
+    fn close_listener(&self, deadline: Instant) {
         let listener = self
             .listener
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        let Some(listener) = listener else {
+            return;
+        };
         if std::process::id() == self.pid {
-            drop(listener);
+            if !listener.close(deadline) {
+                tracing::debug!("the metrics listener was still rendering a scrape at exit");
+            }
         } else {
             // A forked child has no listener thread to stop or wait for.
             std::mem::forget(listener);
@@ -234,6 +258,8 @@ impl PushHandle {
             final_push.wait(budget + GRACE + spool_wait);
             return None;
         }
+        let started = Instant::now();
+        self.inner.stop_listener();
         if matches!(outcome, Outcome::Signal(_)) {
             self.mark_exiting_by_signal();
         }
@@ -248,7 +274,7 @@ impl PushHandle {
                 reply,
             }
         });
-        self.inner.close_listener();
+        self.inner.close_listener(started + budget + GRACE);
         final_push.done();
         Some(result)
     }

@@ -78,7 +78,7 @@
 //!
 //! # Scraped too
 //!
-//! [`PushgatewayBuilder::listen`] (or `PUSHGATEWAY_LISTEN=host:port`) serves `GET /metrics`
+//! [`PushgatewayBuilder::listen`] (or `PUSHGATEWAY_LISTEN=ip:port`) serves `GET /metrics`
 //! from the same registry, for Prometheus to scrape: a service scraped while it runs and
 //! pushing at exit, or, with no push target configured, only scraped.
 //!

@@ -9,6 +9,8 @@ use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::prometheus::Prometheus;
@@ -574,4 +576,425 @@ fn a_tokio_main_that_blocks_its_only_thread_is_still_scraped() {
     let body = text(&addr);
     assert_eq!(sample(&body, "records_total"), Some(500.0), "{body}");
     kill(child);
+}
+
+/// The final push's bound with a 3 s shutdown timeout: the timeout and the 200 ms grace.
+const BOUND_3S: Duration = Duration::from_millis(3200);
+/// What the test adds to a bound it measures from outside the job: the pipe and the
+/// scheduling of a loaded 2-core machine.
+const MARGIN: Duration = Duration::from_millis(400);
+
+/// Clients that each keep `pipelined` requests for `/metrics` sent ahead on their connection
+/// and read what comes, reconnecting when it closes, until `stop` (at most 2 minutes).
+fn crowd(
+    addr: &str,
+    clients: usize,
+    pipelined: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<u64>> {
+    let requests = "GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n".repeat(pipelined);
+    (0..clients)
+        .map(|_| {
+            let (addr, stop, requests) = (addr.to_owned(), Arc::clone(stop), requests.clone());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut read = 0u64;
+                let mut buf = vec![0u8; 64 * 1024];
+                while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(120) {
+                    let Ok(mut s) = TcpStream::connect(&addr) else {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    };
+                    s.set_read_timeout(Some(Duration::from_millis(500)))
+                        .unwrap();
+                    s.set_write_timeout(Some(Duration::from_millis(500)))
+                        .unwrap();
+                    if s.write_all(requests.as_bytes()).is_err() {
+                        continue;
+                    }
+                    while !stop.load(Ordering::SeqCst) {
+                        match s.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                read += n as u64;
+                                let answered = buf[..n]
+                                    .windows(12)
+                                    .filter(|w| w == b"HTTP/1.1 200")
+                                    .count();
+                                // As many again as were answered: `pipelined` ahead.
+                                let again = "GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n";
+                                if s.write_all(again.repeat(answered).as_bytes()).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e)
+                                if e.kind() == std::io::ErrorKind::WouldBlock
+                                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+                read
+            })
+        })
+        .collect()
+}
+
+/// A job with many series, scraped by 32 clients that each keep 8 requests pipelined, its
+/// final push to a real gateway with a 3 s shutdown timeout.
+fn crowded(
+    job: &str,
+    gw: &Pushgateway,
+    series: usize,
+) -> (Served, Arc<AtomicBool>, Vec<std::thread::JoinHandle<u64>>) {
+    let series = series.to_string();
+    let served = Served::start(
+        "serve",
+        job,
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_INTERVAL", "0"),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "3s"),
+            ("TEST_SERIES", &series),
+        ],
+    );
+    assert!(text(&served.addr).contains("records_total 500\n"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = crowd(&served.addr, 32, 8, &stop);
+    // Until scrapes are being answered and many more are queued behind them.
+    std::thread::sleep(Duration::from_secs(3));
+    (served, stop, clients)
+}
+
+/// Every value the job recorded, exactly, at the gateway: the test job's own and `series`
+/// counter series of 1.
+fn assert_all_pushed(group: &common::Group, outcome: &str, exit_code: i32, series: usize) {
+    common::assert_job_values(group, outcome, exit_code);
+    let samples = group.samples("bench_series_total");
+    assert_eq!(samples.len(), series);
+    assert!(
+        samples.iter().all(|s| s["value"] == "1"),
+        "{:?}",
+        &samples[..3]
+    );
+}
+
+const CROWD_SERIES: usize = 50_000;
+
+#[test]
+fn scrapers_do_not_hold_the_guards_drop_past_its_bound() {
+    let gw = Pushgateway::start();
+    let (mut job, stop, clients) = crowded("crowded-drop", &gw, CROWD_SERIES);
+    let started = Instant::now();
+    job.drop_guard();
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let read: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    println!("guard drop under a crowd of scrapers: {took:?} ({read} bytes scraped)");
+    assert!(read > 0, "the crowd was not answered");
+    assert!(took < BOUND_3S + MARGIN, "the guard's drop took {took:?}");
+    assert!(job.child.wait().unwrap().success());
+    assert_all_pushed(&gw.job("crowded-drop"), "success", 0, CROWD_SERIES);
+}
+
+#[cfg(unix)]
+#[test]
+fn scrapers_do_not_hold_a_sigterm_past_its_bound_and_it_kills_by_sigterm() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let gw = Pushgateway::start();
+    let (mut job, stop, clients) = crowded("crowded-term", &gw, CROWD_SERIES);
+    let started = Instant::now();
+    // SAFETY: a signal to our own child.
+    assert_eq!(
+        unsafe { libc::kill(job.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    // Meanwhile main ends too, as a job's main does when its work is done.
+    std::thread::sleep(Duration::from_millis(100));
+    drop(job.child.stdin.take());
+    let status = job.child.wait().unwrap();
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().unwrap();
+    }
+    println!("SIGTERM under a crowd of scrapers: {took:?}, {status:?}");
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(took < BOUND_3S + MARGIN, "the SIGTERM took {took:?}");
+    assert_all_pushed(
+        &gw.job("crowded-term"),
+        "signal",
+        128 + libc::SIGTERM,
+        CROWD_SERIES,
+    );
+}
+
+#[test]
+fn idle_connections_do_not_keep_scrapers_out() {
+    let job = Served::start("serve", "idle-flood", &[]);
+    let addr = job.addr.clone();
+    // 64 connections that send nothing, held open; one the listener closes is opened again at
+    // once, as an attacker's would be.
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker = {
+        let (addr, stop) = (addr.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut open: Vec<TcpStream> = Vec::new();
+            let mut reopened = 0usize;
+            while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(120) {
+                open.retain(|s| {
+                    let mut byte = [0u8; 1];
+                    // Still open while a read would block.
+                    matches!(s.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                });
+                while open.len() < 64 {
+                    let Ok(s) = TcpStream::connect(&addr) else {
+                        break;
+                    };
+                    s.set_nonblocking(true).unwrap();
+                    open.push(s);
+                    reopened += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            reopened
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let mut took = Vec::new();
+    for _ in 0..6 {
+        let started = Instant::now();
+        let (status, _, body) = scrape(&addr, None);
+        took.push(started.elapsed());
+        assert_eq!(status, 200);
+        assert!(String::from_utf8(body)
+            .unwrap()
+            .contains("records_total 500\n"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let opened = attacker.join().unwrap();
+    println!("scrapes beside 64 idle connections ({opened} opened): {took:?}");
+    assert!(took.iter().all(|t| *t < Duration::from_secs(2)), "{took:?}");
+    assert!(job.finish().success());
+}
+
+/// The job's resident memory, KiB.
+#[cfg(target_os = "linux")]
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// The CPU time the job has used (user and system), in clock ticks.
+#[cfg(target_os = "linux")]
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The bytes queued to send, unacknowledged or unsent, in the kernel for the connections
+/// whose local port is `port` (`/proc/net/tcp`'s `tx_queue`).
+#[cfg(target_os = "linux")]
+fn send_queues(port: u16) -> u64 {
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let local_port = u16::from_str_radix(fields[1].rsplit_once(':')?.1, 16).ok()?;
+            let tx = u64::from_str_radix(fields[4].split_once(':')?.0, 16).ok()?;
+            (local_port == port).then_some(tx)
+        })
+        .sum()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn clients_that_ask_and_never_read_hold_a_bounded_number_of_bodies() {
+    use std::os::fd::AsRawFd as _;
+    let job = Served::start("serve", "unread", &[("TEST_SERIES", "100000")]);
+    let addr = job.addr.clone();
+    let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let pid = job.child.id();
+    // One scrape first: the body's size, and the allocator warmed by one render.
+    let body = text(&addr).len() as u64;
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kib(pid) * 1024;
+    let silent: Vec<TcpStream> = (0..32)
+        .map(|_| {
+            let s = TcpStream::connect(&addr).unwrap();
+            // A small receive window: what is unread stays with the job.
+            let size: libc::c_int = 4096;
+            // SAFETY: setsockopt on an open socket with a c_int option.
+            unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    std::ptr::from_ref(&size).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+            (&s).write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    // What the job holds for them: its memory beyond what it had, and its sockets' queues.
+    let (mut peak, mut peak_rss) = (0u64, before);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        let rss = rss_kib(pid) * 1024;
+        peak_rss = peak_rss.max(rss);
+        peak = peak.max(rss.saturating_sub(before) + send_queues(port));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "32 clients that never read: RSS {} MiB, peak {} MiB; held at most {:.1} bodies of {} \
+         KiB (memory and socket queues)",
+        before >> 20,
+        peak_rss >> 20,
+        peak as f64 / body as f64,
+        body >> 10
+    );
+    // At most 4 bodies in the job, 256 KiB in the kernel per connection, and 8 MiB of
+    // allocator slack; before these bounds, every body (32 of them).
+    let bound = 4 * body + 32 * 256 * 1024 + 8 * 1024 * 1024;
+    assert!(peak < bound, "held {peak} bytes, bodies of {body}");
+    // Once they go, scrapes are answered again.
+    drop(silent);
+    let started = Instant::now();
+    assert!(text(&addr).contains("records_total 500\n"));
+    println!("the next scrape after they went: {:?}", started.elapsed());
+    assert!(job.finish().success());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn head_answers_without_rendering() {
+    let job = Served::start("serve", "heads", &[("TEST_SERIES", "50000")]);
+    let addr = job.addr.clone();
+    let pid = job.child.id();
+    // What a few GETs cost, then fifty HEADs.
+    let ticks = cpu_ticks(pid);
+    for _ in 0..5 {
+        text(&addr);
+    }
+    let gets = cpu_ticks(pid) - ticks;
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let ticks = cpu_ticks(pid);
+    let mut answers = Vec::new();
+    for _ in 0..50 {
+        s.write_all(b"HEAD /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        answers.push(String::from_utf8(head).unwrap());
+    }
+    let heads = cpu_ticks(pid) - ticks;
+    println!(
+        "5 GETs: {gets} ticks; 50 HEADs: {heads} ticks\n{}",
+        answers[0]
+    );
+    for answer in &answers {
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(
+            answer.contains("content-type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+            "{answer}"
+        );
+        // The length of a body that was not rendered is not known.
+        assert!(!answer.contains("content-length"), "{answer}");
+    }
+    // The connection carried no body: the next GET's answer is read right after them.
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    s.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    assert!(
+        gets >= 5,
+        "5 GETs cost {gets} ticks: too few series to tell"
+    );
+    assert!(
+        heads * 5 < gets,
+        "50 HEADs cost {heads} ticks, 5 GETs {gets}"
+    );
+    assert!(job.finish().success());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_forked_child_that_outlives_the_parent_does_not_keep_the_port() {
+    let mut cmd = job_command(
+        false,
+        "serve-fork",
+        "forked",
+        &[
+            ("PUSHGATEWAY_LISTEN", "127.0.0.1:0"),
+            ("TEST_CHILD_MS", "20000"),
+        ],
+    );
+    cmd.stdout(Stdio::piped());
+    let mut parent = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(parent.stdout.take().unwrap());
+    assert_eq!(line(&mut stdout), "ready");
+    let addr = line(&mut stdout)
+        .strip_prefix("listening ")
+        .unwrap()
+        .to_owned();
+    let child: i32 = line(&mut stdout)
+        .strip_prefix("child ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(parent.wait().unwrap().success());
+    // The parent is gone, its child lives on.
+    // SAFETY: signal 0 only checks that the process exists.
+    assert_eq!(unsafe { libc::kill(child, 0) }, 0, "the child is gone");
+    let refused = TcpStream::connect(&addr).is_err();
+    let bound = TcpListener::bind(&addr).map(drop);
+    // SAFETY: the job's own child, which the test ends.
+    unsafe { libc::kill(child, libc::SIGKILL) };
+    assert!(
+        refused,
+        "the port still accepts connections after the parent is gone"
+    );
+    bound.expect("the port is free once the parent is gone");
+}
+
+#[test]
+fn a_host_name_to_listen_on_is_refused_at_once_without_resolving_it() {
+    for addr in ["metrics-host.invalid:9100", "localhost:9100"] {
+        // Built (the first time) before the clock starts.
+        let mut cmd = job_command(false, "try-init", "named", &[("PUSHGATEWAY_LISTEN", addr)]);
+        let started = Instant::now();
+        let out = cmd.output().unwrap();
+        let took = started.elapsed();
+        let host = addr.rsplit_once(':').unwrap().0;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!(
+                "err invalid value {addr:?} in environment variable PUSHGATEWAY_LISTEN: {host:?} is not an \
+                 IP address: give one (0.0.0.0 for every interface, 127.0.0.1 or [::1] for \
+                 this host only); host names are not resolved"
+            )
+        );
+        assert!(took < Duration::from_secs(2), "{addr}: {took:?}");
+    }
 }

@@ -87,8 +87,9 @@ pub const ENV_ALLOW: &str = "PUSHGATEWAY_ALLOW";
 /// never pushed ([`PushgatewayBuilder::deny`]).
 pub const ENV_DENY: &str = "PUSHGATEWAY_DENY";
 
-/// Environment variable: `host:port` to serve `GET /metrics` on, for Prometheus to scrape
-/// ([`PushgatewayBuilder::listen`]), e.g. `0.0.0.0:9100`. With no push target configured
+/// Environment variable: `ip:port` to serve `GET /metrics` on, for Prometheus to scrape
+/// ([`PushgatewayBuilder::listen`]), e.g. `0.0.0.0:9100` (an IP address: host names are
+/// refused, not resolved). With no push target configured
 /// (neither [`ENV_URL`], [`ENV_REMOTE_WRITE_URL`], [`ENV_TEXTFILE_DIR`] nor a target in code),
 /// the process is only scraped.
 pub const ENV_LISTEN: &str = "PUSHGATEWAY_LISTEN";

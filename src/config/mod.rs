@@ -103,7 +103,7 @@ enum CiLabels {
 /// | [`delete_on_shutdown`](Self::delete_on_shutdown) | off | |
 /// | [`buckets`](Self::buckets) | [`DEFAULT_BUCKETS`] | |
 /// | [`enabled`](Self::enabled) | on | `PUSHGATEWAY_DISABLED=1` turns it off |
-/// | [`listen`](Self::listen) | none: not scraped | `PUSHGATEWAY_LISTEN=host:port` |
+/// | [`listen`](Self::listen) | none: not scraped | `PUSHGATEWAY_LISTEN=ip:port` |
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -295,8 +295,10 @@ impl PushgatewayBuilder {
         self
     }
 
-    /// Serves `GET /metrics` on `addr` (`host:port`, e.g. `0.0.0.0:9100`; port 0 lets the
-    /// system choose, see [`PushHandle::listen_addr`](crate::PushHandle::listen_addr)) for
+    /// Serves `GET /metrics` on `addr` (an IP address and a port, e.g. `0.0.0.0:9100` or
+    /// `[::1]:9100`; a host name is an [`InitError::Listen`], never resolved, so that install
+    /// never waits for a name server; port 0 lets the system choose, see
+    /// [`PushHandle::listen_addr`](crate::PushHandle::listen_addr)) for
     /// Prometheus to scrape, from the same registry the pushes send: one binary can be a
     /// scraped service and a pushing job at once, or only scraped (with no push target
     /// configured, nothing is pushed). Also `PUSHGATEWAY_LISTEN`.
@@ -312,9 +314,12 @@ impl PushgatewayBuilder {
     /// The address is bound at [`install`](Self::install) (a taken port is an
     /// [`InitError::Listen`] naming the address and the setting); the listener runs on a thread
     /// of its own with its own runtime, never the caller's, serves at most 32 connections at
-    /// once, reads at most 16 KiB of request headers and no request body, and closes with the
-    /// final push (the guard's drop, [`exit`](crate::exit), a signal): the port is free once
-    /// the final push has returned. Plain HTTP only; put a reverse proxy in front for TLS.
+    /// once (a new one replaces the one idle the longest when all are taken), reads at most
+    /// 16 KiB of request headers within 5 s and no request body, holds at most 4 rendered
+    /// bodies, drops a client that reads nothing for 10 s, answers `HEAD` without rendering,
+    /// and stops when the final push starts (the guard's drop, [`exit`](crate::exit), a
+    /// signal): the port is free once the final push has returned, which no scraper can
+    /// delay past its bound. Plain HTTP only; put a reverse proxy in front for TLS.
     pub fn listen(mut self, addr: impl Into<String>) -> Self {
         self.listen = Some((addr.into(), "PushgatewayBuilder::listen"));
         self

@@ -313,6 +313,28 @@ fn fork_exit() {
     }
 }
 
+#[cfg(unix)]
+fn fork_and_leave() {
+    let ms = std::env::var("TEST_CHILD_MS").map_or(10_000, |v| v.parse().unwrap());
+    // SAFETY: the child only sleeps and ends with _exit.
+    match unsafe { libc::fork() } {
+        0 => {
+            std::thread::sleep(Duration::from_millis(ms));
+            // SAFETY: ends the child without running the parent's destructors or hooks.
+            unsafe { libc::_exit(0) };
+        }
+        pid => {
+            println!("child {pid}");
+            std::io::stdout().flush().unwrap();
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn fork_and_leave() {
+    panic!("fork is Unix");
+}
+
 #[cfg(not(unix))]
 fn fork_exit() {
     panic!("fork is Unix");
@@ -718,6 +740,15 @@ fn main() {
             let linger = std::env::var("TEST_LINGER_MS").map_or(0, |v| v.parse().unwrap());
             std::thread::sleep(Duration::from_millis(linger));
             return;
+        }
+        "serve-fork" => {
+            // A daemon-style fork: the child outlives the parent (it sleeps TEST_CHILD_MS and
+            // ends without running anything of the parent's), the parent drops its guard and
+            // ends at once.
+            record();
+            ready();
+            listening(&guard);
+            fork_and_leave();
         }
         "flush" => {
             record();
