@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -570,70 +571,99 @@ impl RemoteWriteSink {
         }
     }
 
-    /// Keeps the requests of the push made at `created_ms` that did not arrive in the spool;
-    /// what became of them is the note the pusher adds to the push's one line.
+    /// Keeps the requests of the push made at `created_ms` that did not arrive in the spool,
+    /// in files of at most [`spool::MAX_FRAMES`] requests each; what became of them is the
+    /// note the pusher adds to the push's one line.
     fn keep(&mut self, created_ms: u64, body: &Bytes) {
         let Some(spool) = &self.spool else {
             return;
         };
-        let requests = self.failed.iter().map(|&i| &body[self.ranges[i].clone()]);
-        let snapshot = spool::Snapshot {
-            group: self.group.clone(),
-            method: PushMethod::Post,
-            gzip: false,
-            protobuf: false,
-            remote_write: true,
-            endpoint: crate::log::endpoint_id(&self.url),
-            created_ms,
-            body: spool::framed(requests),
-        };
-        self.note = Some(match spool.write(&snapshot) {
-            Ok(written) => {
-                let mut note = match &written.path {
-                    Some(path) => format!(
-                        "the {} remote-write request(s) that did not arrive are kept in the \
-                         spool as {}, for the next process using this spool directory or for \
-                         replay",
-                        self.failed.len(),
-                        path.display()
-                    ),
-                    None => format!(
-                        "the requests that did not arrive are not kept: they alone ({} bytes) \
-                         are over the spool's bound of {} bytes; their values are lost",
+        let endpoint = spool.endpoint_id(&self.url);
+        let (mut files, mut lost): (Vec<(PathBuf, usize)>, _) = (Vec::new(), Vec::new());
+        let mut dropped: Vec<spool::Entry> = Vec::new();
+        for chunk in self.failed.chunks(spool::MAX_FRAMES) {
+            let requests = chunk.iter().map(|&i| &body[self.ranges[i].clone()]);
+            let snapshot = spool::Snapshot {
+                group: self.group.clone(),
+                method: PushMethod::Post,
+                gzip: false,
+                protobuf: false,
+                remote_write: true,
+                endpoint: endpoint.clone(),
+                created_ms,
+                body: spool::framed(requests),
+            };
+            match spool.write(&snapshot) {
+                Ok(written) => match written.path {
+                    Some(path) => {
+                        files.push((path, chunk.len()));
+                        dropped.extend(written.dropped);
+                    }
+                    None => lost.push(format!(
+                        "{} request(s) are not kept: they alone ({} bytes) are over the \
+                         spool's bound of {} bytes",
+                        chunk.len(),
                         written.dropped.first().map_or(0, |e| e.bytes),
                         spool.max_bytes()
-                    ),
-                };
-                if written.path.is_some() && !written.dropped.is_empty() {
-                    let bytes: u64 = written.dropped.iter().map(|e| e.bytes).sum();
-                    note.push_str(&format!(
-                        "; to stay within its bound the spool dropped {} older snapshot(s) \
-                         ({bytes} bytes, {} first)",
-                        written.dropped.len(),
-                        written.dropped[0].path.display()
-                    ));
-                }
-                note
+                    )),
+                },
+                Err(e) => lost.push(format!(
+                    "{} request(s) could not be spooled in {}: {e}",
+                    chunk.len(),
+                    spool.dir().display()
+                )),
             }
-            Err(e) => format!(
-                "the remote-write requests that did not arrive could not be spooled in {} \
-                 either: {e}; their values are lost",
-                spool.dir().display()
-            ),
-        });
+        }
+        // The bounds may drop a file of this very push, written before the last one.
+        let (ours, older): (Vec<_>, Vec<_>) = dropped
+            .into_iter()
+            .partition(|e| files.iter().any(|(p, _)| *p == e.path));
+        for entry in &ours {
+            if let Some(at) = files.iter().position(|(p, _)| *p == entry.path) {
+                let (_, n) = files.remove(at);
+                lost.push(format!(
+                    "{n} request(s) were dropped again to keep the spool within its bounds"
+                ));
+            }
+        }
+        let dropped = older;
+        let kept: usize = files.iter().map(|(_, n)| n).sum();
+        let mut note = String::new();
+        if kept > 0 {
+            let shown: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+            note = format!(
+                "the {kept} remote-write request(s) that did not arrive are kept in the spool \
+                 as {}, for the next process using this spool directory or for replay",
+                shown.join(" and ")
+            );
+        }
+        if !lost.is_empty() {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(&format!(
+                "of the requests that did not arrive, {}; their values are lost",
+                lost.join(", ")
+            ));
+        }
+        if !dropped.is_empty() {
+            let bytes: u64 = dropped.iter().map(|e| e.bytes).sum();
+            note.push_str(&format!(
+                "; to stay within its bounds the spool dropped {} older snapshot(s) ({bytes} \
+                 bytes, {} first): their values are lost",
+                dropped.len(),
+                dropped[0].path.display()
+            ));
+        }
+        self.note = Some(note);
     }
 
-    /// After a push the receiver took, made at `created_ms`: older spooled requests of this
-    /// job for it are obsolete, and the receiver is up, so anything else spooled for it can be
-    /// sent.
-    fn pushed(&mut self, created_ms: u64) {
-        let Some(spool) = &self.spool else {
+    /// After a push the receiver took: the receiver is up, so what is spooled for it can be
+    /// sent. Older spooled requests of this job are not made obsolete by it: their samples
+    /// carry their own timestamps.
+    fn pushed(&mut self) {
+        if self.spool.is_none() {
             return;
-        };
-        let endpoint = crate::log::endpoint_id(&self.url);
-        let removed = spool.remove_remote_write(&self.group, &endpoint, created_ms);
-        if removed > 0 {
-            tracing::debug!(removed, "spooled requests replaced by a newer push");
         }
         // Also after the final push, whose deadline the pusher then gives the replay: a job
         // that pushes only at exit sends what an earlier one left.
@@ -807,7 +837,7 @@ impl Sink for RemoteWriteSink {
         }
     }
 
-    /// A push the receiver took replaces what is spooled for this job; of one it did not
+    /// After a push the receiver took, what is spooled for it is replayed; of one it did not
     /// take, the requests that did not arrive (and that it did not refuse for their content)
     /// are spooled, their samples with their original timestamps.
     fn settle(
@@ -819,7 +849,7 @@ impl Sink for RemoteWriteSink {
     ) -> Option<Bytes> {
         if result.is_ok() {
             self.sent_series.taken();
-            self.pushed(created_ms);
+            self.pushed();
         } else if !self.failed.is_empty() {
             self.keep(created_ms, &body);
         }
