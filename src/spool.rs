@@ -322,6 +322,11 @@ impl Spool {
         Spool::new(self.dir.clone(), self.max_files, self.max_bytes)
     }
 
+    /// The bound on the number of files in the spool.
+    pub(crate) fn max_files(&self) -> usize {
+        self.max_files
+    }
+
     /// The bound on the spool's total size, which no single file may exceed either.
     pub(crate) fn max_bytes(&self) -> u64 {
         self.max_bytes

@@ -647,10 +647,14 @@ impl RemoteWriteSink {
             ));
         }
         if !dropped.is_empty() {
+            // A line of its own each time: a failure streak logs only its first push's line.
             let bytes: u64 = dropped.iter().map(|e| e.bytes).sum();
-            note.push_str(&format!(
-                "; to stay within its bounds the spool dropped {} older snapshot(s) ({bytes} \
-                 bytes, {} first): their values are lost",
+            crate::log::warn(&format!(
+                "to stay within its bounds ({} files, {} bytes) the spool {} dropped {} older \
+                 snapshot(s) ({bytes} bytes, {} first): their values are lost",
+                spool.max_files(),
+                spool.max_bytes(),
+                spool.dir().display(),
                 dropped.len(),
                 dropped[0].path.display()
             ));
@@ -897,6 +901,100 @@ impl Sink for RemoteWriteSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sink for `url` spooling in `spool`, whose last push had `n` requests, none taken.
+    fn failed_push(spool: Spool, n: usize, created_ms: u64) -> (RemoteWriteSink, Bytes) {
+        let mut sink = RemoteWriteSink::new(
+            Url::parse("http://127.0.0.1:1/api/v1/write").unwrap(),
+            Vec::new(),
+            HeaderMap::new(),
+            http::TlsConfig::default(),
+            1,
+            SpoolSettings {
+                group: "/job/j".into(),
+                spool: Some(spool),
+                push_timeout: Duration::from_secs(1),
+            },
+        );
+        let body = Bytes::from(vec![7_u8; n]);
+        sink.ranges = (0..n).map(|i| i..i + 1).collect();
+        sink.failed = (0..n).collect();
+        sink.keep(created_ms, &body);
+        (sink, body)
+    }
+
+    #[test]
+    fn failed_requests_are_kept_in_files_the_reader_takes_and_older_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().into(), 10, 64 << 20);
+        let n = spool::MAX_FRAMES * 2 + 1;
+        let (mut sink, _) = failed_push(spool.sibling(), n, 1);
+        let note = sink.take_note().unwrap();
+        assert!(
+            note.starts_with(&format!("the {n} remote-write request(s)")),
+            "{note}"
+        );
+        assert_eq!(note.matches(".snapshot").count(), 3, "{note}");
+        let counts: Vec<usize> = spool
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                spool::frames(&spool::read(&e.path, u64::MAX).unwrap().body)
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        assert_eq!(counts, [spool::MAX_FRAMES, spool::MAX_FRAMES, 1]);
+        // A newer push's requests do not replace them.
+        failed_push(spool.sibling(), 5, 2);
+        assert_eq!(spool.entries().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn the_spools_bounds_drop_the_oldest_remote_write_file_with_a_warning() {
+        use std::sync::{Mutex, PoisonError};
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+                lines.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().into(), 2, 64 << 20);
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for t in 1..=3 {
+                failed_push(spool.sibling(), 1, t);
+            }
+        });
+        let created: Vec<u64> = spool
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| spool::read(&e.path, u64::MAX).unwrap().created_ms)
+            .collect();
+        assert_eq!(created, [2, 3]);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("WARN").count(), 1, "{text}");
+        assert!(
+            text.contains("to stay within its bounds (2 files, 67108864 bytes) the spool")
+                && text.contains("dropped 1 older snapshot(s)")
+                && text.contains("their values are lost"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn series_carry_name_target_labels_and_the_push_time() {
