@@ -171,20 +171,24 @@ impl Background {
         .await;
         self.queue.pop_front();
         on_step(&step);
-        // A file cut only by the step's time goes on in the next step.
-        let more = matches!(
-            &step,
+        // A file cut only by the step's time goes on in the next step (and counts once, when
+        // it is done).
+        let more = match &step {
             Step::Partly {
+                sent,
                 error: PushError::Timeout { .. },
                 saved: Ok(()),
                 ..
-            }
-        );
+            } => Some(*sent),
+            _ => None,
+        };
         if record(step, &entry, &mut self.report) {
             return true;
         }
-        if more {
+        if let Some(sent) = more {
             self.report.kept -= 1;
+            self.report.requests_sent -= sent;
+            self.report.error = None;
             self.queue.push_front(entry);
             return true;
         }
