@@ -94,25 +94,6 @@ fn redact_query(query: &str) -> String {
         .join("&")
 }
 
-/// A parsed endpoint as the spool records it, to tell endpoints apart without a secret: its
-/// [`shown`] form, and when that hides something (query values, a fragment), a fingerprint of
-/// the whole URL (64-bit FNV-1a, stable across builds and versions).
-pub(crate) fn endpoint_id(url: &url::Url) -> String {
-    let shown = shown(url);
-    let mut bare = url.clone();
-    let _ = bare.set_username("");
-    let _ = bare.set_password(None);
-    if bare.as_str() == shown {
-        return shown;
-    }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in url.as_str().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{shown} #{hash:016x}")
-}
-
 /// A parsed URL as it may be shown (in errors, `Debug`, reports, the exporter's own metrics'
 /// `target` label, spool files): no user name or password, every query value `***`, no
 /// fragment.
@@ -183,20 +164,6 @@ mod tests {
             shown(&vm),
             "http://vm:8428/api/v1/write?extra_label=t=a&token=***"
         );
-    }
-
-    #[test]
-    fn endpoints_that_differ_only_in_a_secret_have_different_ids() {
-        let id = |u: &str| endpoint_id(&url::Url::parse(u).unwrap());
-        assert_eq!(id("http://gw:9091/"), "http://gw:9091/");
-        let (a, b) = (
-            id("http://gw:9091/?tenant=a"),
-            id("http://gw:9091/?tenant=b"),
-        );
-        assert_ne!(a, b);
-        assert!(a.starts_with("http://gw:9091/?tenant=*** #"), "{a}");
-        assert!(!a.contains("tenant=a"), "{a}");
-        assert_eq!(a, id("http://gw:9091/?tenant=a"));
     }
 
     proptest::proptest! {

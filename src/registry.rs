@@ -227,6 +227,11 @@ impl Registry {
             .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
     }
 
+    /// Whether the counter `key` is registered.
+    pub(crate) fn has_counter(&self, key: &Key) -> bool {
+        self.registry.get_counter(key).is_some()
+    }
+
     /// The gauge of `key`, for the exporter's own metrics.
     pub(crate) fn own_gauge(&self, key: &Key) -> Gauge {
         self.registry

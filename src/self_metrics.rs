@@ -67,7 +67,12 @@ pub(crate) struct SelfMetrics {
 }
 
 impl SelfMetrics {
+    /// Registers the metrics of the target shown as `target` (its URL without secrets). A
+    /// target shown as an earlier one is (two URLs that differ only in a secret, such as a
+    /// query token) gets ` #2`, ` #3`, ... after it, by the order the targets were given in,
+    /// so that each target has series of its own.
     pub(crate) fn register(recorder: &Arc<Registry>, target: String) -> Self {
+        let target = unique_target(recorder, target);
         let r = Registrar::new(recorder);
         let t = [("target", target.as_str())];
         let pushes = "Pushes by target and result (interval pushes, flushes and final pushes; \
@@ -125,6 +130,23 @@ impl SelfMetrics {
         self.sent_bytes
             .increment(body_bytes as u64 * u64::from(attempts));
     }
+}
+
+/// `target`, or the first of `target #2`, `target #3`, ... that no target registered yet.
+fn unique_target(recorder: &Registry, target: String) -> String {
+    let taken = |t: &str| {
+        recorder.has_counter(&Registrar::key(
+            "pushes_total",
+            &[("target", t), ("result", "success")],
+        ))
+    };
+    if !taken(&target) {
+        return target;
+    }
+    (2..)
+        .map(|n| format!("{target} #{n}"))
+        .find(|t| !taken(t))
+        .unwrap_or(target)
 }
 
 /// The spool's own metrics, in the same registry as the job's.

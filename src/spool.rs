@@ -25,8 +25,21 @@
 //! starts with `... spool 3` and says `format remote-write`, `encoding snappy`, `method POST`;
 //! its `endpoint` is the receiver's URL, its `group` the job's grouping key, and its body the
 //! requests as sent (each a snappy block of a `WriteRequest`, its samples with their original
-//! timestamps), each preceded by its length as 4 bytes, big-endian. Per grouping key and
-//! receiver only the newest such file is kept, as per grouping key for a gateway.
+//! timestamps), each preceded by its length as 4 bytes, big-endian. A file holds at most
+//! [`MAX_FRAMES`] requests: the writer splits what did not arrive into files of at most that
+//! many, and the reader refuses a file of more. A newer push never replaces such a file (its
+//! samples carry their own timestamps, and the receiver keeps them): each is sent by a replay
+//! or set aside with a line saying why; only the spool's bounds drop one, with a line too. A
+//! replay that stops part-way rewrites the file without the requests the receiver took, so
+//! that the next one continues with the rest.
+//!
+//! An `endpoint` whose URL holds something a reader must not learn (query values, a
+//! fragment) is recorded in its shown form (query values `***`) followed by ` #k1:` and an
+//! HMAC-SHA256 of the whole URL (first 16 bytes, hex) under a random 32-byte key kept in
+//! `<dir>/.endpoint.key` (0600, made by the first writer that needs it): endpoints that differ
+//! only in a secret are told apart, and a file alone gives nothing to check guesses of the
+//! secret against. Files written before keyed endpoints (` #` and a 64-bit FNV-1a of the URL)
+//! are still read and replayed to their endpoint.
 //!
 //! Files are written to a temporary name, synced and renamed, so a reader never sees half a
 //! file; a file that does not parse or whose length or checksum is wrong anyway (a full disk, a
@@ -38,6 +51,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -55,8 +69,16 @@ const MAGIC: &str = "metrics-exporter-pushgateway spool 1";
 const MAGIC_2: &str = "metrics-exporter-pushgateway spool 2";
 /// The first line of a file of remote-write requests.
 const MAGIC_3: &str = "metrics-exporter-pushgateway spool 3";
-/// The most requests one remote-write file may hold.
-const MAX_FRAMES: usize = 100_000;
+/// The most requests one remote-write file may hold: the writer splits what did not arrive
+/// into files of at most this many, and the reader refuses a file of more (it bounds what a
+/// reader holds, 32 bytes of index per request besides the file).
+pub(crate) const MAX_FRAMES: usize = 100_000;
+/// The file holding the key of endpoint identities (see the module's documentation).
+const KEY: &str = ".endpoint.key";
+const KEY_LEN: usize = 32;
+/// What an endpoint identity ends with when no key could be had: such a snapshot is refused
+/// by [`Spool::write_unbounded`], saying why.
+const NO_KEY: &str = " #no-key";
 const SNAPSHOT: &str = ".snapshot";
 const CORRUPT: &str = ".corrupt";
 const REJECTED: &str = ".rejected";
@@ -88,12 +110,11 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Whether `other` holds the same series for the same target: the same grouping key, and
-    /// for remote write the same receiver.
-    fn same_series(&self, group: &str, remote_write: bool, endpoint: &str) -> bool {
-        self.group == group
-            && self.remote_write == remote_write
-            && (!remote_write || self.endpoint == endpoint)
+    /// Whether this is a gateway's snapshot of `group`, which a newer push of that group makes
+    /// obsolete. Remote-write requests are never obsolete: their samples carry their own
+    /// timestamps, and the receiver keeps every one.
+    fn same_group(&self, group: &str) -> bool {
+        !self.remote_write && self.group == group
     }
 }
 
@@ -108,7 +129,7 @@ pub(crate) fn framed<'a>(requests: impl IntoIterator<Item = &'a [u8]>) -> Bytes 
 }
 
 /// The remote-write requests of a file body: every byte in a request, none empty, at most
-/// [`MAX_FRAMES`] of them.
+/// [`MAX_FRAMES`] of them (the bound [`Spool::write_unbounded`] holds the writer to).
 pub(crate) fn frames(body: &Bytes) -> Result<Vec<Bytes>, String> {
     let mut out = Vec::new();
     let mut at = 0;
@@ -122,16 +143,32 @@ pub(crate) fn frames(body: &Bytes) -> Result<Vec<Bytes>, String> {
         if len == 0 || end > body.len() {
             return Err(format!("a request of {len} bytes does not fit the body"));
         }
-        out.push(body.slice(at + 4..end));
-        if out.len() > MAX_FRAMES {
-            return Err(format!("more than {MAX_FRAMES} requests"));
+        if out.len() == MAX_FRAMES {
+            return Err(too_many_frames("more than"));
         }
+        out.push(body.slice(at + 4..end));
         at = end;
     }
     if out.is_empty() {
         return Err("no request".into());
     }
     Ok(out)
+}
+
+/// How many requests a file body of remote-write requests holds, counting only their
+/// lengths; the body is one [`framed`] wrote.
+fn frame_count(body: &[u8]) -> usize {
+    let (mut at, mut n) = (0, 0);
+    while let Some(len) = body.get(at..at + 4) {
+        let len = u32::from_be_bytes(len.try_into().unwrap_or_default()) as usize;
+        at += 4 + len;
+        n += 1;
+    }
+    n
+}
+
+fn too_many_frames(how: &str) -> String {
+    format!("{how} {MAX_FRAMES} requests, the most one spool file holds")
 }
 
 /// A snapshot file found in the directory.
@@ -160,6 +197,17 @@ pub(crate) struct Spool {
     /// Tells this process's files apart: `<pid>x<start nanos>`.
     writer: String,
     seq: AtomicU64,
+    /// The key of endpoint identities, read or made on first need.
+    key: OnceLock<Result<EndpointKey, String>>,
+}
+
+/// The key of endpoint identities: never shown.
+struct EndpointKey([u8; KEY_LEN]);
+
+impl std::fmt::Debug for EndpointKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EndpointKey(***)")
+    }
 }
 
 /// A stable 32-bit hash of a group path, for file names.
@@ -185,12 +233,98 @@ impl Spool {
             max_bytes,
             writer,
             seq: AtomicU64::new(0),
+            key: OnceLock::new(),
         }
+    }
+
+    /// How the spool records the endpoint at `url`, to replay a file there only: its shown
+    /// form (no user name or password, query values `***`), and when that hides something, a
+    /// keyed digest of the whole URL (see the module's documentation), so that endpoints that
+    /// differ only in a secret are told apart without a digest anyone can check guesses
+    /// against.
+    pub(crate) fn endpoint_id(&self, url: &url::Url) -> String {
+        let shown = crate::log::shown(url);
+        if !hides_something(url, &shown) {
+            return shown;
+        }
+        match self.key() {
+            Ok(key) => format!("{shown} #k1:{}", keyed_digest(key, url)),
+            Err(_) => format!("{shown}{NO_KEY}"),
+        }
+    }
+
+    /// Whether a file's recorded `endpoint` is the one at `url`: as [`endpoint_id`] records
+    /// it, or as files written before keyed identities did.
+    ///
+    /// [`endpoint_id`]: Self::endpoint_id
+    pub(crate) fn is_endpoint(&self, recorded: &str, url: &url::Url) -> bool {
+        if recorded.ends_with(NO_KEY) {
+            return false;
+        }
+        recorded == self.endpoint_id(url) || recorded == fnv_endpoint_id(url)
+    }
+
+    /// The key of endpoint identities: read from [`KEY`], or made (random, 0600) if there is
+    /// none yet. Two processes making one at once agree on the first one linked in place.
+    fn key(&self) -> Result<&[u8; KEY_LEN], String> {
+        self.key
+            .get_or_init(|| self.load_key().map(EndpointKey))
+            .as_ref()
+            .map(|k| &k.0)
+            .map_err(Clone::clone)
+    }
+
+    fn load_key(&self) -> Result<[u8; KEY_LEN], String> {
+        let path = self.dir.join(KEY);
+        let failed = |e: &dyn std::fmt::Display| {
+            format!(
+                "the spool's endpoint key {} cannot be used: {e}",
+                path.display()
+            )
+        };
+        for _ in 0..3 {
+            match read_key(&path) {
+                Ok(key) => return Ok(key),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(failed(&e)),
+            }
+            self.create_dir().map_err(|e| failed(&e))?;
+            let mut key = [0; KEY_LEN];
+            getrandom::fill(&mut key).map_err(|e| failed(&e))?;
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+            let tmp = self
+                .dir
+                .join(format!("{TMP_PREFIX}{}-{seq}.key", self.writer));
+            let made = (|| {
+                let mut options = owner_only();
+                options.write(true).create_new(true);
+                let mut file = options.open(&tmp)?;
+                io::Write::write_all(&mut file, &key)?;
+                file.sync_all()?;
+                // Never replaces a key another process linked first.
+                fs::hard_link(&tmp, &path)
+            })();
+            let _ = fs::remove_file(&tmp);
+            match made {
+                Ok(()) => {
+                    crate::file::sync_dir(&self.dir);
+                    return Ok(key);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(failed(&e)),
+            }
+        }
+        Err(failed(&"it keeps changing"))
     }
 
     /// Another writer of the same directory with the same bounds, for another target.
     pub(crate) fn sibling(&self) -> Spool {
         Spool::new(self.dir.clone(), self.max_files, self.max_bytes)
+    }
+
+    /// The bound on the number of files in the spool.
+    pub(crate) fn max_files(&self) -> usize {
+        self.max_files
     }
 
     /// The bound on the spool's total size, which no single file may exceed either.
@@ -223,8 +357,9 @@ impl Spool {
     }
 
     /// For a snapshot just written at `path`: removes the older snapshots of its group (they
-    /// would only overwrite its newer values), then the oldest files until the directory is
-    /// within its bounds. Returns how many were replaced, and what the bounds dropped.
+    /// would only overwrite its newer values; never remote-write requests, see
+    /// [`Snapshot::same_group`]), then the oldest files until the directory is within its
+    /// bounds. Returns how many were replaced, and what the bounds dropped.
     pub(crate) fn settle(
         &self,
         snapshot: &Snapshot,
@@ -237,7 +372,20 @@ impl Spool {
     /// [`write`](Self::write) without touching any other file: for a snapshot written ahead
     /// of its push, which is removed again if the push succeeds, and
     /// [`settle`](Self::settle)d if it fails.
+    ///
+    /// A remote-write snapshot of more than [`MAX_FRAMES`] requests, and one whose endpoint
+    /// could not be recorded (no key), are refused with an error saying so.
     pub(crate) fn write_unbounded(&self, snapshot: &Snapshot) -> io::Result<Written> {
+        if snapshot.remote_write && frame_count(&snapshot.body) > MAX_FRAMES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                too_many_frames(&format!("{} requests:", frame_count(&snapshot.body))),
+            ));
+        }
+        if snapshot.endpoint.ends_with(NO_KEY) {
+            let why = self.key().err().unwrap_or_default();
+            return Err(io::Error::other(why));
+        }
         let mut written = Written::default();
         let header = header(snapshot);
         let size = (header.len() + snapshot.body.len()) as u64;
@@ -342,34 +490,22 @@ impl Spool {
             .unwrap_or((0, 0))
     }
 
-    /// Removes the snapshots of `group` created at or before `until_ms`: a newer push of the
-    /// same group made them obsolete. Returns how many were removed.
+    /// Removes the gateway snapshots of `group` created at or before `until_ms`: a newer push
+    /// of the same group made them obsolete. Returns how many were removed.
     pub(crate) fn remove_group(&self, group: &str, until_ms: u64) -> usize {
-        self.remove_matching(group, false, "", until_ms, None)
+        self.remove_matching(group, until_ms, None)
     }
 
-    /// Removes the remote-write requests of `group` for the receiver at `endpoint` created at
-    /// or before `until_ms`: a newer push to it made them obsolete. Returns how many files
-    /// were removed.
-    pub(crate) fn remove_remote_write(&self, group: &str, endpoint: &str, until_ms: u64) -> usize {
-        self.remove_matching(group, true, endpoint, until_ms, None)
-    }
-
-    /// Removes the snapshots of the same series as `newer` created at or before it, except
-    /// `keep`.
+    /// Removes the gateway snapshots of the same group as `newer` created at or before it,
+    /// except `keep`; nothing for remote-write requests.
     fn remove_older(&self, newer: &Snapshot, keep: Option<&Path>) -> usize {
-        let (group, endpoint) = (&newer.group, &newer.endpoint);
-        self.remove_matching(group, newer.remote_write, endpoint, newer.created_ms, keep)
+        if newer.remote_write {
+            return 0;
+        }
+        self.remove_matching(&newer.group, newer.created_ms, keep)
     }
 
-    fn remove_matching(
-        &self,
-        group: &str,
-        remote_write: bool,
-        endpoint: &str,
-        until_ms: u64,
-        keep: Option<&Path>,
-    ) -> usize {
+    fn remove_matching(&self, group: &str, until_ms: u64, keep: Option<&Path>) -> usize {
         let hash = format!("-{:08x}-", group_hash(group));
         let Ok(entries) = self.entries() else {
             return 0;
@@ -380,7 +516,7 @@ impl Spool {
                 continue;
             }
             if let Ok(old) = read(&entry.path, self.max_bytes) {
-                if old.same_series(group, remote_write, endpoint)
+                if old.same_group(group)
                     && old.created_ms <= until_ms
                     && fs::remove_file(&entry.path).is_ok()
                 {
@@ -473,6 +609,36 @@ impl Spool {
         fs::rename(path, &aside)?;
         Ok(aside)
     }
+
+    /// Replaces the remote-write file at `path`, read as `snapshot`, with one holding only
+    /// `left` of its requests (a replay delivered the others), atomically, under the same
+    /// name (its place in the replay order) and with the endpoint as this spool now records
+    /// it. Nothing is written if the file is gone meanwhile (the bounds dropped it).
+    pub(crate) fn rewrite(
+        &self,
+        path: &Path,
+        snapshot: &Snapshot,
+        url: &url::Url,
+        left: &[Bytes],
+    ) -> io::Result<()> {
+        let rest = Snapshot {
+            endpoint: self.endpoint_id(url),
+            body: framed(left.iter().map(|b| &b[..])),
+            ..snapshot.clone()
+        };
+        if rest.endpoint.ends_with(NO_KEY) {
+            return Err(io::Error::other(self.key().err().unwrap_or_default()));
+        }
+        if !path.exists() {
+            return Ok(());
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!("{TMP_PREFIX}{}-{seq}{SNAPSHOT}", self.writer));
+        let header = header(&rest);
+        crate::file::write_atomically(&tmp, path, 0o600, &[header.as_bytes(), &rest.body])
+    }
 }
 
 /// Options for a new file that only its owner can read: mode 0600 on Unix. On Windows the
@@ -493,6 +659,70 @@ fn sort_key(e: &Entry) -> (bool, &str) {
 
 fn file_name(path: &Path) -> &str {
     path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+/// Whether the shown form of `url` hides something besides a user name and password (which
+/// never tell endpoints apart).
+fn hides_something(url: &url::Url, shown: &str) -> bool {
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    bare.as_str() != shown
+}
+
+/// HMAC-SHA256 of the whole of `url` under `key`, its first 16 bytes in hex.
+fn keyed_digest(key: &[u8; KEY_LEN], url: &url::Url) -> String {
+    use hmac::Mac as _;
+    use std::fmt::Write as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(url.as_str().as_bytes());
+    let digest = mac.finalize().into_bytes();
+    digest[..16].iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// The endpoint as files written before keyed identities recorded it: when the shown form
+/// hides something, ` #` and a 64-bit FNV-1a of the whole URL. Only compared with, never
+/// written.
+fn fnv_endpoint_id(url: &url::Url) -> String {
+    let shown = crate::log::shown(url);
+    if !hides_something(url, &shown) {
+        return shown;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in url.as_str().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{shown} #{hash:016x}")
+}
+
+/// Reads the key file at `path`: a regular file (not a link) of exactly [`KEY_LEN`] bytes,
+/// and on Unix readable by its owner only.
+fn read_key(path: &Path) -> io::Result<[u8; KEY_LEN]> {
+    let meta = fs::symlink_metadata(path)?;
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    if !meta.is_file() || meta.len() != KEY_LEN as u64 {
+        return Err(invalid(format!(
+            "not a regular file of {KEY_LEN} bytes; remove it to have a new key made (files \
+             spooled under the old one are then not replayed)"
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(invalid(format!(
+                "readable or writable by other users (mode {mode:o}); make it 0600"
+            )));
+        }
+    }
+    let mut key = [0; KEY_LEN];
+    File::open(path)?.read_exact(&mut key)?;
+    Ok(key)
 }
 
 fn header(s: &Snapshot) -> String {
@@ -977,20 +1207,20 @@ mod remote_write_files {
     }
 
     #[test]
-    fn newest_remote_write_file_wins_per_group_and_receiver_only() {
+    fn remote_write_files_are_never_replaced_by_newer_ones() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(dir.path().into(), 10, 1 << 20);
         spool.write(&snapshot("/job/a", 1, "a 1\n")).unwrap();
-        spool
-            .write(&remote_write("/job/a", "http://vm-1/", 2, &[b"1"]))
-            .unwrap();
-        spool
-            .write(&remote_write("/job/a", "http://vm-2/", 3, &[b"2"]))
-            .unwrap();
-        let w = spool
-            .write(&remote_write("/job/a", "http://vm-1/", 4, &[b"3"]))
-            .unwrap();
-        assert_eq!(w.replaced, 1, "only the older file for vm-1");
+        for (t, url) in [
+            (2, "http://vm-1/"),
+            (3, "http://vm-2/"),
+            (4, "http://vm-1/"),
+        ] {
+            let w = spool
+                .write(&remote_write("/job/a", url, t, &[b"1"]))
+                .unwrap();
+            assert_eq!(w.replaced, 0, "{t}");
+        }
         let kinds = || -> Vec<(bool, String)> {
             spool
                 .entries()
@@ -1000,20 +1230,93 @@ mod remote_write_files {
                 .map(|s| (s.remote_write, s.endpoint))
                 .collect()
         };
-        assert_eq!(
-            kinds(),
-            [
-                (false, "http://127.0.0.1:9091/".to_owned()),
-                (true, "http://vm-2/".to_owned()),
-                (true, "http://vm-1/".to_owned())
-            ]
-        );
-        assert_eq!(spool.remove_remote_write("/job/a", "http://vm-2/", 3), 1);
+        assert_eq!(kinds().len(), 4);
         assert_eq!(
             spool.remove_group("/job/a", 9),
             1,
             "the gateway's file only"
         );
-        assert_eq!(kinds(), [(true, "http://vm-1/".to_owned())]);
+        let left: Vec<String> = kinds().into_iter().map(|(_, e)| e).collect();
+        assert_eq!(left, ["http://vm-1/", "http://vm-2/", "http://vm-1/"]);
+    }
+
+    #[test]
+    fn what_the_writer_may_write_the_reader_reads_and_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().into(), 10, 64 << 20);
+        let one = [7_u8];
+        let at_bound = vec![&one[..]; MAX_FRAMES];
+        let path = spool
+            .write(&remote_write("/job/a", "http://vm/", 1, &at_bound))
+            .unwrap()
+            .path
+            .unwrap();
+        let back = read(&path, u64::MAX).unwrap();
+        assert_eq!(frames(&back.body).unwrap().len(), MAX_FRAMES);
+        let over = vec![&one[..]; MAX_FRAMES + 1];
+        let err = spool
+            .write(&remote_write("/job/a", "http://vm/", 2, &over))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "100001 requests: 100000 requests, the most one spool file holds"
+        );
+        assert_eq!(spool.entries().unwrap().len(), 1, "nothing written");
+        let body = framed(over.iter().copied());
+        assert!(frames(&body).unwrap_err().starts_with("more than 100000"));
+    }
+
+    #[test]
+    fn endpoints_that_differ_only_in_a_secret_are_told_apart_by_a_keyed_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"), 10, 1 << 20);
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        let plain = url("http://vm:8428/api/v1/write");
+        assert_eq!(spool.endpoint_id(&plain), "http://vm:8428/api/v1/write");
+        assert!(
+            !dir.path().join("spool").join(KEY).exists(),
+            "no key until one is needed"
+        );
+        let (a, b) = (url("http://vm/w?token=a"), url("http://vm/w?token=b"));
+        let (id_a, id_b) = (spool.endpoint_id(&a), spool.endpoint_id(&b));
+        assert_ne!(id_a, id_b);
+        assert!(id_a.starts_with("http://vm/w?token=*** #k1:"), "{id_a}");
+        assert_eq!(id_a.len(), "http://vm/w?token=*** #k1:".len() + 32);
+        // Not the unkeyed digest of earlier files, which anyone could recompute.
+        assert_ne!(id_a, fnv_endpoint_id(&a));
+        assert!(spool.is_endpoint(&id_a, &a) && !spool.is_endpoint(&id_a, &b));
+        assert!(
+            spool.is_endpoint(&fnv_endpoint_id(&a), &a),
+            "old files still match"
+        );
+        assert!(!spool.is_endpoint(&fnv_endpoint_id(&b), &a));
+        // The same key for another writer of the directory, and for the next process.
+        let again = Spool::new(dir.path().join("spool"), 10, 1 << 20);
+        assert_eq!(again.endpoint_id(&a), id_a);
+        let key = dir.path().join("spool").join(KEY);
+        assert_eq!(fs::read(&key).unwrap().len(), KEY_LEN);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        // Another directory, another key.
+        let other = Spool::new(dir.path().join("other"), 10, 1 << 20);
+        assert_ne!(other.endpoint_id(&a), id_a);
+        // A key file that is not one is never used, and spooling says why.
+        fs::write(&key, b"short").unwrap();
+        let broken = Spool::new(dir.path().join("spool"), 10, 1 << 20);
+        let snapshot = Snapshot {
+            endpoint: broken.endpoint_id(&a),
+            ..remote_write("/job/a", "", 1, &[b"x"])
+        };
+        let err = broken.write(&snapshot).unwrap_err().to_string();
+        assert!(
+            err.contains("endpoint key") && err.contains("32 bytes"),
+            "{err}"
+        );
+        assert!(!broken.is_endpoint(&snapshot.endpoint, &a));
     }
 }

@@ -1070,3 +1070,342 @@ fn retry_after_from_a_receiver_is_honoured_within_the_budget() {
         "{out}"
     );
 }
+
+/// How many files in `dir` have names ending with `suffix`.
+fn files_ending(dir: &std::path::Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs the release-built test job `scenario` (the big spools' tests: a dev build spends
+/// most of their time encoding and copying) with `env`; returns its output.
+fn run_release(scenario: &str, job: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(job_bin_for(Build::Release));
+    cmd.args([scenario, job]);
+    with_env(&mut cmd, env);
+    cmd.output().expect("run the test job")
+}
+
+/// A job of `series` counter series (`bench_series_total{series="<i>"}`, each 1) whose
+/// receiver is down at exit, each sample a request of its own: every request is spooled in
+/// `spool`. Returns the job's stderr.
+fn spool_one_request_per_series(
+    vm: &VictoriaMetrics,
+    spool: &str,
+    job: &str,
+    series: usize,
+) -> String {
+    let url = vm.write_url();
+    let n = series.to_string();
+    let out = run_release(
+        "series-1000",
+        job,
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "2s"),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+            ("PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES", "1"),
+            ("TEST_SERIES", &n),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stderr(&out)
+}
+
+/// Asserts that `vm` holds each of the `series` series of [`spool_one_request_per_series`]
+/// of `job`, each with the value 1.
+fn assert_every_series_arrived(vm: &VictoriaMetrics, job: &str, series: usize) {
+    vm.flush();
+    let mut seen = vec![false; series];
+    vm.export_each(&format!(r#"bench_series_total{{job="{job}"}}"#), |s| {
+        assert!(s.values.iter().all(|v| *v == 1.0), "{s:?}");
+        let i: usize = s.label("series").parse().expect("a series number");
+        seen[i] = true;
+    });
+    let missing = seen.iter().filter(|s| !**s).count();
+    assert_eq!(missing, 0, "{missing} of {series} series missing");
+}
+
+#[test]
+fn a_spool_of_more_requests_than_one_file_holds_is_written_as_files_the_replay_reads() {
+    // 100,100 series and the lifecycle metrics, one request each: more than the 100,000
+    // requests one spool file holds.
+    const SERIES: usize = 100_100;
+    let mut vm = VictoriaMetrics::stopped_on(common::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let err = spool_one_request_per_series(&vm, spool.to_str().unwrap(), "rw-many", SERIES);
+    let line = err
+        .lines()
+        .find(|l| l.contains("remote-write request(s) that did not arrive are kept"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains(".snapshot and "), "two files: {line}");
+    assert_eq!(files_ending(&spool, ".snapshot"), 2, "{line}");
+    vm.restart();
+    let url = vm.write_url();
+    let started = std::time::Instant::now();
+    let out = run_release(
+        "replay",
+        "-",
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool.to_str().unwrap()),
+            ("PUSHGATEWAY_PUSH_TIMEOUT", "120s"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("replayed {SERIES} requests in {:?}", started.elapsed());
+    assert_eq!(
+        stdout.trim(),
+        "2 sent, 0 kept, 0 rejected, 0 corrupt",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(files_ending(&spool, ".corrupt"), 0);
+    assert_eq!(files_ending(&spool, ".snapshot"), 0);
+    assert_every_series_arrived(&vm, "rw-many", SERIES);
+}
+
+#[test]
+fn the_next_run_of_the_same_job_sends_what_an_earlier_one_spooled() {
+    // Run 1 spools more than run 2 can replay before its final push, which it makes at once
+    // with a shutdown timeout too short for the rest: what it could not send stays, and a
+    // replay sends it.
+    const SERIES: usize = 60_000;
+    let job = "rw-again";
+    let mut vm = VictoriaMetrics::stopped_on(common::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let spool = spool.to_str().unwrap();
+    let before = now_ms();
+    spool_one_request_per_series(&vm, spool, job, SERIES);
+    let after = now_ms();
+    vm.restart();
+    let url = vm.write_url();
+    let n = SERIES.to_string();
+    let out = run_release(
+        "series-1000",
+        job,
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "2s"),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+            ("TEST_SERIES", &n),
+        ],
+    );
+    let after_2 = now_ms();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
+    let out = run_release(
+        "replay",
+        "-",
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+            ("PUSHGATEWAY_PUSH_TIMEOUT", "60s"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("after run 2: {stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
+    assert_eq!(files_ending(std::path::Path::new(spool), ".snapshot"), 0);
+    assert_eq!(files_ending(std::path::Path::new(spool), ".rejected"), 0);
+    // Every series holds run 1's sample, at its own time, and run 2's.
+    vm.flush();
+    let (mut series, mut both) = (0, 0);
+    vm.export_each(&format!(r#"bench_series_total{{job="{job}"}}"#), |s| {
+        series += 1;
+        let mut t = s.timestamps.clone();
+        t.dedup();
+        if t.len() == 2 && (before..=after).contains(&t[0]) && (after..=after_2).contains(&t[1]) {
+            both += 1;
+        }
+    });
+    assert_eq!((series, both), (SERIES, SERIES));
+}
+
+#[test]
+fn a_spooled_file_longer_than_one_replay_is_sent_over_several_each_going_on() {
+    const SERIES: usize = 60_000;
+    let mut vm = VictoriaMetrics::stopped_on(common::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let spool = spool.to_str().unwrap();
+    spool_one_request_per_series(&vm, spool, "rw-long", SERIES);
+    vm.restart();
+    let url = vm.write_url();
+    let mut partial = Vec::new();
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        assert!(runs <= 30, "not drained after 30 replays: {partial:?}");
+        let out = run_release(
+            "replay",
+            "-",
+            &[
+                ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+                ("PUSHGATEWAY_SPOOL_DIR", spool),
+                ("PUSHGATEWAY_PUSH_TIMEOUT", "1s"),
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.code() == Some(0) {
+            assert_eq!(stdout, "1 sent, 0 kept, 0 rejected, 0 corrupt");
+            break;
+        }
+        assert_eq!(out.status.code(), Some(2), "{stdout} {}", stderr(&out));
+        // How far it got, and not "before anything was sent".
+        let sent: usize = stdout
+            .strip_prefix("0 sent, 1 kept, 0 rejected, 0 corrupt; ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(
+            stdout.contains(" remote-write request(s) of kept files sent, the next replay continues with the rest; stopped by: ")
+                && stdout.contains("did not finish within 1.000s after ")
+                && !stdout.contains("before anything was sent"),
+            "{stdout}"
+        );
+        partial.push(sent);
+    }
+    println!("{SERIES} requests in {runs} replays of 1 s: {partial:?}");
+    assert!(
+        !partial.is_empty(),
+        "one replay of 1 s was enough: make the file longer"
+    );
+    assert!(partial.iter().sum::<usize>() < SERIES);
+    assert_every_series_arrived(&vm, "rw-long", SERIES);
+}
+
+#[test]
+fn two_receivers_that_differ_only_in_a_query_token_have_own_metrics_of_their_own() {
+    let vm = VictoriaMetrics::start();
+    let base = vm.write_url();
+    let urls = format!("{base}?token=a,{base}?token=b");
+    push_to_url(
+        &urls,
+        "run",
+        "rw-two",
+        &[],
+        &[("PUSHGATEWAY_INTERVAL", "50ms"), ("TEST_RUN_MS", "400")],
+    );
+    vm.flush();
+    let series = vm.export(r#"pushgateway_exporter_pushes_total{job="rw-two",result="success"}"#);
+    let targets: Vec<&str> = series.iter().map(|s| s.label("target")).collect();
+    // Shown without the token, the second one with its position.
+    assert_eq!(
+        targets,
+        [format!("{base}?token=***"), format!("{base}?token=*** #2")],
+        "{series:#?}"
+    );
+    // Each counts its own pushes: never more than the pushes of one target.
+    let pushes = vm.one(r#"records_total{job="rw-two"}"#).values.len();
+    for s in &series {
+        assert!(
+            s.last() * 2.0 <= pushes as f64,
+            "{} of {pushes}: {s:?}",
+            s.last()
+        );
+    }
+}
+
+/// The 64-bit FNV-1a of `text`: what spool files recorded of a URL holding a secret before
+/// endpoints were keyed.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[test]
+fn a_spool_file_holds_nothing_to_check_guesses_of_a_query_token_against() {
+    let mut vm = VictoriaMetrics::stopped_on(common::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let spool_text = spool.to_str().unwrap();
+    let url = format!("{}?token=s3cret", vm.write_url());
+    let spooled = |job: &str| {
+        let before = now_ms();
+        let (out, _) = run_job(
+            false,
+            "main",
+            job,
+            &["instance", "i-1"],
+            &[
+                ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+                ("PUSHGATEWAY_INTERVAL", "off"),
+                ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+                ("PUSHGATEWAY_SPOOL_DIR", spool_text),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        (before, now_ms())
+    };
+    let (before_new, after_new) = spooled("rw-keyed");
+    let (before_old, after_old) = spooled("rw-unkeyed");
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".snapshot"))
+        .collect();
+    assert_eq!(files.len(), 2);
+    let fnv = format!("{:016x}", fnv1a(&url));
+    let shown = format!("{}?token=***", vm.write_url());
+    for file in &files {
+        let data = std::fs::read(file).unwrap();
+        let text = String::from_utf8_lossy(&data);
+        let endpoint = text.lines().find(|l| l.starts_with("endpoint ")).unwrap();
+        assert!(
+            endpoint.starts_with(&format!("endpoint {shown} #k1:")),
+            "{endpoint}"
+        );
+        assert!(
+            !text.contains(&fnv) && !text.contains("s3cret"),
+            "{endpoint}"
+        );
+        // A file as written before keyed endpoints, with the digest anyone can recompute,
+        // is still read and sent.
+        if text.contains("/job/rw-unkeyed/") {
+            let old = text.replacen(endpoint, &format!("endpoint {shown} #{fnv}"), 1);
+            let body_at = data.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
+            let head_at = old.find("\n\n").unwrap() + 2;
+            let mut rewritten = old.as_bytes()[..head_at].to_vec();
+            rewritten.extend_from_slice(&data[body_at..]);
+            std::fs::write(file, rewritten).unwrap();
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let key = std::fs::metadata(spool.join(".endpoint.key")).unwrap();
+        assert_eq!((key.len(), key.permissions().mode() & 0o777), (32, 0o600));
+    }
+    vm.restart();
+    let replay = |url: &str| {
+        let (out, _) = run_job(
+            false,
+            "replay",
+            "-",
+            &[],
+            &[
+                ("PUSHGATEWAY_REMOTE_WRITE_URL", url),
+                ("PUSHGATEWAY_SPOOL_DIR", spool_text),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // Never to the receiver with another token: the files are not for it.
+    let guess = format!("{}?token=guess", vm.write_url());
+    assert_eq!(replay(&guess), "0 sent, 2 kept, 0 rejected, 0 corrupt");
+    assert_eq!(replay(&url), "2 sent, 0 kept, 0 rejected, 0 corrupt");
+    assert_spooled_values_arrived(&vm, "rw-keyed", before_new, after_new);
+    assert_spooled_values_arrived(&vm, "rw-unkeyed", before_old, after_old);
+}

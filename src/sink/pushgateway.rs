@@ -134,7 +134,11 @@ impl PushgatewaySink {
             gzip: self.gzip,
             protobuf: self.protobuf,
             remote_write: false,
-            endpoint: crate::log::endpoint_id(&self.endpoint),
+            endpoint: self
+                .spool
+                .as_ref()
+                .map(|s| s.endpoint_id(&self.endpoint))
+                .unwrap_or_default(),
             created_ms,
             body,
         }
@@ -272,7 +276,7 @@ impl PushgatewaySink {
                 match step {
                     Step::Sent => m.replayed.increment(1),
                     Step::Rejected(..) | Step::Corrupt(..) => m.dropped.increment(1),
-                    Step::Kept(_) | Step::Gone | Step::Elsewhere => {}
+                    Step::Kept(_) | Step::Partly { .. } | Step::Gone | Step::Elsewhere => {}
                 }
             }
         };

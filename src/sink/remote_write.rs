@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use reqwest::header::HeaderMap;
 use reqwest::Url;
 
 use super::http::{self, Request};
-use super::remote_write_wire::headers;
+use super::remote_write_wire::{headers, CONCURRENT_REQUESTS};
 use super::replay::Background;
 use super::Sink;
 use crate::encode::target_labels;
@@ -92,9 +93,6 @@ fn metric_type(kind: Kind) -> i32 {
         Kind::Histogram => 3,
     }
 }
-
-/// How many requests of one push are under way at once.
-pub(crate) const CONCURRENT_REQUESTS: usize = 4;
 
 /// The protobuf encoding of the messages above, written without building them.
 mod wire {
@@ -540,70 +538,103 @@ impl RemoteWriteSink {
         }
     }
 
-    /// Keeps the requests of the push made at `created_ms` that did not arrive in the spool;
-    /// what became of them is the note the pusher adds to the push's one line.
+    /// Keeps the requests of the push made at `created_ms` that did not arrive in the spool,
+    /// in files of at most [`spool::MAX_FRAMES`] requests each; what became of them is the
+    /// note the pusher adds to the push's one line.
     fn keep(&mut self, created_ms: u64, body: &Bytes) {
         let Some(spool) = &self.spool else {
             return;
         };
-        let requests = self.failed.iter().map(|&i| &body[self.ranges[i].clone()]);
-        let snapshot = spool::Snapshot {
-            group: self.group.clone(),
-            method: PushMethod::Post,
-            gzip: false,
-            protobuf: false,
-            remote_write: true,
-            endpoint: crate::log::endpoint_id(&self.url),
-            created_ms,
-            body: spool::framed(requests),
-        };
-        self.note = Some(match spool.write(&snapshot) {
-            Ok(written) => {
-                let mut note = match &written.path {
-                    Some(path) => format!(
-                        "the {} remote-write request(s) that did not arrive are kept in the \
-                         spool as {}, for the next process using this spool directory or for \
-                         replay",
-                        self.failed.len(),
-                        path.display()
-                    ),
-                    None => format!(
-                        "the requests that did not arrive are not kept: they alone ({} bytes) \
-                         are over the spool's bound of {} bytes; their values are lost",
+        let endpoint = spool.endpoint_id(&self.url);
+        let (mut files, mut lost): (Vec<(PathBuf, usize)>, _) = (Vec::new(), Vec::new());
+        let mut dropped: Vec<spool::Entry> = Vec::new();
+        for chunk in self.failed.chunks(spool::MAX_FRAMES) {
+            let requests = chunk.iter().map(|&i| &body[self.ranges[i].clone()]);
+            let snapshot = spool::Snapshot {
+                group: self.group.clone(),
+                method: PushMethod::Post,
+                gzip: false,
+                protobuf: false,
+                remote_write: true,
+                endpoint: endpoint.clone(),
+                created_ms,
+                body: spool::framed(requests),
+            };
+            match spool.write(&snapshot) {
+                Ok(written) => match written.path {
+                    Some(path) => {
+                        files.push((path, chunk.len()));
+                        dropped.extend(written.dropped);
+                    }
+                    None => lost.push(format!(
+                        "{} request(s) are not kept: they alone ({} bytes) are over the \
+                         spool's bound of {} bytes",
+                        chunk.len(),
                         written.dropped.first().map_or(0, |e| e.bytes),
                         spool.max_bytes()
-                    ),
-                };
-                if written.path.is_some() && !written.dropped.is_empty() {
-                    let bytes: u64 = written.dropped.iter().map(|e| e.bytes).sum();
-                    note.push_str(&format!(
-                        "; to stay within its bound the spool dropped {} older snapshot(s) \
-                         ({bytes} bytes, {} first)",
-                        written.dropped.len(),
-                        written.dropped[0].path.display()
-                    ));
-                }
-                note
+                    )),
+                },
+                Err(e) => lost.push(format!(
+                    "{} request(s) could not be spooled in {}: {e}",
+                    chunk.len(),
+                    spool.dir().display()
+                )),
             }
-            Err(e) => format!(
-                "the remote-write requests that did not arrive could not be spooled in {} \
-                 either: {e}; their values are lost",
-                spool.dir().display()
-            ),
-        });
+        }
+        // The bounds may drop a file of this very push, written before the last one.
+        let (ours, older): (Vec<_>, Vec<_>) = dropped
+            .into_iter()
+            .partition(|e| files.iter().any(|(p, _)| *p == e.path));
+        for entry in &ours {
+            if let Some(at) = files.iter().position(|(p, _)| *p == entry.path) {
+                let (_, n) = files.remove(at);
+                lost.push(format!(
+                    "{n} request(s) were dropped again to keep the spool within its bounds"
+                ));
+            }
+        }
+        let dropped = older;
+        let kept: usize = files.iter().map(|(_, n)| n).sum();
+        let mut note = String::new();
+        if kept > 0 {
+            let shown: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+            note = format!(
+                "the {kept} remote-write request(s) that did not arrive are kept in the spool \
+                 as {}, for the next process using this spool directory or for replay",
+                shown.join(" and ")
+            );
+        }
+        if !lost.is_empty() {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(&format!(
+                "of the requests that did not arrive, {}; their values are lost",
+                lost.join(", ")
+            ));
+        }
+        if !dropped.is_empty() {
+            // A line of its own each time: a failure streak logs only its first push's line.
+            let bytes: u64 = dropped.iter().map(|e| e.bytes).sum();
+            crate::log::warn(&format!(
+                "to stay within its bounds ({} files, {} bytes) the spool {} dropped {} older \
+                 snapshot(s) ({bytes} bytes, {} first): their values are lost",
+                spool.max_files(),
+                spool.max_bytes(),
+                spool.dir().display(),
+                dropped.len(),
+                dropped[0].path.display()
+            ));
+        }
+        self.note = Some(note);
     }
 
-    /// After a push the receiver took, made at `created_ms`: older spooled requests of this
-    /// job for it are obsolete, and the receiver is up, so anything else spooled for it can be
-    /// sent.
-    fn pushed(&mut self, created_ms: u64) {
-        let Some(spool) = &self.spool else {
+    /// After a push the receiver took: the receiver is up, so what is spooled for it can be
+    /// sent. Older spooled requests of this job are not made obsolete by it: their samples
+    /// carry their own timestamps.
+    fn pushed(&mut self) {
+        if self.spool.is_none() {
             return;
-        };
-        let endpoint = crate::log::endpoint_id(&self.url);
-        let removed = spool.remove_remote_write(&self.group, &endpoint, created_ms);
-        if removed > 0 {
-            tracing::debug!(removed, "spooled requests replaced by a newer push");
         }
         // Also after the final push, whose deadline the pusher then gives the replay: a job
         // that pushes only at exit sends what an earlier one left.
@@ -776,7 +807,7 @@ impl Sink for RemoteWriteSink {
         }
     }
 
-    /// A push the receiver took replaces what is spooled for this job; of one it did not
+    /// After a push the receiver took, what is spooled for it is replayed; of one it did not
     /// take, the requests that did not arrive (and that it did not refuse for their content)
     /// are spooled, their samples with their original timestamps.
     fn settle(
@@ -788,7 +819,7 @@ impl Sink for RemoteWriteSink {
     ) -> Option<Bytes> {
         if result.is_ok() {
             self.sent_series.taken();
-            self.pushed(created_ms);
+            self.pushed();
         } else if !self.failed.is_empty() {
             self.keep(created_ms, &body);
         }
@@ -836,6 +867,100 @@ impl Sink for RemoteWriteSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sink for `url` spooling in `spool`, whose last push had `n` requests, none taken.
+    fn failed_push(spool: Spool, n: usize, created_ms: u64) -> (RemoteWriteSink, Bytes) {
+        let mut sink = RemoteWriteSink::new(
+            Url::parse("http://127.0.0.1:1/api/v1/write").unwrap(),
+            Vec::new(),
+            HeaderMap::new(),
+            http::TlsConfig::default(),
+            1,
+            SpoolSettings {
+                group: "/job/j".into(),
+                spool: Some(spool),
+                push_timeout: Duration::from_secs(1),
+            },
+        );
+        let body = Bytes::from(vec![7_u8; n]);
+        sink.ranges = (0..n).map(|i| i..i + 1).collect();
+        sink.failed = (0..n).collect();
+        sink.keep(created_ms, &body);
+        (sink, body)
+    }
+
+    #[test]
+    fn failed_requests_are_kept_in_files_the_reader_takes_and_older_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().into(), 10, 64 << 20);
+        let n = spool::MAX_FRAMES * 2 + 1;
+        let (mut sink, _) = failed_push(spool.sibling(), n, 1);
+        let note = sink.take_note().unwrap();
+        assert!(
+            note.starts_with(&format!("the {n} remote-write request(s)")),
+            "{note}"
+        );
+        assert_eq!(note.matches(".snapshot").count(), 3, "{note}");
+        let counts: Vec<usize> = spool
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                spool::frames(&spool::read(&e.path, u64::MAX).unwrap().body)
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        assert_eq!(counts, [spool::MAX_FRAMES, spool::MAX_FRAMES, 1]);
+        // A newer push's requests do not replace them.
+        failed_push(spool.sibling(), 5, 2);
+        assert_eq!(spool.entries().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn the_spools_bounds_drop_the_oldest_remote_write_file_with_a_warning() {
+        use std::sync::{Mutex, PoisonError};
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+                lines.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().into(), 2, 64 << 20);
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for t in 1..=3 {
+                failed_push(spool.sibling(), 1, t);
+            }
+        });
+        let created: Vec<u64> = spool
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| spool::read(&e.path, u64::MAX).unwrap().created_ms)
+            .collect();
+        assert_eq!(created, [2, 3]);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("WARN").count(), 1, "{text}");
+        assert!(
+            text.contains("to stay within its bounds (2 files, 67108864 bytes) the spool")
+                && text.contains("dropped 1 older snapshot(s)")
+                && text.contains("their values are lost"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn series_carry_name_target_labels_and_the_push_time() {

@@ -9,6 +9,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONT
 /// The protocol version this crate speaks, sent in `X-Prometheus-Remote-Write-Version`.
 pub(crate) const VERSION: &str = "0.1.0";
 
+/// How many requests of one push are under way at once.
+pub(crate) const CONCURRENT_REQUESTS: usize = 4;
+
 /// The headers of every remote-write request, as the specification requires.
 pub(crate) fn headers() -> HeaderMap {
     let mut headers = HeaderMap::new();

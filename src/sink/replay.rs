@@ -31,6 +31,10 @@ pub struct ReplayReport {
     pub corrupt: usize,
     /// Another process held the spool's replay lock, so nothing was sent.
     pub locked: bool,
+    /// Remote-write requests the receiver took from files that are still kept (counted in
+    /// `kept`): such a file is rewritten without them, and the next replay continues with
+    /// the rest.
+    pub requests_sent: usize,
     /// The error that stopped the replay, if any.
     pub error: Option<PushError>,
 }
@@ -52,6 +56,14 @@ impl std::fmt::Display for ReplayReport {
             "{} sent, {} kept, {} rejected, {} corrupt",
             self.sent, self.kept, self.rejected, self.corrupt
         )?;
+        if self.requests_sent > 0 {
+            write!(
+                f,
+                "; {} remote-write request(s) of kept files sent, the next replay continues \
+                 with the rest",
+                self.requests_sent
+            )?;
+        }
         if let Some(e) = &self.error {
             write!(f, "; stopped by: {e}")?;
         }
@@ -65,6 +77,14 @@ pub(crate) enum Step {
     Sent,
     /// Still in the spool; replay should stop (the gateway is down or refuses us).
     Kept(PushError),
+    /// A remote-write file of which the receiver took `sent` of `of` requests before `error`;
+    /// the file now holds the others (`saved` says if it could not be rewritten).
+    Partly {
+        sent: usize,
+        of: usize,
+        error: PushError,
+        saved: Result<(), String>,
+    },
     /// Refused for its content; set aside.
     Rejected(PushError, PathBuf),
     /// Not a valid snapshot; set aside.
@@ -151,7 +171,25 @@ impl Background {
         .await;
         self.queue.pop_front();
         on_step(&step);
+        // A file cut only by the step's time goes on in the next step (and counts once, when
+        // it is done).
+        let more = match &step {
+            Step::Partly {
+                sent,
+                error: PushError::Timeout { .. },
+                saved: Ok(()),
+                ..
+            } => Some(*sent),
+            _ => None,
+        };
         if record(step, &entry, &mut self.report) {
+            return true;
+        }
+        if let Some(sent) = more {
+            self.report.kept -= 1;
+            self.report.requests_sent -= sent;
+            self.report.error = None;
+            self.queue.push_front(entry);
             return true;
         }
         self.report.kept += self.queue.len();
@@ -186,16 +224,48 @@ pub(crate) async fn replay_one(
             return Step::Corrupt(e.to_string(), aside);
         }
     };
-    if snapshot.endpoint != crate::log::endpoint_id(endpoint)
-        || snapshot.remote_write != remote_write
-    {
+    if !spool.is_endpoint(&snapshot.endpoint, endpoint) || snapshot.remote_write != remote_write {
         // Never to another gateway or receiver than the one it was meant for (another job's
         // spool, or a planted file): its grouping key and values belong there.
         return Step::Elsewhere;
     }
     let deadline = Instant::now() + timeout;
     let result = if remote_write {
-        replay_requests(client, endpoint, &snapshot, deadline, timeout, in_flight).await
+        let requests = spool::frames(&snapshot.body).unwrap_or_default();
+        let mut progress = Progress {
+            spool,
+            path: &entry.path,
+            snapshot: &snapshot,
+            url: endpoint,
+            delivered: vec![false; requests.len()],
+            requests,
+            saved: false,
+        };
+        let result = replay_requests(
+            client,
+            endpoint,
+            &mut progress,
+            deadline,
+            timeout,
+            in_flight,
+        )
+        .await;
+        let sent = progress.delivered.iter().filter(|d| **d).count();
+        match result {
+            Err(error) if sent > 0 && !error.rejects_body() => {
+                let saved = progress.save().map_err(|e| e.to_string());
+                return Step::Partly {
+                    sent,
+                    of: progress.requests.len(),
+                    error,
+                    saved,
+                };
+            }
+            result => {
+                progress.saved = true;
+                result
+            }
+        }
     } else {
         let url = url_for(endpoint, &snapshot.group);
         let url_text = crate::log::shown(&url);
@@ -219,32 +289,138 @@ pub(crate) async fn replay_one(
     }
 }
 
-/// Sends the remote-write requests of `snapshot` to the receiver at `endpoint`, one after the
-/// other, one attempt each, until one is not taken.
+/// A remote-write file under replay: which of its requests the receiver took. Dropped
+/// before it was [`save`](Self::save)d (a replay cut short by a push), it saves itself.
+struct Progress<'a> {
+    spool: &'a Spool,
+    path: &'a std::path::Path,
+    snapshot: &'a spool::Snapshot,
+    url: &'a Url,
+    requests: Vec<bytes::Bytes>,
+    delivered: Vec<bool>,
+    saved: bool,
+}
+
+impl Progress<'_> {
+    /// Rewrites the file without the requests the receiver took, if it took any.
+    fn save(&mut self) -> std::io::Result<()> {
+        self.saved = true;
+        if !self.delivered.contains(&true) {
+            return Ok(());
+        }
+        let left: Vec<bytes::Bytes> = self
+            .requests
+            .iter()
+            .zip(&self.delivered)
+            .filter(|(_, d)| !**d)
+            .map(|(r, _)| r.clone())
+            .collect();
+        if left.is_empty() {
+            return std::fs::remove_file(self.path);
+        }
+        self.spool
+            .rewrite(self.path, self.snapshot, self.url, &left)
+    }
+}
+
+impl Drop for Progress<'_> {
+    fn drop(&mut self) {
+        if self.saved {
+            return;
+        }
+        let sent = self.delivered.iter().filter(|d| **d).count();
+        if sent == 0 {
+            return;
+        }
+        match self.save() {
+            Ok(()) => tracing::info!(
+                file = %self.path.display(),
+                sent,
+                of = self.requests.len(),
+                "replay of spooled remote-write requests cut short; the rest stays spooled"
+            ),
+            Err(e) => crate::log::warn(&format!(
+                "replay of {} cut short after {sent} of its {} remote-write requests, and \
+                 the file could not be rewritten without them ({e}): the next replay sends \
+                 them again",
+                self.path.display(),
+                self.requests.len()
+            )),
+        }
+    }
+}
+
+/// Sends the remote-write requests of `progress` to the receiver at `endpoint`,
+/// [`CONCURRENT_REQUESTS`](super::remote_write_wire::CONCURRENT_REQUESTS) at a time, one attempt
+/// each, marking each one taken; none is started after one was not taken. The error is the
+/// first request's that was not taken; a timeout counts every attempt of the replay.
 async fn replay_requests(
     client: &reqwest::Client,
     endpoint: &Url,
-    snapshot: &spool::Snapshot,
+    progress: &mut Progress<'_>,
     deadline: Instant,
     timeout: Duration,
     in_flight: &Cell<bool>,
 ) -> Result<(), PushError> {
+    use futures_util::StreamExt as _;
     let url_text = crate::log::shown(endpoint);
     let headers = super::remote_write_wire::headers();
-    // Checked when the file was read.
-    let requests = spool::frames(&snapshot.body).unwrap_or_default();
-    for body in requests {
-        let request = Request {
-            target: crate::target::TargetKind::RemoteWrite,
-            url: endpoint,
-            url_text: &url_text,
-            method: reqwest::Method::POST,
-            headers: &headers,
-            body,
-        };
-        http::send(client, &request, deadline, timeout, false, in_flight).await?;
+    let stop = Cell::new(false);
+    let (url_text, headers, stop_ref) = (&url_text, &headers, &stop);
+    let mut sends = futures_util::stream::iter(progress.requests.clone().into_iter().enumerate())
+        .map(|(i, body)| async move {
+            if stop_ref.get() {
+                return (i, None);
+            }
+            let request = Request {
+                target: crate::target::TargetKind::RemoteWrite,
+                url: endpoint,
+                url_text,
+                method: reqwest::Method::POST,
+                headers,
+                body,
+            };
+            let own = Cell::new(false);
+            let result = http::send(client, &request, deadline, timeout, false, &own).await;
+            (i, Some(result))
+        })
+        .buffer_unordered(super::remote_write_wire::CONCURRENT_REQUESTS);
+    // Under way until every started request has its answer: a push waits for it (within
+    // its own bound) rather than cutting requests off mid-way.
+    in_flight.set(true);
+    let (mut first_error, mut attempts) = (None::<PushError>, 0);
+    while let Some((i, result)) = sends.next().await {
+        match result {
+            Some(Ok(report)) => {
+                attempts += report.attempts();
+                progress.delivered[i] = true;
+            }
+            Some(Err(e)) => {
+                attempts += e.attempts();
+                stop.set(true);
+                first_error.get_or_insert(e);
+            }
+            None => {}
+        }
     }
-    Ok(())
+    in_flight.set(false);
+    match first_error {
+        None => Ok(()),
+        Some(PushError::Timeout {
+            target,
+            url,
+            timeout,
+            last_error,
+            ..
+        }) => Err(PushError::Timeout {
+            target,
+            url,
+            timeout,
+            attempts,
+            last_error,
+        }),
+        Some(e) => Err(e),
+    }
 }
 
 /// Logs what one step did, and adds it to `report`. Returns whether to go on.
@@ -282,6 +458,32 @@ pub(crate) fn record(step: Step, entry: &Entry, report: &mut ReplayReport) -> bo
             report.kept += 1;
             tracing::debug!(error = %e, "replay stopped; the spool is kept");
             report.error = Some(e);
+            false
+        }
+        Step::Partly {
+            sent,
+            of,
+            error,
+            saved,
+        } => {
+            report.kept += 1;
+            report.requests_sent += sent;
+            let rest = match saved {
+                Ok(()) => format!(
+                    "the other {} stay in the spool, and the next replay continues with them",
+                    of - sent
+                ),
+                Err(e) => format!(
+                    "the file could not be rewritten without them ({e}): the next replay sends \
+                     all {of} again"
+                ),
+            };
+            tracing::info!(
+                "spooled remote-write requests partly sent: {sent} of the {of} in {}; {rest}; \
+                 stopped by: {error}",
+                entry.path.display()
+            );
+            report.error = Some(error);
             false
         }
     }
