@@ -15,6 +15,10 @@ mod platform;
 #[cfg(not(any(unix, windows)))]
 mod platform {
     //! No way to hear that the process is asked to end: only the guard, panics and `exit`.
+    pub(crate) fn panic_push_deferred() -> bool {
+        false
+    }
+
     pub(crate) fn listen(
         _: crate::guard::PushHandle,
         _: super::SignalHandling,
@@ -28,8 +32,15 @@ mod platform {
 const STAND_DOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Installs a panic hook that runs the previous hook first and then, when panics abort the
-/// process, makes the final push before the abort. With `panic = "unwind"` the guard's drop
-/// makes it while the panicking main thread unwinds.
+/// process, makes sure the final push says so. With `panic = "unwind"` the guard's drop makes
+/// it while the panicking main thread unwinds.
+///
+/// On Linux with glibc, when the SIGABRT handler is installed, the hook only marks the panic:
+/// the final push is made by whatever then ends the process, so that it reports what the
+/// process does — the abort that follows the hooks (outcome `panic`, 134), or an exit that a
+/// panic hook set later makes (outcome `panic`, its code; `std::process::exit` included,
+/// through `on_exit`). Elsewhere the hook makes the final push itself (outcome `panic`, the
+/// abort's status).
 pub(crate) fn install_panic_hook(handle: PushHandle) {
     if !cfg!(panic = "abort") {
         return;
@@ -37,10 +48,37 @@ pub(crate) fn install_panic_hook(handle: PushHandle) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
-        if !is_exporter_thread() {
+        if is_exporter_thread() {
+            return;
+        }
+        PANICKING.store(true, std::sync::atomic::Ordering::SeqCst);
+        if !platform::panic_push_deferred() {
             handle.final_push(Outcome::Panic, None);
         }
     }));
+}
+
+/// Set by the panic hook (with `panic = "abort"`): the process is ending by a panic.
+static PANICKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// What a final push for an exit with `code` reports: after a panic (a later panic hook
+/// exits), outcome `panic` with that code.
+pub(crate) fn exit_outcome(code: i32) -> Outcome {
+    if PANICKING.load(std::sync::atomic::Ordering::SeqCst) {
+        Outcome::PanicExit(code)
+    } else {
+        Outcome::Exit(code)
+    }
+}
+
+/// What a final push for an abort reports: a panic's, when the abort follows one.
+#[cfg(unix)]
+fn abort_outcome() -> Outcome {
+    if PANICKING.load(std::sync::atomic::Ordering::SeqCst) {
+        Outcome::Panic
+    } else {
+        Outcome::Signal(libc::SIGABRT)
+    }
 }
 
 /// Starts what makes the final push when the process is asked to end, for `mode`: a signal
@@ -74,7 +112,7 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
 /// ```
 pub fn exit(code: i32) -> ! {
     if let Some(handle) = crate::handle::handle() {
-        handle.final_push(Outcome::Exit(code), None);
+        handle.final_push(exit_outcome(code), None);
         handle.yield_to_signal();
     }
     std::process::exit(code)

@@ -33,6 +33,9 @@ pub(crate) enum Outcome {
     Exit(i32),
     /// Ended by a panic.
     Panic,
+    /// Ended by a panic, then by an exit with this code that a later panic hook made (with
+    /// `panic = "abort"`).
+    PanicExit(i32),
     /// Ended by this signal (on Windows: this console control event).
     Signal(i32),
 }
@@ -51,7 +54,7 @@ impl Outcome {
             Outcome::Running => "running",
             Outcome::Exit(0) => "success",
             Outcome::Exit(_) => "error",
-            Outcome::Panic => "panic",
+            Outcome::Panic | Outcome::PanicExit(_) => "panic",
             Outcome::Signal(_) => "signal",
         }
     }
@@ -63,7 +66,7 @@ impl Outcome {
     fn exit_code(self) -> Option<i64> {
         match self {
             Outcome::Running => None,
-            Outcome::Exit(code) => Some(code.into()),
+            Outcome::Exit(code) | Outcome::PanicExit(code) => Some(code.into()),
             Outcome::Panic if cfg!(panic = "abort") && cfg!(windows) => Some(0xC000_0409),
             Outcome::Panic if cfg!(panic = "abort") => Some(128 + 6),
             Outcome::Panic => Some(101),
@@ -158,6 +161,7 @@ mod tests {
             (Outcome::Exit(3), "error", 3),
             (Outcome::Signal(15), "signal", 143),
             (Outcome::Panic, "panic", 101),
+            (Outcome::PanicExit(2), "panic", 2),
         ] {
             let s = render(&l, outcome, &global);
             assert!(

@@ -82,6 +82,26 @@ fn panic_with_abort_pushes_from_the_hook_then_aborts() {
     assert_job_values(&gw.job("panic-abort"), "panic", 134);
 }
 
+/// With `panic = "abort"`, a panic hook set after the exporter's that exits with its own code:
+/// what the gateway holds is what the process did (outcome `panic`, exit code 2).
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn a_later_panic_hook_that_exits_is_what_the_final_push_reports() {
+    let gw = Pushgateway::start();
+    let env = env(&gw);
+    let (out, elapsed) = run_job(true, "panic-hook-exits", "panic-exit", &[], &pairs(&env));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("boom"), "{}", stderr(&out));
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert_job_values(&gw.job("panic-exit"), "panic", 2);
+}
+
 #[test]
 fn panic_in_a_worker_thread_does_not_end_the_job() {
     let gw = Pushgateway::start();
@@ -265,10 +285,11 @@ fn an_abort_waits_for_the_final_push() {
 }
 
 /// After a stack overflow the SIGABRT handler runs nested in Rust's SIGSEGV handler, on the
-/// thread's alternate signal stack; the job gives itself one 512 bytes smaller than the
-/// smallest Rust's runtime gives a thread (`SIGSTKSZ`), as a processor with larger signal
-/// frames would leave. In a build without optimisations and in a release build, the job dies
-/// by SIGABRT, as without the exporter, after its final push.
+/// thread's alternate signal stack. The job starts with the smallest one Rust's runtime gives
+/// a thread (`SIGSTKSZ`, where the kernel asks for less), on which two signal frames of this
+/// processor and Rust's handler leave too little room; the exporter gives the installing
+/// thread a larger one. In a build without optimisations and in a release build, the job
+/// dies by SIGABRT, as without the exporter, after its final push.
 #[test]
 fn a_stack_overflow_on_a_small_alternate_stack_dies_by_sigabrt_after_the_final_push() {
     let gw = Pushgateway::start();

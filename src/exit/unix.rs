@@ -69,31 +69,25 @@ fn forked() -> bool {
 }
 
 /// Hands `signal` to the signal thread; false if no signal thread runs to take it.
-/// Async-signal-safe: atomics and one non-blocking `send`, without SIGPIPE.
+/// Async-signal-safe: atomics and one non-blocking `send`, without SIGPIPE. A `send` that
+/// finds the socket full leaves a byte the thread has not read yet: it will see this bit.
 fn wake(signal: i32) -> bool {
     if !LISTENING.load(Ordering::SeqCst) {
         return false;
     }
     let bit = 1u64 << signal;
     if PENDING.fetch_or(bit, Ordering::SeqCst) & bit == 0 {
-        let fd = WAKE.load(Ordering::SeqCst);
         let byte = 1u8;
         // SAFETY: sends one byte from a live local on a socket this module owns for the life
         // of the process; MSG_NOSIGNAL: a closed peer is an error, not a SIGPIPE.
-        let sent = unsafe {
+        unsafe {
             libc::send(
-                fd,
+                WAKE.load(Ordering::SeqCst),
                 (&byte as *const u8).cast(),
                 1,
                 libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
             )
         };
-        // A full socket holds a byte the thread has not read yet: it will see this bit.
-        let taken =
-            sent == 1 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN);
-        if !taken {
-            return false;
-        }
     }
     true
 }
@@ -182,7 +176,7 @@ fn on_signal(handle: &PushHandle, mode: SignalHandling, signal: i32) {
     if signal == SIGABRT {
         // The aborting thread waits in `hold_aborts`' handler for this push, then ends the
         // process itself.
-        handle.final_push(Outcome::Signal(signal), None);
+        handle.final_push(super::abort_outcome(), None);
         ABORT_PUSHED.store(true, Ordering::SeqCst);
         return;
     }
@@ -236,6 +230,13 @@ fn hold_aborts() -> std::io::Result<()> {
         // `abort()` still ends the process; a SIGABRT sent to it stays ignored.
         return Ok(());
     }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if cfg!(panic = "abort") {
+        // SAFETY: registers a function with the signature on_exit asks for.
+        if unsafe { on_exit(exiting, std::ptr::null_mut()) } == 0 {
+            EXIT_HEARD.store(true, Ordering::SeqCst);
+        }
+    }
     // SAFETY: a zeroed sigaction filled by this frame; `on_abort` has the signature
     // SA_SIGINFO asks for; the previous action is read into a zeroed sigaction.
     unsafe {
@@ -249,7 +250,96 @@ fn hold_aborts() -> std::io::Result<()> {
         }
         let _ = ABORT_BEFORE.set(before);
     }
+    ABORT_HELD.store(true, Ordering::SeqCst);
+    enlarge_alternate_stack();
     Ok(())
+}
+
+/// The alternate signal stack the installing thread is given, in bytes.
+const ALTERNATE_STACK: usize = 64 * 1024;
+
+/// Gives the installing thread (usually `main`) an alternate signal stack of
+/// [`ALTERNATE_STACK`] bytes, above a guard page, when the one it has is smaller. After a
+/// stack overflow, Rust's SIGSEGV handler runs on that stack and aborts there: the SIGABRT
+/// handler's signal frame then comes on top of the first one, and two signal frames with a
+/// processor's full register state (AVX-512: about 3.5 KiB each) and Rust's handler take
+/// nearly all of the 8 KiB Rust gives a thread when the kernel asks for less
+/// (`AT_MINSIGSTKSZ`). Other threads keep the stack Rust gave them. Never unmapped: the stack
+/// serves until the thread ends (Rust's runtime then disables it).
+fn enlarge_alternate_stack() {
+    // SAFETY: sigaltstack reads into a zeroed stack_t owned by this frame; the new stack is a
+    // fresh private mapping of `length` bytes whose first page is made inaccessible, handed
+    // to sigaltstack only when both calls succeeded, and unmapped if sigaltstack refuses it.
+    unsafe {
+        let mut current: libc::stack_t = std::mem::zeroed();
+        if libc::sigaltstack(std::ptr::null(), &mut current) != 0
+            || current.ss_flags & (libc::SS_DISABLE | libc::SS_ONSTACK) != 0
+            || current.ss_size >= ALTERNATE_STACK
+        {
+            return;
+        }
+        let page = match libc::sysconf(libc::_SC_PAGESIZE) {
+            n if n > 0 => n as usize,
+            _ => 4096,
+        };
+        let length = page + ALTERNATE_STACK;
+        let base = libc::mmap(
+            std::ptr::null_mut(),
+            length,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if base == libc::MAP_FAILED {
+            return;
+        }
+        let alternate = libc::stack_t {
+            ss_sp: base.cast::<u8>().add(page).cast(),
+            ss_flags: 0,
+            ss_size: ALTERNATE_STACK,
+        };
+        if libc::mprotect(base, page, libc::PROT_NONE) != 0
+            || libc::sigaltstack(&alternate, std::ptr::null_mut()) != 0
+        {
+            libc::munmap(base, length);
+        }
+    }
+}
+
+/// Whether the SIGABRT handler is installed.
+static ABORT_HELD: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`exiting`] runs when the process exits.
+static EXIT_HEARD: AtomicBool = AtomicBool::new(false);
+
+/// Whether the panic hook leaves the final push to the path that ends the process: the abort
+/// that follows the hooks (held by the SIGABRT handler) or an exit a later hook makes (heard
+/// through `on_exit`, glibc's `atexit` that is given the exit status).
+pub(crate) fn panic_push_deferred() -> bool {
+    ABORT_HELD.load(Ordering::SeqCst) && EXIT_HEARD.load(Ordering::SeqCst) && !forked()
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" {
+    /// glibc: registers `function` to run at `exit`, with the exit status.
+    fn on_exit(
+        function: extern "C" fn(libc::c_int, *mut libc::c_void),
+        argument: *mut libc::c_void,
+    ) -> libc::c_int;
+}
+
+/// Runs in `exit`: after a panic whose final push was left to the path that ends the process
+/// (a panic hook set after the exporter's that exits), the final push with that status.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" fn exiting(status: libc::c_int, _: *mut libc::c_void) {
+    if let Some(handle) = crate::handle::handle() {
+        if !forked() && !handle.final_push_done() {
+            if let super::Outcome::PanicExit(_) = super::exit_outcome(status) {
+                handle.final_push(super::exit_outcome(status), None);
+            }
+        }
+    }
 }
 
 /// The SIGABRT handler. Only atomics, a constant-initialised thread-local flag, getpid,

@@ -28,6 +28,12 @@ const TRUE: BOOL = 1;
 
 static HANDLER: OnceLock<(PushHandle, SignalHandling)> = OnceLock::new();
 
+/// Whether the panic hook leaves the final push to the path that ends the process: not on
+/// Windows (no handler runs when the process aborts).
+pub(crate) fn panic_push_deferred() -> bool {
+    false
+}
+
 pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Result<()> {
     if HANDLER.set((handle, mode)).is_err() {
         // Installed once per process, as the recorder is.

@@ -150,18 +150,35 @@ fn ctrl_c_on_self() {
     panic!("the ctrl-c scenario is for Windows");
 }
 
-/// Replaces this thread's alternate signal stack with one 512 bytes smaller than `SIGSTKSZ`,
-/// the smallest that Rust's runtime gives a thread (it takes the larger of `SIGSTKSZ` and the
-/// kernel's `AT_MINSIGSTKSZ`): what runs on it when the stack overflows (two signal frames,
-/// Rust's handler, `abort()` and the exporter's SIGABRT handler nested in it) must fit there
-/// also on a processor whose signal frames are larger than this one's.
+/// Replaces this thread's alternate signal stack with one of `SIGSTKSZ` bytes above a guard
+/// page: what Rust's runtime gives a thread when the kernel's `AT_MINSIGSTKSZ` is smaller
+/// (it takes the larger of the two). After a stack overflow two signal frames, Rust's handler,
+/// `abort()` and the exporter's SIGABRT handler nested in it must fit on the alternate stack.
 #[cfg(unix)]
 fn small_alternate_stack() {
-    let size = libc::SIGSTKSZ - 512;
-    // Leaked on purpose: the stack serves until the process ends.
-    let stack: &'static mut [u8] = Box::leak(vec![0u8; size].into_boxed_slice());
+    let size = libc::SIGSTKSZ;
+    // A guard page below it, as Rust's runtime leaves: what does not fit faults there instead
+    // of writing over other memory. Never unmapped: the stack serves until the process ends.
+    let page = 4096;
+    let length = page + size.div_ceil(page) * page;
+    // SAFETY: an anonymous private mapping; its first page is then made inaccessible.
+    let base = unsafe {
+        let base = libc::mmap(
+            std::ptr::null_mut(),
+            length,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(base, libc::MAP_FAILED, "mmap");
+        libc::mprotect(base, page, libc::PROT_NONE);
+        base.cast::<u8>()
+    };
     let alt = libc::stack_t {
-        ss_sp: stack.as_mut_ptr().cast(),
+        // Right above the guard: `size` bytes, then the fault.
+        // SAFETY: within the mapping of `length` bytes.
+        ss_sp: unsafe { base.add(page) }.cast(),
         ss_flags: 0,
         ss_size: size,
     };
@@ -604,6 +621,11 @@ fn main() {
         // Another library's panic hook that panics itself: Rust aborts the process at once.
         std::panic::set_hook(Box::new(|_| panic!("the hook fails too")));
     }
+    if scenario == "stack-overflow" {
+        // The alternate signal stack Rust's runtime gives `main` on a processor whose kernel
+        // asks for less than SIGSTKSZ, set before the exporter installs.
+        small_alternate_stack();
+    }
     let guard = install(job, grouping);
     match scenario.as_str() {
         "panicking-hook" => {
@@ -619,7 +641,6 @@ fn main() {
         "stack-overflow" => {
             record();
             ready();
-            small_alternate_stack();
             #[allow(unconditional_recursion)] // on purpose: it overflows the stack
             fn deeper(n: u64) -> u64 {
                 let pad = std::hint::black_box([n; 64]);
@@ -672,6 +693,17 @@ fn main() {
             metrics_exporter_pushgateway::exit(3);
         }
         "panic" => {
+            record();
+            ready();
+            panic!("boom");
+        }
+        "panic-hook-exits" => {
+            // A panic hook set after the exporter's that ends the process with its own code.
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                previous(info);
+                std::process::exit(2);
+            }));
             record();
             ready();
             panic!("boom");
