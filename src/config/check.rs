@@ -8,13 +8,14 @@ use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Url;
 
+use super::connection::{Auth, ConnectionSettings, Secret};
 use super::headers::{build_headers, check_custom_header};
-use super::{Auth, CiLabels, PushgatewayBuilder, Secret};
+use super::{CiLabels, PushgatewayBuilder, Target};
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
 use crate::snapshot::View;
 use crate::spool::Spool;
-use crate::target::{Target, TargetKind};
+use crate::target::{PushMethod, TargetKind};
 use crate::transport::TlsConfig;
 use crate::InitError;
 
@@ -143,9 +144,9 @@ impl PushgatewayBuilder {
             url: redact_url(raw),
             reason,
         })?;
-        let own = &target.own;
+        let own = &target.settings;
         for (setter, headers) in [
-            ("PushgatewayBuilder::header", &self.headers),
+            ("PushgatewayBuilder::header", &self.settings.headers),
             ("Target::header", &own.headers),
         ] {
             for (name, _) in headers {
@@ -155,40 +156,12 @@ impl PushgatewayBuilder {
                 })?;
             }
         }
-        // A target's own `Authorization` header is its authentication, over the builder's.
-        let own_authorization = own
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
-        let auth = url_auth.or_else(|| own.auth.clone()).or_else(|| {
-            if own_authorization {
-                None
-            } else {
-                self.auth.clone()
-            }
-        });
-        // A header the target sets replaces the builder's of the same name.
-        let headers: Vec<(String, Secret)> = self
-            .headers
-            .iter()
-            .filter(|(name, _)| {
-                !own.headers
-                    .iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
-            })
-            .chain(&own.headers)
-            .cloned()
-            .collect();
+        let settings = own.over(&self.settings);
+        let auth = url_auth.or_else(|| settings.auth.clone());
         let tls = if own.ca_pem.is_empty() && own.client_identity.is_none() {
             tls.clone()
         } else {
-            let mut b = self.clone();
-            b.tls.ca_pem.extend_from_slice(&own.ca_pem);
-            if let Some((cert, key)) = &own.client_identity {
-                b.client_cert = Some(cert.clone());
-                b.client_key = Some(key.clone());
-            }
-            b.tls_config().map_err(|e| match e {
+            tls_config(&settings, self.accept_invalid_certs).map_err(|e| match e {
                 InitError::InvalidTls { what, reason } => InitError::InvalidTls {
                     what,
                     reason: format!("{reason} (the TLS settings of {kind} {})", redact_url(raw)),
@@ -197,9 +170,10 @@ impl PushgatewayBuilder {
             })?
         };
         Ok(Connection {
-            headers: build_headers(auth.as_ref(), &headers)?,
+            headers: build_headers(auth.as_ref(), &settings.headers)?,
             tls,
             credentials: auth.is_some(),
+            method: settings.method.unwrap_or_default(),
             endpoint,
         })
     }
@@ -212,14 +186,14 @@ impl PushgatewayBuilder {
         target: &Target,
         grouping: &[(String, String)],
     ) -> Result<View, InitError> {
-        let own = &target.own;
-        for (i, (name, _)) in own.labels.iter().enumerate() {
+        let labels = &target.labels;
+        for (i, (name, _)) in labels.iter().enumerate() {
             check_label_name(name).map_err(|reason| InitError::InvalidLabelName {
                 kind: "target",
                 name: name.clone(),
                 reason,
             })?;
-            if own.labels[..i].iter().any(|(n, _)| n == name) {
+            if labels[..i].iter().any(|(n, _)| n == name) {
                 return Err(InitError::DuplicateLabel {
                     name: name.clone(),
                     reason: "it is given twice as a label of one target",
@@ -249,15 +223,15 @@ impl PushgatewayBuilder {
                 });
             }
         }
+        let settings = target.settings.over(&self.settings);
         for (setting, patterns) in [
-            ("allow", own.allow.as_deref().or(self.allow.as_deref())),
-            ("deny", Some(&own.deny[..])),
-            ("deny", Some(&self.deny[..])),
+            ("allow", settings.allow.as_deref()),
+            ("deny", Some(&settings.deny[..])),
         ] {
             check_patterns(patterns.into_iter().flatten())
                 .map_err(|reason| InitError::InvalidSetting { setting, reason })?;
         }
-        if own.method.is_some() && target.kind() != TargetKind::Pushgateway {
+        if target.settings.method.is_some() && target.kind() != TargetKind::Pushgateway {
             return Err(InitError::InvalidSetting {
                 setting: "Target::method",
                 reason: format!(
@@ -266,10 +240,9 @@ impl PushgatewayBuilder {
                 ),
             });
         }
-        let deny: Vec<String> = self.deny.iter().chain(&own.deny).cloned().collect();
         Ok(View {
-            labels: own.labels.clone(),
-            filter: Filter::new(own.allow.as_deref().or(self.allow.as_deref()), &deny),
+            labels: labels.clone(),
+            filter: Filter::new(settings.allow.as_deref(), &settings.deny),
         })
     }
 
@@ -296,40 +269,47 @@ impl PushgatewayBuilder {
         )))
     }
 
-    /// Without the `tls` feature, TLS settings are refused.
-    #[cfg(not(feature = "tls"))]
+    /// The builder's TLS material, checked ([`tls_config`]).
     pub(crate) fn tls_config(&self) -> Result<TlsConfig, InitError> {
-        if !self.tls.ca_pem.is_empty()
-            || self.client_cert.is_some()
-            || self.tls.accept_invalid_certs
-        {
-            return Err(InitError::InvalidTls {
-                what: "settings",
-                reason: "TLS needs the crate's `tls` feature".into(),
-            });
-        }
-        Ok(self.tls.clone())
+        tls_config(&self.settings, self.accept_invalid_certs)
     }
+}
 
-    /// Checks the TLS material (every PEM block parses, CA certificates are X.509) and puts
-    /// it in the form the HTTP client takes.
-    #[cfg(feature = "tls")]
-    pub(crate) fn tls_config(&self) -> Result<TlsConfig, InitError> {
-        let invalid = |what| move |reason| InitError::InvalidTls { what, reason };
-        let mut tls = self.tls.clone();
-        if !tls.ca_pem.is_empty() {
-            check_ca_certificates(&tls.ca_pem).map_err(invalid("CA certificate"))?;
-        }
-        if let (Some(cert), Some(Secret(key))) = (&self.client_cert, &self.client_key) {
-            check_certificates(cert).map_err(invalid("client certificate"))?;
-            check_private_key(key).map_err(invalid("client key"))?;
-            let mut pem = key.clone();
-            pem.push(b'\n');
-            pem.extend_from_slice(cert);
-            tls.identity_pem = Some(pem);
-        }
-        Ok(tls)
+/// Without the `tls` feature, TLS settings are refused.
+#[cfg(not(feature = "tls"))]
+fn tls_config(s: &ConnectionSettings, accept_invalid_certs: bool) -> Result<TlsConfig, InitError> {
+    if !s.ca_pem.is_empty() || s.client_identity.is_some() || accept_invalid_certs {
+        return Err(InitError::InvalidTls {
+            what: "settings",
+            reason: "TLS needs the crate's `tls` feature".into(),
+        });
     }
+    Ok(TlsConfig::default())
+}
+
+/// Checks the TLS material of `s` (every PEM block parses, CA certificates are X.509) and
+/// puts it in the form the HTTP client takes.
+#[cfg(feature = "tls")]
+fn tls_config(s: &ConnectionSettings, accept_invalid_certs: bool) -> Result<TlsConfig, InitError> {
+    let invalid = |what| move |reason| InitError::InvalidTls { what, reason };
+    if !s.ca_pem.is_empty() {
+        check_ca_certificates(&s.ca_pem).map_err(invalid("CA certificate"))?;
+    }
+    let mut identity_pem = None;
+    if let Some(id) = &s.client_identity {
+        let (cert, Secret(key)) = (&id.cert, &id.key);
+        check_certificates(cert).map_err(invalid("client certificate"))?;
+        check_private_key(key).map_err(invalid("client key"))?;
+        let mut pem = key.clone();
+        pem.push(b'\n');
+        pem.extend_from_slice(cert);
+        identity_pem = Some(pem);
+    }
+    Ok(TlsConfig {
+        ca_pem: s.ca_pem.clone(),
+        identity_pem,
+        accept_invalid_certs,
+    })
 }
 
 /// The grouping labels of the CI environment `lookup` describes (none outside CI).
@@ -371,6 +351,8 @@ pub(crate) struct Connection {
     pub(crate) tls: TlsConfig,
     /// Whether requests carry basic auth or a bearer token.
     pub(crate) credentials: bool,
+    /// The method of a push to a Pushgateway.
+    pub(crate) method: PushMethod,
 }
 
 /// The warning for a configuration that exposes what is pushed, if any: credentials over
