@@ -1,6 +1,6 @@
 //! Checking the configuration: target URLs (and the group paths in them), label names,
-//! credentials and headers, TLS material, buckets, the job and grouping labels, and what
-//! looks insecure.
+//! credentials and headers, a target's settings over the builder's, buckets, the job and
+//! grouping labels, and what looks insecure (the TLS material in [`tls`](super::tls)).
 
 use std::time::Duration;
 
@@ -8,8 +8,9 @@ use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Url;
 
-use super::connection::{Auth, ConnectionSettings, Secret};
+use super::connection::{Auth, Secret};
 use super::headers::{build_headers, check_custom_header};
+use super::tls::tls_config;
 use super::{CiLabels, PushgatewayBuilder, Target};
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
@@ -269,47 +270,11 @@ impl PushgatewayBuilder {
         )))
     }
 
-    /// The builder's TLS material, checked ([`tls_config`]).
+    /// The builder's TLS material, checked ([`tls_config`]): that of every target without
+    /// TLS settings of its own.
     pub(crate) fn tls_config(&self) -> Result<TlsConfig, InitError> {
         tls_config(&self.settings, self.accept_invalid_certs)
     }
-}
-
-/// Without the `tls` feature, TLS settings are refused.
-#[cfg(not(feature = "tls"))]
-fn tls_config(s: &ConnectionSettings, accept_invalid_certs: bool) -> Result<TlsConfig, InitError> {
-    if !s.ca_pem.is_empty() || s.client_identity.is_some() || accept_invalid_certs {
-        return Err(InitError::InvalidTls {
-            what: "settings",
-            reason: "TLS needs the crate's `tls` feature".into(),
-        });
-    }
-    Ok(TlsConfig::default())
-}
-
-/// Checks the TLS material of `s` (every PEM block parses, CA certificates are X.509) and
-/// puts it in the form the HTTP client takes.
-#[cfg(feature = "tls")]
-fn tls_config(s: &ConnectionSettings, accept_invalid_certs: bool) -> Result<TlsConfig, InitError> {
-    let invalid = |what| move |reason| InitError::InvalidTls { what, reason };
-    if !s.ca_pem.is_empty() {
-        check_ca_certificates(&s.ca_pem).map_err(invalid("CA certificate"))?;
-    }
-    let mut identity_pem = None;
-    if let Some(id) = &s.client_identity {
-        let (cert, Secret(key)) = (&id.cert, &id.key);
-        check_certificates(cert).map_err(invalid("client certificate"))?;
-        check_private_key(key).map_err(invalid("client key"))?;
-        let mut pem = key.clone();
-        pem.push(b'\n');
-        pem.extend_from_slice(cert);
-        identity_pem = Some(pem);
-    }
-    Ok(TlsConfig {
-        ca_pem: s.ca_pem.clone(),
-        identity_pem,
-        accept_invalid_certs,
-    })
 }
 
 /// The grouping labels of the CI environment `lookup` describes (none outside CI).
@@ -385,40 +350,6 @@ pub(super) fn check_bearer_token(token: &str) -> Result<(), String> {
                 .into(),
         ),
     }
-}
-
-/// Every PEM block of `pem` parses and there is at least one certificate.
-#[cfg(feature = "tls")]
-pub(super) fn check_certificates(
-    pem: &[u8],
-) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
-    use rustls_pki_types::pem::PemObject as _;
-    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("not valid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("no -----BEGIN CERTIFICATE----- block found".into());
-    }
-    Ok(certs)
-}
-
-/// [`check_certificates`], and each certificate can be a trust anchor (X.509 that parses).
-#[cfg(feature = "tls")]
-pub(super) fn check_ca_certificates(pem: &[u8]) -> Result<(), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in check_certificates(pem)? {
-        roots.add(cert).map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
-/// `pem` holds a private key.
-#[cfg(feature = "tls")]
-pub(super) fn check_private_key(pem: &[u8]) -> Result<(), String> {
-    use rustls_pki_types::pem::PemObject as _;
-    rustls_pki_types::PrivateKeyDer::from_pem_slice(pem)
-        .map(drop)
-        .map_err(|e| format!("no PKCS#8, PKCS#1 or SEC1 private key found in PEM: {e}"))
 }
 
 pub(crate) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {

@@ -177,10 +177,10 @@ impl<F: Fn(&str) -> Option<OsString>> Env<F> {
 /// file (the same checks run again at install for material given to the builder).
 #[cfg(feature = "tls")]
 mod pem {
-    pub(super) use super::super::check::{check_ca_certificates as ca, check_private_key as key};
+    pub(super) use super::super::tls::{check_ca_certificates as ca, check_private_key as key};
 
     pub(super) fn certificates(pem: &[u8]) -> Result<(), String> {
-        super::super::check::check_certificates(pem).map(drop)
+        super::super::tls::check_certificates(pem).map(drop)
     }
 }
 

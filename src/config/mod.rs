@@ -8,6 +8,7 @@ mod signals;
 mod target;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use check::ENV_GROUPING;
 pub use env::*;
