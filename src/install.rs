@@ -9,7 +9,7 @@ use crate::config::check::{
     check_buckets, check_duration, check_labels, insecure_warning, Connection,
 };
 use crate::config::{
-    ExpositionFormat, PushgatewayBuilder, SignalHandling, DEFAULT_ENDPOINT, ENV_SPOOL_DIR,
+    ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_ENDPOINT, ENV_SPOOL_DIR,
 };
 use crate::guard::{Inner, PushGuard, PushHandle, TargetPusher};
 use crate::lifecycle::Lifecycle;
@@ -25,7 +25,7 @@ use crate::sink::Sink;
 use crate::snapshot::View;
 use crate::source::Renderer;
 use crate::spool::Spool;
-use crate::target::{Target, TargetKind};
+use crate::target::TargetKind;
 use crate::transport::TlsConfig;
 use crate::InitError;
 
@@ -258,7 +258,7 @@ impl PushgatewayBuilder {
                 let group_url = url_for(&c.endpoint, &id.group);
                 let warning = insecure_warning(&group_url, c.credentials, &c.tls);
                 let settings = Settings {
-                    method: target.own.method.unwrap_or(self.method),
+                    method: c.method,
                     gzip: self.compression == Compression::Gzip,
                     protobuf: self.format == ExpositionFormat::Protobuf,
                     lifecycle: self.lifecycle_metrics,
@@ -368,6 +368,7 @@ impl PushgatewayBuilder {
                 headers,
                 tls,
                 credentials,
+                ..
             } = self.connection(target, &tls)?;
             if let Some(warning) = insecure_warning(&endpoint, credentials, &tls) {
                 crate::log::warn(&warning);

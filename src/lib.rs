@@ -167,8 +167,8 @@ pub use catalog::DashboardOptions;
 pub use catalog::{Catalog, CatalogDiff, CatalogError, MetricChange, MetricInfo, MetricType};
 pub use compression::Compression;
 pub use config::{
-    ExpositionFormat, PushgatewayBuilder, SignalHandling, DEFAULT_BUCKETS, DEFAULT_ENDPOINT,
-    DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT, DEFAULT_REMOTE_WRITE_MAX_SAMPLES,
+    ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_BUCKETS,
+    DEFAULT_ENDPOINT, DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT, DEFAULT_REMOTE_WRITE_MAX_SAMPLES,
     DEFAULT_SHUTDOWN_TIMEOUT, ENV_ALLOW, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS,
     ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DENY, ENV_DISABLED, ENV_FORMAT, ENV_GROUPING,
     ENV_HEADERS, ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_LISTEN, ENV_PASSWORD, ENV_PUSH_TIMEOUT,
@@ -183,7 +183,7 @@ pub use registry::{Matcher, PushgatewayRecorder};
 pub use report::{HttpError, PushError, PushReport, TargetReport};
 pub use sink::replay::ReplayReport;
 pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
-pub use target::{PushMethod, Target, TargetKind};
+pub use target::{PushMethod, TargetKind};
 
 /// Installs the exporter for `job`, configured from the environment, and returns the guard
 /// whose drop makes the final push. Never fails: metrics must not take down the job they

@@ -25,8 +25,6 @@ const MAX_LINES: usize = 600;
 /// Files whose non-test part is over [`MAX_LINES`] today, with their bound: it may only
 /// shrink (lower it when a file gets shorter; remove the line once it is under 600).
 const LINE_EXCEPTIONS: &[(&str, usize)] = &[
-    ("config/check.rs", 672),
-    ("config/mod.rs", 630),
     ("guard.rs", 633),
     ("listen.rs", 831),
     ("sink/remote_write.rs", 785),

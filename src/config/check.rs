@@ -1,6 +1,6 @@
 //! Checking the configuration: target URLs (and the group paths in them), label names,
-//! credentials and headers, TLS material, buckets, the job and grouping labels, and what
-//! looks insecure.
+//! credentials and headers, a target's settings over the builder's, buckets, the job and
+//! grouping labels, and what looks insecure (the TLS material in [`tls`](super::tls)).
 
 use std::time::Duration;
 
@@ -8,13 +8,15 @@ use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Url;
 
+use super::connection::{Auth, Secret};
 use super::headers::{build_headers, check_custom_header};
-use super::{Auth, CiLabels, PushgatewayBuilder, Secret};
+use super::tls::tls_config;
+use super::{CiLabels, PushgatewayBuilder, Target};
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
 use crate::snapshot::View;
 use crate::spool::Spool;
-use crate::target::{Target, TargetKind};
+use crate::target::{PushMethod, TargetKind};
 use crate::transport::TlsConfig;
 use crate::InitError;
 
@@ -143,9 +145,9 @@ impl PushgatewayBuilder {
             url: redact_url(raw),
             reason,
         })?;
-        let own = &target.own;
+        let own = &target.settings;
         for (setter, headers) in [
-            ("PushgatewayBuilder::header", &self.headers),
+            ("PushgatewayBuilder::header", &self.settings.headers),
             ("Target::header", &own.headers),
         ] {
             for (name, _) in headers {
@@ -155,40 +157,12 @@ impl PushgatewayBuilder {
                 })?;
             }
         }
-        // A target's own `Authorization` header is its authentication, over the builder's.
-        let own_authorization = own
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
-        let auth = url_auth.or_else(|| own.auth.clone()).or_else(|| {
-            if own_authorization {
-                None
-            } else {
-                self.auth.clone()
-            }
-        });
-        // A header the target sets replaces the builder's of the same name.
-        let headers: Vec<(String, Secret)> = self
-            .headers
-            .iter()
-            .filter(|(name, _)| {
-                !own.headers
-                    .iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
-            })
-            .chain(&own.headers)
-            .cloned()
-            .collect();
+        let settings = own.over(&self.settings);
+        let auth = url_auth.or_else(|| settings.auth.clone());
         let tls = if own.ca_pem.is_empty() && own.client_identity.is_none() {
             tls.clone()
         } else {
-            let mut b = self.clone();
-            b.tls.ca_pem.extend_from_slice(&own.ca_pem);
-            if let Some((cert, key)) = &own.client_identity {
-                b.client_cert = Some(cert.clone());
-                b.client_key = Some(key.clone());
-            }
-            b.tls_config().map_err(|e| match e {
+            tls_config(&settings, self.accept_invalid_certs).map_err(|e| match e {
                 InitError::InvalidTls { what, reason } => InitError::InvalidTls {
                     what,
                     reason: format!("{reason} (the TLS settings of {kind} {})", redact_url(raw)),
@@ -197,9 +171,10 @@ impl PushgatewayBuilder {
             })?
         };
         Ok(Connection {
-            headers: build_headers(auth.as_ref(), &headers)?,
+            headers: build_headers(auth.as_ref(), &settings.headers)?,
             tls,
             credentials: auth.is_some(),
+            method: settings.method.unwrap_or_default(),
             endpoint,
         })
     }
@@ -212,14 +187,14 @@ impl PushgatewayBuilder {
         target: &Target,
         grouping: &[(String, String)],
     ) -> Result<View, InitError> {
-        let own = &target.own;
-        for (i, (name, _)) in own.labels.iter().enumerate() {
+        let labels = &target.labels;
+        for (i, (name, _)) in labels.iter().enumerate() {
             check_label_name(name).map_err(|reason| InitError::InvalidLabelName {
                 kind: "target",
                 name: name.clone(),
                 reason,
             })?;
-            if own.labels[..i].iter().any(|(n, _)| n == name) {
+            if labels[..i].iter().any(|(n, _)| n == name) {
                 return Err(InitError::DuplicateLabel {
                     name: name.clone(),
                     reason: "it is given twice as a label of one target",
@@ -249,15 +224,15 @@ impl PushgatewayBuilder {
                 });
             }
         }
+        let settings = target.settings.over(&self.settings);
         for (setting, patterns) in [
-            ("allow", own.allow.as_deref().or(self.allow.as_deref())),
-            ("deny", Some(&own.deny[..])),
-            ("deny", Some(&self.deny[..])),
+            ("allow", settings.allow.as_deref()),
+            ("deny", Some(&settings.deny[..])),
         ] {
             check_patterns(patterns.into_iter().flatten())
                 .map_err(|reason| InitError::InvalidSetting { setting, reason })?;
         }
-        if own.method.is_some() && target.kind() != TargetKind::Pushgateway {
+        if target.settings.method.is_some() && target.kind() != TargetKind::Pushgateway {
             return Err(InitError::InvalidSetting {
                 setting: "Target::method",
                 reason: format!(
@@ -266,10 +241,9 @@ impl PushgatewayBuilder {
                 ),
             });
         }
-        let deny: Vec<String> = self.deny.iter().chain(&own.deny).cloned().collect();
         Ok(View {
-            labels: own.labels.clone(),
-            filter: Filter::new(own.allow.as_deref().or(self.allow.as_deref()), &deny),
+            labels: labels.clone(),
+            filter: Filter::new(settings.allow.as_deref(), &settings.deny),
         })
     }
 
@@ -296,39 +270,10 @@ impl PushgatewayBuilder {
         )))
     }
 
-    /// Without the `tls` feature, TLS settings are refused.
-    #[cfg(not(feature = "tls"))]
+    /// The builder's TLS material, checked ([`tls_config`]): that of every target without
+    /// TLS settings of its own.
     pub(crate) fn tls_config(&self) -> Result<TlsConfig, InitError> {
-        if !self.tls.ca_pem.is_empty()
-            || self.client_cert.is_some()
-            || self.tls.accept_invalid_certs
-        {
-            return Err(InitError::InvalidTls {
-                what: "settings",
-                reason: "TLS needs the crate's `tls` feature".into(),
-            });
-        }
-        Ok(self.tls.clone())
-    }
-
-    /// Checks the TLS material (every PEM block parses, CA certificates are X.509) and puts
-    /// it in the form the HTTP client takes.
-    #[cfg(feature = "tls")]
-    pub(crate) fn tls_config(&self) -> Result<TlsConfig, InitError> {
-        let invalid = |what| move |reason| InitError::InvalidTls { what, reason };
-        let mut tls = self.tls.clone();
-        if !tls.ca_pem.is_empty() {
-            check_ca_certificates(&tls.ca_pem).map_err(invalid("CA certificate"))?;
-        }
-        if let (Some(cert), Some(Secret(key))) = (&self.client_cert, &self.client_key) {
-            check_certificates(cert).map_err(invalid("client certificate"))?;
-            check_private_key(key).map_err(invalid("client key"))?;
-            let mut pem = key.clone();
-            pem.push(b'\n');
-            pem.extend_from_slice(cert);
-            tls.identity_pem = Some(pem);
-        }
-        Ok(tls)
+        tls_config(&self.settings, self.accept_invalid_certs)
     }
 }
 
@@ -371,6 +316,8 @@ pub(crate) struct Connection {
     pub(crate) tls: TlsConfig,
     /// Whether requests carry basic auth or a bearer token.
     pub(crate) credentials: bool,
+    /// The method of a push to a Pushgateway.
+    pub(crate) method: PushMethod,
 }
 
 /// The warning for a configuration that exposes what is pushed, if any: credentials over
@@ -403,40 +350,6 @@ pub(super) fn check_bearer_token(token: &str) -> Result<(), String> {
                 .into(),
         ),
     }
-}
-
-/// Every PEM block of `pem` parses and there is at least one certificate.
-#[cfg(feature = "tls")]
-pub(super) fn check_certificates(
-    pem: &[u8],
-) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
-    use rustls_pki_types::pem::PemObject as _;
-    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("not valid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("no -----BEGIN CERTIFICATE----- block found".into());
-    }
-    Ok(certs)
-}
-
-/// [`check_certificates`], and each certificate can be a trust anchor (X.509 that parses).
-#[cfg(feature = "tls")]
-pub(super) fn check_ca_certificates(pem: &[u8]) -> Result<(), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in check_certificates(pem)? {
-        roots.add(cert).map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
-/// `pem` holds a private key.
-#[cfg(feature = "tls")]
-pub(super) fn check_private_key(pem: &[u8]) -> Result<(), String> {
-    use rustls_pki_types::pem::PemObject as _;
-    rustls_pki_types::PrivateKeyDer::from_pem_slice(pem)
-        .map(drop)
-        .map_err(|e| format!("no PKCS#8, PKCS#1 or SEC1 private key found in PEM: {e}"))
 }
 
 pub(crate) fn check_buckets(buckets: &[f64]) -> Result<(), InitError> {

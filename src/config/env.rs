@@ -8,9 +8,9 @@ use super::check::{
     check_duration, check_label_name, parse_endpoint, percent_decode, ENV_GROUPING,
 };
 use super::headers::check_custom_header;
-use super::{CiLabels, ExpositionFormat, PushgatewayBuilder};
+use super::{CiLabels, ExpositionFormat, PushgatewayBuilder, Target};
 use crate::log::redact_url;
-use crate::target::{Target, TargetKind};
+use crate::target::TargetKind;
 use crate::InitError;
 
 /// Environment variable: the Pushgateway endpoint (default `http://127.0.0.1:9091`), or
@@ -177,10 +177,10 @@ impl<F: Fn(&str) -> Option<OsString>> Env<F> {
 /// file (the same checks run again at install for material given to the builder).
 #[cfg(feature = "tls")]
 mod pem {
-    pub(super) use super::super::check::{check_ca_certificates as ca, check_private_key as key};
+    pub(super) use super::super::tls::{check_ca_certificates as ca, check_private_key as key};
 
     pub(super) fn certificates(pem: &[u8]) -> Result<(), String> {
-        super::super::check::check_certificates(pem).map(drop)
+        super::super::tls::check_certificates(pem).map(drop)
     }
 }
 
@@ -389,7 +389,7 @@ fn tls_files<F: Fn(&str) -> Option<OsString>>(
     mut b: PushgatewayBuilder,
 ) -> Result<PushgatewayBuilder, InitError> {
     if let Some(pem) = env.file(ENV_CA_FILE, pem::ca)? {
-        b.tls.ca_pem = pem;
+        b.settings.ca_pem = pem;
     }
     let (cert, key) = (
         env.get(ENV_CLIENT_CERT_FILE, false)?,

@@ -5,8 +5,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
+use super::connection::{Auth, Secret};
 use crate::error::InitError;
-use crate::target::{Auth, Secret};
 
 /// The headers the transport sets itself: the body's length, type and encoding, the
 /// connection, the host, and remote write's protocol version. A custom one of these would

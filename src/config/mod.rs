@@ -1,24 +1,28 @@
 //! [`PushgatewayBuilder`]: the settings and their defaults, read in [`env`], checked in [`check`].
 
 pub(crate) mod check;
+mod connection;
 mod env;
 mod headers;
 mod signals;
+mod target;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use check::ENV_GROUPING;
 pub use env::*;
 pub use signals::SignalHandling;
+pub use target::Target;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use connection::{connection_setters, ConnectionSettings};
+
 use crate::compression::Compression;
 use crate::registry::Matcher;
 use crate::spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
-use crate::target::{Auth, PushMethod, Secret, Target};
-use crate::transport::TlsConfig;
 use crate::InitError;
 
 /// The endpoint used when none is configured: a Pushgateway on this host, default port.
@@ -95,7 +99,7 @@ enum CiLabels {
 /// | [`spool_dir`](Self::spool_dir) | none: no spool | `PUSHGATEWAY_SPOOL_DIR` |
 /// | [`spool_limits`](Self::spool_limits) | 100 files, 64 MiB | |
 /// | [`remote_write_max_samples`](Self::remote_write_max_samples) | 2,000 | `PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES` |
-/// | [`method`](Self::method) | [`PushMethod::Put`] | |
+/// | [`method`](Self::method) | [`PushMethod::Put`](crate::PushMethod::Put) | |
 /// | [`compression`](Self::compression) | [`Compression::None`] | |
 /// | [`signals`](Self::signals) | [`SignalHandling::PushAndExit`] | |
 /// | [`lifecycle_metrics`](Self::lifecycle_metrics) | on | |
@@ -125,7 +129,7 @@ enum CiLabels {
 ///     Ok(())
 /// }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PushgatewayBuilder {
     pub(crate) targets: Vec<Target>,
     job: String,
@@ -134,11 +138,8 @@ pub struct PushgatewayBuilder {
     pub(crate) interval: Duration,
     pub(crate) push_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
-    auth: Option<Auth>,
-    headers: Vec<(String, Secret)>,
-    allow: Option<Vec<String>>,
-    deny: Vec<String>,
-    pub(crate) method: PushMethod,
+    /// The defaults of every target's own settings.
+    pub(crate) settings: ConnectionSettings,
     pub(crate) compression: Compression,
     pub(crate) format: ExpositionFormat,
     pub(crate) signals: SignalHandling,
@@ -150,51 +151,13 @@ pub struct PushgatewayBuilder {
     pub(crate) enabled: bool,
     pub(crate) buckets: Vec<f64>,
     pub(crate) buckets_for_metric: Vec<(Matcher, Vec<f64>)>,
-    tls: TlsConfig,
-    client_cert: Option<Vec<u8>>,
-    client_key: Option<Secret<Vec<u8>>>,
+    pub(crate) accept_invalid_certs: bool,
     spool_dir: Option<PathBuf>,
     spool_max_files: usize,
     spool_max_bytes: u64,
     pub(crate) remote_write_max_samples: usize,
     /// The listener's address, and the setting or variable that gave it.
     pub(crate) listen: Option<(String, &'static str)>,
-}
-
-impl std::fmt::Debug for PushgatewayBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushgatewayBuilder")
-            .field("targets", &self.targets)
-            .field("job", &self.job)
-            .field("grouping", &self.grouping)
-            .field("global", &self.global)
-            .field("interval", &self.interval)
-            .field("push_timeout", &self.push_timeout)
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("auth", &self.auth)
-            .field("headers", &self.headers)
-            .field("allow", &self.allow)
-            .field("deny", &self.deny)
-            .field("method", &self.method)
-            .field("compression", &self.compression)
-            .field("format", &self.format)
-            .field("signals", &self.signals)
-            .field("lifecycle_metrics", &self.lifecycle_metrics)
-            .field("self_metrics", &self.self_metrics)
-            .field("ci_labels", &self.ci_labels)
-            .field("hostname_label", &self.hostname_label)
-            .field("delete_on_shutdown", &self.delete_on_shutdown)
-            .field("enabled", &self.enabled)
-            .field("buckets", &self.buckets)
-            .field("tls", &self.tls)
-            .field("client_identity", &self.client_cert.is_some())
-            .field("spool_dir", &self.spool_dir)
-            .field("spool_max_files", &self.spool_max_files)
-            .field("spool_max_bytes", &self.spool_max_bytes)
-            .field("remote_write_max_samples", &self.remote_write_max_samples)
-            .field("listen", &self.listen.as_ref().map(|(addr, _)| addr))
-            .finish_non_exhaustive()
-    }
 }
 
 impl PushgatewayBuilder {
@@ -240,11 +203,7 @@ impl PushgatewayBuilder {
             interval: DEFAULT_INTERVAL,
             push_timeout: DEFAULT_PUSH_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            auth: None,
-            headers: Vec::new(),
-            allow: None,
-            deny: Vec::new(),
-            method: PushMethod::Put,
+            settings: ConnectionSettings::default(),
             compression: Compression::None,
             format: ExpositionFormat::Protobuf,
             signals: SignalHandling::PushAndExit,
@@ -256,9 +215,7 @@ impl PushgatewayBuilder {
             enabled: true,
             buckets: DEFAULT_BUCKETS.to_vec(),
             buckets_for_metric: Vec::new(),
-            tls: TlsConfig::default(),
-            client_cert: None,
-            client_key: None,
+            accept_invalid_certs: false,
             spool_dir: None,
             spool_max_files: DEFAULT_SPOOL_MAX_FILES,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
@@ -438,57 +395,6 @@ impl PushgatewayBuilder {
         self
     }
 
-    /// HTTP basic auth. The password never appears in logs, errors or `Debug` output.
-    pub fn basic_auth(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
-        self.auth = Some(Auth::Basic {
-            username: username.into(),
-            password: Secret(password.into()),
-        });
-        self
-    }
-
-    /// A bearer token, sent as `Authorization: Bearer <token>`. Replaces basic auth if both
-    /// are set. The token never appears in logs, errors or `Debug` output.
-    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.auth = Some(Auth::Bearer(Secret(token.into())));
-        self
-    }
-
-    /// Adds an HTTP header to every request (e.g. a tenant header for a proxy). Values are
-    /// treated as secrets: never logged or shown by `Debug`.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), Secret(value.into())));
-        self
-    }
-
-    /// Only the metrics whose names (as sent) match one of `patterns` (`*` for any run of
-    /// characters) are pushed, to every target without an allow list of its own
-    /// ([`Target::allow`]). Recording is unaffected. The lifecycle and the exporter's own
-    /// metrics are filtered like any other: allow `batch_job_*` to keep the lifecycle
-    /// metrics. Environment: `PUSHGATEWAY_ALLOW` (comma-separated).
-    ///
-    /// Patterns are checked at install: metric-name characters and `*` only.
-    pub fn allow<S: Into<String>>(mut self, patterns: impl IntoIterator<Item = S>) -> Self {
-        self.allow = Some(patterns.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// The metrics whose names (as sent) match one of `patterns` are never pushed, to any
-    /// target (a target's own [`Target::deny`] adds to this list; a deny wins over an allow).
-    /// Environment: `PUSHGATEWAY_DENY` (comma-separated).
-    pub fn deny<S: Into<String>>(mut self, patterns: impl IntoIterator<Item = S>) -> Self {
-        self.deny.extend(patterns.into_iter().map(Into::into));
-        self
-    }
-
-    /// The HTTP method of pushes. Default [`PushMethod::Put`]. With lifecycle metrics on, only
-    /// a successful run's final push uses PUT; other pushes are POSTs so that a failed or
-    /// killed run keeps the last success timestamp (see [`lifecycle_metrics`](Self::lifecycle_metrics)).
-    pub fn method(mut self, method: PushMethod) -> Self {
-        self.method = method;
-        self
-    }
-
     /// Compression of request bodies. Default [`Compression::None`].
     pub fn compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
@@ -541,38 +447,11 @@ impl PushgatewayBuilder {
         self
     }
 
-    /// Trusts the CA certificate(s) in `pem` (PEM, one or more `CERTIFICATE` blocks) for the
-    /// gateway's certificate, in addition to the built-in roots: for a gateway whose
-    /// certificate comes from a private CA. May be called several times.
-    ///
-    /// A certificate that no trusted CA signed fails the push with [`PushError::Tls`]; there is
-    /// no fallback to an unverified connection.
-    ///
-    /// [`PushError::Tls`]: crate::PushError::Tls
-    pub fn ca_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
-        self.tls.ca_pem.extend_from_slice(pem.as_ref());
-        self.tls.ca_pem.push(b'\n');
-        self
-    }
-
-    /// The client certificate (chain) and its private key, both PEM, presented for mutual TLS
-    /// (a gateway with `client_auth_type: RequireAndVerifyClientCert`). The key is treated as
-    /// a secret: never logged or shown by `Debug`.
-    pub fn client_identity(
-        mut self,
-        cert_pem: impl Into<Vec<u8>>,
-        key_pem: impl Into<Vec<u8>>,
-    ) -> Self {
-        self.client_cert = Some(cert_pem.into());
-        self.client_key = Some(Secret(key_pem.into()));
-        self
-    }
-
     /// Accepts any certificate from the gateway, without verifying it: anyone between the job
     /// and the gateway can read and change what is pushed, credentials included. For a test
     /// setup only; `install` logs a warning when it is on. Default off.
     pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
-        self.tls.accept_invalid_certs = accept;
+        self.accept_invalid_certs = accept;
         self
     }
 
@@ -630,3 +509,5 @@ impl PushgatewayBuilder {
         self
     }
 }
+
+connection_setters!(PushgatewayBuilder);

@@ -5,10 +5,11 @@ use std::time::Duration;
 use reqwest::Url;
 
 use super::check::*;
+use super::connection::Auth;
 use super::env::*;
 use super::*;
 use crate::log::redact_url;
-use crate::target::{Target, TargetKind};
+use crate::target::{PushMethod, TargetKind};
 use crate::transport::TlsConfig;
 use crate::InitError;
 
@@ -219,6 +220,7 @@ fn headers_from_the_environment() {
     )])
     .unwrap();
     let headers: Vec<(&str, &str)> = b
+        .settings
         .headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.0.as_str()))
@@ -403,7 +405,7 @@ fn environment() {
         ]
     );
     assert!(!b.enabled);
-    assert!(matches!(b.auth, Some(Auth::Basic { .. })));
+    assert!(matches!(b.settings.auth, Some(Auth::Basic { .. })));
 }
 
 #[test]
@@ -1052,13 +1054,13 @@ fn every_list_variable_skips_empty_items() {
     .unwrap();
     let urls: Vec<&str> = b.targets.iter().filter_map(|t| t.url()).collect();
     assert_eq!(urls, ["http://a:9091", "http://b:9091"]);
-    assert_eq!(b.allow.as_deref(), Some(&["a_*".to_owned()][..]));
-    assert_eq!(b.deny, ["b_*"]);
-    assert_eq!(b.headers.len(), 1);
+    assert_eq!(b.settings.allow.as_deref(), Some(&["a_*".to_owned()][..]));
+    assert_eq!(b.settings.deny, ["b_*"]);
+    assert_eq!(b.settings.headers.len(), 1);
     assert_eq!(b.grouping, [("instance".to_owned(), "x".to_owned())]);
     let b = env(&[(ENV_REMOTE_WRITE_URL, "http://rw:9009/api/v1/write,")]).unwrap();
     assert_eq!(b.targets.len(), 1);
     // A list of no items is as if the variable were unset: it does not allow nothing.
     let b = env(&[(ENV_ALLOW, ","), (ENV_DENY, " , ")]).unwrap();
-    assert_eq!((b.allow, b.deny.len()), (None, 0));
+    assert_eq!((b.settings.allow, b.settings.deny.len()), (None, 0));
 }
