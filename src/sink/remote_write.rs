@@ -716,6 +716,17 @@ impl Sink for RemoteWriteSink {
         self.start_replay();
     }
 
+    /// `GET /` of the receiver's origin: a remote-write URL takes writes only (VictoriaMetrics
+    /// reads any request to it as one, and counts an empty one as an error), while the root
+    /// reads nothing and changes nothing (Prometheus answers a redirect, VictoriaMetrics its
+    /// index page).
+    fn warm(&self, every: Option<Duration>, timeout: Duration) {
+        let mut url = self.url.clone();
+        url.set_path("/");
+        url.set_query(None);
+        self.client.warm(url, every, timeout);
+    }
+
     fn encode(
         &mut self,
         snapshot: &Snapshot,
@@ -736,7 +747,7 @@ impl Sink for RemoteWriteSink {
     /// that of the first request the receiver did not take.
     async fn send(
         &mut self,
-        _outcome: Outcome,
+        outcome: Outcome,
         body: &Bytes,
         deadline: Instant,
         budget: Duration,
@@ -745,6 +756,10 @@ impl Sink for RemoteWriteSink {
         use futures_util::StreamExt as _;
         self.failed.clear();
         let client = self.client.get(TargetKind::RemoteWrite, &self.location)?;
+        let hedge = outcome
+            .is_final()
+            .then(|| self.client.hedge(budget))
+            .flatten();
         let started = Instant::now();
         let (url, location, headers) = (&self.url, self.location.as_str(), &self.body_headers);
         in_flight.set(true);
@@ -762,7 +777,8 @@ impl Sink for RemoteWriteSink {
                     let own = Cell::new(false);
                     (
                         i,
-                        http::send(client, &request, deadline, budget, true, &own).await,
+                        http::send_hedged(client, &request, deadline, budget, true, hedge, &own)
+                            .await,
                     )
                 })
                 .buffer_unordered(CONCURRENT_REQUESTS)

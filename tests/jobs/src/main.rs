@@ -586,6 +586,10 @@ fn main() {
         "run" => {
             // A job that runs for TEST_RUN_MS (interval pushes meanwhile), then ends normally.
             record();
+            if std::env::var_os("TEST_FLUSH_FIRST").is_some() {
+                // A push at the start, whose connection then idles while the job works.
+                guard.flush().expect("the first push");
+            }
             ready();
             let ms = std::env::var("TEST_RUN_MS").map_or(1000, |v| v.parse().unwrap());
             std::thread::sleep(Duration::from_millis(ms));
