@@ -249,7 +249,7 @@ impl Client {
     /// gone bad while idle (dropped without a word by a NAT or a load balancer): three times
     /// what the warm-up took on a fresh connection, plus 50 ms, at least [`HEDGE_MIN`] and at
     /// most a quarter of `budget`. `None` before a warm-up succeeded (no pooled connection to
-    /// doubt).
+    /// doubt) and before the client without a pool for the second attempt is built.
     pub(crate) fn hedge(&self, budget: Duration) -> Option<Hedge<'_>> {
         let micros = self.warm_micros.load(Ordering::Relaxed);
         let fresh = self.fresh.get()?;

@@ -220,8 +220,9 @@ fn forward(client: TcpStream, upstream_port: u16, link: Link) {
             );
             std::thread::spawn(move || watch(&shared, idle, close, &c, &u));
         }
-        // What the client sends first arrives one round trip late: the handshake's.
-        let first_due = accepted + link.latency * 2;
+        // What the client sends first arrives one round trip late (the handshake's), on top
+        // of its own way there.
+        let first_due = accepted + link.latency * 3;
         let (c2, u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
         let (s2, l2) = (Arc::clone(&shared), link.clone());
         let up =
