@@ -376,9 +376,10 @@ pub(crate) async fn send(
 
 /// [`send`], and when `hedge` is given, a first attempt still unanswered after
 /// [`Hedge::after`] is raced by the same request on a fresh connection; the first answer of the
-/// two is the attempt's. Meant for requests that the target may take twice: a Pushgateway push (PUT
-/// replaces the group, POST the families the body carries, with the same values), a deletion,
-/// a remote-write request (the same samples at the same timestamps).
+/// two is the attempt's. Meant only for requests that the target may take twice: a
+/// Pushgateway push (PUT replaces the group, POST the families the body carries, with the same
+/// values) or deletion. Never a remote-write request: a receiver without deduplication
+/// (VictoriaMetrics by default) stores the same sample twice.
 pub(crate) async fn send_hedged(
     client: &reqwest::Client,
     request: &Request<'_>,

@@ -337,7 +337,6 @@ impl Sink for PushgatewaySink {
         let mut url = self.endpoint.clone();
         let path = format!("{}/-/healthy", self.endpoint.path().trim_end_matches('/'));
         url.set_path(&path);
-        url.set_query(None);
         self.client.warm(url, every, timeout);
     }
 

@@ -719,11 +719,10 @@ impl Sink for RemoteWriteSink {
     /// `GET /` of the receiver's origin: a remote-write URL takes writes only (VictoriaMetrics
     /// reads any request to it as one, and counts an empty one as an error), while the root
     /// reads nothing and changes nothing (Prometheus answers a redirect, VictoriaMetrics its
-    /// index page).
+    /// index page). The URL's query stays (an access token there goes with every request).
     fn warm(&self, every: Option<Duration>, timeout: Duration) {
         let mut url = self.url.clone();
         url.set_path("/");
-        url.set_query(None);
         self.client.warm(url, every, timeout);
     }
 
@@ -747,7 +746,7 @@ impl Sink for RemoteWriteSink {
     /// that of the first request the receiver did not take.
     async fn send(
         &mut self,
-        outcome: Outcome,
+        _outcome: Outcome,
         body: &Bytes,
         deadline: Instant,
         budget: Duration,
@@ -756,10 +755,6 @@ impl Sink for RemoteWriteSink {
         use futures_util::StreamExt as _;
         self.failed.clear();
         let client = self.client.get(TargetKind::RemoteWrite, &self.location)?;
-        let hedge = outcome
-            .is_final()
-            .then(|| self.client.hedge(budget))
-            .flatten();
         let started = Instant::now();
         let (url, location, headers) = (&self.url, self.location.as_str(), &self.body_headers);
         in_flight.set(true);
@@ -777,8 +772,7 @@ impl Sink for RemoteWriteSink {
                     let own = Cell::new(false);
                     (
                         i,
-                        http::send_hedged(client, &request, deadline, budget, true, hedge, &own)
-                            .await,
+                        http::send(client, &request, deadline, budget, true, &own).await,
                     )
                 })
                 .buffer_unordered(CONCURRENT_REQUESTS)
