@@ -49,6 +49,10 @@
 //!     the ratio ours / min(Go, prometheus); beside each, the same job recording without the
 //!     push (ours: `series-no-push`).
 //!
+//! - `exit_cost` (printed): what a short job's final push costs at exit at a round trip of
+//!   20 ms (a latency proxy), over HTTP and HTTPS, this crate beside client_golang; see
+//!   [`exit_cost`].
+//!
 //!   `PUSH_BENCH_PEER_ROUNDS` sets the rounds of the timing (default 31, after one warm-up
 //!   round). The Go peer is built with `go build` into `target/go-peer` in GOPATH mode
 //!   against Debian's client_golang (`GOPATH=/usr/share/gocode`, or `BENCH_GOPATH`;
@@ -60,7 +64,7 @@
 //! golang-github-prometheus-client-golang-dev`); `scripts/install-bench-deps.sh` installs
 //! what is missing. `PUSH_BENCH_ONLY` runs only the parts it names, comma-separated, of
 //! `push` (render and push), `record`, `init`, `fresh_process`, `targets`, `remote_write`,
-//! `gzip`, `memory` and `peers`: `PUSH_BENCH_ONLY=peers cargo bench --bench push` runs the peers alone.
+//! `gzip`, `memory`, `peers` and `exit_cost`: `PUSH_BENCH_ONLY=peers cargo bench --bench push` runs the peers alone.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -809,14 +813,131 @@ fn peers(_: &mut Criterion) {
     );
 }
 
+/// What a short job's final push costs at exit over a network with a round trip of 20 ms
+/// (`common::proxy::Fault::Latency`: every chunk 10 ms each way, connection set-up one round
+/// trip): a job that records 100 series, works 300 ms and ends; exit cost = median wall time
+/// of the job with its push − the same job without it (ours: `series-no-push`, the exporter
+/// installed and warm-connecting; Go: `-no-push`), over HTTP and over HTTPS (a private CA, the
+/// real Pushgateway with `--web.config.file`), this crate beside client_golang, interleaved.
+/// `PUSH_BENCH_EXIT_ROUNDS` sets the rounds (default 9, after one warm-up round).
+fn exit_cost(_: &mut Criterion) {
+    use common::proxy::{Fault, Proxy};
+    use common::tls::{write, Ca};
+    const ONE_WAY: Duration = Duration::from_millis(10);
+    let rtt = (ONE_WAY * 2).as_secs_f64();
+    let rounds: usize = std::env::var("PUSH_BENCH_EXIT_ROUNDS")
+        .map_or(9, |v| v.parse().expect("PUSH_BENCH_EXIT_ROUNDS: a number"));
+    let go = go_peer_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("bench CA");
+    let (cert, key) = ca.sign(&["127.0.0.1", "localhost"]);
+    let ca_file = write(dir.path(), "ca.pem", &ca.cert_pem);
+    let web_config = write(
+        dir.path(),
+        "web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            write(dir.path(), "server.pem", &cert).display(),
+            write(dir.path(), "server.key", &key).display(),
+        ),
+    );
+    let ca_text = ca_file.to_str().unwrap().to_owned();
+    for scheme in ["http", "https"] {
+        // A gateway and a latency proxy of its own for each side.
+        let gateway = || match scheme {
+            "http" => Pushgateway::start(),
+            _ => Pushgateway::start_secured(
+                &web_config,
+                "https",
+                reqwest::blocking::Client::builder()
+                    .use_rustls_tls()
+                    .add_root_certificate(
+                        reqwest::Certificate::from_pem(ca.cert_pem.as_bytes()).unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            ),
+        };
+        let (ours_gw, go_gw) = (gateway(), gateway());
+        let ours_proxy = Proxy::start(ours_gw.port, Fault::Latency(ONE_WAY));
+        let go_proxy = Proxy::start(go_gw.port, Fault::Latency(ONE_WAY));
+        let url = |proxy: &Proxy| proxy.url.replacen("http", scheme, 1);
+        let (ours_url, go_url) = (url(&ours_proxy), url(&go_proxy));
+        let cases = [
+            (Side::Ours, true),
+            (Side::Ours, false),
+            (Side::Go, true),
+            (Side::Go, false),
+        ];
+        let times = Runs::measure(&cases, 1, rounds, |side, push| {
+            let env = [
+                ("TEST_SERIES", "100"),
+                ("TEST_WORK_MS", "300"),
+                ("PUSHGATEWAY_INTERVAL", "off"),
+                ("PUSHGATEWAY_CA_FILE", ca_text.as_str()),
+            ];
+            let cmd = match side {
+                Side::Go => {
+                    let mut cmd = Command::new(go);
+                    if !push {
+                        cmd.arg("-no-push");
+                    }
+                    cmd.arg("bench_exit")
+                        .envs(env)
+                        .env("SSL_CERT_FILE", &ca_file)
+                        .env("PUSHGATEWAY_URL", &go_url);
+                    cmd
+                }
+                _ => {
+                    let scenario = if push {
+                        "series-1000"
+                    } else {
+                        "series-no-push"
+                    };
+                    job(&ours_url, scenario, "bench_exit", &env)
+                }
+            };
+            wall_time(cmd).as_secs_f64()
+        });
+        println!(
+            "exit_cost: {scheme}, RTT {:.0} ms, a job of 100 series that works 300 ms: wall \
+             time with its push / without -> exit cost (medians of {rounds} interleaved \
+             rounds; in brackets the quartiles of the round-by-round differences)",
+            rtt * 1e3
+        );
+        let cost = |side: Side| {
+            let (added, q1, q3) = times.added((side, true), (side, false));
+            println!(
+                "exit_cost:   {:<30} {:>7.1} ms / {:>7.1} ms -> {:>6.1} ms = {:.2} RTT \
+                 [{:.1} .. {:.1}]",
+                side.name(),
+                times.median(side, true) * 1e3,
+                times.median(side, false) * 1e3,
+                added * 1e3,
+                added / rtt,
+                q1 * 1e3,
+                q3 * 1e3,
+            );
+            added
+        };
+        let (ours, go) = (cost(Side::Ours), cost(Side::Go));
+        println!(
+            "exit_cost: {scheme}: ours/Go {}; ours {} 1.5 RTT",
+            ratio(ours, go),
+            if ours <= 1.5 * rtt { "≤" } else { "> (over)" }
+        );
+    }
+}
+
 fn main() {
     // The peers first: their peak memory is each child's `ru_maxrss`, which on Linux starts
     // from this process's resident size when the child is forked, so it is measured while this
     // process is small. Then the pushes, so that the installed recorder holds only the pushed
     // series (and the lifecycle metrics) when they are measured.
     type Part = (&'static str, fn(&mut Criterion));
-    let parts: [Part; 9] = [
+    let parts: [Part; 10] = [
         ("peers", peers),
+        ("exit_cost", exit_cost),
         ("push", render_and_push),
         ("record", record),
         ("init", init),

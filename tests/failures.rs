@@ -75,7 +75,7 @@ async fn gateway_answering_503_is_retried_until_the_deadline() {
         .mount(&server)
         .await;
     assert_bounded_failure(&server.uri(), "answered 503");
-    let requests = server.received_requests().await.unwrap();
+    let requests = without_warm_up(server.received_requests().await.unwrap());
     assert!(requests.len() >= 3, "retried: {} requests", requests.len());
     // Backoff: not a storm (50 ms doubling to 2 s within 1 s is at most about 6 attempts).
     assert!(requests.len() <= 8, "{} requests", requests.len());
@@ -97,7 +97,7 @@ async fn answers_503_503_200_end_in_success() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok Some(200)\n");
     assert_eq!(out.status.code(), Some(0), "the job's own status");
     assert!(elapsed < SHUTDOWN + MARGIN, "took {elapsed:?}");
-    let requests = server.received_requests().await.unwrap();
+    let requests = without_warm_up(server.received_requests().await.unwrap());
     assert_eq!(requests.len(), 3);
     let body = String::from_utf8_lossy(&requests[2].body).into_owned();
     assert!(body.contains("records_total 500\n"), "{body}");
@@ -136,7 +136,7 @@ async fn client_errors_are_not_retried_and_keep_no_secret() {
             server.uri()
         )
     );
-    let requests = server.received_requests().await.unwrap();
+    let requests = without_warm_up(server.received_requests().await.unwrap());
     assert_eq!(requests.len(), 1, "a 401 is not retried");
     // base64("ci:hunter2-secret")
     assert_eq!(
@@ -215,7 +215,7 @@ async fn the_final_push_is_the_last_request() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let requests = server.received_requests().await.unwrap();
+    let requests = without_warm_up(server.received_requests().await.unwrap());
     assert!(
         requests.len() >= 2,
         "interval pushes ran: {}",

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::prometheus::Prometheus;
 use common::victoria::{VictoriaMetrics, VmAgent};
-use common::{job_bin_for, run_job, stderr, with_env, Build};
+use common::{job_bin_for, run_job, stderr, with_env, without_warm_up, Build};
 use prost::Message as _;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -284,9 +284,11 @@ fn flush_against_with(
     ];
     all.extend_from_slice(env);
     let (out, _) = run_job(false, "flush", "mocked", &[], &all);
-    let requests = runtime
-        .block_on(server.received_requests())
-        .unwrap_or_default();
+    let requests = without_warm_up(
+        runtime
+            .block_on(server.received_requests())
+            .unwrap_or_default(),
+    );
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         requests,
@@ -903,7 +905,7 @@ fn what_describe_declares_goes_as_remote_write_metadata() {
         ],
     );
     assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
-    let requests = runtime.block_on(server.received_requests()).unwrap();
+    let requests = without_warm_up(runtime.block_on(server.received_requests()).unwrap());
     assert!(requests.len() > 3, "{}", requests.len());
     let mut seen = std::collections::BTreeMap::new();
     for request in &requests {

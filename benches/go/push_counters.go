@@ -6,7 +6,8 @@
 //
 //	push_counters [-no-push] [job]
 //
-// N comes from TEST_SERIES (default 1000), as for the Rust test jobs. With -no-push (or
+// N comes from TEST_SERIES (default 1000), as for the Rust test jobs; the job works (sleeps)
+// TEST_WORK_MS milliseconds after recording, when set. With -no-push (or
 // TEST_NO_PUSH set) the job records the same series and exits without pushing: the bench
 // takes the difference of the two.
 //
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/push"
@@ -48,6 +50,14 @@ func main() {
 	reg.MustRegister(counters)
 	for i := 0; i < n; i++ {
 		counters.WithLabelValues(strconv.Itoa(i)).Inc()
+	}
+	if v := os.Getenv("TEST_WORK_MS"); v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "TEST_WORK_MS=%q: %v\n", v, err)
+			os.Exit(2)
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
 	}
 	if *noPush {
 		return

@@ -157,6 +157,13 @@ impl<S: Sink> Pusher<S> {
     /// background work in between.
     async fn run(mut self, mut rx: UnboundedReceiver<Command>) {
         let start = tokio::time::Instant::now();
+        // The connection is made now, while the job works, and made again before it could go
+        // stale when no interval push keeps it in use.
+        let rewarm = match self.interval {
+            Some(interval) if interval <= crate::sink::http::REWARM => None,
+            _ => Some(crate::sink::http::REWARM),
+        };
+        self.sink.warm(rewarm, self.push_timeout);
         let mut next_push = self.interval.map(|i| start + i);
         let mut stashed: Option<Command> = None;
         loop {

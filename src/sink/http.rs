@@ -5,7 +5,11 @@
 //! and connection errors, never follow a redirect), the remote-write 1.0 specification (retry
 //! 5xx and 429, never another 4xx).
 
+pub(crate) use super::answer::is_retryable;
+use super::answer::{retry_after, shown_body, tls_refusal, transport_cause, with_note};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -25,6 +29,29 @@ const LAST_ATTEMPT: Duration = Duration::from_millis(100);
 /// How many bytes of an error answer are kept in [`PushError::Status`].
 const MAX_ERROR_BODY: usize = 1024;
 
+/// How long an idle connection stays in the client's pool: below the idle timeouts of common
+/// load balancers and proxies (AWS ALB 60 s, nginx `keepalive_timeout` 75 s, Go's
+/// `http.Server` with `IdleTimeout`), so that a pooled connection is closed by this side first.
+pub(crate) const POOL_IDLE: Duration = Duration::from_secs(30);
+
+/// Idle time after which the kernel sends TCP keep-alive probes, and between probes; after
+/// [`KEEPALIVE_RETRIES`] unanswered probes the connection is dropped. The probes also keep a
+/// NAT's mapping of an idle connection alive.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// How often the warm-up is repeated when no interval push keeps the connection in use: well
+/// before [`POOL_IDLE`] expires and before an idle timeout of 30 s along the way.
+pub(crate) const REWARM: Duration = Duration::from_secs(20);
+
+/// At most this many bytes of a warm-up's answer are read; a longer answer's connection is
+/// closed rather than pooled.
+const MAX_WARM_BODY: usize = 64 * 1024;
+
+/// A final push with no answer after this long on its first attempt (at least) also goes out
+/// on a fresh connection: see [`Client::hedge`].
+const HEDGE_MIN: Duration = Duration::from_millis(200);
+
 /// Builds the HTTP client: default headers (auth), TLS, no redirects.
 ///
 /// For a plain `http://` endpoint the built-in root certificates are not loaded: the client
@@ -35,12 +62,28 @@ pub(crate) fn build_client(
     headers: &HeaderMap,
     tls: &TlsConfig,
 ) -> Result<reqwest::Client, String> {
+    build(endpoint, headers, tls, true)
+}
+
+/// [`build_client`], with a pool of idle connections when `pooled`, or none (every request on
+/// a fresh connection).
+fn build(
+    endpoint: &Url,
+    headers: &HeaderMap,
+    tls: &TlsConfig,
+    pooled: bool,
+) -> Result<reqwest::Client, String> {
     let builder = reqwest::Client::builder()
         // Also when another crate in the build turns on reqwest's `http2` feature: over
         // HTTP/2 a gateway's TLS alert surfaces as "connection closed".
         .http1_only()
         .default_headers(headers.clone())
         .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(if pooled { usize::MAX } else { 0 })
+        .tcp_keepalive(KEEPALIVE)
+        .tcp_keepalive_interval(KEEPALIVE)
+        .tcp_keepalive_retries(KEEPALIVE_RETRIES)
         .user_agent(concat!(
             env!("CARGO_PKG_NAME"),
             "/",
@@ -84,11 +127,21 @@ fn with_tls(
 
 /// The HTTP client of one target, built on the pusher thread by [`start`](Self::start) (TLS
 /// roots and all), so that `install()` never waits for it.
+///
+/// The client keeps its connections in reqwest's pool ([`POOL_IDLE`], TCP keep-alive):
+/// [`warm`](Self::warm) opens one before the first push, so that interval pushes and the final
+/// push find it ready.
 pub(crate) struct Client {
     url: Url,
     headers: HeaderMap,
     tls: TlsConfig,
     built: Option<Result<reqwest::Client, String>>,
+    /// How long the last successful warm-up on a fresh connection took (connect, TLS
+    /// handshake, request and answer), in microseconds; 0 before one succeeded.
+    warm_micros: Arc<AtomicU64>,
+    /// A client without a pool, for the second attempt of a hedged request: built in the
+    /// background after the first warm-up.
+    fresh: Arc<OnceLock<reqwest::Client>>,
 }
 
 impl Client {
@@ -99,6 +152,8 @@ impl Client {
             headers,
             tls,
             built: None,
+            warm_micros: Arc::new(AtomicU64::new(0)),
+            fresh: Arc::new(OnceLock::new()),
         }
     }
 
@@ -130,6 +185,96 @@ impl Client {
             )),
         }
     }
+
+    /// Opens a connection to the target in the background of the pusher thread's runtime
+    /// and leaves it in the client's pool: the name is resolved, the TCP connection made, the
+    /// TLS handshake done, and `GET url` (a request that changes nothing at the target) sent
+    /// and its answer read, whatever its status. Repeated every `every`, if given, so that an
+    /// idle job's connection never stays unused long enough to be dropped along the way.
+    ///
+    /// Each warm-up is bounded by `timeout`; one that fails or times out says nothing and
+    /// leaves nothing in the pool (a connection whose answer was not read is closed), and is
+    /// not retried before the next period. Must be called inside the runtime.
+    pub(crate) fn warm(&self, url: Url, every: Option<Duration>, timeout: Duration) {
+        let Some(Ok(client)) = &self.built else {
+            return;
+        };
+        let client = client.clone();
+        let warm_micros = Arc::clone(&self.warm_micros);
+        let fresh = Arc::clone(&self.fresh);
+        let (endpoint, headers, tls) = (self.url.clone(), self.headers.clone(), self.tls.clone());
+        tokio::spawn(async move {
+            loop {
+                let started = Instant::now();
+                if let Ok(true) = tokio::time::timeout(timeout, warm_once(&client, &url)).await {
+                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    // The first one made the connection; later ones mostly reuse it.
+                    let _ = warm_micros.compare_exchange(
+                        0,
+                        micros.max(1),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                if fresh.get().is_none() {
+                    if let Ok(built) = build(&endpoint, &headers, &tls, false) {
+                        let _ = fresh.set(built);
+                    }
+                }
+                let Some(every) = every else { return };
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    /// How long the first attempt of a final push may go unanswered before the same request
+    /// goes out as well on a fresh connection, for a push that may find a pooled connection
+    /// gone bad while idle (dropped without a word by a NAT or a load balancer): three times
+    /// what the warm-up took on a fresh connection, plus 50 ms, at least [`HEDGE_MIN`] and at
+    /// most a quarter of `budget`. `None` before a warm-up succeeded (no pooled connection to
+    /// doubt) and before the client without a pool for the second attempt is built.
+    pub(crate) fn hedge(&self, budget: Duration) -> Option<Hedge<'_>> {
+        let micros = self.warm_micros.load(Ordering::Relaxed);
+        let fresh = self.fresh.get()?;
+        if micros == 0 {
+            return None;
+        }
+        let after = Duration::from_micros(micros) * 3 + Duration::from_millis(50);
+        Some(Hedge {
+            after: after.max(HEDGE_MIN).min(budget / 4),
+            fresh,
+        })
+    }
+}
+
+/// When and how a request still unanswered goes out a second time.
+#[derive(Clone, Copy)]
+pub(crate) struct Hedge<'a> {
+    /// How long the first attempt may go unanswered.
+    pub(crate) after: Duration,
+    /// The client of the second attempt: a fresh connection, never one from the pool.
+    pub(crate) fresh: &'a reqwest::Client,
+}
+
+/// One warm-up request: whether it was answered and its whole answer read (the connection
+/// then goes back to the pool).
+async fn warm_once(client: &reqwest::Client, url: &Url) -> bool {
+    let Ok(mut response) = client.get(url.clone()).send().await else {
+        return false;
+    };
+    let mut read = 0;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                read += chunk.len();
+                if read > MAX_WARM_BODY {
+                    return false;
+                }
+            }
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
 }
 
 /// The outcome of one attempt.
@@ -138,49 +283,6 @@ enum Attempt {
     /// Worth another attempt; not before the time the target asked for with `Retry-After`.
     Retry(PushError, Option<Duration>),
     Fail(PushError),
-}
-
-/// At most this many characters of an error answer's body are shown, on one line.
-const SHOWN_BODY: usize = 300;
-
-/// An error answer's body as shown: whitespace runs (newlines too) as one space, at most
-/// [`SHOWN_BODY`] characters.
-fn shown_body(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::new();
-    for (i, word) in text.split_whitespace().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.chars().count() > SHOWN_BODY {
-            let cut = out
-                .char_indices()
-                .nth(SHOWN_BODY)
-                .map_or(out.len(), |(at, _)| at);
-            out.truncate(cut);
-            out.push_str("...");
-            break;
-        }
-    }
-    out
-}
-
-/// How long `Retry-After` asks to wait: delay-seconds or an HTTP date (RFC 9110, 10.2.3).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 /// One request to a target: where, how and what.
@@ -209,6 +311,24 @@ pub(crate) async fn send(
     retry: bool,
     in_flight: &Cell<bool>,
 ) -> Result<PushReport, PushError> {
+    send_hedged(client, request, deadline, budget, retry, None, in_flight).await
+}
+
+/// [`send`], and when `hedge` is given, a first attempt still unanswered after
+/// [`Hedge::after`] is raced by the same request on a fresh connection; the first answer of the
+/// two is the attempt's. Meant only for requests that the target may take twice: a
+/// Pushgateway push (PUT replaces the group, POST the families the body carries, with the same
+/// values) or deletion. Never a remote-write request: a receiver without deduplication
+/// (VictoriaMetrics by default) stores the same sample twice.
+pub(crate) async fn send_hedged(
+    client: &reqwest::Client,
+    request: &Request<'_>,
+    deadline: Instant,
+    budget: Duration,
+    retry: bool,
+    hedge: Option<Hedge<'_>>,
+    in_flight: &Cell<bool>,
+) -> Result<PushReport, PushError> {
     let start = Instant::now();
     let mut backoff = ExponentialBuilder::new()
         .with_min_delay(Duration::from_millis(50))
@@ -233,8 +353,12 @@ pub(crate) async fn send(
         }
         attempts += 1;
         in_flight.set(true);
-        let attempt =
-            tokio::time::timeout_at(deadline.into(), attempt(client, request, attempts)).await;
+        let hedge = if attempts == 1 { hedge } else { None };
+        let attempt = tokio::time::timeout_at(
+            deadline.into(),
+            hedged_attempt(client, request, attempts, hedge),
+        )
+        .await;
         in_flight.set(false);
         let err = match attempt {
             Err(_elapsed) => return Err(timed_out(attempts, last)),
@@ -277,6 +401,42 @@ pub(crate) async fn send(
         tracing::debug!(url = %request.url_text, error = %err, ?delay, "push failed, retrying");
         last = Some(err);
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// One attempt, raced after `hedge` by a second one on a fresh connection; a second one is
+/// made only once, and an attempt that failed in a way worth retrying leaves the answer to the
+/// other one.
+async fn hedged_attempt(
+    client: &reqwest::Client,
+    request: &Request<'_>,
+    attempts: u32,
+    hedge: Option<Hedge<'_>>,
+) -> Attempt {
+    let first = attempt(client, request, attempts);
+    let Some(hedge) = hedge else {
+        return first.await;
+    };
+    tokio::pin!(first);
+    if let Ok(done) = tokio::time::timeout(hedge.after, &mut first).await {
+        return done;
+    }
+    tracing::debug!(
+        url = %request.url_text,
+        after = ?hedge.after,
+        "no answer yet: the request goes out on a fresh connection too"
+    );
+    let second = attempt(hedge.fresh, request, attempts);
+    tokio::pin!(second);
+    tokio::select! {
+        done = &mut first => match done {
+            Attempt::Retry(..) => second.await,
+            done => done,
+        },
+        done = &mut second => match done {
+            Attempt::Retry(..) => first.await,
+            done => done,
+        },
     }
 }
 
@@ -355,26 +515,6 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
     }
 }
 
-/// `err` with `note` added to what it says.
-fn with_note(err: PushError, note: &str) -> PushError {
-    match err {
-        PushError::Status {
-            target,
-            url,
-            status,
-            body,
-            attempts,
-        } => PushError::Status {
-            target,
-            url,
-            status,
-            body: format!("{body} ({note})"),
-            attempts,
-        },
-        other => other,
-    }
-}
-
 /// Reads at most `cap` bytes of an answer's body; the rest is never read (dropping the
 /// response closes the connection), so that a huge or endless error body costs nothing.
 async fn read_capped(
@@ -389,77 +529,6 @@ async fn read_capped(
         }
     }
     Ok(out)
-}
-
-/// Whether a request `target` answered with `status` may succeed later: 5xx and 429 Too Many
-/// Requests, and from a Pushgateway also 408 Request Timeout. The remote-write specification
-/// asks senders to retry 5xx and 429 only, never another 4xx: a receiver refuses the same
-/// samples again (out of order, invalid labels).
-pub(crate) fn is_retryable(target: TargetKind, status: StatusCode) -> bool {
-    status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || (status == StatusCode::REQUEST_TIMEOUT && target == TargetKind::Pushgateway)
-}
-
-/// Whether `err` is a TLS failure that retrying cannot fix (a certificate not trusted, a
-/// handshake the gateway refused), with a hint for the configuration to look at.
-#[cfg(not(feature = "tls"))]
-fn tls_refusal(_: &reqwest::Error) -> Option<&'static str> {
-    None
-}
-
-#[cfg(feature = "tls")]
-fn tls_refusal(err: &reqwest::Error) -> Option<&'static str> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        // `io::Error` hides the error it wraps from `source()`, and may wrap another one.
-        let mut candidate = e;
-        loop {
-            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(tls_hint(tls));
-            }
-            match candidate
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-            {
-                Some(inner) => candidate = inner,
-                None => break,
-            }
-        }
-        source = e.source();
-    }
-    None
-}
-
-#[cfg(feature = "tls")]
-fn tls_hint(err: &rustls::Error) -> &'static str {
-    use rustls::{AlertDescription, CertificateError, Error};
-    match err {
-        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            " (the gateway's certificate is not signed by a trusted CA: give its CA with \
-             ca_certificate or PUSHGATEWAY_CA_FILE)"
-        }
-        Error::InvalidCertificate(_) => " (the gateway's certificate was refused)",
-        Error::AlertReceived(
-            AlertDescription::CertificateRequired
-            | AlertDescription::BadCertificate
-            | AlertDescription::HandshakeFailure,
-        ) => {
-            " (the gateway requires a client certificate it trusts: give one with \
-             client_identity or PUSHGATEWAY_CLIENT_CERT_FILE and PUSHGATEWAY_CLIENT_KEY_FILE)"
-        }
-        Error::AlertReceived(_) => " (the gateway refused the TLS handshake)",
-        _ => "",
-    }
-}
-
-/// The cause of a transport error without reqwest's own "error sending request for url (...)"
-/// prefix, which repeats the URL.
-fn transport_cause(err: &reqwest::Error) -> String {
-    match std::error::Error::source(err) {
-        Some(source) => chain(source),
-        None => err.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! HTTP transport ([`http`]); the Pushgateway protocol's URLs in [`group`], the replay of its
 //! spooled pushes in [`replay`].
 
+mod answer;
 pub(crate) mod group;
 pub(crate) mod http;
 pub(crate) mod pushgateway;
@@ -41,6 +42,12 @@ pub(crate) trait Sink {
     /// Prepares the sink on the pusher thread, before its first push: the HTTP client, the
     /// spool and its metrics (registered in `registry` when `self_metrics`).
     fn start(&mut self, registry: &Arc<Registry>, self_metrics: bool);
+
+    /// Opens the connection to the target ahead of the first push, in the background of the
+    /// pusher thread's runtime, sending nothing that changes anything there; again every
+    /// `every` if given; each try bounded by `timeout`, silent when it fails. A target that
+    /// is not reached over HTTP does nothing.
+    fn warm(&self, _every: Option<Duration>, _timeout: Duration) {}
 
     /// Encodes `snapshot` as this target takes it, into `buf` (a cleared buffer of an earlier
     /// push, to be reused) or a buffer of its own.

@@ -335,6 +335,15 @@ impl Sink for PushgatewaySink {
         self.start_replay();
     }
 
+    /// `GET {endpoint}/-/healthy`: Pushgateway's health check (1.5.1 answers `200 OK`),
+    /// which reads nothing and changes nothing, behind the same path prefix as the pushes.
+    fn warm(&self, every: Option<Duration>, timeout: Duration) {
+        let mut url = self.endpoint.clone();
+        let path = format!("{}/-/healthy", self.endpoint.path().trim_end_matches('/'));
+        url.set_path(&path);
+        self.client.warm(url, every, timeout);
+    }
+
     fn encode(
         &mut self,
         snapshot: &Snapshot,
@@ -378,7 +387,11 @@ impl Sink for PushgatewaySink {
             &self.body_headers,
             body.clone(),
         );
-        http::send(client, &request, deadline, budget, true, in_flight).await
+        let hedge = outcome
+            .is_final()
+            .then(|| self.client.hedge(budget))
+            .flatten();
+        http::send_hedged(client, &request, deadline, budget, true, hedge, in_flight).await
     }
 
     fn settle(
@@ -421,7 +434,17 @@ impl Sink for PushgatewaySink {
     ) -> Result<PushReport, PushError> {
         let client = self.client.get(TargetKind::Pushgateway, &self.location)?;
         let request = Request::delete(&self.url, &self.location);
-        http::send(client, &request, deadline, budget, true, &Cell::new(false)).await
+        let hedge = self.client.hedge(budget);
+        http::send_hedged(
+            client,
+            &request,
+            deadline,
+            budget,
+            true,
+            hedge,
+            &Cell::new(false),
+        )
+        .await
     }
 
     fn keeps_failed(&self) -> bool {

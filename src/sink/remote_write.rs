@@ -716,6 +716,16 @@ impl Sink for RemoteWriteSink {
         self.start_replay();
     }
 
+    /// `GET /` of the receiver's origin: a remote-write URL takes writes only (VictoriaMetrics
+    /// reads any request to it as one, and counts an empty one as an error), while the root
+    /// reads nothing and changes nothing (Prometheus answers a redirect, VictoriaMetrics its
+    /// index page). The URL's query stays (an access token there goes with every request).
+    fn warm(&self, every: Option<Duration>, timeout: Duration) {
+        let mut url = self.url.clone();
+        url.set_path("/");
+        self.client.warm(url, every, timeout);
+    }
+
     fn encode(
         &mut self,
         snapshot: &Snapshot,

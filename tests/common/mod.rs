@@ -398,6 +398,15 @@ pub fn start_job(abort: bool, scenario: &str, job: &str, env: &[(&str, &str)]) -
     Job { child, started }
 }
 
+/// The requests a mock target received, without the warm-up that opens the connection
+/// (`GET /-/healthy` of a gateway, `GET /` of a remote-write receiver): the pushes alone.
+pub fn without_warm_up(requests: Vec<wiremock::Request>) -> Vec<wiremock::Request> {
+    requests
+        .into_iter()
+        .filter(|r| r.method.as_str() != "GET")
+        .collect()
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -1,11 +1,13 @@
 //! A loopback TCP proxy in front of a real gateway that can delay, reset or blackhole
-//! connections, switched while a job runs.
+//! connections, add latency to every chunk, and close or silently stall connections left
+//! idle, switched while a job runs.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the proxy does with a new connection.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,6 +22,16 @@ pub enum Fault {
     Blackhole,
     /// Reset the next `n` connections, then forward.
     ResetFirst(usize),
+    /// Forward it, every chunk delayed this long each way (a round trip of twice that), and
+    /// what the client sends first held one more round trip, as a TCP handshake would.
+    Latency(Duration),
+    /// Forward it; once no byte has crossed it either way for this long, close both sides
+    /// (FIN), as a load balancer's idle timeout does.
+    CloseIdle(Duration),
+    /// Forward it; once no byte has crossed it either way for this long, stop forwarding
+    /// without a word: what either side sends from then on is dropped and the connection
+    /// stays open, as behind a NAT that forgot it.
+    StallIdle(Duration),
 }
 
 pub struct Proxy {
@@ -27,6 +39,7 @@ pub struct Proxy {
     fault: Arc<Mutex<Fault>>,
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proxy {
@@ -37,10 +50,12 @@ impl Proxy {
         let fault = Arc::new(Mutex::new(fault));
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (f, c, r) = (
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (f, c, r, l) = (
             Arc::clone(&fault),
             Arc::clone(&connections),
             Arc::clone(&requests),
+            Arc::clone(&lines),
         );
         std::thread::spawn(move || {
             let mut held = Vec::new();
@@ -61,11 +76,44 @@ impl Proxy {
                         mode
                     }
                 };
+                let link = Link {
+                    counted: Counted {
+                        requests: Arc::clone(&r),
+                        lines: Arc::clone(&l),
+                    },
+                    ..Link::default()
+                };
                 match mode {
                     Fault::Reset | Fault::ResetFirst(_) => reset(client),
                     Fault::Blackhole => held.push(client),
-                    Fault::Pass => forward(client, upstream_port, Duration::ZERO, &r),
-                    Fault::Delay(d) => forward(client, upstream_port, d, &r),
+                    Fault::Pass => forward(client, upstream_port, link),
+                    Fault::Delay(d) => forward(
+                        client,
+                        upstream_port,
+                        Link {
+                            before_connect: d,
+                            ..link
+                        },
+                    ),
+                    Fault::Latency(d) => {
+                        forward(client, upstream_port, Link { latency: d, ..link })
+                    }
+                    Fault::CloseIdle(d) => forward(
+                        client,
+                        upstream_port,
+                        Link {
+                            idle: Some((d, true)),
+                            ..link
+                        },
+                    ),
+                    Fault::StallIdle(d) => forward(
+                        client,
+                        upstream_port,
+                        Link {
+                            idle: Some((d, false)),
+                            ..link
+                        },
+                    ),
                 }
             }
         });
@@ -74,6 +122,7 @@ impl Proxy {
             fault,
             connections,
             requests,
+            lines,
         }
     }
 
@@ -84,6 +133,11 @@ impl Proxy {
     /// HTTP/1.1 requests forwarded so far (request lines seen).
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The request lines forwarded so far (`GET /-/healthy HTTP/1.1`), in order.
+    pub fn request_lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
     }
 
     /// Connections accepted so far.
@@ -120,39 +174,143 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-fn forward(client: TcpStream, upstream_port: u16, delay: Duration, requests: &Arc<AtomicUsize>) {
-    let requests = Arc::clone(requests);
+/// Where a forwarded connection's requests are counted.
+#[derive(Default, Clone)]
+struct Counted {
+    requests: Arc<AtomicUsize>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+/// How one connection is forwarded.
+#[derive(Default, Clone)]
+struct Link {
+    counted: Counted,
+    /// Wait this long before connecting upstream.
+    before_connect: Duration,
+    /// Delay of every chunk, each way.
+    latency: Duration,
+    /// After this long without a byte either way: close (true) or stall (false).
+    idle: Option<(Duration, bool)>,
+}
+
+/// What the two directions of a connection share.
+struct Shared {
+    last: Mutex<Instant>,
+    stalled: AtomicBool,
+    ended: AtomicBool,
+}
+
+fn forward(client: TcpStream, upstream_port: u16, link: Link) {
     std::thread::spawn(move || {
-        std::thread::sleep(delay);
+        let accepted = Instant::now();
+        std::thread::sleep(link.before_connect);
         let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
             return reset(client);
         };
+        let shared = Arc::new(Shared {
+            last: Mutex::new(Instant::now()),
+            stalled: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+        });
+        if let Some((idle, close)) = link.idle {
+            let (shared, c, u) = (
+                Arc::clone(&shared),
+                client.try_clone().unwrap(),
+                upstream.try_clone().unwrap(),
+            );
+            std::thread::spawn(move || watch(&shared, idle, close, &c, &u));
+        }
+        // What the client sends first arrives one round trip late (the handshake's), on top
+        // of its own way there.
+        let first_due = accepted + link.latency * 3;
         let (c2, u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-        let up = std::thread::spawn(move || pump(c2, u2, Some(&requests)));
-        pump(upstream, client, None);
+        let (s2, l2) = (Arc::clone(&shared), link.clone());
+        let up =
+            std::thread::spawn(move || pump(c2, u2, Some(&l2.counted), l2.latency, first_due, &s2));
+        pump(upstream, client, None, link.latency, accepted, &shared);
         let _ = up.join();
+        shared.ended.store(true, Ordering::SeqCst);
     });
 }
 
-/// Copies `from` to `to`; counts request lines (`... HTTP/1.1\r\n`) into `requests`.
-fn pump(mut from: TcpStream, mut to: TcpStream, requests: Option<&AtomicUsize>) {
+/// Closes or stalls the connection once it has been idle for `idle`.
+fn watch(shared: &Shared, idle: Duration, close: bool, client: &TcpStream, upstream: &TcpStream) {
+    while !shared.ended.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+        if shared.last.lock().unwrap().elapsed() < idle {
+            continue;
+        }
+        if close {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = upstream.shutdown(Shutdown::Both);
+        } else {
+            shared.stalled.store(true, Ordering::SeqCst);
+        }
+        return;
+    }
+}
+
+/// Copies `from` to `to`, each chunk `latency` later and none before `first_due`; counts
+/// request lines (`... HTTP/1.1\r\n`) into `counted`; drops everything once the connection
+/// is stalled.
+fn pump(
+    mut from: TcpStream,
+    to: TcpStream,
+    counted: Option<&Counted>,
+    latency: Duration,
+    first_due: Instant,
+    shared: &Shared,
+) {
+    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = std::thread::spawn(move || {
+        let mut to = to;
+        for (due, chunk) in rx {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _: io::Result<()> = to.shutdown(Shutdown::Write);
+    });
     let mut buf = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if let Some(r) = requests {
-                    let lines = buf[..n]
-                        .windows(10)
-                        .filter(|w| w == b"HTTP/1.1\r\n")
-                        .count();
-                    r.fetch_add(lines, Ordering::SeqCst);
+                if shared.stalled.load(Ordering::SeqCst) {
+                    continue;
                 }
-                if to.write_all(&buf[..n]).is_err() {
+                *shared.last.lock().unwrap() = Instant::now();
+                if let Some(counted) = counted {
+                    count(&buf[..n], counted);
+                }
+                let due = (Instant::now() + latency).max(first_due);
+                if tx.send((due, buf[..n].to_vec())).is_err() {
                     break;
                 }
             }
         }
     }
-    let _: io::Result<()> = to.shutdown(Shutdown::Write);
+    if shared.stalled.load(Ordering::SeqCst) {
+        // Silent to the end: the other side hears nothing, not even a close.
+        std::mem::forget(tx);
+        std::mem::forget(writer);
+        return;
+    }
+    drop(tx);
+    let _ = writer.join();
+}
+
+/// Counts the request lines in `chunk` and keeps them.
+fn count(chunk: &[u8], counted: &Counted) {
+    let text = String::from_utf8_lossy(chunk);
+    for line in text.split("\r\n") {
+        if line.ends_with(" HTTP/1.1") {
+            counted.requests.fetch_add(1, Ordering::SeqCst);
+            counted.lines.lock().unwrap().push(line.to_owned());
+        }
+    }
 }

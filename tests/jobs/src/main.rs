@@ -402,6 +402,13 @@ fn prometheus_series(job: &str, n: usize, push: bool) {
     }
 }
 
+/// The job's own work: `TEST_WORK_MS` milliseconds (none when unset).
+fn work() {
+    if let Ok(ms) = std::env::var("TEST_WORK_MS") {
+        std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+    }
+}
+
 /// Records `n` counter series, as a job with that many series would.
 fn record_series(n: usize) {
     for i in 0..n {
@@ -484,13 +491,15 @@ fn main() {
         "series-1000-bare" => return record_series(series()),
         "series-1000" => {
             let _guard = install(job, grouping);
-            return record_series(series());
+            record_series(series());
+            return work();
         }
         "series-no-push" => {
             // The exporter installed and the series recorded, but no push: the guard is
             // forgotten, and the job ends before the first interval push.
             let guard = install(job, grouping);
             record_series(series());
+            work();
             std::mem::forget(guard);
             return;
         }
@@ -751,6 +760,10 @@ fn main() {
         "run" => {
             // A job that runs for TEST_RUN_MS (interval pushes meanwhile), then ends normally.
             record();
+            if std::env::var_os("TEST_FLUSH_FIRST").is_some() {
+                // A push at the start, whose connection then idles while the job works.
+                guard.flush().expect("the first push");
+            }
             ready();
             let ms = std::env::var("TEST_RUN_MS").map_or(1000, |v| v.parse().unwrap());
             std::thread::sleep(Duration::from_millis(ms));
