@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use signal_hook::consts::{SIGABRT, SIGHUP, SIGINT, SIGTERM};
 
 use crate::config::SignalHandling;
-use crate::guard::PushHandle;
+use crate::handle::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::log::report;
 use crate::runtime::thread::spawn;
