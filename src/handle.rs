@@ -130,8 +130,10 @@ impl FinalPush {
 
 /// A handle to the installed exporter: render and push from anywhere.
 ///
-/// Cheap to clone, `Send` and `Sync`. Get one from [`PushGuard::handle`](crate::PushGuard::handle) or the global
+/// Cheap to clone, `Send` and `Sync`. Get one from [`PushGuard::handle`] or the global
 /// [`handle()`](crate::handle). Unlike the guard, dropping a handle does nothing.
+///
+/// [`PushGuard::handle`]: crate::PushGuard::handle
 #[derive(Clone)]
 pub struct PushHandle {
     pub(crate) inner: Arc<Inner>,

@@ -4,16 +4,26 @@
 //! caller's runtime nor the pusher threads ever wait for a scraper; stopped when the final push
 //! starts, closed (within the final push's bound) when it ends.
 //!
-//! Bounds, whatever the clients do: at most [`MAX_CONNECTIONS`](limits::MAX_CONNECTIONS) connections at once (when all
+//! Bounds, whatever the clients do: at most [`MAX_CONNECTIONS`] connections at once (when all
 //! are taken, a new one replaces the connection idle the longest, one that has had no request
-//! under way for at least [`REPLACE_AFTER`](limits::REPLACE_AFTER); with none, new ones wait in the kernel's accept
-//! queue); a request head of at most [`MAX_HEADER_BYTES`](limits::MAX_HEADER_BYTES) bytes and [`MAX_HEADERS`](limits::MAX_HEADERS) fields,
-//! read within [`HEADER_TIMEOUT`](limits::HEADER_TIMEOUT) (a kept-alive connection that sends no next request in that
-//! time is closed); request bodies are never read; at most [`MAX_RESPONSES`](limits::MAX_RESPONSES) rendered bodies
-//! exist at once; a connection whose client reads nothing of its answer for [`WRITE_TIMEOUT`](limits::WRITE_TIMEOUT)
-//! is closed, and the kernel holds at most [`SEND_BUFFER`](limits::SEND_BUFFER) of it (doubled); a connection
-//! lives at most [`CONNECTION_LIFETIME`](limits::CONNECTION_LIFETIME). `HEAD` is answered without rendering. The listening
+//! under way for at least [`REPLACE_AFTER`]; with none, new ones wait in the kernel's accept
+//! queue); a request head of at most [`MAX_HEADER_BYTES`] bytes and [`MAX_HEADERS`] fields,
+//! read within [`HEADER_TIMEOUT`] (a kept-alive connection that sends no next request in that
+//! time is closed); request bodies are never read; at most [`MAX_RESPONSES`] rendered bodies
+//! exist at once; a connection whose client reads nothing of its answer for [`WRITE_TIMEOUT`]
+//! is closed, and the kernel holds at most [`SEND_BUFFER`] of it (doubled); a connection
+//! lives at most [`CONNECTION_LIFETIME`]. `HEAD` is answered without rendering. The listening
 //! socket is close-on-exec, and closed in a child forked without exec (Unix).
+//!
+//! [`MAX_CONNECTIONS`]: limits::MAX_CONNECTIONS
+//! [`REPLACE_AFTER`]: limits::REPLACE_AFTER
+//! [`MAX_HEADER_BYTES`]: limits::MAX_HEADER_BYTES
+//! [`MAX_HEADERS`]: limits::MAX_HEADERS
+//! [`HEADER_TIMEOUT`]: limits::HEADER_TIMEOUT
+//! [`MAX_RESPONSES`]: limits::MAX_RESPONSES
+//! [`WRITE_TIMEOUT`]: limits::WRITE_TIMEOUT
+//! [`SEND_BUFFER`]: limits::SEND_BUFFER
+//! [`CONNECTION_LIFETIME`]: limits::CONNECTION_LIFETIME
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -16,7 +16,7 @@ pub(super) struct Shared {
     pub(super) renderer: Arc<Renderer>,
     /// Set when the final push starts: nothing is rendered after it.
     pub(super) closing: Arc<AtomicBool>,
-    /// One permit per body in flight ([`MAX_RESPONSES`]).
+    /// One permit per body in flight ([`MAX_RESPONSES`](super::limits::MAX_RESPONSES)).
     pub(super) responses: Arc<Semaphore>,
     /// What [`Activity::idle_since`] counts from.
     pub(super) epoch: Instant,

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use super::{Family, Kind};
 
-/// At most this many characters of a label value, and of a whole series, in a [`Dropped`](super::Dropped).
+/// At most this many characters of a label value, and of a whole series, in a
+/// [`Dropped`](super::Dropped).
 const SHOWN_VALUE: usize = 64;
 const SHOWN_SERIES: usize = 300;
 

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, Read as _};
 use std::path::Path;
 
-/// The file holding the key of endpoint identities (see the module's documentation).
+/// The file holding the key of endpoint identities (see the spool's documentation).
 pub(super) const KEY: &str = ".endpoint.key";
 pub(super) const KEY_LEN: usize = 32;
 /// What an endpoint identity ends with when no key could be had: such a snapshot is refused

@@ -63,7 +63,8 @@ pub(crate) fn framed<'a>(requests: impl IntoIterator<Item = &'a [u8]>) -> Bytes 
 }
 
 /// The remote-write requests of a file body: every byte in a request, none empty, at most
-/// [`MAX_FRAMES`] of them (the bound [`Spool::write_unbounded`](super::Spool::write_unbounded) holds the writer to).
+/// [`MAX_FRAMES`] of them (the bound [`Spool::write_unbounded`](super::Spool::write_unbounded)
+/// holds the writer to).
 pub(crate) fn frames(body: &Bytes) -> Result<Vec<Bytes>, String> {
     let mut out = Vec::new();
     let mut at = 0;
