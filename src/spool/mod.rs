@@ -47,15 +47,16 @@
 //! holds an exclusive lock on `<dir>/.replay.lock`, which the operating system releases when
 //! the process ends, however it ends.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+mod dir;
 mod endpoint;
 mod record;
 
@@ -74,9 +75,6 @@ const SNAPSHOT: &str = ".snapshot";
 const CORRUPT: &str = ".corrupt";
 const REJECTED: &str = ".rejected";
 const TMP_PREFIX: &str = ".tmp-";
-const LOCK: &str = ".replay.lock";
-/// A temporary file older than this was left by a writer that died mid-write.
-const STALE_TMP: Duration = Duration::from_secs(600);
 
 /// A snapshot file found in the directory.
 #[derive(Debug, Clone)]
@@ -425,79 +423,6 @@ impl Spool {
         removed
     }
 
-    /// Whether the directory can be trusted, if it exists: a directory (not a link to one)
-    /// owned by this process's user and writable by nobody else, so that no other user can
-    /// plant snapshots this job would replay with its own credentials. (Unix; elsewhere the
-    /// directory's access rules are the operating system's.)
-    pub(crate) fn check_trust(&self) -> Result<(), String> {
-        let meta = match fs::symlink_metadata(&self.dir) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("cannot be read: {e}")),
-        };
-        if !meta.is_dir() {
-            return Err("is not a directory (a link to one is not followed)".into());
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt as _;
-            // SAFETY: geteuid has no preconditions.
-            let me = unsafe { libc::geteuid() };
-            if meta.uid() != me {
-                return Err(format!(
-                    "is owned by user {}, not by this process's user {me}",
-                    meta.uid()
-                ));
-            }
-            if meta.mode() & 0o022 != 0 {
-                return Err(format!(
-                    "is writable by other users (mode {:o}); make it 0700",
-                    meta.mode() & 0o777
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes the directory's replay lock without waiting: `None` when another process holds
-    /// it (that process is replaying this directory).
-    pub(crate) fn lock(&self) -> io::Result<Option<File>> {
-        self.create_dir()?;
-        let mut options = owner_only();
-        options.read(true).write(true).create(true).truncate(false);
-        // Never through a link planted in its place.
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-        let file = options.open(self.dir.join(LOCK))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(file)),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
-    }
-
-    /// Removes temporary files left by writers that died mid-write. Call with the lock held.
-    pub(crate) fn remove_stale_tmp(&self) {
-        let Ok(dir) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        for item in dir.flatten() {
-            let name = item.file_name();
-            if !name.to_str().is_some_and(|n| n.starts_with(TMP_PREFIX)) {
-                continue;
-            }
-            let stale = item
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > STALE_TMP);
-            if stale {
-                let _ = fs::remove_file(item.path());
-            }
-        }
-    }
-
     /// Renames a file that cannot be replayed to `<name>.corrupt` or `<name>.rejected`, where
     /// it stays for an operator (and counts towards the bounds) but is not replayed again.
     pub(crate) fn set_aside_file(&self, path: &Path, rejected: bool) -> io::Result<PathBuf> {
@@ -682,18 +607,6 @@ mod tests {
         let aside = spool.set_aside_file(&path, false).unwrap();
         assert!(aside.to_str().unwrap().ends_with(".snapshot.corrupt"));
         assert!(spool.entries().unwrap().is_empty());
-    }
-
-    #[test]
-    fn one_replayer_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Spool::new(dir.path().into(), 10, 1 << 20);
-        let b = Spool::new(dir.path().into(), 10, 1 << 20);
-        let held = a.lock().unwrap();
-        assert!(held.is_some());
-        assert!(b.lock().unwrap().is_none());
-        drop(held);
-        assert!(b.lock().unwrap().is_some());
     }
 }
 
