@@ -2,7 +2,7 @@
 //! and [`exit`](crate::exit).
 
 use crate::config::SignalHandling;
-use crate::guard::PushHandle;
+use crate::handle::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::runtime::thread::is_exporter_thread;
 
@@ -20,7 +20,7 @@ mod platform {
     }
 
     pub(crate) fn listen(
-        _: crate::guard::PushHandle,
+        _: crate::handle::PushHandle,
         _: super::SignalHandling,
     ) -> std::io::Result<()> {
         Ok(())

@@ -11,7 +11,8 @@ use crate::config::check::{
 use crate::config::{
     ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_ENDPOINT, ENV_SPOOL_DIR,
 };
-use crate::guard::{Inner, PushGuard, PushHandle, TargetPusher};
+use crate::guard::PushGuard;
+use crate::handle::{Inner, PushHandle, TargetPusher};
 use crate::lifecycle::Lifecycle;
 use crate::pusher::PusherConfig;
 use crate::registry::{Installed, PushgatewayRecorder, Registry};
@@ -163,7 +164,7 @@ impl PushgatewayBuilder {
                 exiting_by_signal: AtomicBool::new(false),
                 pid: std::process::id(),
                 fork_reported: AtomicBool::new(false),
-                final_push: crate::guard::FinalPush::default(),
+                final_push: crate::handle::FinalPush::default(),
                 listener: Mutex::new(listener),
             }),
         };

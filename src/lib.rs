@@ -177,8 +177,8 @@ pub use config::{
 };
 pub use error::InitError;
 pub use exit::exit;
-pub use guard::{PushGuard, PushHandle};
-pub use handle::handle;
+pub use guard::PushGuard;
+pub use handle::{handle, PushHandle};
 pub use registry::{Matcher, PushgatewayRecorder};
 pub use report::{HttpError, PushError, PushReport, TargetReport};
 pub use sink::replay::ReplayReport;

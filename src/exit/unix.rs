@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use signal_hook::consts::{SIGABRT, SIGHUP, SIGINT, SIGTERM};
 
 use crate::config::SignalHandling;
-use crate::guard::PushHandle;
+use crate::handle::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::log::report;
+use crate::report::PushError;
 use crate::runtime::thread::spawn;
 
 /// The signals that end a job that is stopped, interrupted or loses its terminal.
@@ -183,8 +184,11 @@ fn on_signal(handle: &PushHandle, mode: SignalHandling, signal: i32) {
     if mode == SignalHandling::PushAndContinue
         || CONTINUE.load(Ordering::SeqCst) & (1 << signal) != 0
     {
-        if let Err(e) = handle.flush() {
-            report(&format!("push on signal {signal} failed: {e}"));
+        match handle.flush() {
+            // The process ended on another path while the signal came: its final push has
+            // the values.
+            Ok(_) | Err(PushError::ShutDown) => {}
+            Err(e) => report(&format!("push on signal {signal} failed: {e}")),
         }
         return;
     }

@@ -15,7 +15,7 @@ use windows_sys::Win32::System::Console::{
 };
 
 use super::SignalHandling;
-use crate::guard::PushHandle;
+use crate::handle::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::log::report;
 

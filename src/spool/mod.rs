@@ -47,129 +47,34 @@
 //! holds an exclusive lock on `<dir>/.replay.lock`, which the operating system releases when
 //! the process ends, however it ends.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read as _};
+use std::fs::{self, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::target::PushMethod;
+mod dir;
+mod endpoint;
+mod record;
+
+use endpoint::{
+    fnv_endpoint_id, hides_something, keyed_digest, read_key, EndpointKey, KEY, KEY_LEN, NO_KEY,
+};
+use record::{frame_count, header, too_many_frames};
+pub(crate) use record::{framed, frames, read, ReadError, Snapshot, MAX_FRAMES};
 
 /// Default bound on the number of snapshot files in a spool directory: 100.
 pub const DEFAULT_SPOOL_MAX_FILES: usize = 100;
 /// Default bound on the total size of a spool directory's snapshot files: 64 MiB.
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
-const MAGIC: &str = "metrics-exporter-pushgateway spool 1";
-/// The first line of a file whose body is protobuf: a reader that knows only version 1 sets
-/// such a file aside instead of sending it as text.
-const MAGIC_2: &str = "metrics-exporter-pushgateway spool 2";
-/// The first line of a file of remote-write requests.
-const MAGIC_3: &str = "metrics-exporter-pushgateway spool 3";
-/// The most requests one remote-write file may hold: the writer splits what did not arrive
-/// into files of at most this many, and the reader refuses a file of more (it bounds what a
-/// reader holds, 32 bytes of index per request besides the file).
-pub(crate) const MAX_FRAMES: usize = 100_000;
-/// The file holding the key of endpoint identities (see the module's documentation).
-const KEY: &str = ".endpoint.key";
-const KEY_LEN: usize = 32;
-/// What an endpoint identity ends with when no key could be had: such a snapshot is refused
-/// by [`Spool::write_unbounded`], saying why.
-const NO_KEY: &str = " #no-key";
 const SNAPSHOT: &str = ".snapshot";
 const CORRUPT: &str = ".corrupt";
 const REJECTED: &str = ".rejected";
 const TMP_PREFIX: &str = ".tmp-";
-const LOCK: &str = ".replay.lock";
-/// A temporary file older than this was left by a writer that died mid-write.
-const STALE_TMP: Duration = Duration::from_secs(600);
-/// The longest header a reader accepts.
-const MAX_HEADER: usize = 64 * 1024;
-
-/// One snapshot: what a push sent, and where.
-#[derive(Debug, Clone)]
-pub(crate) struct Snapshot {
-    /// The group's path below `/metrics`, encoded as in the URL: `/job/<job>{/<label>/<value>}`.
-    pub(crate) group: String,
-    pub(crate) method: PushMethod,
-    pub(crate) gzip: bool,
-    /// Whether the body is protobuf (`format protobuf`) rather than text; files without the
-    /// line are text.
-    pub(crate) protobuf: bool,
-    /// Whether the body is remote-write requests (`format remote-write`, see [`frames`]).
-    pub(crate) remote_write: bool,
-    /// The gateway it was meant for (its endpoint, which holds no credentials), or the
-    /// remote-write receiver's URL: replayed there only.
-    pub(crate) endpoint: String,
-    /// When it was rendered, in milliseconds since the Unix epoch.
-    pub(crate) created_ms: u64,
-    pub(crate) body: Bytes,
-}
-
-impl Snapshot {
-    /// Whether this is a gateway's snapshot of `group`, which a newer push of that group makes
-    /// obsolete. Remote-write requests are never obsolete: their samples carry their own
-    /// timestamps, and the receiver keeps every one.
-    fn same_group(&self, group: &str) -> bool {
-        !self.remote_write && self.group == group
-    }
-}
-
-/// Remote-write requests as a file body: each preceded by its length (4 bytes, big-endian).
-pub(crate) fn framed<'a>(requests: impl IntoIterator<Item = &'a [u8]>) -> Bytes {
-    let mut out = Vec::new();
-    for request in requests {
-        out.extend_from_slice(&(request.len() as u32).to_be_bytes());
-        out.extend_from_slice(request);
-    }
-    Bytes::from(out)
-}
-
-/// The remote-write requests of a file body: every byte in a request, none empty, at most
-/// [`MAX_FRAMES`] of them (the bound [`Spool::write_unbounded`] holds the writer to).
-pub(crate) fn frames(body: &Bytes) -> Result<Vec<Bytes>, String> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < body.len() {
-        let len_bytes: [u8; 4] = body
-            .get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .ok_or("a request's length is cut short")?;
-        let len = u32::from_be_bytes(len_bytes) as usize;
-        let end = at + 4 + len;
-        if len == 0 || end > body.len() {
-            return Err(format!("a request of {len} bytes does not fit the body"));
-        }
-        if out.len() == MAX_FRAMES {
-            return Err(too_many_frames("more than"));
-        }
-        out.push(body.slice(at + 4..end));
-        at = end;
-    }
-    if out.is_empty() {
-        return Err("no request".into());
-    }
-    Ok(out)
-}
-
-/// How many requests a file body of remote-write requests holds, counting only their
-/// lengths; the body is one [`framed`] wrote.
-fn frame_count(body: &[u8]) -> usize {
-    let (mut at, mut n) = (0, 0);
-    while let Some(len) = body.get(at..at + 4) {
-        let len = u32::from_be_bytes(len.try_into().unwrap_or_default()) as usize;
-        at += 4 + len;
-        n += 1;
-    }
-    n
-}
-
-fn too_many_frames(how: &str) -> String {
-    format!("{how} {MAX_FRAMES} requests, the most one spool file holds")
-}
 
 /// A snapshot file found in the directory.
 #[derive(Debug, Clone)]
@@ -199,15 +104,6 @@ pub(crate) struct Spool {
     seq: AtomicU64,
     /// The key of endpoint identities, read or made on first need.
     key: OnceLock<Result<EndpointKey, String>>,
-}
-
-/// The key of endpoint identities: never shown.
-struct EndpointKey([u8; KEY_LEN]);
-
-impl std::fmt::Debug for EndpointKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EndpointKey(***)")
-    }
 }
 
 /// A stable 32-bit hash of a group path, for file names.
@@ -527,79 +423,6 @@ impl Spool {
         removed
     }
 
-    /// Whether the directory can be trusted, if it exists: a directory (not a link to one)
-    /// owned by this process's user and writable by nobody else, so that no other user can
-    /// plant snapshots this job would replay with its own credentials. (Unix; elsewhere the
-    /// directory's access rules are the operating system's.)
-    pub(crate) fn check_trust(&self) -> Result<(), String> {
-        let meta = match fs::symlink_metadata(&self.dir) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("cannot be read: {e}")),
-        };
-        if !meta.is_dir() {
-            return Err("is not a directory (a link to one is not followed)".into());
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt as _;
-            // SAFETY: geteuid has no preconditions.
-            let me = unsafe { libc::geteuid() };
-            if meta.uid() != me {
-                return Err(format!(
-                    "is owned by user {}, not by this process's user {me}",
-                    meta.uid()
-                ));
-            }
-            if meta.mode() & 0o022 != 0 {
-                return Err(format!(
-                    "is writable by other users (mode {:o}); make it 0700",
-                    meta.mode() & 0o777
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes the directory's replay lock without waiting: `None` when another process holds
-    /// it (that process is replaying this directory).
-    pub(crate) fn lock(&self) -> io::Result<Option<File>> {
-        self.create_dir()?;
-        let mut options = owner_only();
-        options.read(true).write(true).create(true).truncate(false);
-        // Never through a link planted in its place.
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-        let file = options.open(self.dir.join(LOCK))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(file)),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
-    }
-
-    /// Removes temporary files left by writers that died mid-write. Call with the lock held.
-    pub(crate) fn remove_stale_tmp(&self) {
-        let Ok(dir) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        for item in dir.flatten() {
-            let name = item.file_name();
-            if !name.to_str().is_some_and(|n| n.starts_with(TMP_PREFIX)) {
-                continue;
-            }
-            let stale = item
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > STALE_TMP);
-            if stale {
-                let _ = fs::remove_file(item.path());
-            }
-        }
-    }
-
     /// Renames a file that cannot be replayed to `<name>.corrupt` or `<name>.rejected`, where
     /// it stays for an operator (and counts towards the bounds) but is not replayed again.
     pub(crate) fn set_aside_file(&self, path: &Path, rejected: bool) -> io::Result<PathBuf> {
@@ -661,266 +484,10 @@ fn file_name(path: &Path) -> &str {
     path.file_name().and_then(|n| n.to_str()).unwrap_or("")
 }
 
-/// Whether the shown form of `url` hides something besides a user name and password (which
-/// never tell endpoints apart).
-fn hides_something(url: &url::Url, shown: &str) -> bool {
-    let mut bare = url.clone();
-    let _ = bare.set_username("");
-    let _ = bare.set_password(None);
-    bare.as_str() != shown
-}
-
-/// HMAC-SHA256 of the whole of `url` under `key`, its first 16 bytes in hex.
-fn keyed_digest(key: &[u8; KEY_LEN], url: &url::Url) -> String {
-    use hmac::Mac as _;
-    use std::fmt::Write as _;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
-    mac.update(url.as_str().as_bytes());
-    let digest = mac.finalize().into_bytes();
-    digest[..16].iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
-}
-
-/// The endpoint as files written before keyed identities recorded it: when the shown form
-/// hides something, ` #` and a 64-bit FNV-1a of the whole URL. Only compared with, never
-/// written.
-fn fnv_endpoint_id(url: &url::Url) -> String {
-    let shown = crate::log::shown(url);
-    if !hides_something(url, &shown) {
-        return shown;
-    }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in url.as_str().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{shown} #{hash:016x}")
-}
-
-/// Reads the key file at `path`: a regular file (not a link) of exactly [`KEY_LEN`] bytes,
-/// and on Unix readable by its owner only.
-fn read_key(path: &Path) -> io::Result<[u8; KEY_LEN]> {
-    let meta = fs::symlink_metadata(path)?;
-    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
-    if !meta.is_file() || meta.len() != KEY_LEN as u64 {
-        return Err(invalid(format!(
-            "not a regular file of {KEY_LEN} bytes; remove it to have a new key made (files \
-             spooled under the old one are then not replayed)"
-        )));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(invalid(format!(
-                "readable or writable by other users (mode {mode:o}); make it 0600"
-            )));
-        }
-    }
-    let mut key = [0; KEY_LEN];
-    File::open(path)?.read_exact(&mut key)?;
-    Ok(key)
-}
-
-fn header(s: &Snapshot) -> String {
-    format!(
-        "{}\ngroup {}\nendpoint {}\nmethod {}\nencoding {}\nformat {}\ncreated {}\nlength {}\n\
-         crc32 {:08x}\n\n",
-        if s.remote_write {
-            MAGIC_3
-        } else if s.protobuf {
-            MAGIC_2
-        } else {
-            MAGIC
-        },
-        s.group,
-        s.endpoint,
-        match s.method {
-            PushMethod::Put => "PUT",
-            PushMethod::Post => "POST",
-        },
-        if s.remote_write {
-            "snappy"
-        } else if s.gzip {
-            "gzip"
-        } else {
-            "identity"
-        },
-        if s.remote_write {
-            "remote-write"
-        } else if s.protobuf {
-            "protobuf"
-        } else {
-            "text"
-        },
-        s.created_ms,
-        s.body.len(),
-        crc32fast::hash(&s.body),
-    )
-}
-
-/// Whether `path` is a group path exactly as this crate encodes one: `/job/<value>`, then
-/// `/<name>/<value>` pairs, a name `[a-zA-Z_][a-zA-Z0-9_]*` (`job` first) with an optional
-/// `@base64` suffix, a value `[A-Za-z0-9_-]+` or, after `@base64`, the URL-safe base64
-/// alphabet with `=`. Nothing else from a file reaches a URL: no dot segments, escapes,
-/// separators or other paths of the gateway.
-fn is_group_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
-        return false;
-    };
-    let parts: Vec<&str> = rest.split('/').collect();
-    if parts.len() < 2 || !parts.len().is_multiple_of(2) {
-        return false;
-    }
-    parts.chunks(2).enumerate().all(|(i, pair)| {
-        let (name, base64) = match pair[0].strip_suffix("@base64") {
-            Some(name) => (name, true),
-            None => (pair[0], false),
-        };
-        let name_ok = name
-            .chars()
-            .enumerate()
-            .all(|(k, c)| c.is_ascii_alphabetic() || c == '_' || (k > 0 && c.is_ascii_digit()))
-            && !name.is_empty()
-            && (i > 0 || name == "job");
-        let value_ok = !pair[1].is_empty()
-            && pair[1].bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (base64 && b == b'=')
-            });
-        name_ok && value_ok
-    })
-}
-
-/// Why a file could not be read back.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ReadError {
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    #[error("not a spool file: {0}")]
-    Corrupt(String),
-}
-
-/// Reads and checks one snapshot file of at most `max_bytes`. A file that is not a regular
-/// file (a link, a FIFO, a device) or is larger is refused from its metadata, before it is
-/// opened or read: such a file can block a reader or fill its memory.
-pub(crate) fn read(path: &Path, max_bytes: u64) -> Result<Snapshot, ReadError> {
-    let meta = fs::symlink_metadata(path)?;
-    if !meta.is_file() {
-        return Err(ReadError::Corrupt("not a regular file".into()));
-    }
-    if meta.len() > max_bytes {
-        return Err(ReadError::Corrupt(format!(
-            "{} bytes, more than the spool's bound of {max_bytes}",
-            meta.len()
-        )));
-    }
-    let mut data = Vec::new();
-    // Bounded again, should it grow meanwhile.
-    File::open(path)?
-        .take(max_bytes.saturating_add(1))
-        .read_to_end(&mut data)?;
-    parse(&data).map_err(ReadError::Corrupt)
-}
-
-fn parse(data: &[u8]) -> Result<Snapshot, String> {
-    let end = data
-        .windows(2)
-        .take(MAX_HEADER)
-        .position(|w| w == b"\n\n")
-        .ok_or("no end of header")?;
-    let head = std::str::from_utf8(&data[..end]).map_err(|_| "header is not UTF-8")?;
-    let body = &data[end + 2..];
-    let mut lines = head.lines();
-    let version = lines.next();
-    if version != Some(MAGIC) && version != Some(MAGIC_2) && version != Some(MAGIC_3) {
-        return Err("unknown format (first line)".into());
-    }
-    let (mut group, mut method, mut gzip, mut created, mut length, mut crc) =
-        (None, None, None, None, None, None);
-    let mut protobuf = false;
-    let mut remote_write = false;
-    let mut snappy = false;
-    let mut endpoint = None;
-    for line in lines {
-        let (key, value) = line.split_once(' ').ok_or("malformed header line")?;
-        match key {
-            "group" if is_group_path(value) => group = Some(value.to_owned()),
-            "endpoint" => endpoint = Some(value.to_owned()),
-            "method" => {
-                method = Some(match value {
-                    "PUT" => PushMethod::Put,
-                    "POST" => PushMethod::Post,
-                    _ => return Err(format!("unknown method {value:?}")),
-                });
-            }
-            "encoding" => {
-                gzip = Some(match value {
-                    "gzip" => true,
-                    "identity" => false,
-                    "snappy" => {
-                        snappy = true;
-                        false
-                    }
-                    _ => return Err(format!("unknown encoding {value:?}")),
-                });
-            }
-            "format" => {
-                (protobuf, remote_write) = match value {
-                    "protobuf" => (true, false),
-                    "text" => (false, false),
-                    "remote-write" => (false, true),
-                    _ => return Err(format!("unknown format {value:?}")),
-                };
-            }
-            "created" => created = value.parse::<u64>().ok(),
-            "length" => length = value.parse::<usize>().ok(),
-            "crc32" => crc = u32::from_str_radix(value, 16).ok(),
-            _ => {}
-        }
-    }
-    let (Some(group), Some(method), Some(gzip), Some(created_ms), Some(length), Some(crc)) =
-        (group, method, gzip, created, length, crc)
-    else {
-        return Err("missing or invalid header field".into());
-    };
-    if body.len() != length {
-        return Err(format!(
-            "truncated: the body has {} of {length} bytes",
-            body.len()
-        ));
-    }
-    if crc32fast::hash(body) != crc {
-        return Err("checksum mismatch".into());
-    }
-    // Remote-write requests only in a version-3 file, snappy and POST, and nothing else there.
-    if remote_write != (version == Some(MAGIC_3))
-        || remote_write != snappy
-        || (remote_write && method != PushMethod::Post)
-    {
-        return Err("format, encoding and version do not agree".into());
-    }
-    let body = Bytes::copy_from_slice(body);
-    if remote_write {
-        frames(&body).map_err(|e| format!("remote-write body: {e}"))?;
-    }
-    Ok(Snapshot {
-        group,
-        method,
-        gzip,
-        protobuf,
-        remote_write,
-        endpoint: endpoint.ok_or("no endpoint recorded")?,
-        created_ms,
-        body,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::PushMethod;
 
     fn snapshot(group: &str, created_ms: u64, body: &str) -> Snapshot {
         Snapshot {
@@ -1041,95 +608,12 @@ mod tests {
         assert!(aside.to_str().unwrap().ends_with(".snapshot.corrupt"));
         assert!(spool.entries().unwrap().is_empty());
     }
-
-    #[test]
-    fn one_replayer_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Spool::new(dir.path().into(), 10, 1 << 20);
-        let b = Spool::new(dir.path().into(), 10, 1 << 20);
-        let held = a.lock().unwrap();
-        assert!(held.is_some());
-        assert!(b.lock().unwrap().is_none());
-        drop(held);
-        assert!(b.lock().unwrap().is_some());
-    }
-}
-
-#[cfg(test)]
-mod untrusted_files {
-    use super::*;
-
-    #[test]
-    fn files_over_the_bound_or_not_regular_are_refused_unread() {
-        let dir = tempfile::tempdir().unwrap();
-        let big = dir.path().join("1-00000000-x.snapshot");
-        let file = File::create(&big).unwrap();
-        // Sparse: a 1 GiB file that costs no disk.
-        file.set_len(1 << 30).unwrap();
-        let err = read(&big, 64 << 20).unwrap_err().to_string();
-        assert!(
-            err.contains("1073741824 bytes, more than the spool's bound"),
-            "{err}"
-        );
-        #[cfg(unix)]
-        {
-            let fifo = dir.path().join("2-00000000-x.snapshot");
-            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-            // SAFETY: a valid NUL-terminated path.
-            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-            // Refused from its metadata: opening it would block.
-            let err = read(&fifo, 64 << 20).unwrap_err().to_string();
-            assert!(err.contains("not a regular file"), "{err}");
-            let link = dir.path().join("3-00000000-x.snapshot");
-            std::os::unix::fs::symlink(&big, &link).unwrap();
-            let err = read(&link, u64::MAX).unwrap_err().to_string();
-            assert!(err.contains("not a regular file"), "{err}");
-        }
-    }
-}
-
-#[cfg(test)]
-mod group_paths {
-    use super::is_group_path;
-
-    #[test]
-    fn only_group_paths_as_this_crate_encodes_them() {
-        for ok in [
-            "/job/ingester",
-            "/job@base64/YS9i/instance/h-1",
-            "/job/j/empty@base64/=",
-            "/job/j/v@base64/Li4=",
-        ] {
-            assert!(is_group_path(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "/",
-            "/job",
-            "/job/",
-            "/job/x/../../api/v1/admin/wipe",
-            "/job/x/..",
-            "/job/%2e%2e",
-            "/job/a\\b",
-            "/job/a\tb",
-            "/job/a b",
-            "/-/quit",
-            "/instance/x",
-            "/job/x/1a/y",
-            "/job/x/a",
-            "//job/x",
-            "/job/x?a=b",
-            "/job/x#f",
-            "/job/a=",
-        ] {
-            assert!(!is_group_path(bad), "{bad:?}");
-        }
-    }
 }
 
 #[cfg(test)]
 mod remote_write_files {
     use super::*;
+    use crate::target::PushMethod;
 
     fn snapshot(group: &str, created_ms: u64, body: &str) -> Snapshot {
         Snapshot {
@@ -1175,35 +659,6 @@ mod remote_write_files {
         assert_eq!(back.endpoint, "http://vm:8428/api/v1/write");
         let requests = frames(&back.body).unwrap();
         assert_eq!(requests, [&b"one"[..], &b"two!"[..]]);
-    }
-
-    #[test]
-    fn remote_write_files_are_checked_before_they_are_trusted() {
-        let good = header(&remote_write("/job/a", "http://vm/", 5, &[b"x"]));
-        let body = framed([&b"x"[..]]);
-        let file = |head: &str, body: &[u8]| {
-            let mut data = head.as_bytes().to_vec();
-            data.extend_from_slice(body);
-            parse(&data)
-        };
-        assert!(file(&good, &body).is_ok());
-        // A remote-write body under another version, encoding or method is refused.
-        for (from, to) in [
-            ("spool 3", "spool 2"),
-            ("encoding snappy", "encoding identity"),
-            ("method POST", "method PUT"),
-            ("format remote-write", "format protobuf"),
-        ] {
-            assert!(file(&good.replace(from, to), &body).is_err(), "{to}");
-        }
-        // Lengths that do not add up to the body are refused, checksum or not.
-        for bad in [&b"\0\0\0\x05x"[..], b"\0\0\0", b"\0\0\0\0", b""] {
-            let head = header(&Snapshot {
-                body: Bytes::copy_from_slice(bad),
-                ..remote_write("/job/a", "http://vm/", 5, &[])
-            });
-            assert!(file(&head, bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]
