@@ -489,7 +489,7 @@ mod tests {
     use super::*;
     use crate::target::PushMethod;
 
-    fn snapshot(group: &str, created_ms: u64, body: &str) -> Snapshot {
+    pub(super) fn snapshot(group: &str, created_ms: u64, body: &str) -> Snapshot {
         Snapshot {
             group: group.into(),
             method: PushMethod::Put,
@@ -612,21 +612,9 @@ mod tests {
 
 #[cfg(test)]
 mod remote_write_files {
+    use super::tests::snapshot;
     use super::*;
     use crate::target::PushMethod;
-
-    fn snapshot(group: &str, created_ms: u64, body: &str) -> Snapshot {
-        Snapshot {
-            group: group.into(),
-            method: PushMethod::Put,
-            gzip: false,
-            protobuf: false,
-            remote_write: false,
-            endpoint: "http://127.0.0.1:9091/".into(),
-            created_ms,
-            body: Bytes::from(body.to_owned()),
-        }
-    }
 
     fn remote_write(group: &str, endpoint: &str, created_ms: u64, requests: &[&[u8]]) -> Snapshot {
         Snapshot {
