@@ -248,3 +248,23 @@ impl Snapshot {
         }
     }
 }
+
+#[cfg(test)]
+/// Every series as `name{labels} value`, and every left-out series with its reason.
+pub(crate) fn sent_and_dropped(snapshot: &Snapshot) -> (Vec<String>, Vec<String>) {
+    let mut sent = Vec::new();
+    for family in snapshot.families() {
+        for series in snapshot.series(family) {
+            let labels: Vec<String> = series.labels().map(|(k, v)| format!("{k}={v}")).collect();
+            sent.push(format!(
+                "{} {}{{{}}} {:?}",
+                family.kind.as_str(),
+                family.name,
+                labels.join(","),
+                series.value()
+            ));
+        }
+    }
+    let dropped = snapshot.dropped().iter().map(ToString::to_string).collect();
+    (sent, dropped)
+}
