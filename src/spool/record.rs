@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::target::PushMethod;
+use crate::target::{Format, PushMethod};
 
 /// The first line of a file whose body is text.
 const MAGIC: &str = "metrics-exporter-pushgateway spool 1";
@@ -29,12 +29,10 @@ pub(crate) struct Snapshot {
     /// The group's path below `/metrics`, encoded as in the URL: `/job/<job>{/<label>/<value>}`.
     pub(crate) group: String,
     pub(crate) method: PushMethod,
-    pub(crate) gzip: bool,
-    /// Whether the body is protobuf (`format protobuf`) rather than text; files without the
-    /// line are text.
-    pub(crate) protobuf: bool,
-    /// Whether the body is remote-write requests (`format remote-write`, see [`frames`]).
-    pub(crate) remote_write: bool,
+    /// What the body is: text (`format text`, and files without the line), protobuf
+    /// (`format protobuf`), each gzipped or not (`encoding`), or remote-write requests
+    /// (`format remote-write`, `encoding snappy`, see [`frames`]).
+    pub(crate) format: Format,
     /// The gateway it was meant for (its endpoint, which holds no credentials), or the
     /// remote-write receiver's URL: replayed there only.
     pub(crate) endpoint: String,
@@ -48,7 +46,7 @@ impl Snapshot {
     /// obsolete. Remote-write requests are never obsolete: their samples carry their own
     /// timestamps, and the receiver keeps every one.
     pub(super) fn same_group(&self, group: &str) -> bool {
-        !self.remote_write && self.group == group
+        !self.format.is_remote_write() && self.group == group
     }
 }
 
@@ -110,12 +108,10 @@ pub(super) fn header(s: &Snapshot) -> String {
     format!(
         "{}\ngroup {}\nendpoint {}\nmethod {}\nencoding {}\nformat {}\ncreated {}\nlength {}\n\
          crc32 {:08x}\n\n",
-        if s.remote_write {
-            MAGIC_3
-        } else if s.protobuf {
-            MAGIC_2
-        } else {
-            MAGIC
+        match s.format {
+            Format::RemoteWrite => MAGIC_3,
+            Format::Protobuf { .. } => MAGIC_2,
+            Format::Text { .. } => MAGIC,
         },
         s.group,
         s.endpoint,
@@ -123,19 +119,15 @@ pub(super) fn header(s: &Snapshot) -> String {
             PushMethod::Put => "PUT",
             PushMethod::Post => "POST",
         },
-        if s.remote_write {
-            "snappy"
-        } else if s.gzip {
-            "gzip"
-        } else {
-            "identity"
+        match s.format {
+            Format::RemoteWrite => "snappy",
+            f if f.is_gzip() => "gzip",
+            _ => "identity",
         },
-        if s.remote_write {
-            "remote-write"
-        } else if s.protobuf {
-            "protobuf"
-        } else {
-            "text"
+        match s.format {
+            Format::RemoteWrite => "remote-write",
+            Format::Protobuf { .. } => "protobuf",
+            Format::Text { .. } => "text",
         },
         s.created_ms,
         s.body.len(),
@@ -284,15 +276,16 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
         return Err("format, encoding and version do not agree".into());
     }
     let body = Bytes::copy_from_slice(body);
-    if remote_write {
+    let format = if remote_write {
         frames(&body).map_err(|e| format!("remote-write body: {e}"))?;
-    }
+        Format::RemoteWrite
+    } else {
+        Format::pushgateway(protobuf, gzip)
+    };
     Ok(Snapshot {
         group,
         method,
-        gzip,
-        protobuf,
-        remote_write,
+        format,
         endpoint: endpoint.ok_or("no endpoint recorded")?,
         created_ms,
         body,
@@ -379,9 +372,7 @@ mod remote_write_records {
         Snapshot {
             group: group.into(),
             method: PushMethod::Post,
-            gzip: false,
-            protobuf: false,
-            remote_write: true,
+            format: Format::RemoteWrite,
             endpoint: endpoint.into(),
             created_ms,
             body: framed(requests.iter().copied()),
