@@ -584,4 +584,129 @@ mod tests {
             "{text}"
         );
     }
+
+    /// A gateway whose pushes fail: refused for their body (400), or not reached.
+    struct Gateway(About, bool);
+
+    impl Sink for Gateway {
+        fn about(&self) -> &About {
+            &self.0
+        }
+
+        fn encode(
+            &mut self,
+            _: &crate::snapshot::Snapshot,
+            _: u64,
+            _: Vec<u8>,
+            _: &mut Vec<u8>,
+        ) -> Result<Bytes, String> {
+            unreachable!()
+        }
+
+        async fn send(
+            &mut self,
+            _: &Push,
+            _: &Bytes,
+            _: &Cell<bool>,
+        ) -> Result<PushReport, PushError> {
+            Err(match self.1 {
+                true => PushError::Status {
+                    target: TargetKind::Pushgateway,
+                    url: String::new(),
+                    status: 400,
+                    body: "inconsistent".into(),
+                    attempts: 1,
+                },
+                false => PushError::Client {
+                    target: TargetKind::Pushgateway,
+                    url: String::new(),
+                    cause: "down".into(),
+                },
+            })
+        }
+
+        async fn delete(&mut self, _: Instant, _: Duration) -> Result<PushReport, PushError> {
+            unreachable!()
+        }
+
+        fn keep(&self, _: &Push, _: &Bytes, failed: Option<&PushError>) -> Keep {
+            match failed {
+                Some(e) if !e.worth_keeping() => Keep::Nothing,
+                _ => Keep::Whole {
+                    method: PushMethod::Put,
+                    format: Format::Protobuf { gzip: true },
+                },
+            }
+        }
+    }
+
+    /// The final push's record is on disk while it is sent, and stays when the gateway was
+    /// not reached; a body the gateway refused is not kept.
+    #[test]
+    fn the_final_push_is_written_ahead_and_kept_only_if_worth_it() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for refused in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let url = reqwest::Url::parse("http://127.0.0.1:1/").unwrap();
+            let about = About {
+                kind: TargetKind::Pushgateway,
+                location: "http://127.0.0.1:1/metrics/job/j".into(),
+                metrics_label: url.to_string(),
+                deletes_on_shutdown: true,
+                endpoint: Some(url),
+                replaces: true,
+            };
+            let settings = SpoolSettings {
+                spool: Spool::new(dir.path().into(), 10, 1 << 20),
+                group: "/job/j".into(),
+                push_timeout: Duration::from_secs(1),
+            };
+            let mut spooled = Spooled::new(Gateway(about, refused), Some(settings));
+            let push = Push {
+                outcome: Outcome::Exit(0),
+                created_ms: 7,
+                deadline: Instant::now() + Duration::from_secs(1),
+                budget: Duration::from_secs(1),
+            };
+            let body = Bytes::from_static(b"body");
+            let result = runtime.block_on(spooled.send(&push, &body, &Cell::new(false)));
+            let (outcome, _) = spooled.settle(&push, body, &result);
+            let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "snapshot"))
+                .collect();
+            if refused {
+                assert_eq!(outcome, None);
+                assert!(files.is_empty(), "{files:?}");
+                continue;
+            }
+            let Some(SpoolOutcome::Kept {
+                file,
+                dropped,
+                unbounded,
+            }) = &outcome
+            else {
+                panic!("{outcome:?}");
+            };
+            assert_eq!(files, [file.clone()]);
+            assert!(dropped.is_empty() && unbounded.is_none());
+            let record = super::super::read(file, u64::MAX).unwrap();
+            assert_eq!(
+                (
+                    record.group.as_str(),
+                    record.format,
+                    record.created_ms,
+                    &record.body[..]
+                ),
+                ("/job/j", Format::Protobuf { gzip: true }, 7, &b"body"[..])
+            );
+            assert!(outcome
+                .unwrap()
+                .to_string()
+                .starts_with("the snapshot is kept in the spool as "));
+        }
+    }
 }
