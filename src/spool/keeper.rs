@@ -691,7 +691,7 @@ mod tests {
             else {
                 panic!("{outcome:?}");
             };
-            assert_eq!(files, [file.clone()]);
+            assert_eq!(files, std::slice::from_ref(file));
             assert!(dropped.is_empty() && unbounded.is_none());
             let record = super::super::read(file, u64::MAX).unwrap();
             assert_eq!(
