@@ -408,3 +408,51 @@ mod remote_write_records {
         }
     }
 }
+
+#[cfg(test)]
+mod formats {
+    use super::*;
+
+    fn file(head: &str, body: &[u8]) -> Result<Snapshot, String> {
+        let mut data = head.as_bytes().to_vec();
+        data.extend_from_slice(body);
+        parse(&data)
+    }
+
+    /// Each format is written as files always said it, and read back as it: a version-1
+    /// file without a `format` line (written before there was one) is text.
+    #[test]
+    fn each_format_is_written_and_read_as_before() {
+        let body = b"a 1\n";
+        let crc = format!("{:08x}", crc32fast::hash(body));
+        let head = |magic: &str, encoding: &str, format: Option<&str>| {
+            let format = format.map_or(String::new(), |f| format!("format {f}\n"));
+            format!(
+                "metrics-exporter-pushgateway spool {magic}\ngroup /job/a\nendpoint http://gw/\n\
+                 method PUT\nencoding {encoding}\n{format}created 5\nlength 4\ncrc32 {crc}\n\n"
+            )
+        };
+        for (magic, encoding, line, format) in [
+            ("1", "identity", None, Format::Text { gzip: false }),
+            ("1", "gzip", Some("text"), Format::Text { gzip: true }),
+            (
+                "2",
+                "identity",
+                Some("protobuf"),
+                Format::Protobuf { gzip: false },
+            ),
+            (
+                "2",
+                "gzip",
+                Some("protobuf"),
+                Format::Protobuf { gzip: true },
+            ),
+        ] {
+            let read = file(&head(magic, encoding, line), body).unwrap();
+            assert_eq!(read.format, format, "{magic} {encoding} {line:?}");
+            if line.is_some() {
+                assert_eq!(header(&read), head(magic, encoding, line));
+            }
+        }
+    }
+}
