@@ -171,8 +171,8 @@ impl PushGuard {
         let Some((result, notes)) = self.handle.finish(Outcome::Exit(code), None) else {
             return Err(PushError::ShutDown);
         };
-        for (_, note) in notes {
-            crate::log::warn(&note);
+        for (_, spooled) in notes {
+            crate::log::warn(&spooled.to_string());
         }
         result
     }

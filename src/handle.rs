@@ -12,8 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::lifecycle::Outcome;
 use crate::pusher::{Answer, Command};
-use crate::report::PushError;
-use crate::report::PushReport;
+use crate::report::{PushError, PushReport, SpoolOutcome};
 use crate::source::Renderer;
 use crate::target::TargetKind;
 
@@ -94,8 +93,9 @@ impl Inner {
     }
 }
 
-/// A push's result, and what became of each failed target's snapshot (by target location).
-type Noted = (Result<PushReport, PushError>, Vec<(String, String)>);
+/// A push's result, and what became of each failed target's values in its spool (by target
+/// location).
+type Noted = (Result<PushReport, PushError>, Vec<(String, SpoolOutcome)>);
 
 /// Who makes the final push, and whether it is done.
 #[derive(Default)]
@@ -351,8 +351,8 @@ impl PushHandle {
         command: impl Fn(Instant, Duration, SyncSender<Answer>) -> Command,
     ) -> Result<PushReport, PushError> {
         let (result, notes) = self.request_noted(budget, Duration::ZERO, command);
-        for (_, note) in notes {
-            crate::log::warn(&note);
+        for (_, spooled) in notes {
+            crate::log::warn(&spooled.to_string());
         }
         result
     }
@@ -413,9 +413,9 @@ impl PushHandle {
                 };
                 let left = (deadline + GRACE + extra).saturating_duration_since(Instant::now());
                 let result = match answer.map(|a| a.recv_timeout(left)) {
-                    Some(Ok(Answer { result, note })) => {
-                        if let Some(note) = note {
-                            notes.push((pusher.location.clone(), note));
+                    Some(Ok(Answer { result, spool })) => {
+                        if let Some(spooled) = spool {
+                            notes.push((pusher.location.clone(), spooled));
                         }
                         result
                     }

@@ -19,14 +19,13 @@ use crate::pusher::PusherConfig;
 use crate::registry::{Installed, PushgatewayRecorder, Registry};
 use crate::sink::group::url_for;
 use crate::sink::pushgateway::{PushgatewaySink, Settings};
-use crate::sink::remote_write::{RemoteWriteSink, SpoolSettings};
-use crate::sink::replay::Destination;
-use crate::sink::replay::ReplayReport;
+use crate::sink::remote_write::RemoteWriteSink;
 use crate::sink::textfile::TextfileSink;
 use crate::sink::Sink;
 use crate::snapshot::View;
 use crate::source::Renderer;
-use crate::spool::Spool;
+use crate::spool::keeper::{SpoolSettings, Spooled};
+use crate::spool::{Destination, ReplayReport, Spool};
 use crate::target::TargetKind;
 use crate::transport::TlsConfig;
 use crate::InitError;
@@ -264,17 +263,10 @@ impl PushgatewayBuilder {
                     gzip: self.compression == Compression::Gzip,
                     protobuf: self.format == ExpositionFormat::Protobuf,
                     lifecycle: self.lifecycle_metrics,
-                    push_timeout: self.push_timeout,
                 };
-                let sink = PushgatewaySink::new(
-                    c.endpoint,
-                    id.group.clone(),
-                    settings,
-                    c.headers,
-                    c.tls,
-                    spool.take(),
-                );
-                (planned(sink, view), warning)
+                let sink = PushgatewaySink::new(c.endpoint, &id.group, settings, c.headers, c.tls);
+                let spool = self.spooled_in(spool.take(), id);
+                (planned(Spooled::new(sink, spool), view), warning)
             }
             TargetKind::RemoteWrite => {
                 let c = self.connection(target, tls)?;
@@ -285,13 +277,9 @@ impl PushgatewayBuilder {
                     c.headers,
                     c.tls,
                     self.remote_write_max_samples,
-                    SpoolSettings {
-                        group: id.group.clone(),
-                        spool: rw_spool.take(),
-                        push_timeout: self.push_timeout,
-                    },
                 );
-                (planned(sink, view), warning)
+                let spool = self.spooled_in(rw_spool.take(), id);
+                (planned(Spooled::new(sink, spool), view), warning)
             }
             TargetKind::Textfile => {
                 let dir = target.dir().unwrap_or(std::path::Path::new(""));
@@ -303,8 +291,17 @@ impl PushgatewayBuilder {
                 }
                 let sink =
                     TextfileSink::new(dir.to_owned(), id.file_name.clone(), id.labels.clone());
-                (planned(sink, view), None)
+                (planned(Spooled::new(sink, None), view), None)
             }
+        })
+    }
+
+    /// Where a target's failed pushes are kept, if it has a spool.
+    fn spooled_in(&self, spool: Option<Spool>, id: &Identity) -> Option<SpoolSettings> {
+        spool.map(|spool| SpoolSettings {
+            spool,
+            group: id.group.clone(),
+            push_timeout: self.push_timeout,
         })
     }
 
@@ -414,12 +411,12 @@ impl PushgatewayBuilder {
                 reason: "must be longer than zero".into(),
             });
         }
-        crate::sink::replay::replay_all(&destinations, &spool, self.push_timeout).map_err(
-            |source| InitError::Spool {
+        crate::spool::replay_all(&destinations, &spool, self.push_timeout).map_err(|source| {
+            InitError::Spool {
                 dir: spool.dir().to_owned(),
                 source,
-            },
-        )
+            }
+        })
     }
 }
 
@@ -451,10 +448,11 @@ impl Identity {
 /// A checked target, ready for its pusher thread: starts it and returns the channel to it.
 type Planned = Box<dyn FnOnce(PusherConfig) -> std::io::Result<TargetPusher>>;
 
-fn planned<S: Sink + Send + 'static>(sink: S, view: View) -> Planned {
+fn planned<S: Sink + Send + 'static>(sink: Spooled<S>, view: View) -> Planned {
     Box::new(move |mut config| {
         config.view = view;
-        let (kind, location) = (sink.kind(), sink.location().to_owned());
+        let about = sink.sink().about();
+        let (kind, location) = (about.kind, about.location.clone());
         let keeps_failed = sink.keeps_failed();
         let tx = crate::pusher::spawn(sink, config)?;
         Ok(TargetPusher {

@@ -181,8 +181,7 @@ pub use guard::PushGuard;
 pub use handle::{handle, PushHandle};
 pub use registry::{Matcher, PushgatewayRecorder};
 pub use report::{HttpError, PushError, PushReport, TargetReport};
-pub use sink::replay::ReplayReport;
-pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
+pub use spool::{ReplayReport, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 pub use target::{PushMethod, TargetKind};
 
 /// Installs the exporter for `job`, configured from the environment, and returns the guard

@@ -4,9 +4,9 @@
 //! line bound.
 //!
 //! The rules, from `LAYOUT.md`: `config` imports neither `sink`, `runtime`, `handle`, `exit`
-//! nor `guard`; `sink` imports neither `config`, `runtime`, `handle`, `guard` nor `exit`;
-//! `protocol` (the wire formats, below the sinks and the configuration) imports neither
-//! `sink`, `spool`, `config`, `runtime`, `handle`, `exit` nor `install`; only
+//! nor `guard`; `sink` imports neither `config`, `runtime`, `handle`, `guard`, `exit` nor
+//! `spool` (the spool wraps the sinks, not the other way round); `protocol` (the encodings)
+//! imports neither `sink`, `spool`, `config`, `runtime`, `handle`, `exit` nor `install`; only
 //! `install` imports `runtime`, `exit`, `sink` and `config` together, and only `lib.rs`
 //! imports `install`.
 //!
@@ -26,7 +26,7 @@ const MAX_LINES: usize = 600;
 
 /// Files whose non-test part is over [`MAX_LINES`] today, with their bound: it may only
 /// shrink (lower it when a file gets shorter; remove the line once it is under 600).
-const LINE_EXCEPTIONS: &[(&str, usize)] = &[("sink/remote_write.rs", 794)];
+const LINE_EXCEPTIONS: &[(&str, usize)] = &[];
 
 /// `(from, to)`: the top-level module `from` never imports `to`.
 const FORBIDDEN: &[(&str, &str)] = &[
@@ -40,6 +40,7 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("sink", "handle"),
     ("sink", "guard"),
     ("sink", "exit"),
+    ("sink", "spool"),
     ("protocol", "sink"),
     ("protocol", "spool"),
     ("protocol", "config"),

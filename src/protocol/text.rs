@@ -349,7 +349,7 @@ mod tests {
     fn remote_write_carries_the_same_samples_with_the_target_labels() {
         let s = odd();
         let target = vec![("job".to_owned(), "j".to_owned())];
-        let request = crate::sink::remote_write::write_request(&s, &target, 1);
+        let request = crate::protocol::remote_write::write_request(&s, &target, 1);
         let mut expected: Vec<(String, Labels, String)> = rows_from_snapshot(&s)
             .into_iter()
             .map(|(name, _, labels, value)| {

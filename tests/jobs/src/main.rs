@@ -786,6 +786,19 @@ fn main() {
             std::thread::sleep(Duration::from_millis(linger));
             return;
         }
+        "flush-then-serve" => {
+            // One push now (its result unsaid), then serves as `serve` does until its stdin
+            // closes, with no other push before the final one (PUSHGATEWAY_INTERVAL=0).
+            record();
+            let _ = guard.flush();
+            ready();
+            listening(&guard);
+            std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).unwrap();
+            drop(guard);
+            println!("dropped");
+            std::io::stdout().flush().unwrap();
+            return;
+        }
         "serve-fork" => {
             // A daemon-style fork: the child outlives the parent (it sleeps TEST_CHILD_MS and
             // ends without running anything of the parent's), the parent drops its guard and
