@@ -9,8 +9,9 @@ use crate::config::check::{
     check_buckets, check_duration, check_labels, insecure_warning, Connection,
 };
 use crate::config::{
-    ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_ENDPOINT, ENV_SPOOL_DIR,
+    ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_ENDPOINT,
 };
+use crate::env::PUSHGATEWAY_SPOOL_DIR;
 use crate::guard::PushGuard;
 use crate::handle::{Inner, PushHandle, TargetPusher};
 use crate::lifecycle::Lifecycle;
@@ -398,7 +399,7 @@ impl PushgatewayBuilder {
         let Some(spool) = self.spool()? else {
             return Err(InitError::InvalidSetting {
                 setting: "spool_dir",
-                reason: format!("replay needs a spool directory (set {ENV_SPOOL_DIR})"),
+                reason: format!("replay needs a spool directory (set {PUSHGATEWAY_SPOOL_DIR})"),
             });
         };
         spool

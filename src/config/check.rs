@@ -12,6 +12,7 @@ use super::connection::{Auth, Secret};
 use super::headers::{build_headers, check_custom_header};
 use super::tls::tls_config;
 use super::{CiLabels, PushgatewayBuilder, Target};
+use crate::env::PUSHGATEWAY_GROUPING;
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
 use crate::snapshot::View;
@@ -19,9 +20,6 @@ use crate::spool::Spool;
 use crate::target::{PushMethod, TargetKind};
 use crate::transport::TlsConfig;
 use crate::InitError;
-
-/// Environment variable: grouping labels as `name=value,name=value`.
-pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
 
 /// The interval's range (0 turns interval pushes off): long enough that the pusher thread
 /// yields between pushes, short enough that no deadline computed from it overflows.
@@ -94,7 +92,7 @@ impl PushgatewayBuilder {
                     Some((_, set)) if *set != value => {
                         return Err(conflict(format!(
                             "its group path sets {name}={value:?}, and {name}={set:?} is set \
-                             too (in code, {ENV_GROUPING} or another URL)"
+                             too (in code, {PUSHGATEWAY_GROUPING} or another URL)"
                         )))
                     }
                     Some(_) => {}

@@ -10,8 +10,6 @@ mod target;
 mod tests;
 mod tls;
 
-pub use check::ENV_GROUPING;
-pub use env::*;
 pub use signals::SignalHandling;
 pub use target::Target;
 
@@ -224,8 +222,8 @@ impl PushgatewayBuilder {
         }
     }
 
-    /// A builder configured from the environment variables in the table above
-    /// ([`ENV_URL`] and the other `ENV_*` constants); unset or empty variables keep the
+    /// A builder configured from the environment variables in the table above (their names
+    /// are the constants of [`env`](crate::env), where each is described); unset or empty variables keep the
     /// defaults. Targets added in code come on top of those of the environment; the default
     /// gateway is used only when neither sets any and no listener is set (so
     /// `from_env()?.remote_write(url)` pushes to `url` alone, and `PUSHGATEWAY_LISTEN` alone
@@ -507,6 +505,29 @@ impl PushgatewayBuilder {
     pub fn buckets_for_metric(mut self, matcher: Matcher, buckets: &[f64]) -> Self {
         self.buckets_for_metric.push((matcher, buckets.to_vec()));
         self
+    }
+}
+
+/// A builder with every setting at its default and no target: the same as
+/// [`with_targets([])`](PushgatewayBuilder::with_targets), and as
+/// [`from_env`](PushgatewayBuilder::from_env) in an environment that sets none of its
+/// variables. Installed as it is, it pushes to the default gateway ([`DEFAULT_ENDPOINT`]);
+/// a target added to it replaces the default gateway instead of joining it
+/// (`PushgatewayBuilder::default().remote_write(url)` pushes to `url` alone, where
+/// `new(DEFAULT_ENDPOINT).remote_write(url)` pushes to both). The job is not set: as with
+/// [`new`](PushgatewayBuilder::new), [`job`](PushgatewayBuilder::job) (or a group path in a
+/// URL) must give it before install.
+///
+/// ```no_run
+/// use metrics_exporter_pushgateway::PushgatewayBuilder;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let _guard = PushgatewayBuilder::default().job("nightly").install()?; // 127.0.0.1:9091
+/// # Ok(()) }
+/// ```
+impl Default for PushgatewayBuilder {
+    fn default() -> Self {
+        Self::with_targets([])
     }
 }
 
