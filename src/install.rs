@@ -32,13 +32,14 @@ use crate::transport::TlsConfig;
 use crate::InitError;
 
 impl PushgatewayBuilder {
-    /// Checks the configuration, installs the global `metrics` recorder, starts the pusher
-    /// thread (and, unless disabled, the signal listener and the panic hook) and returns the
-    /// guard that makes the final push.
+    /// Checks the configuration, installs the global `metrics` recorder, starts one pusher
+    /// thread per target (and the `/metrics` listener's thread when one is set, and, unless
+    /// disabled, the signal listener and the panic hook) and returns the guard that makes the
+    /// final push.
     ///
     /// Takes about a millisecond (the time for the exporter's threads to start; more on a
-    /// loaded machine): the HTTP client and TLS roots are built on the pusher thread, not
-    /// here.
+    /// loaded machine): each target's HTTP client and TLS roots are built on its pusher
+    /// thread, not here.
     ///
     /// # Errors
     ///
@@ -339,11 +340,12 @@ impl PushgatewayBuilder {
         Ok(pushers)
     }
 
-    /// Sends every snapshot in the spool directory to the gateway now (the remote-write
-    /// requests kept for the first remote-write target to that receiver), oldest first, and
+    /// Sends every record in the spool directory to where it was going now (a push to the
+    /// gateway; a remote-write request kept for the first remote-write target to that
+    /// receiver), oldest first, and
     /// returns what happened: for operators draining a spool (e.g. from cron) and for jobs
     /// that want to drain it before they start. Installs nothing; the job, grouping labels and
-    /// interval are not used (each snapshot carries its own grouping key). Each snapshot gets
+    /// interval are not used (each record carries its own grouping key). Each record gets
     /// one attempt within the push timeout; the replay stops at the first one the gateway does
     /// not take (it is down, or refuses our credentials). Blocks the calling thread.
     ///

@@ -60,8 +60,10 @@
 //! | Windows: Ctrl-C, Ctrl-Break, console closed, logoff, shutdown | final push, then Windows' default handling ends the process |
 //! | `std::process::exit`, SIGKILL, OOM kill | no final push: only what interval pushes already sent |
 //!
-//! Every final push is bounded by the shutdown timeout (default 5 s) plus 200 ms; a failure is
-//! reported on one line (through `tracing`, and on stderr when no `tracing` subscriber is
+//! Every final push is bounded by the shutdown timeout (default 5 s) plus 200 ms; with a
+//! [spool](PushgatewayBuilder::spool_dir), the exit may wait up to the shutdown timeout again
+//! (at least 1 s) for a push that failed to be written there as a record (not after a Windows
+//! console event, whose limit is hard). A failure is reported on one line (through `tracing`, and on stderr when no `tracing` subscriber is
 //! installed) and never changes the process's exit status. The final push is the last request
 //! sent: an interval push still under way is waited for (for at most half the shutdown
 //! timeout, so that a hanging gateway leaves the final push time of its own), never overtaken
@@ -92,7 +94,7 @@
 //! # When the gateway is down
 //!
 //! With [`PushgatewayBuilder::spool_dir`] (or `PUSHGATEWAY_SPOOL_DIR`), a push that fails for
-//! good keeps its snapshot on disk, and the next process with the same directory (or
+//! good is kept on disk as a record, and the next process with the same directory (or
 //! [`replay`]) sends it once the gateway is back: a job whose gateway is down at exit loses
 //! nothing. A remote-write target keeps the requests that did not arrive the same way, with
 //! their samples' timestamps. See the README's "Disk spool" and "Failure modes" for the
@@ -107,11 +109,13 @@
 //!
 //! # Design
 //!
-//! One named thread, `pushgateway-pusher`, owns a current-thread tokio runtime and the HTTP
-//! client; the guard, the panic hook, the signal listener (a console control handler on
-//! Windows) and [`exit`] send it requests over
-//! a channel and wait for the answer with a timeout. The caller's runtime (if any) is never
-//! blocked on, and no work is done inside a signal handler. The recorder is a `metrics-util`
+//! One named thread per target (`pushgateway-pusher`, `pushgateway-pusher-2`, …) owns a
+//! current-thread tokio runtime of its own and that target's HTTP client; the guard, the
+//! panic hook, the signal listener (a console control handler on Windows) and [`exit`] send
+//! every target's thread the request over a channel at once and wait for the answers until
+//! one deadline. The `/metrics` listener has a thread and a runtime of its own too. The
+//! caller's runtime (if any) is never blocked on, and no work is done inside a signal
+//! handler. The recorder is a `metrics-util`
 //! registry with atomic storage; a push takes one sorted snapshot of it, which every target
 //! encodes from (text, protobuf, remote write, textfile).
 //!
@@ -231,8 +235,8 @@ pub fn try_init(job: &str) -> Result<PushGuard, InitError> {
     PushgatewayBuilder::from_env()?.job(job).install()
 }
 
-/// Sends the snapshots kept in the spool directory to the gateway (and remote-write requests
-/// to the receiver), configured from the environment (`PUSHGATEWAY_SPOOL_DIR`,
+/// Sends the records kept in the spool directory (pushes to the gateway, remote-write
+/// requests to the receiver) to where they were going, configured from the environment (`PUSHGATEWAY_SPOOL_DIR`,
 /// `PUSHGATEWAY_URL`, `PUSHGATEWAY_REMOTE_WRITE_URL`, credentials and TLS as for [`init`]):
 /// for operators draining a spool, e.g. from cron.
 ///

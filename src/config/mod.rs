@@ -77,8 +77,9 @@ enum CiLabels {
 /// Configures and installs the exporter.
 ///
 /// Ends in [`install`](Self::install), which installs the global `metrics` recorder, starts
-/// the pusher thread and returns the [`PushGuard`](crate::PushGuard). Every setting is checked there, and any
-/// problem is an [`InitError`].
+/// one pusher thread per target and returns the [`PushGuard`](crate::PushGuard) (or in
+/// [`build`](Self::build), which installs nothing process-wide). Every setting is checked
+/// there, and any problem is an [`InitError`].
 ///
 /// | method | default | environment ([`from_env`](Self::from_env)) |
 /// |---|---|---|
@@ -387,7 +388,9 @@ impl PushgatewayBuilder {
     }
 
     /// Time budget of the final push, retries included: the longest a dead or hanging gateway
-    /// can delay the end of the process (plus 200 ms). Default 5 s.
+    /// can delay the end of the process (plus 200 ms). With a [spool](Self::spool_dir), a
+    /// final push that failed is then written there as a record, for which the exit waits up
+    /// to this timeout again (at least 1 s). Default 5 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -453,13 +456,13 @@ impl PushgatewayBuilder {
         self
     }
 
-    /// Keeps snapshots whose push failed for good (retries used up, or the deadline reached
-    /// at exit) in `dir`, and sends them again later: the next process that installs with the
+    /// Keeps pushes that failed for good (retries used up, or the deadline reached at exit)
+    /// in `dir`, one record (file) each, and sends them again later: the next process that installs with the
     /// same directory replays them on its pusher thread, oldest first, before its own pushes;
     /// [`replay`](Self::replay) does it on demand. Default: no spool.
     ///
-    /// Per grouping key only the newest snapshot is kept. The directory is created with mode
-    /// 0700 and files with 0600. A snapshot the gateway refuses for its content (400) is not
+    /// Per grouping key only the newest record is kept. The directory is created with mode
+    /// 0700 and files with 0600. A push the gateway refuses for its content (400) is not
     /// spooled. Bounded by [`spool_limits`](Self::spool_limits).
     ///
     /// The spool keeps the first Pushgateway target's pushes and, of the first remote-write
@@ -470,8 +473,8 @@ impl PushgatewayBuilder {
         self
     }
 
-    /// Bounds of the spool: at most `max_files` snapshot files and `max_bytes` bytes. When a
-    /// new snapshot would exceed them, the oldest files are removed, each with a warning and
+    /// Bounds of the spool: at most `max_files` records (files) and `max_bytes` bytes. When a
+    /// new record would exceed them, the oldest files are removed, each with a warning and
     /// counted in `pushgateway_exporter_spool_dropped_total`. Default
     /// [`DEFAULT_SPOOL_MAX_FILES`](crate::DEFAULT_SPOOL_MAX_FILES) (100) and
     /// [`DEFAULT_SPOOL_MAX_BYTES`](crate::DEFAULT_SPOOL_MAX_BYTES) (64 MiB).

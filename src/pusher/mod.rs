@@ -20,8 +20,8 @@ use crate::sink::{client_error, Sink};
 use crate::snapshot::View;
 use crate::source::Renderer;
 
-/// A pusher's answer to a command: its result, and what became of a failed push's snapshot
-/// (kept in the spool, or lost), to be said on the same line as the error.
+/// A pusher's answer to a command: its result, and what became of a failed push (kept in the
+/// spool as a record, or lost), to be said on the same line as the error.
 pub(crate) struct Answer {
     pub(crate) result: Result<PushReport, PushError>,
     pub(crate) note: Option<String>,
@@ -255,7 +255,7 @@ impl<S: Sink> Pusher<S> {
 
     /// Takes a snapshot, encodes it into the buffer of the last push (no allocation or page
     /// faults when the size is about the same), sends it, and lets the sink settle it. Returns
-    /// the result and what became of a failed push's snapshot.
+    /// the result and what became of a failed push (kept as a record in the spool, or lost).
     async fn send_push(
         &mut self,
         outcome: Outcome,
