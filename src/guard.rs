@@ -1,9 +1,8 @@
 //! What users hold: [`PushGuard`], whose drop makes the final push.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::handle::{FinalPush, Inner, PushHandle};
+use crate::handle::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::report::{PushError, PushReport};
 use crate::source::Renderer;
@@ -84,19 +83,13 @@ impl PushGuard {
             None,
         );
         PushGuard {
-            handle: PushHandle {
-                inner: Arc::new(Inner {
-                    renderer: Arc::new(renderer),
-                    pushers: Vec::new(),
-                    push_timeout: crate::DEFAULT_PUSH_TIMEOUT,
-                    shutdown_timeout: crate::DEFAULT_SHUTDOWN_TIMEOUT,
-                    exiting_by_signal: AtomicBool::new(false),
-                    pid: std::process::id(),
-                    fork_reported: AtomicBool::new(false),
-                    final_push: FinalPush::default(),
-                    listener: Mutex::new(None),
-                }),
-            },
+            handle: PushHandle::new(
+                Arc::new(renderer),
+                Vec::new(),
+                crate::DEFAULT_PUSH_TIMEOUT,
+                crate::DEFAULT_SHUTDOWN_TIMEOUT,
+                None,
+            ),
             done: true,
         }
     }

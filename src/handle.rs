@@ -157,6 +157,30 @@ impl std::fmt::Debug for PushHandle {
 }
 
 impl PushHandle {
+    /// The handle of an exporter: the one place its state is made (by install, build and a
+    /// disabled guard).
+    pub(crate) fn new(
+        renderer: Arc<Renderer>,
+        pushers: Vec<TargetPusher>,
+        push_timeout: Duration,
+        shutdown_timeout: Duration,
+        listener: Option<crate::listen::Listener>,
+    ) -> Self {
+        PushHandle {
+            inner: Arc::new(Inner {
+                renderer,
+                pushers,
+                push_timeout,
+                shutdown_timeout,
+                exiting_by_signal: AtomicBool::new(false),
+                pid: std::process::id(),
+                fork_reported: AtomicBool::new(false),
+                final_push: FinalPush::default(),
+                listener: Mutex::new(listener),
+            }),
+        }
+    }
+
     /// Renders the current values in the text exposition format: the samples a push made now
     /// would send (the lifecycle metrics say `outcome="running"`), whatever the body format of
     /// the pushes.

@@ -4,6 +4,7 @@ pub(crate) mod check;
 mod connection;
 mod env;
 mod headers;
+pub(crate) mod plan;
 mod signals;
 mod target;
 #[cfg(test)]

@@ -1109,3 +1109,53 @@ fn default_is_the_builder_of_no_target() {
     assert_eq!(default, format!("{:?}", env(&[]).unwrap()));
     assert!(PushgatewayBuilder::default().targets.is_empty());
 }
+
+#[test]
+fn the_plan_resolves_the_default_gateway_the_identity_and_the_spool() {
+    use super::plan::{Delivery, Plan};
+    // No target and no listener: the default gateway, as install pushes to it.
+    let plan: Plan = PushgatewayBuilder::default().job("j").plan().unwrap();
+    assert_eq!(plan.targets.len(), 1);
+    let Delivery::Pushgateway { connection, .. } = &plan.targets[0].delivery else {
+        panic!("not a Pushgateway target");
+    };
+    assert_eq!(connection.endpoint.as_str(), "http://127.0.0.1:9091/");
+    assert!(plan.enabled && plan.listen.is_none());
+    assert_eq!(plan.timing.interval, Some(DEFAULT_INTERVAL));
+    // A listener alone: only scraped, no target.
+    let plan = PushgatewayBuilder::default()
+        .job("j")
+        .listen("127.0.0.1:0")
+        .plan()
+        .unwrap();
+    assert!(plan.targets.is_empty());
+    // The job and grouping of a group path; the spool to the first Pushgateway target and
+    // the first remote-write target only; interval 0 is off.
+    let dir = std::env::temp_dir().join(format!("plan-spool-{}", std::process::id()));
+    let plan = PushgatewayBuilder::with_targets([
+        Target::textfile("/tmp"),
+        Target::pushgateway("http://a:9091/metrics/job/batch/shard/3"),
+        Target::pushgateway("http://b:9091"),
+        Target::remote_write("http://rw:9009/api/v1/push"),
+        Target::remote_write("http://rw2:9009/api/v1/push"),
+    ])
+    .spool_dir(&dir)
+    .interval(Duration::ZERO)
+    .plan()
+    .unwrap();
+    assert_eq!(plan.job, "batch");
+    assert_eq!(plan.grouping, vec![("shard".to_owned(), "3".to_owned())]);
+    assert_eq!(plan.timing.interval, None);
+    let spooled: Vec<bool> = plan
+        .targets
+        .iter()
+        .map(|t| match &t.delivery {
+            Delivery::Pushgateway { spool, .. } | Delivery::RemoteWrite { spool, .. } => {
+                spool.is_some()
+            }
+            Delivery::Textfile { .. } => false,
+        })
+        .collect();
+    assert_eq!(spooled, [false, true, false, true, false]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
