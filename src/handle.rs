@@ -29,7 +29,8 @@ const SPOOL_WAIT: Duration = Duration::from_secs(1);
 pub(crate) struct TargetPusher {
     pub(crate) tx: UnboundedSender<Command>,
     pub(crate) kind: TargetKind,
-    /// Where its pushes go (group URL, receiver URL, file), for errors.
+    /// Where its pushes go (group URL, receiver URL, file), redacted, for errors: the
+    /// target's `location` (see `config::target::Address` for the names of an address).
     pub(crate) location: String,
     /// Whether the target keeps a failed push (a spool).
     pub(crate) keeps_failed: bool,

@@ -194,9 +194,8 @@ impl PushgatewayBuilder {
 
     /// Sends every record in the spool directory to where it was going now (a push to the
     /// gateway; a remote-write request kept for the first remote-write target to that
-    /// receiver), oldest first, and
-    /// returns what happened: for operators draining a spool (e.g. from cron) and for jobs
-    /// that want to drain it before they start. Installs nothing; the job, grouping labels and
+    /// receiver), oldest first, and returns what happened: for operators draining a spool
+    /// (e.g. from cron) and for jobs that want to drain it before they start. Installs nothing; the job, grouping labels and
     /// interval are not used (each record carries its own grouping key). Each record gets
     /// one attempt within the push timeout; the replay stops at the first one the gateway does
     /// not take (it is down, or refuses our credentials). Blocks the calling thread.

@@ -133,14 +133,14 @@ impl PushgatewayBuilder {
         tls: &TlsConfig,
     ) -> Result<Connection, InitError> {
         let kind = target.kind();
-        let raw = target.url().unwrap_or_default();
+        let url = target.url().unwrap_or_default();
         let Endpoint {
             url: endpoint,
             auth: url_auth,
             ..
-        } = parse_endpoint(raw, kind).map_err(|reason| InitError::InvalidUrl {
+        } = parse_endpoint(url, kind).map_err(|reason| InitError::InvalidUrl {
             target: kind,
-            url: redact_url(raw),
+            url: redact_url(url),
             reason,
         })?;
         let own = &target.settings;
@@ -163,7 +163,7 @@ impl PushgatewayBuilder {
             tls_config(&settings, self.accept_invalid_certs).map_err(|e| match e {
                 InitError::InvalidTls { what, reason } => InitError::InvalidTls {
                     what,
-                    reason: format!("{reason} (the TLS settings of {kind} {})", redact_url(raw)),
+                    reason: format!("{reason} (the TLS settings of {kind} {})", redact_url(url)),
                 },
                 other => other,
             })?
@@ -309,6 +309,9 @@ pub(super) fn ci_labels(
 
 /// The endpoint (without credentials) and the settings of every request to it.
 pub(crate) struct Connection {
+    /// The checked URL requests are built from: no credentials, no group path (the names of
+    /// a target's address, `url`, `endpoint` and `location`, are set out at
+    /// `config::target::Address`).
     pub(crate) endpoint: Url,
     pub(crate) headers: HeaderMap,
     pub(crate) tls: TlsConfig,
