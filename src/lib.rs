@@ -190,8 +190,8 @@ pub use target::{PushMethod, TargetKind};
 /// whose drop makes the final push. Never fails: metrics must not take down the job they
 /// observe.
 ///
-/// The same as `PushgatewayBuilder::from_env()?.job(job).install()`; see
-/// [`PushgatewayBuilder`] for the variables (`PUSHGATEWAY_URL`, default
+/// The same as `PushgatewayBuilder::from_env()?.job(job).install()`; see [`env`](mod@env) for the
+/// variables (`PUSHGATEWAY_URL`, default
 /// `http://127.0.0.1:9091`; `PUSHGATEWAY_DISABLED=1` turns pushing off). When that fails — an
 /// invalid environment value, an empty job, a `PUSHGATEWAY_LISTEN` address in use, a recorder
 /// already installed — one line names the
