@@ -13,9 +13,10 @@ use crate::env::PUSHGATEWAY_SPOOL_DIR;
 use crate::guard::PushGuard;
 use crate::handle::{PushHandle, TargetPusher};
 use crate::lifecycle::Lifecycle;
+use crate::protocol::group;
 use crate::pusher::PusherConfig;
 use crate::registry::{Installed, PushgatewayRecorder, Registry};
-use crate::sink::group::{group_path, url_for};
+use crate::sink::group::url_for;
 use crate::sink::pushgateway::{PushgatewaySink, Settings};
 use crate::sink::remote_write::{RemoteWriteSink, SpoolSettings};
 use crate::sink::replay::{Destination, ReplayReport};
@@ -297,7 +298,7 @@ struct Identity {
 impl Identity {
     fn new(job: String, grouping: Vec<(String, String)>) -> Self {
         Identity {
-            group: group_path(&job, &grouping),
+            group: group::encode(&job, &grouping),
             file_name: crate::sink::textfile::file_name(&job, &grouping),
             labels: std::iter::once(("job".to_owned(), job))
                 .chain(grouping)

@@ -4,7 +4,9 @@
 //! line bound.
 //!
 //! The rules, from `LAYOUT.md`: `config` imports neither `sink`, `runtime`, `handle`, `exit`
-//! nor `guard`; `sink` imports neither `config`, `runtime`, `handle`, `guard` nor `exit`; only
+//! nor `guard`; `sink` imports neither `config`, `runtime`, `handle`, `guard` nor `exit`;
+//! `protocol` (the wire formats, below the sinks and the configuration) imports neither
+//! `sink`, `spool`, `config`, `runtime`, `handle`, `exit` nor `install`; only
 //! `install` imports `runtime`, `exit`, `sink` and `config` together, and only `lib.rs`
 //! imports `install`.
 //!
@@ -38,6 +40,13 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("sink", "handle"),
     ("sink", "guard"),
     ("sink", "exit"),
+    ("protocol", "sink"),
+    ("protocol", "spool"),
+    ("protocol", "config"),
+    ("protocol", "runtime"),
+    ("protocol", "handle"),
+    ("protocol", "exit"),
+    ("protocol", "install"),
 ];
 
 /// Only this module imports all of these together.
@@ -134,6 +143,15 @@ fn the_checker_sees_each_kind_of_break() {
                 ("sink.rs", "pub struct Y;"),
             ],
             "config.rs imports sink (crate::sink::Y)",
+        ),
+        (
+            &[
+                ("lib.rs", "mod protocol; mod spool;"),
+                ("protocol/mod.rs", "mod group;"),
+                ("protocol/group.rs", "fn f() { crate::spool::g(); }"),
+                ("spool.rs", "pub fn g() {}"),
+            ],
+            "protocol/group.rs imports spool (crate::spool::g)",
         ),
     ];
     for (files, expected) in cases {

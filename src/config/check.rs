@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Url;
 
@@ -15,6 +14,7 @@ use super::{CiLabels, PushgatewayBuilder, Target};
 use crate::env::PUSHGATEWAY_GROUPING;
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
+use crate::protocol::group;
 use crate::snapshot::View;
 use crate::spool::Spool;
 use crate::target::{PushMethod, TargetKind};
@@ -391,11 +391,7 @@ pub(super) struct Endpoint {
 }
 
 /// The job and grouping labels of a `/metrics/job/<job>{/<label>/<value>}` path.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct UrlGroup {
-    pub(super) job: String,
-    pub(super) grouping: Vec<(String, String)>,
-}
+pub(super) use crate::protocol::group::Group as UrlGroup;
 
 /// Parses and checks a target's URL. Without a scheme, `http://` is meant.
 pub(super) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, String> {
@@ -452,9 +448,8 @@ pub(super) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, St
 }
 
 /// Removes a `/metrics/job/<job>{/<label>/<value>}` group path from a Pushgateway URL and
-/// returns its job and labels (segments decoded as the gateway does: percent-encoding, and
-/// `<label>@base64/<value>` in the URL-safe alphabet, padding optional). The rest of the
-/// path is kept as the endpoint's prefix.
+/// returns its job and labels (read as the gateway reads them: [`group::parse`]). The rest of
+/// the path is kept as the endpoint's prefix.
 pub(super) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String> {
     let path = url.path().to_owned();
     let segments: Vec<&str> = path.split('/').collect();
@@ -466,47 +461,9 @@ pub(super) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String>
     };
     let rest = &segments[at + 1..];
     let rest = rest.strip_suffix(&[""]).unwrap_or(rest);
-    if !rest.len().is_multiple_of(2) {
-        return Err(format!(
-            "the group path {path:?} must be /metrics/job/<job> followed by <label>/<value> \
-             pairs"
-        ));
-    }
-    let mut pairs = Vec::with_capacity(rest.len() / 2);
-    for pair in rest.chunks(2) {
-        let (name, value) = match pair[0].strip_suffix("@base64") {
-            Some(name) => {
-                let padded = pair[1].trim_end_matches('=');
-                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(padded)
-                    .map_err(|e| format!("the value of {name} in the group path: {e}"))?;
-                let value = String::from_utf8(bytes).map_err(|_| {
-                    format!("the value of {name} in the group path is not valid UTF-8")
-                })?;
-                (name, value)
-            }
-            None => (
-                pair[0],
-                percent_decode(pair[1]).ok_or_else(|| {
-                    format!(
-                        "the value of {} in the group path is not valid UTF-8",
-                        pair[0]
-                    )
-                })?,
-            ),
-        };
-        pairs.push((name.to_owned(), value));
-    }
-    let mut pairs = pairs.into_iter();
-    let job = pairs.next().map(|(_, job)| job).unwrap_or_default();
-    if job.is_empty() {
-        return Err(format!("the group path {path:?} names an empty job"));
-    }
+    let group = group::parse(&format!("/{}", rest.join("/"))).map_err(|e| e.describe(&path))?;
     url.set_path(&segments[..at].join("/"));
-    Ok(Some(UrlGroup {
-        job,
-        grouping: pairs.collect(),
-    }))
+    Ok(Some(group))
 }
 
 pub(super) fn percent_decode(s: &str) -> Option<String> {

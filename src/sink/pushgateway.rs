@@ -14,8 +14,8 @@ use super::group::{push_headers, url_for};
 use super::http::{self, Request};
 use super::replay::{Background, Step};
 use super::Sink;
-use crate::encode;
 use crate::lifecycle::Outcome;
+use crate::protocol::{protobuf, text};
 use crate::registry::Registry;
 use crate::report::{PushError, PushReport};
 use crate::self_metrics::SpoolMetrics;
@@ -353,9 +353,9 @@ impl Sink for PushgatewaySink {
     ) -> Result<Bytes, String> {
         self.encoded_ms = created_ms;
         if self.protobuf {
-            encode::protobuf::encode(snapshot, &mut buf, scratch);
+            protobuf::encode(snapshot, &mut buf, scratch);
         } else {
-            encode::text(snapshot, &[], &mut buf);
+            text::text(snapshot, &[], &mut buf);
         }
         if !self.gzip {
             return Ok(Bytes::from(buf));

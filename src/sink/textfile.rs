@@ -104,7 +104,7 @@ impl Sink for TextfileSink {
         mut buf: Vec<u8>,
         _scratch: &mut Vec<u8>,
     ) -> Result<Bytes, String> {
-        crate::encode::text(snapshot, &self.labels, &mut buf);
+        crate::protocol::text::text(snapshot, &self.labels, &mut buf);
         Ok(Bytes::from(buf))
     }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+use crate::protocol::group;
 use crate::target::PushMethod;
 
 /// The first line of a file whose body is text.
@@ -143,38 +144,6 @@ pub(super) fn header(s: &Snapshot) -> String {
     )
 }
 
-/// Whether `path` is a group path exactly as this crate encodes one: `/job/<value>`, then
-/// `/<name>/<value>` pairs, a name `[a-zA-Z_][a-zA-Z0-9_]*` (`job` first) with an optional
-/// `@base64` suffix, a value `[A-Za-z0-9_-]+` or, after `@base64`, the URL-safe base64
-/// alphabet with `=`. Nothing else from a file reaches a URL: no dot segments, escapes,
-/// separators or other paths of the gateway.
-fn is_group_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
-        return false;
-    };
-    let parts: Vec<&str> = rest.split('/').collect();
-    if parts.len() < 2 || !parts.len().is_multiple_of(2) {
-        return false;
-    }
-    parts.chunks(2).enumerate().all(|(i, pair)| {
-        let (name, base64) = match pair[0].strip_suffix("@base64") {
-            Some(name) => (name, true),
-            None => (pair[0], false),
-        };
-        let name_ok = name
-            .chars()
-            .enumerate()
-            .all(|(k, c)| c.is_ascii_alphabetic() || c == '_' || (k > 0 && c.is_ascii_digit()))
-            && !name.is_empty()
-            && (i > 0 || name == "job");
-        let value_ok = !pair[1].is_empty()
-            && pair[1].bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (base64 && b == b'=')
-            });
-        name_ok && value_ok
-    })
-}
-
 /// Why a file could not be read back.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadError {
@@ -228,7 +197,7 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
     for line in lines {
         let (key, value) = line.split_once(' ').ok_or("malformed header line")?;
         match key {
-            "group" if is_group_path(value) => group = Some(value.to_owned()),
+            "group" if group::is_canonical(value) => group = Some(value.to_owned()),
             "endpoint" => endpoint = Some(value.to_owned()),
             "method" => {
                 method = Some(match value {
@@ -328,45 +297,6 @@ mod untrusted_files {
             std::os::unix::fs::symlink(&big, &link).unwrap();
             let err = read(&link, u64::MAX).unwrap_err().to_string();
             assert!(err.contains("not a regular file"), "{err}");
-        }
-    }
-}
-
-#[cfg(test)]
-mod group_paths {
-    use super::is_group_path;
-
-    #[test]
-    fn only_group_paths_as_this_crate_encodes_them() {
-        for ok in [
-            "/job/ingester",
-            "/job@base64/YS9i/instance/h-1",
-            "/job/j/empty@base64/=",
-            "/job/j/v@base64/Li4=",
-        ] {
-            assert!(is_group_path(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "/",
-            "/job",
-            "/job/",
-            "/job/x/../../api/v1/admin/wipe",
-            "/job/x/..",
-            "/job/%2e%2e",
-            "/job/a\\b",
-            "/job/a\tb",
-            "/job/a b",
-            "/-/quit",
-            "/instance/x",
-            "/job/x/1a/y",
-            "/job/x/a",
-            "//job/x",
-            "/job/x?a=b",
-            "/job/x#f",
-            "/job/a=",
-        ] {
-            assert!(!is_group_path(bad), "{bad:?}");
         }
     }
 }
