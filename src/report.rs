@@ -340,7 +340,7 @@ impl PushError {
         }
     }
 
-    /// Whether the same snapshot could succeed later, so that the spool keeps it.
+    /// Whether the same push could succeed later, so that the spool keeps it as a record.
     pub(crate) fn worth_keeping(&self) -> bool {
         !self.rejects_body() && !matches!(self, PushError::ShutDown)
     }

@@ -11,6 +11,7 @@ use super::connection::{Auth, Secret};
 use super::headers::{build_headers, check_custom_header};
 use super::tls::tls_config;
 use super::{CiLabels, PushgatewayBuilder, Target};
+use crate::env::PUSHGATEWAY_GROUPING;
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
 use crate::protocol::group;
@@ -19,9 +20,6 @@ use crate::spool::Spool;
 use crate::target::{PushMethod, TargetKind};
 use crate::transport::TlsConfig;
 use crate::InitError;
-
-/// Environment variable: grouping labels as `name=value,name=value`.
-pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
 
 /// The interval's range (0 turns interval pushes off): long enough that the pusher thread
 /// yields between pushes, short enough that no deadline computed from it overflows.
@@ -94,7 +92,7 @@ impl PushgatewayBuilder {
                     Some((_, set)) if *set != value => {
                         return Err(conflict(format!(
                             "its group path sets {name}={value:?}, and {name}={set:?} is set \
-                             too (in code, {ENV_GROUPING} or another URL)"
+                             too (in code, {PUSHGATEWAY_GROUPING} or another URL)"
                         )))
                     }
                     Some(_) => {}
@@ -135,14 +133,14 @@ impl PushgatewayBuilder {
         tls: &TlsConfig,
     ) -> Result<Connection, InitError> {
         let kind = target.kind();
-        let raw = target.url().unwrap_or_default();
+        let url = target.url().unwrap_or_default();
         let Endpoint {
             url: endpoint,
             auth: url_auth,
             ..
-        } = parse_endpoint(raw, kind).map_err(|reason| InitError::InvalidUrl {
+        } = parse_endpoint(url, kind).map_err(|reason| InitError::InvalidUrl {
             target: kind,
-            url: redact_url(raw),
+            url: redact_url(url),
             reason,
         })?;
         let own = &target.settings;
@@ -165,7 +163,7 @@ impl PushgatewayBuilder {
             tls_config(&settings, self.accept_invalid_certs).map_err(|e| match e {
                 InitError::InvalidTls { what, reason } => InitError::InvalidTls {
                     what,
-                    reason: format!("{reason} (the TLS settings of {kind} {})", redact_url(raw)),
+                    reason: format!("{reason} (the TLS settings of {kind} {})", redact_url(url)),
                 },
                 other => other,
             })?
@@ -311,6 +309,9 @@ pub(super) fn ci_labels(
 
 /// The endpoint (without credentials) and the settings of every request to it.
 pub(crate) struct Connection {
+    /// The checked URL requests are built from: no credentials, no group path (the names of
+    /// a target's address, `url`, `endpoint` and `location`, are set out at
+    /// `config::target::Address`).
     pub(crate) endpoint: Url,
     pub(crate) headers: HeaderMap,
     pub(crate) tls: TlsConfig,

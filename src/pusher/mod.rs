@@ -21,8 +21,8 @@ use crate::snapshot::View;
 use crate::source::Renderer;
 use crate::spool::keeper::Spooled;
 
-/// A pusher's answer to a command: its result, and what became of a failed push's values
-/// (kept in the spool, or lost), to be said on the same line as the error.
+/// A pusher's answer to a command: its result, and what became of a failed push (kept in the
+/// spool as a record, or lost), to be said on the same line as the error.
 pub(crate) struct Answer {
     pub(crate) result: Result<PushReport, PushError>,
     pub(crate) spool: Option<SpoolOutcome>,
@@ -261,8 +261,8 @@ impl<S: Sink> Pusher<S> {
     }
 
     /// Takes a snapshot, encodes it into the buffer of the last push (no allocation or page
-    /// faults when the size is about the same), sends it, and lets the spool settle it.
-    /// Returns the result and what became of a failed push's values.
+    /// faults when the size is about the same), sends it, and lets the spool settle it. Returns
+    /// the result and what became of a failed push (kept as a record in the spool, or lost).
     async fn send_push(
         &mut self,
         outcome: Outcome,

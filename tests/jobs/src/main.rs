@@ -372,7 +372,7 @@ fn vm_kib(field: &str) -> u64 {
 /// end of the job's work, in a fresh process (its HTTP client is built by the first push).
 fn prometheus_push_timed(job: &str, n: usize) {
     let registry = peer::prometheus_registry(n);
-    let url = std::env::var("PUSHGATEWAY_URL").unwrap();
+    let url = std::env::var(metrics_exporter_pushgateway::env::PUSHGATEWAY_URL).unwrap();
     let started = std::time::Instant::now();
     prometheus::push_metrics(
         job,
@@ -390,7 +390,7 @@ fn prometheus_push_timed(job: &str, n: usize) {
 fn prometheus_series(job: &str, n: usize, push: bool) {
     let registry = peer::prometheus_registry(n);
     if push {
-        let url = std::env::var("PUSHGATEWAY_URL").unwrap();
+        let url = std::env::var(metrics_exporter_pushgateway::env::PUSHGATEWAY_URL).unwrap();
         prometheus::push_metrics(
             job,
             std::collections::HashMap::new(),
