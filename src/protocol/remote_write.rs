@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::ops::Range;
 
+use super::samples;
 use super::text::target_labels;
-use crate::snapshot::{Family, Kind, Snapshot, Value};
+use crate::snapshot::{Family, Kind, Snapshot};
 
 /// `prometheus.WriteRequest`.
 #[cfg(test)]
@@ -191,7 +192,6 @@ impl<'a> BatchEncoder<'a> {
         target: &[(String, String)],
         timestamp_ms: i64,
     ) -> Result<(), String> {
-        use std::fmt::Write as _;
         self.sent.pending.index.reserve(snapshot.len());
         let t = timestamp_ms;
         let mut le = String::new();
@@ -202,22 +202,9 @@ impl<'a> BatchEncoder<'a> {
                 let mut add = |suffix: &str, le: Option<&str>, value: f64| {
                     self.add(family, index, suffix, &labels, le, value, t)
                 };
-                match series.value() {
-                    Value::Counter(v) => add("", None, v as f64)?,
-                    Value::Gauge(v) => add("", None, v)?,
-                    Value::Histogram { sum, .. } => {
-                        let counts = series.bucket_counts();
-                        for (bound, count) in bounds.iter().zip(counts) {
-                            le.clear();
-                            let _ = write!(le, "{bound}");
-                            add("_bucket", Some(&le), *count as f64)?;
-                        }
-                        let count = counts.last().copied().unwrap_or(0) as f64;
-                        add("_bucket", Some("+Inf"), count)?;
-                        add("_sum", None, sum)?;
-                        add("_count", None, count)?;
-                    }
-                }
+                samples::for_each(&series, bounds, &mut le, |s| {
+                    add(s.suffix, s.le, s.value.as_f64())
+                })?;
             }
         }
         // A staleness marker for each series gone since the last push the receiver took.
