@@ -32,6 +32,26 @@ pub(crate) fn is_label_name(name: &str) -> bool {
             .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()))
 }
 
+/// Checks a configured label name (a grouping or global label): valid as
+/// [`is_label_name`] says, and not starting with `__` (reserved for Prometheus). The error
+/// says which rule it breaks.
+pub(crate) fn check_label_name(name: &str) -> Result<(), &'static str> {
+    if !is_label_name(name) {
+        let first = name.chars().next();
+        return Err(match first {
+            None => "a label name must not be empty",
+            Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
+                "a label name must start with a letter or an underscore"
+            }
+            Some(_) => "a label name may hold only ASCII letters, digits and underscores",
+        });
+    }
+    if name.starts_with("__") {
+        return Err("label names starting with __ are reserved for Prometheus");
+    }
+    Ok(())
+}
+
 /// `name` as a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`, other characters replaced by `_`.
 pub(crate) fn label_name(name: &str) -> Cow<'_, str> {
     if is_label_name(name) {

@@ -185,7 +185,7 @@ impl SpoolMetrics {
             replayed: r.counter(
                 "spool_replayed_total",
                 &[],
-                "Spooled snapshots the gateway accepted on replay.",
+                "Spooled records the target accepted on replay.",
             ),
             dropped: r.counter(
                 "spool_dropped_total",

@@ -14,6 +14,7 @@ use super::{CiLabels, PushgatewayBuilder, Target};
 use crate::env::PUSHGATEWAY_GROUPING;
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
+use crate::names::check_label_name;
 use crate::protocol::group;
 use crate::snapshot::View;
 use crate::spool::Spool;
@@ -471,25 +472,6 @@ pub(super) fn percent_decode(s: &str) -> Option<String> {
         .decode_utf8()
         .ok()
         .map(|s| s.into_owned())
-}
-
-/// Checks a label name against `[a-zA-Z_][a-zA-Z0-9_]*`, with `__` reserved.
-pub(crate) fn check_label_name(name: &str) -> Result<(), &'static str> {
-    let mut chars = name.chars();
-    match chars.next() {
-        None => return Err("a label name must not be empty"),
-        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
-            return Err("a label name must start with a letter or an underscore")
-        }
-        Some(_) => {}
-    }
-    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err("a label name may hold only ASCII letters, digits and underscores");
-    }
-    if name.starts_with("__") {
-        return Err("label names starting with __ are reserved for Prometheus");
-    }
-    Ok(())
 }
 
 pub(crate) fn check_labels(

@@ -4,11 +4,12 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::check::{check_duration, check_label_name, parse_endpoint, percent_decode};
+use super::check::{check_duration, parse_endpoint, percent_decode};
 use super::headers::check_custom_header;
 use super::{CiLabels, ExpositionFormat, PushgatewayBuilder, Target};
 use crate::env::*;
 use crate::log::redact_url;
+use crate::names::check_label_name;
 use crate::target::TargetKind;
 use crate::InitError;
 

@@ -164,8 +164,8 @@ impl PushgatewayBuilder {
                     .into(),
             });
         }
-        // The spool keeps the first Pushgateway target's pushes and, in a directory beside
-        // it, the first remote-write target's requests.
+        // The spool keeps the first Pushgateway target's pushes and the first remote-write
+        // target's requests, in the same directory.
         let mut rw_spool = spool.as_ref().map(Spool::sibling);
         let targets = self
             .targets

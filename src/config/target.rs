@@ -74,7 +74,7 @@ pub struct Target {
 /// - `endpoint`: the checked [`reqwest::Url`] that requests are built from, without
 ///   credentials or group path (`config::check::Connection::endpoint`);
 /// - `location`: the text shown in errors, logs and reports, secrets redacted: the group
-///   URL, the receiver's URL or the file (`Sink::location`, `TargetPusher::location`,
+///   URL, the receiver's URL or the file (`sink::About::location`, `TargetPusher::location`,
 ///   [`TargetReport::location`](crate::TargetReport::location),
 ///   [`PushError::location`](crate::PushError::location); `PushError`'s public fields keep
 ///   the name `url` for it).

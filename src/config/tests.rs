@@ -10,6 +10,7 @@ use super::env::*;
 use super::*;
 use crate::env::*;
 use crate::log::redact_url;
+use crate::names::check_label_name;
 use crate::target::{PushMethod, TargetKind};
 use crate::transport::TlsConfig;
 use crate::InitError;

@@ -36,7 +36,7 @@ impl<'a> Request<'a> {
     /// A push of `body` (exposition text, gzip-compressed or not) to a group.
     pub(crate) fn push(
         url: &'a Url,
-        url_text: &'a str,
+        location: &'a str,
         method: PushMethod,
         headers: &'a HeaderMap,
         body: Bytes,
@@ -44,7 +44,7 @@ impl<'a> Request<'a> {
         Request {
             target: TargetKind::Pushgateway,
             url,
-            url_text,
+            location,
             method: method.http(),
             headers,
             body,
@@ -52,12 +52,12 @@ impl<'a> Request<'a> {
     }
 
     /// The deletion of a group.
-    pub(crate) fn delete(url: &'a Url, url_text: &'a str) -> Self {
+    pub(crate) fn delete(url: &'a Url, location: &'a str) -> Self {
         static NONE: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
         Request {
             target: TargetKind::Pushgateway,
             url,
-            url_text,
+            location,
             method: Method::DELETE,
             headers: &NONE,
             body: Bytes::new(),

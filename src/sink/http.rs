@@ -289,8 +289,8 @@ enum Attempt {
 pub(crate) struct Request<'a> {
     pub(crate) target: TargetKind,
     pub(crate) url: &'a Url,
-    /// The URL as text, for errors and logs (it never holds credentials).
-    pub(crate) url_text: &'a str,
+    /// The URL as shown in errors and logs: redacted (no credentials, no query values).
+    pub(crate) location: &'a str,
     pub(crate) method: Method,
     /// The body's headers (content type and encoding).
     pub(crate) headers: &'a HeaderMap,
@@ -341,7 +341,7 @@ pub(crate) async fn send_hedged(
     let mut last: Option<PushError> = None;
     let timed_out = |attempts, last: Option<PushError>| PushError::Timeout {
         target: request.target,
-        url: request.url_text.to_owned(),
+        url: request.location.to_owned(),
         timeout: budget,
         attempts,
         last_error: last.map(Box::new),
@@ -398,7 +398,7 @@ pub(crate) async fn send_hedged(
                 _ => return Err(err),
             }
         }
-        tracing::debug!(url = %request.url_text, error = %err, ?delay, "push failed, retrying");
+        tracing::debug!(url = %request.location, error = %err, ?delay, "push failed, retrying");
         last = Some(err);
         tokio::time::sleep(delay).await;
     }
@@ -422,7 +422,7 @@ async fn hedged_attempt(
         return done;
     }
     tracing::debug!(
-        url = %request.url_text,
+        url = %request.location,
         after = ?hedge.after,
         "no answer yet: the request goes out on a fresh connection too"
     );
@@ -454,7 +454,7 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
             // The error's own text would name the URL as requested, query string and all.
             let source = source.without_url();
             let cause = transport_cause(&source);
-            let url = request.url_text.to_owned();
+            let url = request.location.to_owned();
             // A certificate that is not trusted, or a handshake the gateway refused, is
             // refused again on every retry.
             return match tls_refusal(&source) {
@@ -503,7 +503,7 @@ async fn attempt(client: &reqwest::Client, request: &Request<'_>, attempts: u32)
     }
     let err = PushError::Status {
         target,
-        url: request.url_text.to_owned(),
+        url: request.location.to_owned(),
         status: status.as_u16(),
         body: text,
         attempts,
@@ -552,7 +552,7 @@ mod tests {
         let request = Request {
             target: TargetKind::RemoteWrite,
             url: &url,
-            url_text: &shown,
+            location: &shown,
             method: Method::POST,
             headers: &headers,
             body: Bytes::from_static(b"x"),

@@ -53,7 +53,8 @@ pub(crate) struct About {
     /// Whether a push replaces what the earlier pushes of its group sent (a Pushgateway's
     /// group). Then a push the target took makes the group's older spooled records obsolete,
     /// the final push is written to the spool before it is sent (sending it again changes
-    /// nothing), and its deadline is not given to replaying the rest of the spool. Otherwise
+    /// nothing), and no replay is started after it (one under way still drains within the
+    /// final push's deadline). Otherwise
     /// (remote write: every sample carries its own time) spooled records are never obsolete,
     /// nothing is written ahead, and a successful final push also replays what is spooled.
     pub(crate) replaces: bool,

@@ -148,7 +148,7 @@ impl Sink for RemoteWriteSink {
                     let request = Request {
                         target: TargetKind::RemoteWrite,
                         url,
-                        url_text: location,
+                        location,
                         method: reqwest::Method::POST,
                         headers,
                         body: body.slice(range),

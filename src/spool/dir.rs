@@ -14,7 +14,7 @@ const STALE_TMP: Duration = Duration::from_secs(600);
 impl Spool {
     /// Whether the directory can be trusted, if it exists: a directory (not a link to one)
     /// owned by this process's user and writable by nobody else, so that no other user can
-    /// plant snapshots this job would replay with its own credentials. (Unix; elsewhere the
+    /// plant records this job would replay with its own credentials. (Unix; elsewhere the
     /// directory's access rules are the operating system's.)
     pub(crate) fn check_trust(&self) -> Result<(), String> {
         let meta = match fs::symlink_metadata(&self.dir) {

@@ -8,7 +8,7 @@ use std::path::Path;
 /// The file holding the key of endpoint identities (see the spool's documentation).
 pub(super) const KEY: &str = ".endpoint.key";
 pub(super) const KEY_LEN: usize = 32;
-/// What an endpoint identity ends with when no key could be had: such a snapshot is refused
+/// What an endpoint identity ends with when no key could be had: such a record is refused
 /// by [`Spool::write_unbounded`](super::Spool::write_unbounded), saying why.
 pub(super) const NO_KEY: &str = " #no-key";
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::replay::{Background, Step};
-use super::{framed, Entry, Snapshot, Spool, MAX_FRAMES};
+use super::{framed, Entry, Record, Spool, MAX_FRAMES};
 use crate::registry::Registry;
 use crate::report::{DroppedRecord, LostRequests, PushError, PushReport, SpoolOutcome};
 use crate::self_metrics::SpoolMetrics;
@@ -42,7 +42,7 @@ struct Keeper {
     replay: Option<Background>,
     /// The final push's record written before it was sent: the record, its file (none when
     /// it alone is over the bounds) and what became of it.
-    ahead: Option<(Snapshot, Option<PathBuf>, SpoolOutcome)>,
+    ahead: Option<(Record, Option<PathBuf>, SpoolOutcome)>,
 }
 
 impl<S: Sink> Spooled<S> {
@@ -206,8 +206,8 @@ impl Keeper {
         method: PushMethod,
         format: Format,
         body: Bytes,
-    ) -> Snapshot {
-        Snapshot {
+    ) -> Record {
+        Record {
             group: self.group.clone(),
             method,
             format,
@@ -245,7 +245,7 @@ impl Keeper {
 
     /// Writes `record` (`ahead` of its push: without removing other files to stay within the
     /// bounds, see [`Self::bound_ahead`]). Returns its file, and what became of it.
-    fn write(&self, record: &Snapshot, ahead: bool) -> (Option<PathBuf>, SpoolOutcome) {
+    fn write(&self, record: &Record, ahead: bool) -> (Option<PathBuf>, SpoolOutcome) {
         let result = match ahead {
             true => self.spool.write_unbounded(record),
             false => self.spool.write(record),
@@ -285,7 +285,7 @@ impl Keeper {
     /// the spool's bounds now apply.
     fn bound_ahead(
         &self,
-        record: &Snapshot,
+        record: &Record,
         path: Option<PathBuf>,
         mut outcome: SpoolOutcome,
     ) -> SpoolOutcome {

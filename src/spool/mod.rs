@@ -1,7 +1,7 @@
-//! The disk spool: snapshots whose push failed for good, kept on disk until a later push of
-//! them is answered with a 2xx.
+//! The disk spool: pushes that failed for good, each kept on disk as a record (the body as it
+//! was sent, and where it goes) until a later push of it is answered with a 2xx.
 //!
-//! One file per snapshot, named `<created ms>-<group hash>-<writer>.snapshot` so that names
+//! One file per record, named `<created ms>-<group hash>-<writer>.snapshot` so that names
 //! sort oldest first. A file is a short text header, a blank line and the body as it was sent:
 //!
 //! ```text
@@ -66,13 +66,13 @@ use endpoint::{
     fnv_endpoint_id, hides_something, keyed_digest, read_key, EndpointKey, KEY, KEY_LEN, NO_KEY,
 };
 use record::{frame_count, header, too_many_frames};
-pub(crate) use record::{framed, frames, read, ReadError, Snapshot, MAX_FRAMES};
+pub(crate) use record::{framed, frames, read, ReadError, Record, MAX_FRAMES};
 pub use replay::ReplayReport;
 pub(crate) use replay::{replay_all, Destination};
 
-/// Default bound on the number of snapshot files in a spool directory: 100.
+/// Default bound on the number of record files in a spool directory: 100.
 pub const DEFAULT_SPOOL_MAX_FILES: usize = 100;
-/// Default bound on the total size of a spool directory's snapshot files: 64 MiB.
+/// Default bound on the total size of a spool directory's record files: 64 MiB.
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 const SNAPSHOT: &str = ".snapshot";
@@ -80,20 +80,20 @@ const CORRUPT: &str = ".corrupt";
 const REJECTED: &str = ".rejected";
 const TMP_PREFIX: &str = ".tmp-";
 
-/// A snapshot file found in the directory.
+/// A record file found in the directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) path: PathBuf,
     pub(crate) bytes: u64,
 }
 
-/// What writing a snapshot did.
+/// What writing a record did.
 #[derive(Debug, Default)]
 pub(crate) struct Written {
     pub(crate) path: Option<PathBuf>,
     /// Files removed to honour the bounds, the new one included when it alone is too big.
     pub(crate) dropped: Vec<Entry>,
-    /// Older snapshots of the same group, replaced by the new one.
+    /// Older records of the same group, replaced by the new one.
     pub(crate) replaced: usize,
 }
 
@@ -246,9 +246,9 @@ impl Spool {
     }
 
     /// Writes `snapshot` atomically (temporary file, fsync, rename, fsync of the directory),
-    /// removes older snapshots of the same group, then removes the oldest files until the
+    /// removes older records of the same group, then removes the oldest files until the
     /// directory is within its bounds.
-    pub(crate) fn write(&self, snapshot: &Snapshot) -> io::Result<Written> {
+    pub(crate) fn write(&self, snapshot: &Record) -> io::Result<Written> {
         let mut written = self.write_unbounded(snapshot)?;
         if let Some(path) = &written.path {
             (written.replaced, written.dropped) = self.settle(snapshot, path)?;
@@ -256,26 +256,22 @@ impl Spool {
         Ok(written)
     }
 
-    /// For a snapshot just written at `path`: removes the older snapshots of its group (they
+    /// For a record just written at `path`: removes the older records of its group (they
     /// would only overwrite its newer values; never remote-write requests, see
-    /// [`Snapshot::same_group`]), then the oldest files until the directory is within its
+    /// [`Record::same_group`]), then the oldest files until the directory is within its
     /// bounds. Returns how many were replaced, and what the bounds dropped.
-    pub(crate) fn settle(
-        &self,
-        snapshot: &Snapshot,
-        path: &Path,
-    ) -> io::Result<(usize, Vec<Entry>)> {
+    pub(crate) fn settle(&self, snapshot: &Record, path: &Path) -> io::Result<(usize, Vec<Entry>)> {
         let replaced = self.remove_older(snapshot, Some(path));
         Ok((replaced, self.enforce_bounds(path)?))
     }
 
-    /// [`write`](Self::write) without touching any other file: for a snapshot written ahead
+    /// [`write`](Self::write) without touching any other file: for a record written ahead
     /// of its push, which is removed again if the push succeeds, and
     /// [`settle`](Self::settle)d if it fails.
     ///
-    /// A remote-write snapshot of more than [`MAX_FRAMES`] requests, and one whose endpoint
+    /// A remote-write record of more than [`MAX_FRAMES`] requests, and one whose endpoint
     /// could not be recorded (no key), are refused with an error saying so.
-    pub(crate) fn write_unbounded(&self, snapshot: &Snapshot) -> io::Result<Written> {
+    pub(crate) fn write_unbounded(&self, snapshot: &Record) -> io::Result<Written> {
         if snapshot.format.is_remote_write() && frame_count(&snapshot.body) > MAX_FRAMES {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -306,12 +302,12 @@ impl Spool {
             .join(format!("{TMP_PREFIX}{}-{seq}{SNAPSHOT}", self.writer));
         let path = self.dir.join(self.name(snapshot, seq));
         crate::file::write_atomically(&tmp, &path, 0o600, &[header.as_bytes(), &snapshot.body])?;
-        // Older snapshots of the same group would only overwrite this one's newer values.
+        // Older records of the same group would only overwrite this one's newer values.
         written.path = Some(path);
         Ok(written)
     }
 
-    fn name(&self, snapshot: &Snapshot, seq: u64) -> String {
+    fn name(&self, snapshot: &Record, seq: u64) -> String {
         format!(
             "{:013}-{:08x}-{}-{seq}{SNAPSHOT}",
             snapshot.created_ms,
@@ -327,7 +323,7 @@ impl Spool {
         files.extend(self.set_aside()?);
         let mut count = files.len();
         let mut bytes: u64 = files.iter().map(|e| e.bytes).sum();
-        // Set-aside files go first, then snapshots, each oldest first.
+        // Set-aside files go first, then records, each oldest first.
         files.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
         let mut dropped = Vec::new();
         for entry in files {
@@ -346,7 +342,7 @@ impl Spool {
         Ok(dropped)
     }
 
-    /// The snapshot files, oldest first.
+    /// The record files, oldest first.
     pub(crate) fn entries(&self) -> io::Result<Vec<Entry>> {
         self.list(|name| name.ends_with(SNAPSHOT) && !name.starts_with('.'))
     }
@@ -383,22 +379,22 @@ impl Spool {
         Ok(entries)
     }
 
-    /// Number of snapshot files and their total size in bytes.
+    /// Number of record files and their total size in bytes.
     pub(crate) fn size(&self) -> (usize, u64) {
         self.entries()
             .map(|e| (e.len(), e.iter().map(|e| e.bytes).sum()))
             .unwrap_or((0, 0))
     }
 
-    /// Removes the gateway snapshots of `group` created at or before `until_ms`: a newer push
+    /// Removes the gateway records of `group` created at or before `until_ms`: a newer push
     /// of the same group made them obsolete. Returns how many were removed.
     pub(crate) fn remove_group(&self, group: &str, until_ms: u64) -> usize {
         self.remove_matching(group, until_ms, None)
     }
 
-    /// Removes the gateway snapshots of the same group as `newer` created at or before it,
+    /// Removes the gateway records of the same group as `newer` created at or before it,
     /// except `keep`; nothing for remote-write requests.
-    fn remove_older(&self, newer: &Snapshot, keep: Option<&Path>) -> usize {
+    fn remove_older(&self, newer: &Record, keep: Option<&Path>) -> usize {
         if newer.format.is_remote_write() {
             return 0;
         }
@@ -444,11 +440,11 @@ impl Spool {
     pub(crate) fn rewrite(
         &self,
         path: &Path,
-        snapshot: &Snapshot,
+        snapshot: &Record,
         url: &url::Url,
         left: &[Bytes],
     ) -> io::Result<()> {
-        let rest = Snapshot {
+        let rest = Record {
             endpoint: self.endpoint_id(url),
             body: framed(left.iter().map(|b| &b[..])),
             ..snapshot.clone()
@@ -479,7 +475,7 @@ fn owner_only() -> OpenOptions {
     options
 }
 
-/// Set-aside files before snapshots, each oldest first.
+/// Set-aside files before records, each oldest first.
 fn sort_key(e: &Entry) -> (bool, &str) {
     (file_name(&e.path).ends_with(SNAPSHOT), file_name(&e.path))
 }
@@ -493,8 +489,8 @@ mod tests {
     use super::*;
     use crate::target::{Format, PushMethod};
 
-    pub(super) fn snapshot(group: &str, created_ms: u64, body: &str) -> Snapshot {
-        Snapshot {
+    pub(super) fn snapshot(group: &str, created_ms: u64, body: &str) -> Record {
+        Record {
             group: group.into(),
             method: PushMethod::Put,
             format: Format::Text { gzip: false },
@@ -517,7 +513,7 @@ mod tests {
     fn round_trip_and_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(dir.path().join("spool"), 10, 1 << 20);
-        let s = Snapshot {
+        let s = Record {
             method: PushMethod::Post,
             format: Format::Protobuf { gzip: true },
             ..snapshot("/job/a/instance@base64/YS9i", 1_700_000_000_123, "x 1\n")
@@ -571,7 +567,7 @@ mod tests {
             spool.write(&snapshot(g, i as u64, "x 1\n")).unwrap();
         }
         assert_eq!(names(&spool), ["/job/b", "/job/c"]);
-        // One snapshot over the bound by itself is dropped and touches nothing else.
+        // One record over the bound by itself is dropped and touches nothing else.
         let big = "y 1\n".repeat(200);
         let w = spool.write(&snapshot("/job/d", 9, &big)).unwrap();
         assert!(w.path.is_none());
@@ -617,8 +613,8 @@ mod remote_write_files {
     use super::*;
     use crate::target::{Format, PushMethod};
 
-    fn remote_write(group: &str, endpoint: &str, created_ms: u64, requests: &[&[u8]]) -> Snapshot {
-        Snapshot {
+    fn remote_write(group: &str, endpoint: &str, created_ms: u64, requests: &[&[u8]]) -> Record {
+        Record {
             method: PushMethod::Post,
             format: Format::RemoteWrite,
             endpoint: endpoint.into(),
@@ -752,7 +748,7 @@ mod remote_write_files {
         // A key file that is not one is never used, and spooling says why.
         fs::write(&key, b"short").unwrap();
         let broken = Spool::new(dir.path().join("spool"), 10, 1 << 20);
-        let snapshot = Snapshot {
+        let snapshot = Record {
             endpoint: broken.endpoint_id(&a),
             ..remote_write("/job/a", "", 1, &[b"x"])
         };

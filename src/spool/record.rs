@@ -24,9 +24,9 @@ pub(crate) const MAX_FRAMES: usize = 100_000;
 /// The longest header a reader accepts.
 const MAX_HEADER: usize = 64 * 1024;
 
-/// One snapshot: what a push sent, and where.
+/// One record: a push as it was sent (its body, unchanged), and where it goes.
 #[derive(Debug, Clone)]
-pub(crate) struct Snapshot {
+pub(crate) struct Record {
     /// The group's path below `/metrics`, encoded as in the URL: `/job/<job>{/<label>/<value>}`.
     pub(crate) group: String,
     pub(crate) method: PushMethod,
@@ -42,8 +42,8 @@ pub(crate) struct Snapshot {
     pub(crate) body: Bytes,
 }
 
-impl Snapshot {
-    /// Whether this is a gateway's snapshot of `group`, which a newer push of that group makes
+impl Record {
+    /// Whether this is a gateway's record of `group`, which a newer push of that group makes
     /// obsolete. Remote-write requests are never obsolete: their samples carry their own
     /// timestamps, and the receiver keeps every one.
     pub(super) fn same_group(&self, group: &str) -> bool {
@@ -105,7 +105,7 @@ pub(super) fn too_many_frames(how: &str) -> String {
     format!("{how} {MAX_FRAMES} requests, the most one spool file holds")
 }
 
-pub(super) fn header(s: &Snapshot) -> String {
+pub(super) fn header(s: &Record) -> String {
     format!(
         "{}\ngroup {}\nendpoint {}\nmethod {}\nencoding {}\nformat {}\ncreated {}\nlength {}\n\
          crc32 {:08x}\n\n",
@@ -148,7 +148,7 @@ pub(crate) enum ReadError {
 /// Reads and checks one snapshot file of at most `max_bytes`. A file that is not a regular
 /// file (a link, a FIFO, a device) or is larger is refused from its metadata, before it is
 /// opened or read: such a file can block a reader or fill its memory.
-pub(crate) fn read(path: &Path, max_bytes: u64) -> Result<Snapshot, ReadError> {
+pub(crate) fn read(path: &Path, max_bytes: u64) -> Result<Record, ReadError> {
     let meta = fs::symlink_metadata(path)?;
     if !meta.is_file() {
         return Err(ReadError::Corrupt("not a regular file".into()));
@@ -167,7 +167,7 @@ pub(crate) fn read(path: &Path, max_bytes: u64) -> Result<Snapshot, ReadError> {
     parse(&data).map_err(ReadError::Corrupt)
 }
 
-fn parse(data: &[u8]) -> Result<Snapshot, String> {
+fn parse(data: &[u8]) -> Result<Record, String> {
     let end = data
         .windows(2)
         .take(MAX_HEADER)
@@ -251,7 +251,7 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
     } else {
         Format::pushgateway(protobuf, gzip)
     };
-    Ok(Snapshot {
+    Ok(Record {
         group,
         method,
         format,
@@ -298,8 +298,8 @@ mod untrusted_files {
 mod remote_write_records {
     use super::*;
 
-    fn remote_write(group: &str, endpoint: &str, created_ms: u64, requests: &[&[u8]]) -> Snapshot {
-        Snapshot {
+    fn remote_write(group: &str, endpoint: &str, created_ms: u64, requests: &[&[u8]]) -> Record {
+        Record {
             group: group.into(),
             method: PushMethod::Post,
             format: Format::RemoteWrite,
@@ -330,7 +330,7 @@ mod remote_write_records {
         }
         // Lengths that do not add up to the body are refused, checksum or not.
         for bad in [&b"\0\0\0\x05x"[..], b"\0\0\0", b"\0\0\0\0", b""] {
-            let head = header(&Snapshot {
+            let head = header(&Record {
                 body: Bytes::copy_from_slice(bad),
                 ..remote_write("/job/a", "http://vm/", 5, &[])
             });
@@ -343,7 +343,7 @@ mod remote_write_records {
 mod formats {
     use super::*;
 
-    fn file(head: &str, body: &[u8]) -> Result<Snapshot, String> {
+    fn file(head: &str, body: &[u8]) -> Result<Record, String> {
         let mut data = head.as_bytes().to_vec();
         data.extend_from_slice(body);
         parse(&data)

@@ -1,4 +1,4 @@
-//! Sending spooled snapshots again: one file at a time, oldest first, each removed only after
+//! Sending spooled records again: one file at a time, oldest first, each removed only after
 //! the gateway answered 2xx.
 
 use std::cell::Cell;
@@ -28,7 +28,7 @@ pub struct ReplayReport {
     /// Snapshots the gateway refused with 400 (e.g. a metric type that conflicts with another
     /// group), renamed to `*.rejected` in the spool directory.
     pub rejected: usize,
-    /// Files that were not valid snapshots (truncated, altered), renamed to `*.corrupt`.
+    /// Files that were not valid records (truncated, altered), renamed to `*.corrupt`.
     pub corrupt: usize,
     /// Another process held the spool's replay lock, so nothing was sent.
     pub locked: bool,
@@ -41,7 +41,7 @@ pub struct ReplayReport {
 }
 
 impl ReplayReport {
-    /// Whether the spool is empty of snapshots that can still be sent.
+    /// Whether the spool is empty of records that can still be sent.
     pub fn is_drained(&self) -> bool {
         self.kept == 0 && !self.locked
     }
@@ -88,9 +88,9 @@ pub(crate) enum Step {
     },
     /// Refused for its content; set aside.
     Rejected(PushError, PathBuf),
-    /// Not a valid snapshot; set aside.
+    /// Not a valid record; set aside.
     Corrupt(String, Option<PathBuf>),
-    /// Gone meanwhile (replaced by a newer snapshot of its group, or removed).
+    /// Gone meanwhile (replaced by a newer record of its group, or removed).
     Gone,
     /// Meant for another gateway: left in the spool for a replayer of that one.
     Elsewhere,
@@ -271,16 +271,16 @@ pub(crate) async fn replay_one(
         }
     } else {
         let url = url_for(endpoint, &snapshot.group);
-        let url_text = crate::log::shown(&url);
+        let location = crate::log::shown(&url);
         let headers = push_headers(snapshot.format.is_gzip(), snapshot.format.is_protobuf());
-        let request = Request::push(&url, &url_text, snapshot.method, &headers, snapshot.body);
+        let request = Request::push(&url, &location, snapshot.method, &headers, snapshot.body);
         http::send(client, &request, deadline, timeout, false, in_flight)
             .await
             .map(drop)
     };
     match result {
         Ok(_) => {
-            // Already gone is fine: a writer replaced it with a newer snapshot meanwhile.
+            // Already gone is fine: a writer replaced it with a newer record meanwhile.
             let _ = std::fs::remove_file(&entry.path);
             Step::Sent
         }
@@ -297,7 +297,7 @@ pub(crate) async fn replay_one(
 struct Progress<'a> {
     spool: &'a Spool,
     path: &'a std::path::Path,
-    snapshot: &'a super::Snapshot,
+    snapshot: &'a super::Record,
     url: &'a Url,
     requests: Vec<bytes::Bytes>,
     delivered: Vec<bool>,
@@ -366,10 +366,10 @@ async fn replay_requests(
     in_flight: &Cell<bool>,
 ) -> Result<(), PushError> {
     use futures_util::StreamExt as _;
-    let url_text = crate::log::shown(endpoint);
+    let location = crate::log::shown(endpoint);
     let headers = remote_write_wire::headers();
     let stop = Cell::new(false);
-    let (url_text, headers, stop_ref) = (&url_text, &headers, &stop);
+    let (location, headers, stop_ref) = (&location, &headers, &stop);
     let mut sends = futures_util::stream::iter(progress.requests.clone().into_iter().enumerate())
         .map(|(i, body)| async move {
             if stop_ref.get() {
@@ -378,7 +378,7 @@ async fn replay_requests(
             let request = Request {
                 target: crate::target::TargetKind::RemoteWrite,
                 url: endpoint,
-                url_text,
+                location,
                 method: reqwest::Method::POST,
                 headers,
                 body,
