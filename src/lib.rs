@@ -150,6 +150,7 @@ pub mod lifecycle;
 mod listen;
 mod log;
 mod names;
+mod native;
 mod pusher;
 mod registry;
 mod report;

@@ -1,0 +1,257 @@
+use std::sync::Arc;
+
+use super::*;
+
+fn config(schema: i32, zero_threshold: f64, max_buckets: u32) -> NativeConfig {
+    NativeConfig {
+        schema,
+        zero_threshold,
+        max_buckets,
+    }
+}
+
+/// The histogram read: the value, its positive and its negative buckets.
+fn read(h: &NativeBuckets) -> (NativeValue, Vec<(i32, u64)>, Vec<(i32, u64)>) {
+    let mut buckets = vec![(7, 7)]; // Appended to, not replaced.
+    let value = h.read_into(&mut buckets);
+    assert_eq!(buckets[0], (7, 7));
+    (
+        value,
+        value.positive(&buckets).to_vec(),
+        value.negative(&buckets).to_vec(),
+    )
+}
+
+fn spans_of(buckets: &[(i32, u64)]) -> (Vec<(i32, u32)>, Vec<i64>) {
+    let (mut spans, mut deltas) = (Vec::new(), Vec::new());
+    spans_and_deltas(buckets, &mut spans, &mut deltas);
+    (spans.iter().map(|s| (s.offset, s.length)).collect(), deltas)
+}
+
+#[test]
+fn spans_and_deltas_of_the_specifications_example() {
+    // The specification's "Buckets" example: -2→3, -1→5, 0→0, 1→0, 2→1, 3→0, 4→3, 5→2. Gaps
+    // of one or two buckets are filled (client_golang), which gives its third form.
+    let buckets = [(-2, 3), (-1, 5), (2, 1), (4, 3), (5, 2)];
+    assert_eq!(
+        spans_of(&buckets),
+        (vec![(-2, 8)], vec![3, 2, -5, 0, 1, -1, 3, -1])
+    );
+    // A gap of three starts a new span.
+    assert_eq!(
+        spans_of(&[(0, 1), (4, 2), (5, 2), (9, 1)]),
+        (vec![(0, 1), (3, 2), (3, 1)], vec![1, 1, 0, -1])
+    );
+    // A gap of two is filled; the first span may start below zero.
+    assert_eq!(
+        spans_of(&[(-10, 4), (-7, 4)]),
+        (vec![(-10, 4)], vec![4, -4, 0, 4])
+    );
+    assert_eq!(spans_of(&[]), (vec![], vec![]));
+}
+
+#[test]
+fn observations_go_to_their_buckets_at_the_default_schema() {
+    let h = NativeBuckets::new(NativeConfig::default());
+    assert_eq!(NativeConfig::default().schema, 3);
+    for v in [1.0, 1.0, 2.0, 1.05, 3.0, -1.0, -0.001] {
+        h.record(v);
+    }
+    let (value, positive, negative) = read(&h);
+    assert_eq!(value.schema, 3);
+    assert_eq!(value.count, 7);
+    assert_eq!(value.zero_count, 0);
+    // 1 closes bucket 0, 2 closes bucket 8; 1.05 is in (1, 2^(1/8)] = bucket 1; 3 in bucket
+    // 13 (2^(13/8) = 3.08).
+    assert_eq!(positive, [(0, 2), (1, 1), (8, 1), (13, 1)]);
+    assert_eq!(negative, [(index::index(-0.001, 3), 1), (0, 1)]);
+}
+
+#[test]
+fn zero_and_values_within_the_threshold_go_to_the_zero_bucket() {
+    let h = NativeBuckets::new(NativeConfig::default());
+    for v in [0.0, -0.0, 1e-40, -2.9e-39, DEFAULT_ZERO_THRESHOLD, 3e-39] {
+        h.record(v);
+    }
+    let (value, positive, negative) = read(&h);
+    assert_eq!(value.zero_count, 5);
+    assert_eq!(value.zero_threshold, DEFAULT_ZERO_THRESHOLD);
+    assert_eq!(value.count, 6);
+    assert_eq!(positive.len(), 1);
+    assert!(negative.is_empty());
+    // A threshold of zero takes only zeros.
+    let h = NativeBuckets::new(config(3, 0.0, 160));
+    h.record(0.0);
+    h.record(1e-300);
+    let (value, positive, _) = read(&h);
+    assert_eq!(value.zero_count, 1);
+    assert_eq!(positive, [(index::index(1e-300, 3), 1)]);
+}
+
+#[test]
+fn nan_is_counted_in_no_bucket_and_infinities_in_the_overflow_buckets() {
+    let h = NativeBuckets::new(NativeConfig::default());
+    for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MAX, 1.0] {
+        h.record(v);
+    }
+    let (value, positive, negative) = read(&h);
+    // NaN: in the count only (the specification: the count exceeds the buckets by the NaNs).
+    assert_eq!(value.count, 5);
+    let in_buckets: u64 = positive.iter().chain(&negative).map(|b| b.1).sum();
+    assert_eq!(in_buckets + value.zero_count, 4);
+    let max = index::index(f64::MAX, 3);
+    assert_eq!(max, 8192);
+    assert_eq!(positive, [(0, 1), (max, 1), (max + 1, 1)]);
+    assert_eq!(negative, [(max + 1, 1)]);
+}
+
+#[test]
+fn more_buckets_than_allowed_halve_the_resolution_until_they_fit() {
+    // 20 buckets of schema 3 in a row: 1 = bucket 0 up to bucket 19.
+    let h = NativeBuckets::new(config(3, DEFAULT_ZERO_THRESHOLD, 10));
+    let values: Vec<f64> = (0..20).map(|i| index::upper_bound(i, 3)).collect();
+    for v in &values {
+        h.record(*v);
+    }
+    let (value, positive, _) = read(&h);
+    // The 11th bucket (0 to 10) exceeds 10: schema 2, where they are 6 (0 to 5). Buckets 11
+    // to 19 of schema 3 are 6 to 10 of schema 2: 11 again, so schema 1.
+    assert_eq!(value.schema, 1);
+    assert_eq!(value.count, 20);
+    assert!(positive.len() <= 10, "{positive:?}");
+    // Every count is where the value belongs at the schema reached.
+    let mut expected: Vec<(i32, u64)> = Vec::new();
+    for v in &values {
+        let i = index::index(*v, value.schema);
+        match expected.last_mut() {
+            Some(last) if last.0 == i => last.1 += 1,
+            _ => expected.push((i, 1)),
+        }
+    }
+    assert_eq!(positive, expected);
+
+    // Widely spread values halve it several times; never below -4.
+    let h = NativeBuckets::new(config(3, DEFAULT_ZERO_THRESHOLD, 4));
+    for e in -300..300 {
+        h.record(10f64.powi(e));
+        h.record(-(10f64.powi(e)));
+    }
+    let (value, positive, negative) = read(&h);
+    assert_eq!(value.schema, -4);
+    assert_eq!(value.count, 1200);
+    let total: u64 = positive.iter().chain(&negative).map(|b| b.1).sum();
+    // 10^-39 and below are within the zero threshold (2^-128).
+    assert_eq!(value.zero_count, 2 * 262);
+    assert_eq!(total + value.zero_count, 1200);
+    for (i, _) in positive.iter().chain(&negative) {
+        assert!(index::upper_bound(*i, -4) > 0.0);
+    }
+}
+
+#[test]
+fn the_resolution_is_as_client_golang_halving_one_schema_at_a_time() {
+    // client_golang halves once each time the limit is exceeded. With the default 160:
+    // buckets 0 to 160 of schema 3 (161) become 0 to 80 of schema 2; buckets up to 320 of
+    // schema 3 are up to 160 of schema 2 (161 again), which become 0 to 80 of schema 1.
+    let h = NativeBuckets::new(NativeConfig::default());
+    for i in 0..=320 {
+        h.record(index::upper_bound(i, 3));
+    }
+    let (value, positive, _) = read(&h);
+    assert_eq!(value.schema, 1);
+    assert_eq!(positive.len(), 81);
+    assert_eq!(value.count, 321);
+}
+
+#[test]
+fn tables_grow_without_losing_counts_and_stay_bounded() {
+    let h = NativeBuckets::new(NativeConfig::default());
+    for round in 0..3 {
+        for i in 0..150 {
+            h.record(index::upper_bound(i, 3));
+        }
+        let (value, positive, _) = read(&h);
+        assert_eq!(value.schema, 3);
+        assert_eq!(positive.len(), 150);
+        assert!(positive.iter().all(|b| b.1 == round + 1));
+    }
+    let largest = largest_capacity(160);
+    assert_eq!(largest, 512);
+    let tables = h.tables.iter().filter(|t| t.get().is_some()).count();
+    assert!(tables <= h.tables.len());
+    let slots: usize = h
+        .tables
+        .iter()
+        .filter_map(OnceLock::get)
+        .map(|t| t.slots.len())
+        .sum();
+    assert!(slots <= 2 * 256, "{slots}");
+}
+
+#[test]
+fn concurrent_recordings_are_all_counted_through_every_change() {
+    let h = Arc::new(NativeBuckets::new(config(8, DEFAULT_ZERO_THRESHOLD, 20)));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let h = Arc::clone(&h);
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    let v = f64::from(i % 1000 + 1) * if t % 2 == 0 { 1.0 } else { -0.01 };
+                    h.record(v);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let (value, positive, negative) = read(&h);
+    assert_eq!(value.count, 80_000);
+    let total: u64 = positive.iter().chain(&negative).map(|b| b.1).sum();
+    assert_eq!(total, 80_000);
+    assert!(value.schema < 8);
+    // Each value is counted in its bucket at the final schema.
+    let check = NativeBuckets::new(config(value.schema, DEFAULT_ZERO_THRESHOLD, 1000));
+    for t in 0..4 {
+        for i in 0..20_000u32 {
+            check.record(f64::from(i % 1000 + 1) * if t % 2 == 0 { 1.0 } else { -0.01 });
+        }
+    }
+    let (_, p, n) = read(&check);
+    assert_eq!((positive, negative), (p, n));
+}
+
+#[test]
+fn the_classic_equivalent_counts_at_the_bucket_bounds() {
+    let h = NativeBuckets::new(config(0, 0.001, 160));
+    for v in [
+        -3.0,
+        -1.0,
+        0.0,
+        0.0005,
+        1.0,
+        1.5,
+        3.0,
+        f64::INFINITY,
+        f64::NAN,
+    ] {
+        h.record(v);
+    }
+    let mut buckets = Vec::new();
+    let value = h.read_into(&mut buckets);
+    let classic: Vec<(f64, u64)> = classic_equivalent(&value, &buckets).collect();
+    assert_eq!(
+        classic,
+        [
+            // -3 is in [-4, -2): bound -2; -1 in [-1, -0.5): bound -0.5.
+            (-2.0, 1),
+            (-0.5, 2),
+            (0.001, 4),
+            (1.0, 5),
+            (2.0, 6),
+            (4.0, 7),
+            // +Inf's bucket and the NaN are in +Inf only.
+            (f64::INFINITY, 9),
+        ]
+    );
+}
