@@ -132,15 +132,19 @@ impl PushgatewayBuilder {
             Some((addr, setting)) => Some(crate::listen::bind(addr, setting)?),
             None => None,
         };
-        let registry = Arc::new(Registry::new(
+        let registry = Arc::new(Registry::with_histograms(
             &self.buckets,
             &self.buckets_for_metric,
+            &self.histograms,
             &self.global,
         ));
         let renderer = Arc::new(Renderer::new(
             Arc::clone(&registry),
             self.lifecycle_metrics.then(Lifecycle::start),
         ));
+        if self.enabled {
+            self.note_text_histograms();
+        }
         let pushers = if self.enabled {
             self.start(planned, &renderer)?
         } else {
@@ -191,6 +195,7 @@ impl PushgatewayBuilder {
                 .map_err(|reason| InitError::InvalidSetting { setting, reason })?;
         }
         check_buckets(&self.buckets)?;
+        self.check_histograms()?;
         let samples = crate::config::MAX_SAMPLES_RANGE;
         if !samples.contains(&self.remote_write_max_samples) {
             return Err(InitError::InvalidSetting {
@@ -305,6 +310,23 @@ impl PushgatewayBuilder {
                 (planned(sink, view), None)
             }
         })
+    }
+
+    /// One line when native histograms go to a Pushgateway in the text format, which has
+    /// none: they are sent as their classic equivalent.
+    fn note_text_histograms(&self) {
+        let text_gateway = self.format == ExpositionFormat::Text
+            && self
+                .targets
+                .iter()
+                .any(|t| t.kind() == TargetKind::Pushgateway);
+        if text_gateway && self.histograms.any_native() {
+            crate::log::warn(
+                "native histograms go to the Pushgateway as their classic equivalent (a count \
+                 at each native bucket's upper bound): the text format has no native \
+                 histograms; the protobuf format (the default) sends them as they are",
+            );
+        }
     }
 
     /// Starts one pusher thread per planned target.

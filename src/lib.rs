@@ -167,6 +167,7 @@ mod transport;
 pub use catalog::DashboardOptions;
 pub use catalog::{Catalog, CatalogDiff, CatalogError, MetricChange, MetricInfo, MetricType};
 pub use compression::Compression;
+pub use config::ENV_HISTOGRAMS;
 pub use config::{
     ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_BUCKETS,
     DEFAULT_ENDPOINT, DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT, DEFAULT_REMOTE_WRITE_MAX_SAMPLES,
@@ -180,6 +181,7 @@ pub use error::InitError;
 pub use exit::exit;
 pub use guard::PushGuard;
 pub use handle::{handle, PushHandle};
+pub use native::HistogramForm;
 pub use registry::{Matcher, PushgatewayRecorder};
 pub use report::{HttpError, PushError, PushReport, TargetReport};
 pub use sink::replay::ReplayReport;

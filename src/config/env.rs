@@ -243,6 +243,12 @@ impl PushgatewayBuilder {
         if let Some(format) = env.parsed(ENV_FORMAT, parse_format)? {
             b.format = format;
         }
+        if let Some(form) = env.parsed(
+            super::histograms::ENV_HISTOGRAMS,
+            super::histograms::parse_histograms,
+        )? {
+            b.histograms.form = form;
+        }
         if let Some(n) = env.parsed(ENV_REMOTE_WRITE_MAX_SAMPLES, parse_max_samples)? {
             b.remote_write_max_samples = n;
         }

@@ -29,6 +29,58 @@ mod spans;
 pub(crate) use index::upper_bound;
 pub(crate) use spans::{classic_equivalent, spans_and_deltas, Span};
 
+/// Which form a histogram takes: Prometheus' classic histogram (a series per bucket bound,
+/// `_sum`, `_count`), a native histogram (one series of exponential buckets, no bounds to
+/// choose), or both in one family.
+///
+/// Set for every histogram with
+/// [`PushgatewayBuilder::histograms`](crate::PushgatewayBuilder::histograms) (or
+/// `PUSHGATEWAY_HISTOGRAMS=classic|native|both`), per metric with
+/// [`histograms_for_metric`](crate::PushgatewayBuilder::histograms_for_metric), and per
+/// target with [`Target::histograms`](crate::Target::histograms) (a target set to `Classic`
+/// gets every native histogram as its classic equivalent). Where the body is text (a
+/// Pushgateway with the text format, a textfile, a text scrape), a native histogram goes as
+/// its classic equivalent: a cumulative count at each native bucket's upper bound, `+Inf`,
+/// `_sum` and `_count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum HistogramForm {
+    /// Buckets at fixed bounds ([`buckets`](crate::PushgatewayBuilder::buckets)): the
+    /// default.
+    #[default]
+    Classic,
+    /// A native histogram: Prometheus 2.40 and later with `--enable-feature=native-histograms`
+    /// (scraping the Pushgateway or the listener in protobuf, or as a remote-write receiver).
+    Native,
+    /// Both in one family: classic buckets and native ones, for moving dashboards over.
+    Both,
+}
+
+impl HistogramForm {
+    /// Whether classic buckets are kept.
+    pub(crate) fn classic(self) -> bool {
+        matches!(self, HistogramForm::Classic | HistogramForm::Both)
+    }
+
+    /// Whether native buckets are kept.
+    pub(crate) fn native(self) -> bool {
+        matches!(self, HistogramForm::Native | HistogramForm::Both)
+    }
+}
+
+impl std::str::FromStr for HistogramForm {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "classic" => Ok(HistogramForm::Classic),
+            "native" => Ok(HistogramForm::Native),
+            "both" => Ok(HistogramForm::Both),
+            _ => Err("expected classic, native or both".into()),
+        }
+    }
+}
+
 /// client_golang's `DefNativeHistogramZeroThreshold`: 2^-128.
 pub(crate) const DEFAULT_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 

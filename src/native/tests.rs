@@ -255,3 +255,187 @@ fn the_classic_equivalent_counts_at_the_bucket_bounds() {
         ]
     );
 }
+
+mod forms {
+    use std::sync::Arc;
+
+    use crate::native::HistogramForm;
+    use crate::registry::{HistogramSettings, Installed, Matcher, Registry};
+    use crate::snapshot::{Snapshot, View};
+
+    fn registry(settings: HistogramSettings) -> Arc<Registry> {
+        let registry = Arc::new(Registry::with_histograms(&[1.0, 2.0], &[], &settings, &[]));
+        metrics::with_local_recorder(&Installed(Arc::clone(&registry)), || {
+            for v in [0.5, 1.0, 1.5, 3.0] {
+                metrics::histogram!("n_seconds").record(v);
+                metrics::histogram!("c_seconds").record(v);
+            }
+        });
+        registry
+    }
+
+    fn snapshot(registry: &Registry, target: Option<HistogramForm>) -> Snapshot {
+        let view = View {
+            histograms: target,
+            ..View::default()
+        };
+        registry.snapshot(&[], &view).finish()
+    }
+
+    /// Per family: whether it is sent native, classic, and its classic buckets.
+    fn forms(snapshot: &Snapshot) -> Vec<(String, bool, bool, Vec<(f64, u64)>)> {
+        snapshot
+            .families()
+            .iter()
+            .map(|family| {
+                let series = snapshot.series(family).next().unwrap();
+                (
+                    family.name.clone(),
+                    series.native().is_some(),
+                    series.classic(),
+                    series.classic_buckets().collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn settings(form: HistogramForm) -> HistogramSettings {
+        HistogramSettings {
+            for_metric: vec![(Matcher::Prefix("n_".into()), form)],
+            ..HistogramSettings::default()
+        }
+    }
+
+    const CLASSIC: [(f64, u64); 3] = [(1.0, 2), (2.0, 3), (f64::INFINITY, 4)];
+
+    #[test]
+    fn classic_is_the_default() {
+        let registry = registry(HistogramSettings::default());
+        let snapshot = registry.take();
+        for (_, native, classic, buckets) in forms(&snapshot) {
+            assert!(!native && classic);
+            assert_eq!(buckets, CLASSIC);
+        }
+    }
+
+    #[test]
+    fn a_matcher_makes_a_histogram_native_and_a_classic_target_gets_its_classic_equivalent() {
+        let registry = registry(settings(HistogramForm::Native));
+        let snapshot = registry.take();
+        let forms = forms(&snapshot);
+        assert_eq!(
+            forms[0],
+            ("c_seconds".into(), false, true, CLASSIC.to_vec())
+        );
+        let (name, native, classic, buckets) = &forms[1];
+        assert_eq!(
+            (name.as_str(), *native, *classic),
+            ("n_seconds", true, false)
+        );
+        // The classic equivalent: 0.5 and 1 close buckets -8 and 0 of schema 3, 1.5 is in
+        // bucket 5 (2^(5/8) = 1.54), 3 in bucket 13.
+        let bound = |i| crate::native::upper_bound(i, 3);
+        assert_eq!(
+            buckets,
+            &[
+                (bound(-8), 1),
+                (bound(0), 2),
+                (bound(5), 3),
+                (bound(13), 4),
+                (f64::INFINITY, 4)
+            ]
+        );
+        let family = &snapshot.families()[1];
+        let series = snapshot.series(family).next().unwrap();
+        let native = series.native().unwrap();
+        assert_eq!(native.value.count, 4);
+        assert_eq!(native.positive(), [(-8, 1), (0, 1), (5, 1), (13, 1)]);
+        match series.value() {
+            crate::snapshot::Value::Histogram { sum, .. } => assert_eq!(sum, 6.0),
+            other => panic!("{other:?}"),
+        }
+        // Without native histograms, the count is in `+Inf` for the encoders of today.
+        assert_eq!(series.bucket_counts(), [4]);
+
+        let forms_classic = self::forms(&snapshot_of(&registry, Some(HistogramForm::Classic)));
+        assert_eq!(forms_classic[1].1, false);
+        assert_eq!(forms_classic[1].2, true);
+        assert_eq!(&forms_classic[1].3, buckets);
+    }
+
+    fn snapshot_of(registry: &Registry, target: Option<HistogramForm>) -> Snapshot {
+        snapshot(registry, target)
+    }
+
+    #[test]
+    fn both_is_sent_as_both_and_each_target_takes_its_part() {
+        let registry = registry(settings(HistogramForm::Both));
+        for (target, native, classic) in [
+            (None, true, true),
+            (Some(HistogramForm::Both), true, true),
+            (Some(HistogramForm::Classic), false, true),
+            (Some(HistogramForm::Native), true, false),
+        ] {
+            let snapshot = snapshot(&registry, target);
+            let forms = forms(&snapshot);
+            assert_eq!(forms[1].0, "n_seconds");
+            assert_eq!((forms[1].1, forms[1].2), (native, classic), "{target:?}");
+            if classic {
+                assert_eq!(forms[1].3, CLASSIC, "{target:?}");
+            }
+            // A classic histogram stays classic for every target.
+            assert_eq!(forms[0].3, CLASSIC);
+            assert!(!forms[0].1 && forms[0].2);
+        }
+    }
+
+    #[test]
+    fn the_form_is_read_from_the_environment_and_the_builder() {
+        use crate::PushgatewayBuilder;
+        let from = |value: &str| {
+            PushgatewayBuilder::from_lookup(|name| {
+                (name == crate::ENV_HISTOGRAMS).then(|| value.into())
+            })
+        };
+        assert_eq!(
+            from("native").unwrap().histograms.form,
+            HistogramForm::Native
+        );
+        assert_eq!(from("Both").unwrap().histograms.form, HistogramForm::Both);
+        assert_eq!(
+            from("classic").unwrap().histograms.form,
+            HistogramForm::Classic
+        );
+        let error = from("sparse").unwrap_err().to_string();
+        assert!(error.contains("PUSHGATEWAY_HISTOGRAMS"), "{error}");
+        assert!(error.contains("classic, native or both"), "{error}");
+        let b = PushgatewayBuilder::new("http://127.0.0.1:9091")
+            .native_histogram_bucket_factor(1.01)
+            .native_histogram_max_buckets(50)
+            .native_histogram_zero_threshold(0.0);
+        assert_eq!(
+            b.histograms.native,
+            crate::native::NativeConfig {
+                schema: 7,
+                zero_threshold: 0.0,
+                max_buckets: 50
+            }
+        );
+        assert_eq!(
+            PushgatewayBuilder::new("x").histograms.native,
+            crate::native::NativeConfig::default()
+        );
+        for bad in [
+            PushgatewayBuilder::new("x").native_histogram_bucket_factor(1.0),
+            PushgatewayBuilder::new("x").native_histogram_bucket_factor(f64::NAN),
+            PushgatewayBuilder::new("x").native_histogram_zero_threshold(-1.0),
+            PushgatewayBuilder::new("x").native_histogram_max_buckets(0),
+        ] {
+            assert!(bad.check_histograms().is_err());
+        }
+        let target = crate::Target::remote_write("http://127.0.0.1:8428/api/v1/write")
+            .histograms(HistogramForm::Classic);
+        let view = PushgatewayBuilder::new("x").view(&target, &[]).unwrap();
+        assert_eq!(view.histograms, Some(HistogramForm::Classic));
+    }
+}
