@@ -3,7 +3,7 @@
 //!
 //! - `record`: `counter!`/`gauge!`/`histogram!`, without and with labels, through this
 //!   crate's installed recorder vs a bare `metrics-exporter-prometheus` recorder given the same
-//!   5 s upkeep its own exporter runs.
+//!   5 s upkeep its own exporter runs; a native histogram's record beside the classic one.
 //! - `init`: `install()` wall time, inside fresh processes (one recorder per process).
 //! - `render`: rendering 1k, 10k and 100k series (this crate's text body, a bare
 //!   `metrics-exporter-prometheus` recorder's render of the same series, the `prometheus`
@@ -92,6 +92,10 @@ fn installed() -> &'static (Mutex<Pushgateway>, PushGuard) {
         let gw = Pushgateway::start();
         let guard = PushgatewayBuilder::new(gw.url.clone())
             .job("bench_crate")
+            .histograms_for_metric(
+                metrics_exporter_pushgateway::Matcher::Prefix("native_".into()),
+                metrics_exporter_pushgateway::HistogramForm::Native,
+            )
             .interval(Duration::ZERO)
             .signals(SignalHandling::Ignore)
             .install()
@@ -146,7 +150,7 @@ fn record(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     type Case = (&'static str, fn());
-    let cases: [Case; 6] = [
+    let cases: [Case; 8] = [
         ("counter", || metrics::counter!("hot_total").increment(1)),
         ("counter, 2 labels", || {
             metrics::counter!("hot_labelled_total", "format" => "csv", "shard" => "3").increment(1)
@@ -161,6 +165,17 @@ fn record(c: &mut Criterion) {
         ("histogram, 2 labels", || {
             metrics::histogram!("hot_labelled_seconds", "format" => "csv", "shard" => "3")
                 .record(0.25)
+        }),
+        // Native: this crate's only (the bare recorder keeps it classic, as it does unless
+        // scraped in protobuf).
+        ("native histogram", || {
+            metrics::histogram!("native_hot_seconds").record(0.25)
+        }),
+        ("native histogram, spread", || {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let i = NEXT.fetch_add(1, Ordering::Relaxed) % 1024;
+            metrics::histogram!("native_spread_seconds").record(f64::from(i + 1) * 0.001)
         }),
     ];
     // Side by side, case by case, so that drift of the machine hits both alike.

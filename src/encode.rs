@@ -26,7 +26,6 @@ pub(crate) fn text(snapshot: &Snapshot, extra: &[(String, String)], out: &mut Ve
             out.push(b'\n');
         }
         let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_str());
-        let bounds = family.bounds.as_deref().unwrap_or(&[]);
         for series in snapshot.series(family) {
             match series.value() {
                 Value::Counter(v) => sample(out, name, "", &series, extra, None, |o| {
@@ -36,19 +35,22 @@ pub(crate) fn text(snapshot: &Snapshot, extra: &[(String, String)], out: &mut Ve
                     sample(out, name, "", &series, extra, None, |o| write_value(v, o))
                 }
                 Value::Histogram { sum, .. } => {
-                    let counts = series.bucket_counts();
+                    // The text format has no native histograms: a native-only one goes as
+                    // its classic equivalent.
                     let mut le = String::new();
-                    for (bound, count) in bounds.iter().zip(counts) {
+                    let mut count = 0;
+                    for (bound, cumulative) in series.classic_buckets() {
+                        count = cumulative;
                         le.clear();
-                        let _ = std::fmt::Write::write_fmt(&mut le, format_args!("{bound}"));
+                        if bound == f64::INFINITY {
+                            le.push_str("+Inf");
+                        } else {
+                            let _ = std::fmt::Write::write_fmt(&mut le, format_args!("{bound}"));
+                        }
                         sample(out, name, "_bucket", &series, extra, Some(&le), |o| {
-                            let _ = write!(o, "{count}");
+                            let _ = write!(o, "{cumulative}");
                         });
                     }
-                    let count = counts.last().copied().unwrap_or(0);
-                    sample(out, name, "_bucket", &series, extra, Some("+Inf"), |o| {
-                        let _ = write!(o, "{count}");
-                    });
                     sample(out, name, "_sum", &series, extra, None, |o| {
                         write_value(sum, o)
                     });

@@ -82,10 +82,6 @@ pub(crate) struct AtomicHistogram {
 }
 
 impl AtomicHistogram {
-    fn new(bounds: Arc<[f64]>) -> Self {
-        Self::with_form(bounds, HistogramForm::Classic, NativeConfig::default())
-    }
-
     fn with_form(bounds: Arc<[f64]>, form: HistogramForm, native: NativeConfig) -> Self {
         let bounds: Arc<[f64]> = if form.classic() { bounds } else { Arc::new([]) };
         let classic = if form.classic() { bounds.len() + 1 } else { 0 };

@@ -26,6 +26,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 mod index;
 mod spans;
 
+#[cfg(test)]
 pub(crate) use index::upper_bound;
 pub(crate) use spans::{classic_equivalent, spans_and_deltas, Span};
 

@@ -439,3 +439,207 @@ mod forms {
         assert_eq!(view.histograms, Some(HistogramForm::Classic));
     }
 }
+
+/// The encoders, from the one snapshot.
+mod encoders {
+    use std::sync::Arc;
+
+    use prost::Message as _;
+
+    use crate::encode::protobuf::{self, MetricFamily};
+    use crate::native::HistogramForm;
+    use crate::registry::{HistogramSettings, Installed, Registry};
+    use crate::sink::remote_write::{requests, SentSeries, STALE_NAN};
+    use crate::snapshot::{Snapshot, View};
+
+    fn registry(form: HistogramForm) -> Arc<Registry> {
+        let settings = HistogramSettings {
+            form,
+            ..HistogramSettings::default()
+        };
+        let registry = Arc::new(Registry::with_histograms(&[1.0], &[], &settings, &[]));
+        metrics::with_local_recorder(&Installed(Arc::clone(&registry)), || {
+            for v in [-0.5, 0.0, 1.0, 1.05, 1.06, 3.0] {
+                metrics::histogram!("h_seconds").record(v);
+            }
+        });
+        registry
+    }
+
+    fn snapshot(registry: &Registry, target: Option<HistogramForm>) -> Snapshot {
+        let view = View {
+            histograms: target,
+            ..View::default()
+        };
+        registry.snapshot(&[], &view).finish()
+    }
+
+    fn histogram_of(snapshot: &Snapshot) -> protobuf::Histogram {
+        let mut body = Vec::new();
+        protobuf::encode(snapshot, &mut body, &mut Vec::new());
+        let family = MetricFamily::decode_length_delimited(&body[..]).unwrap();
+        family.metric[0].histogram.clone().unwrap()
+    }
+
+    fn spans(spans: &[protobuf::BucketSpan]) -> Vec<(i32, u32)> {
+        spans
+            .iter()
+            .map(|s| (s.offset.unwrap(), s.length.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn the_pushgateway_protobuf_carries_schema_zero_bucket_spans_and_deltas() {
+        let h = histogram_of(&snapshot(&registry(HistogramForm::Native), None));
+        assert_eq!(h.sample_count, Some(6));
+        assert_eq!(h.sample_sum, Some(5.61));
+        assert_eq!(h.schema, Some(3));
+        assert_eq!(
+            h.zero_threshold,
+            Some(crate::native::DEFAULT_ZERO_THRESHOLD)
+        );
+        assert_eq!(h.zero_count, Some(1));
+        // 1 closes bucket 0; 1.05 and 1.06 are in bucket 1; 3 in bucket 13.
+        assert_eq!(spans(&h.positive_span), [(0, 2), (11, 1)]);
+        assert_eq!(h.positive_delta, [1, 1, -1]);
+        // -0.5 closes negative bucket -8.
+        assert_eq!(spans(&h.negative_span), [(-8, 1)]);
+        assert_eq!(h.negative_delta, [1]);
+        // No classic buckets: a native-only histogram.
+        assert!(h.bucket.is_empty());
+    }
+
+    #[test]
+    fn both_carries_classic_and_native_buckets_and_a_classic_target_the_equivalent() {
+        let both = registry(HistogramForm::Both);
+        let h = histogram_of(&snapshot(&both, None));
+        let buckets: Vec<(f64, u64)> = h
+            .bucket
+            .iter()
+            .map(|b| (b.upper_bound.unwrap(), b.cumulative_count.unwrap()))
+            .collect();
+        assert_eq!(buckets, [(1.0, 3), (f64::INFINITY, 6)]);
+        assert_eq!(h.schema, Some(3));
+        assert_eq!(h.sample_count, Some(6));
+        // A target set to native: no classic buckets.
+        let h = histogram_of(&snapshot(&both, Some(HistogramForm::Native)));
+        assert!(h.bucket.is_empty());
+        assert_eq!(h.schema, Some(3));
+        // A target set to classic gets a native-only histogram's classic equivalent.
+        let native = registry(HistogramForm::Native);
+        let h = histogram_of(&snapshot(&native, Some(HistogramForm::Classic)));
+        assert_eq!(h.schema, None);
+        assert!(h.positive_span.is_empty());
+        let bounds: Vec<f64> = h.bucket.iter().map(|b| b.upper_bound.unwrap()).collect();
+        let b = |i| crate::native::upper_bound(i, 3);
+        assert_eq!(
+            bounds,
+            [
+                -b(-9),
+                crate::native::DEFAULT_ZERO_THRESHOLD,
+                b(0),
+                b(1),
+                b(13),
+                f64::INFINITY
+            ]
+        );
+        let counts: Vec<u64> = h
+            .bucket
+            .iter()
+            .map(|b| b.cumulative_count.unwrap())
+            .collect();
+        assert_eq!(counts, [1, 2, 3, 5, 6, 6]);
+        assert_eq!(h.sample_count, Some(6));
+    }
+
+    #[test]
+    fn an_empty_native_histogram_has_a_no_op_span() {
+        let settings = HistogramSettings {
+            form: HistogramForm::Native,
+            ..HistogramSettings::default()
+        };
+        let registry = Arc::new(Registry::with_histograms(&[1.0], &[], &settings, &[]));
+        metrics::with_local_recorder(&Installed(Arc::clone(&registry)), || {
+            let _ = metrics::histogram!("h_seconds");
+            metrics::histogram!("nan_seconds").record(f64::NAN);
+        });
+        let snapshot = registry.take();
+        let mut body = Vec::new();
+        protobuf::encode(&snapshot, &mut body, &mut Vec::new());
+        let mut buf = &body[..];
+        for name in ["h_seconds", "nan_seconds"] {
+            let family = MetricFamily::decode_length_delimited(&mut buf).unwrap();
+            assert_eq!(family.name.as_deref(), Some(name));
+            let h = family.metric[0].histogram.clone().unwrap();
+            assert_eq!(spans(&h.positive_span), [(0, 0)]);
+            assert!(h.positive_delta.is_empty());
+        }
+    }
+
+    #[test]
+    fn text_bodies_carry_a_native_histogram_as_its_classic_equivalent() {
+        let snapshot = snapshot(&registry(HistogramForm::Native), None);
+        let text = crate::encode::text_string(&snapshot);
+        let b = |i| crate::native::upper_bound(i, 3);
+        let expected = format!(
+            "# TYPE h_seconds histogram\n\
+             h_seconds_bucket{{le=\"{}\"}} 1\n\
+             h_seconds_bucket{{le=\"{}\"}} 2\n\
+             h_seconds_bucket{{le=\"1\"}} 3\n\
+             h_seconds_bucket{{le=\"{}\"}} 5\n\
+             h_seconds_bucket{{le=\"{}\"}} 6\n\
+             h_seconds_bucket{{le=\"+Inf\"}} 6\n\
+             h_seconds_sum 5.61\n\
+             h_seconds_count 6\n\n",
+            -b(-9),
+            crate::native::DEFAULT_ZERO_THRESHOLD,
+            b(1),
+            b(13),
+        );
+        assert_eq!(text, expected);
+        // Both: the classic buckets alone.
+        let text = crate::encode::text_string(&registry(HistogramForm::Both).take());
+        assert!(text.contains("h_seconds_bucket{le=\"1\"} 3\nh_seconds_bucket{le=\"+Inf\"} 6\n"));
+    }
+
+    #[test]
+    fn remote_write_sends_one_native_series_and_marks_it_stale_as_a_histogram() {
+        let registry = registry(HistogramForm::Native);
+        let mut sent = SentSeries::default();
+        let all = requests(&snapshot(&registry, None), &[], 1000, 100, &mut sent);
+        sent.taken();
+        let series: Vec<_> = all.iter().flat_map(|r| &r.timeseries).collect();
+        assert_eq!(series.len(), 1);
+        let s = series[0];
+        assert!(s.samples.is_empty());
+        assert_eq!(s.labels[0].value, "h_seconds");
+        let h = &s.histograms[0];
+        assert_eq!((h.count_int, h.sum, h.schema), (6, 5.61, 3));
+        assert_eq!(h.zero_count_int, 1);
+        assert_eq!(h.positive_deltas, [1, 1, -1]);
+        assert_eq!(h.positive_spans.len(), 2);
+        assert_eq!((h.negative_spans[0].offset, h.negative_deltas[0]), (-8, 1));
+        assert_eq!(h.timestamp, 1000);
+        // The series is gone from the next push: its stale marker is a histogram whose sum
+        // is the stale NaN.
+        let empty = Registry::new(&[1.0], &[], &[]).take();
+        let all = requests(&empty, &[], 2000, 100, &mut sent);
+        let series: Vec<_> = all.iter().flat_map(|r| &r.timeseries).collect();
+        assert_eq!(series.len(), 1);
+        let h = &series[0].histograms[0];
+        assert_eq!(h.sum.to_bits(), STALE_NAN);
+        assert_eq!((h.count_int, h.timestamp), (0, 2000));
+        // A receiver set to classic gets the classic equivalent as samples.
+        let mut sent = SentSeries::default();
+        let all = requests(
+            &snapshot(&registry, Some(HistogramForm::Classic)),
+            &[],
+            1000,
+            100,
+            &mut sent,
+        );
+        let series: Vec<_> = all.iter().flat_map(|r| &r.timeseries).collect();
+        assert_eq!(series.len(), 6 + 2);
+        assert!(series.iter().all(|s| s.histograms.is_empty()));
+    }
+}

@@ -315,19 +315,6 @@ impl SnapshotBuilder {
         self.push_series(slot, key.name(), labels, |_| Value::Gauge(value));
     }
 
-    /// Adds a histogram series with `bounds`; `read` appends its cumulative counts (one per
-    /// bound, then `+Inf`) and returns its sum.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn add_histogram(
-        &mut self,
-        key: &Key,
-        bounds: &Arc<[f64]>,
-        read: impl FnOnce(&mut Vec<u64>) -> f64,
-        descriptions: &HashMap<String, Description>,
-    ) {
-        self.add_histogram_parts(key, bounds, true, read, None, descriptions);
-    }
-
     /// Adds a histogram series that has classic buckets at `bounds` (if `classic`; `read`
     /// appends their cumulative counts and returns the sum) and native ones (if `native`).
     /// What the view's target does not take is left out; a native-only histogram has one
