@@ -198,3 +198,67 @@ fn remote_write_carries_native_histograms_and_a_classic_target_gets_the_classic_
     assert_eq!(one("offset_seconds_count", ""), [5.0]);
     assert_eq!(one("offset_seconds_sum", ""), [0.75]);
 }
+
+#[test]
+fn the_listener_serves_native_histograms_in_protobuf_and_their_classic_equivalent_as_text() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+
+    let env = [
+        ("PUSHGATEWAY_LISTEN", "127.0.0.1:0"),
+        ("PUSHGATEWAY_HISTOGRAMS", "native"),
+        ("TEST_NATIVE", "1"),
+    ];
+    let mut cmd = common::job_command(false, "serve", "native-listen", &env);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("start the test job");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        line.trim().to_owned()
+    };
+    assert_eq!(line(), "ready");
+    let addr = line()
+        .strip_prefix("listening ")
+        .expect("the listener's address")
+        .to_owned();
+    // A text scrape: the classic equivalent, never empty.
+    let text = common::client()
+        .get(format!("http://{addr}/metrics"))
+        .header("Accept", "text/plain")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        text.contains("latency_seconds_bucket{le=\"+Inf\"} 10010\n"),
+        "{text}"
+    );
+    let at_or_below_1 = latencies().iter().filter(|v| **v <= 1.0).count();
+    assert!(
+        text.contains(&format!(
+            "latency_seconds_bucket{{le=\"1\"}} {at_or_below_1}\n"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("latency_seconds_count 10010\n"), "{text}");
+    // Prometheus asks for protobuf and takes the native histogram.
+    let prometheus = Prometheus::start_scraping(&[("listener", &addr, false)], NATIVE);
+    let sel = r#"job="listener""#;
+    prometheus.wait_for(&format!("histogram_count(latency_seconds{{{sel}}})"), WAIT);
+    assert_eq!(
+        prometheus.value(&format!("histogram_count(latency_seconds{{{sel}}})")),
+        10_010.0
+    );
+    assert_eq!(
+        prometheus.value(&format!("histogram_sum(latency_seconds{{{sel}}})")),
+        latency_sum()
+    );
+    assert!(prometheus
+        .query(&format!("latency_seconds_bucket{{{sel}}}"))
+        .is_empty());
+    drop(child.stdin.take());
+    assert_eq!(line(), "dropped");
+    assert!(child.wait().unwrap().success());
+}
