@@ -34,15 +34,21 @@ pub enum MetricType {
     /// A histogram (`histogram!`), sent as a Prometheus histogram (`_bucket`, `_sum`,
     /// `_count`).
     Histogram,
+    /// A histogram sent as a native histogram only (one series; queried with
+    /// `histogram_quantile(0.9, sum(rate(x[5m])))`, `histogram_count`, `histogram_sum`).
+    #[cfg_attr(feature = "serde", serde(rename = "native_histogram"))]
+    NativeHistogram,
 }
 
 impl MetricType {
-    /// `counter`, `gauge` or `histogram`, as the text format's `# TYPE` line names it.
+    /// `counter`, `gauge` or `histogram`, as the text format's `# TYPE` line names it, or
+    /// `native_histogram`.
     pub fn as_str(self) -> &'static str {
         match self {
             MetricType::Counter => "counter",
             MetricType::Gauge => "gauge",
             MetricType::Histogram => "histogram",
+            MetricType::NativeHistogram => "native_histogram",
         }
     }
 
@@ -51,6 +57,7 @@ impl MetricType {
             "counter" => Some(MetricType::Counter),
             "gauge" => Some(MetricType::Gauge),
             "histogram" => Some(MetricType::Histogram),
+            "native_histogram" => Some(MetricType::NativeHistogram),
             _ => None,
         }
     }
@@ -185,13 +192,19 @@ impl Catalog {
             }
             let mut labels = BTreeSet::new();
             let mut series = 0;
+            let mut native_only = family.kind == Kind::Histogram;
             for s in snapshot.series(family) {
                 series += 1;
                 labels.extend(s.labels().map(|(name, _)| name.to_owned()));
+                native_only &= s.native().is_some() && !s.classic();
             }
             metrics.push(MetricInfo {
                 name: family.name.clone(),
-                metric_type: family.kind.into(),
+                metric_type: if native_only && series > 0 {
+                    MetricType::NativeHistogram
+                } else {
+                    family.kind.into()
+                },
                 unit: family.unit.map(str::to_owned),
                 help: family.help.clone(),
                 labels: labels.into_iter().collect(),
