@@ -10,8 +10,10 @@ fn config(schema: i32, zero_threshold: f64, max_buckets: u32) -> NativeConfig {
     }
 }
 
+type Buckets = Vec<(i32, u64)>;
+
 /// The histogram read: the value, its positive and its negative buckets.
-fn read(h: &NativeBuckets) -> (NativeValue, Vec<(i32, u64)>, Vec<(i32, u64)>) {
+fn read(h: &NativeBuckets) -> (NativeValue, Buckets, Buckets) {
     let mut buckets = vec![(7, 7)]; // Appended to, not replaced.
     let value = h.read_into(&mut buckets);
     assert_eq!(buckets[0], (7, 7));
@@ -282,8 +284,11 @@ mod forms {
         registry.snapshot(&[], &view).finish()
     }
 
+    /// A family's name, whether it is sent native, classic, and its classic buckets.
+    type Form = (String, bool, bool, Vec<(f64, u64)>);
+
     /// Per family: whether it is sent native, classic, and its classic buckets.
-    fn forms(snapshot: &Snapshot) -> Vec<(String, bool, bool, Vec<(f64, u64)>)> {
+    fn forms(snapshot: &Snapshot) -> Vec<Form> {
         snapshot
             .families()
             .iter()
@@ -358,8 +363,8 @@ mod forms {
         assert_eq!(series.bucket_counts(), [4]);
 
         let forms_classic = self::forms(&snapshot_of(&registry, Some(HistogramForm::Classic)));
-        assert_eq!(forms_classic[1].1, false);
-        assert_eq!(forms_classic[1].2, true);
+        assert!(!forms_classic[1].1);
+        assert!(forms_classic[1].2);
         assert_eq!(&forms_classic[1].3, buckets);
     }
 
