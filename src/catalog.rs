@@ -15,69 +15,10 @@ use std::fmt;
 pub use dashboard::DashboardOptions;
 
 use crate::names::{is_label_name, is_metric_name};
-use crate::snapshot::{Description, Kind, Snapshot};
+use crate::snapshot::{Description, Snapshot};
 use markdown::{cells, escape, split_unescaped, unescape, unquote, CODE};
 
-/// The type of a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
-    serde(rename_all = "lowercase")
-)]
-#[non_exhaustive]
-pub enum MetricType {
-    /// A counter (`counter!`): only goes up.
-    Counter,
-    /// A gauge (`gauge!`): set, up or down.
-    Gauge,
-    /// A histogram (`histogram!`), sent as a Prometheus histogram (`_bucket`, `_sum`,
-    /// `_count`).
-    Histogram,
-    /// A histogram sent as a native histogram only (one series; queried with
-    /// `histogram_quantile(0.9, sum(rate(x[5m])))`, `histogram_count`, `histogram_sum`).
-    #[cfg_attr(feature = "serde", serde(rename = "native_histogram"))]
-    NativeHistogram,
-}
-
-impl MetricType {
-    /// `counter`, `gauge` or `histogram`, as the text format's `# TYPE` line names it, or
-    /// `native_histogram`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricType::Counter => "counter",
-            MetricType::Gauge => "gauge",
-            MetricType::Histogram => "histogram",
-            MetricType::NativeHistogram => "native_histogram",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "counter" => Some(MetricType::Counter),
-            "gauge" => Some(MetricType::Gauge),
-            "histogram" => Some(MetricType::Histogram),
-            "native_histogram" => Some(MetricType::NativeHistogram),
-            _ => None,
-        }
-    }
-}
-
-impl From<Kind> for MetricType {
-    fn from(kind: Kind) -> Self {
-        match kind {
-            Kind::Counter => MetricType::Counter,
-            Kind::Gauge => MetricType::Gauge,
-            Kind::Histogram => MetricType::Histogram,
-        }
-    }
-}
-
-impl fmt::Display for MetricType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::snapshot::Kind as MetricType;
 
 /// One metric of a [`Catalog`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +120,10 @@ impl Catalog {
     }
 
     /// The catalog of a snapshot's families and the registry's descriptions.
-    pub(crate) fn build(snapshot: &Snapshot, described: Vec<(String, Kind, Description)>) -> Self {
+    pub(crate) fn build(
+        snapshot: &Snapshot,
+        described: Vec<(String, MetricType, Description)>,
+    ) -> Self {
         let mut metrics: Vec<MetricInfo> = Vec::new();
         // The names taken so far, so that each name is looked up once, not compared with
         // every metric before it.
@@ -192,19 +136,13 @@ impl Catalog {
             }
             let mut labels = BTreeSet::new();
             let mut series = 0;
-            let mut native_only = family.kind == Kind::Histogram;
             for s in snapshot.series(family) {
                 series += 1;
                 labels.extend(s.labels().map(|(name, _)| name.to_owned()));
-                native_only &= s.native().is_some() && !s.classic();
             }
             metrics.push(MetricInfo {
                 name: family.name.clone(),
-                metric_type: if native_only && series > 0 {
-                    MetricType::NativeHistogram
-                } else {
-                    family.kind.into()
-                },
+                metric_type: family.kind,
                 unit: family.unit.map(str::to_owned),
                 help: family.help.clone(),
                 labels: labels.into_iter().collect(),
@@ -218,7 +156,7 @@ impl Catalog {
             }
             metrics.push(MetricInfo {
                 name,
-                metric_type: kind.into(),
+                metric_type: kind,
                 unit: description.unit.map(|u| u.as_str().to_owned()),
                 help: Some(description.help.to_string()),
                 labels: Vec::new(),

@@ -9,18 +9,25 @@ use crate::target::TargetKind;
 /// An error found while configuring or installing the exporter.
 ///
 /// Returned by [`PushgatewayBuilder::install`](crate::PushgatewayBuilder::install),
-/// [`PushgatewayBuilder::from_env`](crate::PushgatewayBuilder::from_env) and
-/// [`init`](crate::init). Nothing has been installed when one is returned, so the process can
-/// carry on without the exporter (recording into the `metrics` facade is then a no-op).
+/// [`build`](crate::PushgatewayBuilder::build),
+/// [`replay`](crate::PushgatewayBuilder::replay),
+/// [`from_env`](crate::PushgatewayBuilder::from_env), [`try_init`](crate::try_init),
+/// [`replay()`](crate::replay) and [`PushGuard::install_hooks`](crate::PushGuard::install_hooks)
+/// ([`init`](crate::init) reports it on one line instead). Nothing has been installed when
+/// one is returned by install or build, so the process can carry on without the exporter
+/// (recording into the `metrics` facade is then a no-op).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
-    /// A target's URL could not be parsed or is not usable.
+    /// A target's URL could not be parsed or is not usable (scheme, host, a feature that is
+    /// off), or its group path names a job or grouping label that another setting gives a
+    /// different value.
     #[error("invalid {target} URL {url:?}: {reason}")]
     InvalidUrl {
         /// The kind of target.
         target: TargetKind,
-        /// The URL as given, with any password replaced by `***`.
+        /// The URL as given, safe to show: a password, query values and a fragment replaced
+        /// by `***`.
         url: String,
         /// Why it was refused.
         reason: String,
@@ -28,7 +35,9 @@ pub enum InitError {
     /// The job name is empty.
     #[error("invalid job name: the job name must not be empty")]
     EmptyJob,
-    /// A grouping or global label name is not a valid Prometheus label name.
+    /// A grouping, global or target label name is not a valid Prometheus label name, or is
+    /// one the exporter or the gateway gives a meaning of its own (`job`; `le`; `outcome`
+    /// with the lifecycle metrics on).
     #[error("invalid {kind} label name {name:?}: {reason}")]
     InvalidLabelName {
         /// `"grouping"`, `"global"` or `"target"`.
@@ -38,8 +47,9 @@ pub enum InitError {
         /// Why it was refused.
         reason: &'static str,
     },
-    /// A label was given twice, or a global label would be silently overwritten by a grouping
-    /// label of the same name (the Pushgateway replaces body labels that are in the grouping key).
+    /// A label was given twice, or a global label (or a Pushgateway target's own label) would
+    /// be silently overwritten by the job or a grouping label of the same name (the
+    /// Pushgateway replaces body labels that are in the grouping key).
     #[error("label {name:?} is given twice: {reason}")]
     DuplicateLabel {
         /// The label name.
@@ -47,18 +57,23 @@ pub enum InitError {
         /// Which two places name it.
         reason: &'static str,
     },
-    /// A CA certificate or client identity (certificate and private key) is not usable PEM.
+    /// A CA certificate or client identity (certificate and private key) is not usable PEM,
+    /// or TLS settings are given and the crate's `tls` feature is off.
     #[error("invalid TLS {what}: {reason}")]
     InvalidTls {
-        /// `"CA certificate"`, `"client certificate"` or `"client key"`.
+        /// `"CA certificate"`, `"client certificate"`, `"client key"`, or `"settings"` (the
+        /// `tls` feature is off).
         what: &'static str,
         /// Why it was refused.
         reason: String,
     },
-    /// A duration or other setting is out of range.
+    /// A setting is out of range (a duration, the spool limits, the samples per request),
+    /// empty where a value is needed (a directory), needs a feature that is off, or does not
+    /// fit the other settings (a spool or replay without a target that keeps pushes).
     #[error("invalid setting {setting}: {reason}")]
     InvalidSetting {
-        /// The builder method or setting.
+        /// The builder method or setting, e.g. `"shutdown_timeout"`, `"spool_dir"`,
+        /// `"Target::method"`.
         setting: &'static str,
         /// Why it was refused.
         reason: String,
@@ -81,7 +96,7 @@ pub enum InitError {
         /// Why it was refused.
         reason: String,
     },
-    /// Histogram buckets were empty or not finite.
+    /// Histogram buckets were empty, not finite or not strictly increasing.
     #[error("invalid histogram buckets: {0}")]
     InvalidBuckets(String),
     /// A global `metrics` recorder is already installed in this process (by this crate or
@@ -99,7 +114,9 @@ pub enum InitError {
          installed in this process, for one exporter"
     )]
     HooksAlreadyInstalled,
-    /// The spool directory could not be read, created or locked.
+    /// The spool directory could not be read, created or locked by
+    /// [`replay`](crate::PushgatewayBuilder::replay) (at install, a spool that cannot be used
+    /// is a warning, and pushes go on without it).
     #[error("spool directory {}: {source}", dir.display())]
     Spool {
         /// The directory.
@@ -120,10 +137,11 @@ pub enum InitError {
         /// Why (the operating system's error, for a taken port).
         reason: String,
     },
-    /// The pusher thread or the signal listener could not be started.
+    /// A pusher thread (one per target), the `/metrics` listener's thread or the signal
+    /// listener could not be started.
     #[error("failed to start the {what}: {source}")]
     FailedToSpawn {
-        /// `"pusher thread"` or `"signal listener"`.
+        /// `"pusher thread"`, `"metrics listener"` or `"signal listener"`.
         what: &'static str,
         /// The operating system's error.
         #[source]

@@ -53,7 +53,7 @@ pub(crate) fn install_panic_hook(handle: PushHandle) {
         }
         PANICKING.store(true, std::sync::atomic::Ordering::SeqCst);
         if !platform::panic_push_deferred() {
-            handle.final_push(Outcome::Panic, None);
+            handle.final_push_and_report(Outcome::Panic, None);
         }
     }));
 }
@@ -112,7 +112,7 @@ pub(crate) fn listen(handle: PushHandle, mode: SignalHandling) -> std::io::Resul
 /// ```
 pub fn exit(code: i32) -> ! {
     if let Some(handle) = crate::handle::handle() {
-        handle.final_push(exit_outcome(code), None);
+        handle.final_push_and_report(exit_outcome(code), None);
         handle.yield_to_signal();
     }
     std::process::exit(code)

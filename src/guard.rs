@@ -1,9 +1,8 @@
 //! What users hold: [`PushGuard`], whose drop makes the final push.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::handle::{FinalPush, Inner, PushHandle};
+use crate::handle::PushHandle;
 use crate::lifecycle::Outcome;
 use crate::report::{PushError, PushReport};
 use crate::source::Renderer;
@@ -31,8 +30,9 @@ use crate::source::Renderer;
 /// [`crate::exit`] instead. Panics, SIGTERM/SIGINT/SIGHUP and Windows console events are
 /// covered by the exporter itself.
 ///
-/// On drop, the final push waits at most the shutdown timeout (plus 200 ms), and a failure is
-/// reported on one line (through `tracing`, and on stderr when no subscriber is installed); drop
+/// On drop, the final push waits at most the shutdown timeout (plus 200 ms; with a spool, up
+/// to the shutdown timeout again, at least 1 s, to write a failed push there as a record),
+/// and a failure is reported on one line (through `tracing`, and on stderr when no subscriber is installed); drop
 /// never panics. A guard dropped without [`finish`](Self::finish) or an exit code reports
 /// success (or `panic`, while unwinding). Use [`shutdown`](Self::shutdown) to get the push's
 /// result instead.
@@ -83,19 +83,13 @@ impl PushGuard {
             None,
         );
         PushGuard {
-            handle: PushHandle {
-                inner: Arc::new(Inner {
-                    renderer: Arc::new(renderer),
-                    pushers: Vec::new(),
-                    push_timeout: crate::DEFAULT_PUSH_TIMEOUT,
-                    shutdown_timeout: crate::DEFAULT_SHUTDOWN_TIMEOUT,
-                    exiting_by_signal: AtomicBool::new(false),
-                    pid: std::process::id(),
-                    fork_reported: AtomicBool::new(false),
-                    final_push: FinalPush::default(),
-                    listener: Mutex::new(None),
-                }),
-            },
+            handle: PushHandle::new(
+                Arc::new(renderer),
+                Vec::new(),
+                crate::DEFAULT_PUSH_TIMEOUT,
+                crate::DEFAULT_SHUTDOWN_TIMEOUT,
+                None,
+            ),
             done: true,
         }
     }
@@ -143,12 +137,13 @@ impl PushGuard {
     pub fn finish<T, E>(mut self, result: Result<T, E>) -> Result<T, E> {
         self.done = true;
         let code = if result.is_ok() { 0 } else { 1 };
-        self.handle.final_push(Outcome::Exit(code), None);
+        self.handle.final_push_and_report(Outcome::Exit(code), None);
         result
     }
 
     /// Makes the final push of a successful run now and returns its result, instead of leaving
-    /// it to `Drop`. Waits at most the shutdown timeout (plus 200 ms).
+    /// it to `Drop`. Waits at most the shutdown timeout (plus 200 ms, and with a spool up to
+    /// the shutdown timeout again, at least 1 s, to write the record).
     ///
     /// # Errors
     ///
@@ -168,11 +163,11 @@ impl PushGuard {
     /// As for [`shutdown`](Self::shutdown).
     pub fn shutdown_with_exit_code(mut self, code: i32) -> Result<PushReport, PushError> {
         self.done = true;
-        let Some((result, notes)) = self.handle.finish(Outcome::Exit(code), None) else {
+        let Some((result, notes)) = self.handle.final_push(Outcome::Exit(code), None) else {
             return Err(PushError::ShutDown);
         };
-        for (_, note) in notes {
-            crate::log::warn(&note);
+        for (_, spooled) in notes {
+            crate::log::warn(&spooled.to_string());
         }
         result
     }
@@ -197,7 +192,7 @@ impl Drop for PushGuard {
             } else {
                 Outcome::Exit(0)
             };
-            self.handle.final_push(outcome, None);
+            self.handle.final_push_and_report(outcome, None);
         }
         self.handle.yield_to_signal();
     }

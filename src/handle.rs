@@ -12,8 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::lifecycle::Outcome;
 use crate::pusher::{Answer, Command};
-use crate::report::PushError;
-use crate::report::PushReport;
+use crate::report::{PushError, PushReport, SpoolOutcome};
 use crate::source::Renderer;
 use crate::target::TargetKind;
 
@@ -21,14 +20,16 @@ use crate::target::TargetKind;
 const GRACE: Duration = Duration::from_millis(200);
 
 /// The least time a final push waits past its deadline for a target that keeps failed pushes
-/// (a spool), so that a snapshot prepared late still reaches the disk (see `request_noted`).
+/// (a spool), so that a push whose snapshot was prepared late still reaches the disk as a
+/// record (see `request_noted`); the wait is the shutdown timeout when that is longer.
 const SPOOL_WAIT: Duration = Duration::from_secs(1);
 
 /// The channel to the pusher thread of one target.
 pub(crate) struct TargetPusher {
     pub(crate) tx: UnboundedSender<Command>,
     pub(crate) kind: TargetKind,
-    /// Where its pushes go (group URL, receiver URL, file), for errors.
+    /// Where its pushes go (group URL, receiver URL, file), redacted, for errors: the
+    /// target's `location` (see `config::target::Address` for the names of an address).
     pub(crate) location: String,
     /// Whether the target keeps a failed push (a spool).
     pub(crate) keeps_failed: bool,
@@ -94,8 +95,9 @@ impl Inner {
     }
 }
 
-/// A push's result, and what became of each failed target's snapshot (by target location).
-type Noted = (Result<PushReport, PushError>, Vec<(String, String)>);
+/// A push's result, and what became of each failed target's push (kept as a record in the
+/// spool, or lost), by target location.
+type Noted = (Result<PushReport, PushError>, Vec<(String, SpoolOutcome)>);
 
 /// Who makes the final push, and whether it is done.
 #[derive(Default)]
@@ -155,6 +157,30 @@ impl std::fmt::Debug for PushHandle {
 }
 
 impl PushHandle {
+    /// The handle of an exporter: the one place its state is made (by install, build and a
+    /// disabled guard).
+    pub(crate) fn new(
+        renderer: Arc<Renderer>,
+        pushers: Vec<TargetPusher>,
+        push_timeout: Duration,
+        shutdown_timeout: Duration,
+        listener: Option<crate::listen::Listener>,
+    ) -> Self {
+        PushHandle {
+            inner: Arc::new(Inner {
+                renderer,
+                pushers,
+                push_timeout,
+                shutdown_timeout,
+                exiting_by_signal: AtomicBool::new(false),
+                pid: std::process::id(),
+                fork_reported: AtomicBool::new(false),
+                final_push: FinalPush::default(),
+                listener: Mutex::new(listener),
+            }),
+        }
+    }
+
     /// Renders the current values in the text exposition format: the samples a push made now
     /// would send (the lifecycle metrics say `outcome="running"`), whatever the body format of
     /// the pushes.
@@ -239,13 +265,13 @@ impl PushHandle {
         })
     }
 
-    /// The final push, once, within the shutdown timeout (or `cap`, if shorter). A second
-    /// call (from another exit path) waits until the first has finished, then returns
-    /// [`PushError::ShutDown`].
-    /// Makes the final push with `outcome`, unless another path (the guard, `exit`, a panic, a
-    /// signal) already makes it: then waits for that one (bounded by the same budget) and
-    /// returns `None`. A final push for a signal marks the process as ending by that signal.
-    pub(crate) fn finish(&self, outcome: Outcome, cap: Option<Duration>) -> Option<Noted> {
+    /// Makes the final push with `outcome`, once, within the shutdown timeout (or `cap`, if
+    /// shorter; with a spool, a target that keeps failed pushes is waited for up to the
+    /// budget again, at least 1 s, unless capped), unless another path (the guard, `exit`, a
+    /// panic, a signal) already makes it: then waits for that one (bounded by the same limit)
+    /// and returns `None`. A final push for a signal marks the process as ending by that
+    /// signal.
+    pub(crate) fn final_push(&self, outcome: Outcome, cap: Option<Duration>) -> Option<Noted> {
         let budget = cap.map_or(self.inner.shutdown_timeout, |cap| {
             cap.min(self.inner.shutdown_timeout)
         });
@@ -285,9 +311,9 @@ impl PushHandle {
     }
 
     /// Makes the final push and reports a failure on one line per failed target, saying what
-    /// became of its snapshot. Returns false when another path made (or makes) it instead.
-    pub(crate) fn final_push(&self, outcome: Outcome, cap: Option<Duration>) -> bool {
-        let Some((result, notes)) = self.finish(outcome, cap) else {
+    /// became of its push (kept as a record, or lost). Returns false when another path made (or makes) it instead.
+    pub(crate) fn final_push_and_report(&self, outcome: Outcome, cap: Option<Duration>) -> bool {
+        let Some((result, notes)) = self.final_push(outcome, cap) else {
             return false;
         };
         let note_of = |location: &str| {
@@ -351,8 +377,8 @@ impl PushHandle {
         command: impl Fn(Instant, Duration, SyncSender<Answer>) -> Command,
     ) -> Result<PushReport, PushError> {
         let (result, notes) = self.request_noted(budget, Duration::ZERO, command);
-        for (_, note) in notes {
-            crate::log::warn(&note);
+        for (_, spooled) in notes {
+            crate::log::warn(&spooled.to_string());
         }
         result
     }
@@ -372,12 +398,12 @@ impl PushHandle {
         true
     }
 
-    /// [`request`](Self::request), with what became of each failed target's snapshot (by
-    /// target location) left for the caller to say.
+    /// [`request`](Self::request), with what became of each failed target's push (kept as a
+    /// record, or lost; by target location) left for the caller to say.
     ///
     /// A target that keeps failed pushes (a spool) is waited for up to `spool_wait` longer:
-    /// the pusher answers soon after the deadline once it has written the snapshot, and a
-    /// snapshot whose preparation took the whole budget is written rather than lost.
+    /// the pusher answers soon after the deadline once it has written the record, and a push
+    /// whose snapshot took the whole budget to prepare is written rather than lost.
     fn request_noted(
         &self,
         budget: Duration,
@@ -413,9 +439,9 @@ impl PushHandle {
                 };
                 let left = (deadline + GRACE + extra).saturating_duration_since(Instant::now());
                 let result = match answer.map(|a| a.recv_timeout(left)) {
-                    Some(Ok(Answer { result, note })) => {
-                        if let Some(note) = note {
-                            notes.push((pusher.location.clone(), note));
+                    Some(Ok(Answer { result, spool })) => {
+                        if let Some(spooled) = spool {
+                            notes.push((pusher.location.clone(), spooled));
                         }
                         result
                     }

@@ -1,43 +1,41 @@
 //! `install()`: the checked configuration becomes the installed recorder, one pusher thread
 //! per target, the exit paths' hooks and the guard; and `replay()`, which installs nothing.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::compression::Compression;
-use crate::config::check::{
-    check_buckets, check_duration, check_labels, insecure_warning, Connection,
-};
+use crate::config::check::{insecure_warning, Connection};
+use crate::config::plan::{Delivery, Plan};
 use crate::config::{
-    ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_ENDPOINT, ENV_SPOOL_DIR,
+    ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_ENDPOINT,
 };
+use crate::env::PUSHGATEWAY_SPOOL_DIR;
 use crate::guard::PushGuard;
-use crate::handle::{Inner, PushHandle, TargetPusher};
+use crate::handle::{PushHandle, TargetPusher};
 use crate::lifecycle::Lifecycle;
+use crate::protocol::group;
 use crate::pusher::PusherConfig;
 use crate::registry::{Installed, PushgatewayRecorder, Registry};
-use crate::sink::group::{group_path, url_for};
+use crate::sink::group::url_for;
 use crate::sink::pushgateway::{PushgatewaySink, Settings};
-use crate::sink::remote_write::{RemoteWriteSink, SpoolSettings};
-use crate::sink::replay::Destination;
-use crate::sink::replay::ReplayReport;
+use crate::sink::remote_write::RemoteWriteSink;
 use crate::sink::textfile::TextfileSink;
 use crate::sink::Sink;
-use crate::snapshot::View;
 use crate::source::Renderer;
-use crate::spool::Spool;
+use crate::spool::keeper::{SpoolSettings, Spooled};
+use crate::spool::{Destination, ReplayReport, Spool};
 use crate::target::TargetKind;
-use crate::transport::TlsConfig;
 use crate::InitError;
 
 impl PushgatewayBuilder {
-    /// Checks the configuration, installs the global `metrics` recorder, starts the pusher
-    /// thread (and, unless disabled, the signal listener and the panic hook) and returns the
-    /// guard that makes the final push.
+    /// Checks the configuration, installs the global `metrics` recorder, starts one pusher
+    /// thread per target (and the `/metrics` listener's thread when one is set, and, unless
+    /// disabled, the signal listener and the panic hook) and returns the guard that makes the
+    /// final push.
     ///
     /// Takes about a millisecond (the time for the exporter's threads to start; more on a
-    /// loaded machine): the HTTP client and TLS roots are built on the pusher thread, not
-    /// here.
+    /// loaded machine): each target's HTTP client and TLS roots are built on its pusher
+    /// thread, not here.
     ///
     /// # Errors
     ///
@@ -46,15 +44,18 @@ impl PushgatewayBuilder {
     /// ([`InitError::Listen`]), a recorder is already installed in this process, or a thread
     /// cannot be started. Nothing is installed when a setting is invalid.
     pub fn install(self) -> Result<PushGuard, InitError> {
-        let (signals, enabled) = (self.signals, self.enabled);
-        let (registry, handle) = self.start_exporter()?;
+        let Started {
+            registry,
+            handle,
+            exit_hooks,
+        } = self.start_exporter()?;
         // Installed only after the pushers started: a failure above leaves the process as it
         // was. (If this fails, the pusher threads end when `handle` drops.)
         metrics::set_global_recorder(Installed(registry))
             .map_err(|_| InitError::RecorderAlreadyInstalled)?;
         // The recorder above was the first, so this is the first handle too.
         let _ = crate::handle::HANDLE.set(handle.clone());
-        if enabled {
+        if let Some(signals) = exit_hooks {
             install_exit_hooks(&handle, signals)?;
         }
         Ok(PushGuard::new(handle))
@@ -112,44 +113,65 @@ impl PushgatewayBuilder {
     /// As [`install`](Self::install), except that a recorder already installed in the
     /// process is no error here.
     pub fn build(self) -> Result<(PushgatewayRecorder, PushGuard), InitError> {
-        let (registry, handle) = self.start_exporter()?;
+        let Started {
+            registry, handle, ..
+        } = self.start_exporter()?;
         Ok((
             PushgatewayRecorder(Installed(registry)),
             PushGuard::new(handle),
         ))
     }
 
-    /// What `install()` and `build()` share: the checked settings become the registry, one
-    /// pusher thread per target and the listener, behind one handle.
-    fn start_exporter(mut self) -> Result<(Arc<Registry>, PushHandle), InitError> {
-        if self.targets.is_empty() && self.listen.is_none() {
-            self.targets.push(Target::pushgateway(DEFAULT_ENDPOINT));
-        }
-        let planned = self.plan()?;
-        // Bound after every check and before anything starts: a taken port leaves the process
-        // as it was.
-        let bound = match &self.listen {
+    /// What `install()` and `build()` share: the plan carried out, in this order so that a
+    /// failure leaves the process as it was: the listener's address bound (after every check,
+    /// before anything starts), the registry made, one pusher thread started per target
+    /// (unless pushing is off), the listener started, all behind one handle.
+    fn start_exporter(self) -> Result<Started, InitError> {
+        let Plan {
+            job,
+            grouping,
+            targets,
+            recorder,
+            timing,
+            self_metrics,
+            delete_on_shutdown,
+            listen,
+            enabled,
+            signals,
+        } = self.plan()?;
+        let bound = match &listen {
             Some((addr, setting)) => Some(crate::listen::bind(addr, setting)?),
             None => None,
         };
         let registry = Arc::new(Registry::with_histograms(
-            &self.buckets,
-            &self.buckets_for_metric,
-            &self.histograms,
-            &self.global,
+            &recorder.buckets,
+            &recorder.buckets_for_metric,
+            &recorder.histograms,
+            &recorder.global,
         ));
         let renderer = Arc::new(Renderer::new(
             Arc::clone(&registry),
-            self.lifecycle_metrics.then(Lifecycle::start),
+            recorder.lifecycle_metrics.then(Lifecycle::start),
         ));
-        if self.enabled {
-            self.note_text_histograms();
+        let mut pushers = Vec::new();
+        if enabled {
+            let id = Identity::new(job, grouping);
+            for (i, target) in targets.into_iter().enumerate() {
+                let config = PusherConfig {
+                    self_metrics,
+                    interval: timing.interval,
+                    push_timeout: timing.push_timeout,
+                    delete_on_shutdown,
+                    renderer: Arc::clone(&renderer),
+                    view: target.view,
+                    thread_name: match i {
+                        0 => "pushgateway-pusher".to_owned(),
+                        i => format!("pushgateway-pusher-{}", i + 1),
+                    },
+                };
+                pushers.push(start_pusher(target.delivery, &id, config)?);
+            }
         }
-        let pushers = if self.enabled {
-            self.start(planned, &renderer)?
-        } else {
-            Vec::new()
-        };
         let listener = match bound {
             Some(bound) => Some(bound.start(Arc::clone(&renderer)).map_err(|source| {
                 InitError::FailedToSpawn {
@@ -159,212 +181,25 @@ impl PushgatewayBuilder {
             })?),
             None => None,
         };
-        let handle = PushHandle {
-            inner: Arc::new(Inner {
-                renderer,
-                pushers,
-                push_timeout: self.push_timeout,
-                shutdown_timeout: self.shutdown_timeout,
-                exiting_by_signal: AtomicBool::new(false),
-                pid: std::process::id(),
-                fork_reported: AtomicBool::new(false),
-                final_push: crate::handle::FinalPush::default(),
-                listener: Mutex::new(listener),
-            }),
-        };
-        Ok((registry, handle))
-    }
-
-    /// Checks every setting and every target, before anything starts: one sink per target,
-    /// with the warning its configuration deserves, if any.
-    pub(crate) fn plan(&self) -> Result<Vec<(Planned, Option<String>)>, InitError> {
-        if self.compression == Compression::Gzip && !cfg!(feature = "gzip") {
-            return Err(InitError::InvalidSetting {
-                setting: "compression",
-                reason: "gzip needs the crate's `gzip` feature".into(),
-            });
-        }
-        let (job, grouping) = self.identity()?;
-        check_labels(&grouping, &self.global)?;
-        for (setting, value, interval) in [
-            ("interval", self.interval, true),
-            ("push_timeout", self.push_timeout, false),
-            ("shutdown_timeout", self.shutdown_timeout, false),
-        ] {
-            check_duration(value, interval)
-                .map_err(|reason| InitError::InvalidSetting { setting, reason })?;
-        }
-        check_buckets(&self.buckets)?;
-        self.check_histograms()?;
-        let samples = crate::config::MAX_SAMPLES_RANGE;
-        if !samples.contains(&self.remote_write_max_samples) {
-            return Err(InitError::InvalidSetting {
-                setting: "remote_write_max_samples",
-                reason: format!(
-                    "{} is out of range: from {} to {} samples per request \
-                     (also PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES)",
-                    self.remote_write_max_samples,
-                    samples.start(),
-                    samples.end()
-                ),
-            });
-        }
-        for (_, buckets) in &self.buckets_for_metric {
-            check_buckets(buckets)?;
-        }
-        // Checked once: every HTTP target uses the same TLS material.
-        let tls = self.tls_config()?;
-        let mut spool = self.spool()?.filter(|spool| match spool.check_trust() {
-            Ok(()) => true,
-            Err(reason) => {
-                crate::log::warn(&format!(
-                    "the spool directory {} is not used: it {reason}; failed pushes are not \
-                     kept",
-                    spool.dir().display()
-                ));
-                false
-            }
-        });
-        if spool.is_some()
-            && !self
-                .targets
-                .iter()
-                .any(|t| matches!(t.kind(), TargetKind::Pushgateway | TargetKind::RemoteWrite))
-        {
-            return Err(InitError::InvalidSetting {
-                setting: "spool_dir",
-                reason: "the spool keeps pushes to a Pushgateway or a remote-write receiver, \
-                         and neither is a target"
-                    .into(),
-            });
-        }
-        let identity = Identity::new(job, grouping);
-        let mut rw_spool = spool.as_ref().map(Spool::sibling);
-        self.targets
-            .iter()
-            // The spool keeps the first Pushgateway target's pushes and the first remote-write
-            // target's requests.
-            .map(|target| self.plan_target(target, &identity, &tls, &mut spool, &mut rw_spool))
-            .collect()
-    }
-
-    /// Checks one target and makes its sink.
-    fn plan_target(
-        &self,
-        target: &Target,
-        id: &Identity,
-        tls: &TlsConfig,
-        spool: &mut Option<Spool>,
-        rw_spool: &mut Option<Spool>,
-    ) -> Result<(Planned, Option<String>), InitError> {
-        let view = self.view(target, &id.grouping)?;
-        Ok(match target.kind() {
-            TargetKind::Pushgateway => {
-                let c = self.connection(target, tls)?;
-                let group_url = url_for(&c.endpoint, &id.group);
-                let warning = insecure_warning(&group_url, c.credentials, &c.tls);
-                let settings = Settings {
-                    method: c.method,
-                    gzip: self.compression == Compression::Gzip,
-                    protobuf: self.format == ExpositionFormat::Protobuf,
-                    lifecycle: self.lifecycle_metrics,
-                    push_timeout: self.push_timeout,
-                };
-                let sink = PushgatewaySink::new(
-                    c.endpoint,
-                    id.group.clone(),
-                    settings,
-                    c.headers,
-                    c.tls,
-                    spool.take(),
-                );
-                (planned(sink, view), warning)
-            }
-            TargetKind::RemoteWrite => {
-                let c = self.connection(target, tls)?;
-                let warning = insecure_warning(&c.endpoint, c.credentials, &c.tls);
-                let sink = RemoteWriteSink::new(
-                    c.endpoint,
-                    id.labels.clone(),
-                    c.headers,
-                    c.tls,
-                    self.remote_write_max_samples,
-                    SpoolSettings {
-                        group: id.group.clone(),
-                        spool: rw_spool.take(),
-                        push_timeout: self.push_timeout,
-                    },
-                );
-                (planned(sink, view), warning)
-            }
-            TargetKind::Textfile => {
-                let dir = target.dir().unwrap_or(std::path::Path::new(""));
-                if dir.as_os_str().is_empty() {
-                    return Err(InitError::InvalidSetting {
-                        setting: "textfile",
-                        reason: "the directory must not be empty".into(),
-                    });
-                }
-                let sink =
-                    TextfileSink::new(dir.to_owned(), id.file_name.clone(), id.labels.clone());
-                (planned(sink, view), None)
-            }
+        let handle = PushHandle::new(
+            renderer,
+            pushers,
+            timing.push_timeout,
+            timing.shutdown_timeout,
+            listener,
+        );
+        Ok(Started {
+            registry,
+            handle,
+            exit_hooks: enabled.then_some(signals),
         })
     }
 
-    /// One line when native histograms go to a Pushgateway in the text format, which has
-    /// none: they are sent as their classic equivalent.
-    fn note_text_histograms(&self) {
-        let text_gateway = self.format == ExpositionFormat::Text
-            && self
-                .targets
-                .iter()
-                .any(|t| t.kind() == TargetKind::Pushgateway);
-        if text_gateway && self.histograms.any_native() {
-            crate::log::warn(
-                "native histograms go to the Pushgateway as their classic equivalent (a count \
-                 at each native bucket's upper bound): the text format has no native \
-                 histograms; the protobuf format (the default) sends them as they are",
-            );
-        }
-    }
-
-    /// Starts one pusher thread per planned target.
-    fn start(
-        &self,
-        planned: Vec<(Planned, Option<String>)>,
-        renderer: &Arc<Renderer>,
-    ) -> Result<Vec<TargetPusher>, InitError> {
-        let mut pushers = Vec::with_capacity(planned.len());
-        for (i, (start, warning)) in planned.into_iter().enumerate() {
-            if let Some(warning) = warning {
-                crate::log::warn(&warning);
-            }
-            let config = PusherConfig {
-                self_metrics: self.self_metrics,
-                interval: (!self.interval.is_zero()).then_some(self.interval),
-                push_timeout: self.push_timeout,
-                delete_on_shutdown: self.delete_on_shutdown,
-                renderer: Arc::clone(renderer),
-                view: View::default(),
-                thread_name: match i {
-                    0 => "pushgateway-pusher".to_owned(),
-                    i => format!("pushgateway-pusher-{}", i + 1),
-                },
-            };
-            pushers.push(start(config).map_err(|source| InitError::FailedToSpawn {
-                what: "pusher thread",
-                source,
-            })?);
-        }
-        Ok(pushers)
-    }
-
-    /// Sends every snapshot in the spool directory to the gateway now (the remote-write
-    /// requests kept for the first remote-write target to that receiver), oldest first, and
-    /// returns what happened: for operators draining a spool (e.g. from cron) and for jobs
-    /// that want to drain it before they start. Installs nothing; the job, grouping labels and
-    /// interval are not used (each snapshot carries its own grouping key). Each snapshot gets
+    /// Sends every record in the spool directory to where it was going now (a push to the
+    /// gateway; a remote-write request kept for the first remote-write target to that
+    /// receiver), oldest first, and returns what happened: for operators draining a spool
+    /// (e.g. from cron) and for jobs that want to drain it before they start. Installs nothing; the job, grouping labels and
+    /// interval are not used (each record carries its own grouping key). Each record gets
     /// one attempt within the push timeout; the replay stops at the first one the gateway does
     /// not take (it is down, or refuses our credentials). Blocks the calling thread.
     ///
@@ -420,7 +255,7 @@ impl PushgatewayBuilder {
         let Some(spool) = self.spool()? else {
             return Err(InitError::InvalidSetting {
                 setting: "spool_dir",
-                reason: format!("replay needs a spool directory (set {ENV_SPOOL_DIR})"),
+                reason: format!("replay needs a spool directory (set {PUSHGATEWAY_SPOOL_DIR})"),
             });
         };
         spool
@@ -435,13 +270,21 @@ impl PushgatewayBuilder {
                 reason: "must be longer than zero".into(),
             });
         }
-        crate::sink::replay::replay_all(&destinations, &spool, self.push_timeout).map_err(
-            |source| InitError::Spool {
+        crate::spool::replay_all(&destinations, &spool, self.push_timeout).map_err(|source| {
+            InitError::Spool {
                 dir: spool.dir().to_owned(),
                 source,
-            },
-        )
+            }
+        })
     }
+}
+
+/// A started exporter, before anything is installed process-wide.
+struct Started {
+    registry: Arc<Registry>,
+    handle: PushHandle,
+    /// The signal handling of the exit hooks to install, if pushing is on.
+    exit_hooks: Option<SignalHandling>,
 }
 
 /// Where the job's values go, as each kind of target needs it.
@@ -452,38 +295,101 @@ struct Identity {
     labels: Vec<(String, String)>,
     /// The file name (textfile).
     file_name: String,
-    /// The grouping labels.
-    grouping: Vec<(String, String)>,
 }
 
 impl Identity {
     fn new(job: String, grouping: Vec<(String, String)>) -> Self {
         Identity {
-            group: group_path(&job, &grouping),
+            group: group::encode(&job, &grouping),
             file_name: crate::sink::textfile::file_name(&job, &grouping),
             labels: std::iter::once(("job".to_owned(), job))
-                .chain(grouping.iter().cloned())
+                .chain(grouping)
                 .collect(),
-            grouping,
         }
     }
 }
 
-/// A checked target, ready for its pusher thread: starts it and returns the channel to it.
-type Planned = Box<dyn FnOnce(PusherConfig) -> std::io::Result<TargetPusher>>;
+/// Makes a planned target's sink, says the warning its configuration deserves (if any), and
+/// starts its pusher thread.
+fn start_pusher(
+    delivery: Delivery,
+    id: &Identity,
+    config: PusherConfig,
+) -> Result<TargetPusher, InitError> {
+    match delivery {
+        Delivery::Pushgateway {
+            connection: c,
+            format,
+            compression,
+            lifecycle,
+            spool,
+        } => {
+            let group_endpoint = url_for(&c.endpoint, &id.group);
+            warn_if_insecure(&group_endpoint, &c);
+            let settings = Settings {
+                method: c.method,
+                gzip: compression == Compression::Gzip,
+                protobuf: format == ExpositionFormat::Protobuf,
+                lifecycle,
+            };
+            let sink = PushgatewaySink::new(c.endpoint, &id.group, settings, c.headers, c.tls);
+            let spool = spooled_in(spool, id, &config);
+            spawn(Spooled::new(sink, spool), config)
+        }
+        Delivery::RemoteWrite {
+            connection: c,
+            max_samples,
+            spool,
+        } => {
+            warn_if_insecure(&c.endpoint, &c);
+            let sink =
+                RemoteWriteSink::new(c.endpoint, id.labels.clone(), c.headers, c.tls, max_samples);
+            let spool = spooled_in(spool, id, &config);
+            spawn(Spooled::new(sink, spool), config)
+        }
+        Delivery::Textfile { dir } => spawn(
+            Spooled::new(
+                TextfileSink::new(dir, id.file_name.clone(), id.labels.clone()),
+                None,
+            ),
+            config,
+        ),
+    }
+}
 
-fn planned<S: Sink + Send + 'static>(sink: S, view: View) -> Planned {
-    Box::new(move |mut config| {
-        config.view = view;
-        let (kind, location) = (sink.kind(), sink.location().to_owned());
-        let keeps_failed = sink.keeps_failed();
-        let tx = crate::pusher::spawn(sink, config)?;
-        Ok(TargetPusher {
-            tx,
-            kind,
-            location,
-            keeps_failed,
-        })
+/// Where a target's failed pushes are kept, if it has a spool.
+fn spooled_in(spool: Option<Spool>, id: &Identity, config: &PusherConfig) -> Option<SpoolSettings> {
+    spool.map(|spool| SpoolSettings {
+        spool,
+        group: id.group.clone(),
+        push_timeout: config.push_timeout,
+    })
+}
+
+/// The warning for a connection that exposes what is pushed to `shown_url`, if any.
+fn warn_if_insecure(shown_url: &reqwest::Url, c: &Connection) {
+    if let Some(warning) = insecure_warning(shown_url, c.credentials, &c.tls) {
+        crate::log::warn(&warning);
+    }
+}
+
+/// Starts the pusher thread of `sink` and returns the channel to it.
+fn spawn<S: Sink + Send + 'static>(
+    sink: Spooled<S>,
+    config: PusherConfig,
+) -> Result<TargetPusher, InitError> {
+    let about = sink.sink().about();
+    let (kind, location) = (about.kind, about.location.clone());
+    let keeps_failed = sink.keeps_failed();
+    let tx = crate::pusher::spawn(sink, config).map_err(|source| InitError::FailedToSpawn {
+        what: "pusher thread",
+        source,
+    })?;
+    Ok(TargetPusher {
+        tx,
+        kind,
+        location,
+        keeps_failed,
     })
 }
 

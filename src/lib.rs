@@ -60,8 +60,10 @@
 //! | Windows: Ctrl-C, Ctrl-Break, console closed, logoff, shutdown | final push, then Windows' default handling ends the process |
 //! | `std::process::exit`, SIGKILL, OOM kill | no final push: only what interval pushes already sent |
 //!
-//! Every final push is bounded by the shutdown timeout (default 5 s) plus 200 ms; a failure is
-//! reported on one line (through `tracing`, and on stderr when no `tracing` subscriber is
+//! Every final push is bounded by the shutdown timeout (default 5 s) plus 200 ms; with a
+//! [spool](PushgatewayBuilder::spool_dir), the exit may wait up to the shutdown timeout again
+//! (at least 1 s) for a push that failed to be written there as a record (not after a Windows
+//! console event, whose limit is hard). A failure is reported on one line (through `tracing`, and on stderr when no `tracing` subscriber is
 //! installed) and never changes the process's exit status. The final push is the last request
 //! sent: an interval push still under way is waited for (for at most half the shutdown
 //! timeout, so that a hanging gateway leaves the final push time of its own), never overtaken
@@ -92,7 +94,7 @@
 //! # When the gateway is down
 //!
 //! With [`PushgatewayBuilder::spool_dir`] (or `PUSHGATEWAY_SPOOL_DIR`), a push that fails for
-//! good keeps its snapshot on disk, and the next process with the same directory (or
+//! good is kept on disk as a record, and the next process with the same directory (or
 //! [`replay`]) sends it once the gateway is back: a job whose gateway is down at exit loses
 //! nothing. A remote-write target keeps the requests that did not arrive the same way, with
 //! their samples' timestamps. See the README's "Disk spool" and "Failure modes" for the
@@ -107,11 +109,13 @@
 //!
 //! # Design
 //!
-//! One named thread, `pushgateway-pusher`, owns a current-thread tokio runtime and the HTTP
-//! client; the guard, the panic hook, the signal listener (a console control handler on
-//! Windows) and [`exit`] send it requests over
-//! a channel and wait for the answer with a timeout. The caller's runtime (if any) is never
-//! blocked on, and no work is done inside a signal handler. The recorder is a `metrics-util`
+//! One named thread per target (`pushgateway-pusher`, `pushgateway-pusher-2`, …) owns a
+//! current-thread tokio runtime of its own and that target's HTTP client; the guard, the
+//! panic hook, the signal listener (a console control handler on Windows) and [`exit`] send
+//! every target's thread the request over a channel at once and wait for the answers until
+//! one deadline. The `/metrics` listener has a thread and a runtime of its own too. The
+//! caller's runtime (if any) is never blocked on, and no work is done inside a signal
+//! handler. The recorder is a `metrics-util`
 //! registry with atomic storage; a push takes one sorted snapshot of it, which every target
 //! encodes from (text, protobuf, remote write, textfile).
 //!
@@ -138,7 +142,7 @@ mod catalog;
 mod clock;
 mod compression;
 mod config;
-mod encode;
+pub mod env;
 mod error;
 mod exit;
 mod file;
@@ -151,6 +155,7 @@ mod listen;
 mod log;
 mod names;
 mod native;
+mod protocol;
 mod pusher;
 mod registry;
 mod report;
@@ -167,15 +172,10 @@ mod transport;
 pub use catalog::DashboardOptions;
 pub use catalog::{Catalog, CatalogDiff, CatalogError, MetricChange, MetricInfo, MetricType};
 pub use compression::Compression;
-pub use config::ENV_HISTOGRAMS;
 pub use config::{
     ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_BUCKETS,
     DEFAULT_ENDPOINT, DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT, DEFAULT_REMOTE_WRITE_MAX_SAMPLES,
-    DEFAULT_SHUTDOWN_TIMEOUT, ENV_ALLOW, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CI_LABELS,
-    ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE, ENV_DENY, ENV_DISABLED, ENV_FORMAT, ENV_GROUPING,
-    ENV_HEADERS, ENV_HOSTNAME_LABEL, ENV_INTERVAL, ENV_LISTEN, ENV_PASSWORD, ENV_PUSH_TIMEOUT,
-    ENV_REMOTE_WRITE_MAX_SAMPLES, ENV_REMOTE_WRITE_URL, ENV_SELF_METRICS, ENV_SHUTDOWN_TIMEOUT,
-    ENV_SPOOL_DIR, ENV_TEXTFILE_DIR, ENV_URL, ENV_USERNAME,
+    DEFAULT_SHUTDOWN_TIMEOUT,
 };
 pub use error::InitError;
 pub use exit::exit;
@@ -184,16 +184,15 @@ pub use handle::{handle, PushHandle};
 pub use native::HistogramForm;
 pub use registry::{Matcher, PushgatewayRecorder};
 pub use report::{HttpError, PushError, PushReport, TargetReport};
-pub use sink::replay::ReplayReport;
-pub use spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
+pub use spool::{ReplayReport, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 pub use target::{PushMethod, TargetKind};
 
 /// Installs the exporter for `job`, configured from the environment, and returns the guard
 /// whose drop makes the final push. Never fails: metrics must not take down the job they
 /// observe.
 ///
-/// The same as `PushgatewayBuilder::from_env()?.job(job).install()`; see
-/// [`PushgatewayBuilder`] for the variables (`PUSHGATEWAY_URL`, default
+/// The same as `PushgatewayBuilder::from_env()?.job(job).install()`; see [`env`](mod@env) for the
+/// variables (`PUSHGATEWAY_URL`, default
 /// `http://127.0.0.1:9091`; `PUSHGATEWAY_DISABLED=1` turns pushing off). When that fails — an
 /// invalid environment value, an empty job, a `PUSHGATEWAY_LISTEN` address in use, a recorder
 /// already installed — one line names the
@@ -237,8 +236,8 @@ pub fn try_init(job: &str) -> Result<PushGuard, InitError> {
     PushgatewayBuilder::from_env()?.job(job).install()
 }
 
-/// Sends the snapshots kept in the spool directory to the gateway (and remote-write requests
-/// to the receiver), configured from the environment (`PUSHGATEWAY_SPOOL_DIR`,
+/// Sends the records kept in the spool directory (pushes to the gateway, remote-write
+/// requests to the receiver) to where they were going, configured from the environment (`PUSHGATEWAY_SPOOL_DIR`,
 /// `PUSHGATEWAY_URL`, `PUSHGATEWAY_REMOTE_WRITE_URL`, credentials and TLS as for [`init`]):
 /// for operators draining a spool, e.g. from cron.
 ///

@@ -137,7 +137,7 @@ mod tests {
     fn render(l: &Lifecycle, outcome: Outcome, global: &[(String, String)]) -> String {
         let mut builder = SnapshotBuilder::new(global, NAMES, &crate::snapshot::View::default());
         l.add_to(outcome, &mut builder);
-        crate::encode::text_string(&builder.finish())
+        crate::protocol::text::text_string(&builder.finish())
     }
 
     #[test]

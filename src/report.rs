@@ -2,6 +2,7 @@
 //! [`PushError`]. One module, as the three refer to each other.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -339,7 +340,7 @@ impl PushError {
         }
     }
 
-    /// Whether the same snapshot could succeed later, so that the spool keeps it.
+    /// Whether the same push could succeed later, so that the spool keeps it as a record.
     pub(crate) fn worth_keeping(&self) -> bool {
         !self.rejects_body() && !matches!(self, PushError::ShutDown)
     }
@@ -365,5 +366,152 @@ fn attempts_text(attempts: u32, explained: bool) -> String {
                push was still under way)"
             .into(),
         n => format!(" after {n} attempt(s)"),
+    }
+}
+
+/// What the spool did with the values of a push that failed, said on that push's one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SpoolOutcome {
+    /// The push's snapshot is kept as `file`; to stay within its bounds the spool dropped
+    /// the `dropped` older records, or it could not enforce them (`unbounded`, why).
+    Kept {
+        file: PathBuf,
+        dropped: Vec<DroppedRecord>,
+        unbounded: Option<String>,
+    },
+    /// The snapshot alone (`bytes`) is over the spool's bound of `max_bytes`: lost.
+    TooBig { bytes: u64, max_bytes: u64 },
+    /// The snapshot could not be written in `dir` (`error`): lost.
+    Failed { dir: PathBuf, error: String },
+    /// Remote-write requests that did not arrive: those kept, by file with how many each,
+    /// and those lost. The older records the bounds dropped meanwhile (`dropped`) are said
+    /// on a line of their own.
+    Requests {
+        kept: Vec<(PathBuf, usize)>,
+        lost: Vec<LostRequests>,
+        dropped: Vec<DroppedRecord>,
+    },
+}
+
+/// A spooled record the spool's bounds removed: its file and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DroppedRecord {
+    pub(crate) file: PathBuf,
+    pub(crate) bytes: u64,
+}
+
+/// Remote-write requests of a failed push that the spool could not keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LostRequests {
+    /// `requests` that alone (`bytes`) are over the spool's bound of `max_bytes`.
+    TooBig {
+        requests: usize,
+        bytes: u64,
+        max_bytes: u64,
+    },
+    /// `requests` that could not be written in `dir` (`error`).
+    Failed {
+        requests: usize,
+        dir: PathBuf,
+        error: String,
+    },
+    /// `requests` written, then dropped again by the bounds for a later file of the push.
+    DroppedAgain { requests: usize },
+}
+
+impl std::fmt::Display for SpoolOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const FOR_REPLAY: &str = "for the next process using this spool directory or for replay";
+        match self {
+            SpoolOutcome::Kept {
+                file,
+                dropped,
+                unbounded,
+            } => {
+                write!(
+                    f,
+                    "the snapshot is kept in the spool as {}, {FOR_REPLAY}",
+                    file.display()
+                )?;
+                if let Some(first) = dropped.first() {
+                    let bytes: u64 = dropped.iter().map(|d| d.bytes).sum();
+                    write!(
+                        f,
+                        "; to stay within its bound the spool dropped {} older snapshot(s) \
+                         ({bytes} bytes, {} first)",
+                        dropped.len(),
+                        first.file.display()
+                    )?;
+                }
+                if let Some(why) = unbounded {
+                    write!(f, "; the spool's bounds could not be enforced: {why}")?;
+                }
+                Ok(())
+            }
+            SpoolOutcome::TooBig { bytes, max_bytes } => write!(
+                f,
+                "the snapshot is not kept: it alone ({bytes} bytes) is over the spool's bound \
+                 of {max_bytes} bytes; its values are lost"
+            ),
+            SpoolOutcome::Failed { dir, error } => write!(
+                f,
+                "the snapshot could not be spooled in {} either: {error}; its values are lost",
+                dir.display()
+            ),
+            SpoolOutcome::Requests { kept, lost, .. } => {
+                let count: usize = kept.iter().map(|(_, n)| n).sum();
+                if count > 0 {
+                    let files: Vec<String> =
+                        kept.iter().map(|(p, _)| p.display().to_string()).collect();
+                    write!(
+                        f,
+                        "the {count} remote-write request(s) that did not arrive are kept in \
+                         the spool as {}, {FOR_REPLAY}",
+                        files.join(" and ")
+                    )?;
+                }
+                if !lost.is_empty() {
+                    if count > 0 {
+                        f.write_str("; ")?;
+                    }
+                    let lost: Vec<String> = lost.iter().map(ToString::to_string).collect();
+                    write!(
+                        f,
+                        "of the requests that did not arrive, {}; their values are lost",
+                        lost.join(", ")
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for LostRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LostRequests::TooBig {
+                requests,
+                bytes,
+                max_bytes,
+            } => write!(
+                f,
+                "{requests} request(s) are not kept: they alone ({bytes} bytes) are over the \
+                 spool's bound of {max_bytes} bytes"
+            ),
+            LostRequests::Failed {
+                requests,
+                dir,
+                error,
+            } => write!(
+                f,
+                "{requests} request(s) could not be spooled in {}: {error}",
+                dir.display()
+            ),
+            LostRequests::DroppedAgain { requests } => write!(
+                f,
+                "{requests} request(s) were dropped again to keep the spool within its bounds"
+            ),
+        }
     }
 }

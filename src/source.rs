@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::encode;
 use crate::lifecycle::{Lifecycle, Outcome};
+use crate::protocol::text;
 use crate::registry::Registry;
 use crate::snapshot::{Dropped, Snapshot, View};
 
@@ -103,6 +103,6 @@ impl Renderer {
 
     /// The snapshot of this moment in the text exposition format.
     pub(crate) fn render(&self, outcome: Outcome) -> String {
-        encode::text_string(&self.snapshot(outcome))
+        text::text_string(&self.snapshot(outcome))
     }
 }

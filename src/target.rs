@@ -45,3 +45,37 @@ impl PushMethod {
         }
     }
 }
+
+/// What a push's body is, as a spooled record says: the text or protobuf exposition format
+/// of a Pushgateway push (each gzipped or not), or remote-write requests (snappy, always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Text { gzip: bool },
+    Protobuf { gzip: bool },
+    RemoteWrite,
+}
+
+impl Format {
+    /// The Pushgateway format of a push: protobuf or text, gzipped or not.
+    pub(crate) fn pushgateway(protobuf: bool, gzip: bool) -> Self {
+        match protobuf {
+            true => Format::Protobuf { gzip },
+            false => Format::Text { gzip },
+        }
+    }
+
+    pub(crate) fn is_gzip(self) -> bool {
+        matches!(
+            self,
+            Format::Text { gzip: true } | Format::Protobuf { gzip: true }
+        )
+    }
+
+    pub(crate) fn is_protobuf(self) -> bool {
+        matches!(self, Format::Protobuf { .. })
+    }
+
+    pub(crate) fn is_remote_write(self) -> bool {
+        self == Format::RemoteWrite
+    }
+}

@@ -4,7 +4,9 @@
 //! line bound.
 //!
 //! The rules, from `LAYOUT.md`: `config` imports neither `sink`, `runtime`, `handle`, `exit`
-//! nor `guard`; `sink` imports neither `config`, `runtime`, `handle`, `guard` nor `exit`; only
+//! nor `guard`; `sink` imports neither `config`, `runtime`, `handle`, `guard`, `exit` nor
+//! `spool` (the spool wraps the sinks, not the other way round); `protocol` (the encodings)
+//! imports neither `sink`, `spool`, `config`, `runtime`, `handle`, `exit` nor `install`; only
 //! `install` imports `runtime`, `exit`, `sink` and `config` together, and only `lib.rs`
 //! imports `install`.
 //!
@@ -24,7 +26,7 @@ const MAX_LINES: usize = 600;
 
 /// Files whose non-test part is over [`MAX_LINES`] today, with their bound: it may only
 /// shrink (lower it when a file gets shorter; remove the line once it is under 600).
-const LINE_EXCEPTIONS: &[(&str, usize)] = &[("sink/remote_write.rs", 794)];
+const LINE_EXCEPTIONS: &[(&str, usize)] = &[];
 
 /// `(from, to)`: the top-level module `from` never imports `to`.
 const FORBIDDEN: &[(&str, &str)] = &[
@@ -38,6 +40,14 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("sink", "handle"),
     ("sink", "guard"),
     ("sink", "exit"),
+    ("sink", "spool"),
+    ("protocol", "sink"),
+    ("protocol", "spool"),
+    ("protocol", "config"),
+    ("protocol", "runtime"),
+    ("protocol", "handle"),
+    ("protocol", "exit"),
+    ("protocol", "install"),
 ];
 
 /// Only this module imports all of these together.
@@ -134,6 +144,15 @@ fn the_checker_sees_each_kind_of_break() {
                 ("sink.rs", "pub struct Y;"),
             ],
             "config.rs imports sink (crate::sink::Y)",
+        ),
+        (
+            &[
+                ("lib.rs", "mod protocol; mod spool;"),
+                ("protocol/mod.rs", "mod group;"),
+                ("protocol/group.rs", "fn f() { crate::spool::g(); }"),
+                ("spool.rs", "pub fn g() {}"),
+            ],
+            "protocol/group.rs imports spool (crate::spool::g)",
         ),
     ];
     for (files, expected) in cases {

@@ -725,3 +725,76 @@ async fn a_refused_final_push_leaves_the_earlier_snapshot_in_the_spool() {
     let text = String::from_utf8_lossy(&std::fs::read(&files[0]).unwrap()).into_owned();
     assert!(text.contains("group /job/refused"), "{text}");
 }
+
+/// The spool's own metrics exist for a remote-write target too: a remote-write-only job
+/// whose receiver is down (a closed port) shows on its listener exactly what its spool holds
+/// and what it wrote — the requests an earlier run left, and those of its own failed push.
+#[test]
+fn a_remote_write_spool_counts_in_the_spool_metrics() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let down = format!("http://127.0.0.1:{}/api/v1/write", free_port());
+    let mut env = vec![
+        ("PUSHGATEWAY_REMOTE_WRITE_URL", down.as_str()),
+        ("PUSHGATEWAY_SPOOL_DIR", spool),
+        ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+        ("PUSHGATEWAY_PUSH_TIMEOUT", "300ms"),
+    ];
+    // An earlier run leaves the requests of its final push in the spool.
+    let (out, _) = run_job(false, "main", "rw-spooled", &[], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(snapshots(dir.path()).len(), 1, "{}", stderr(&out));
+
+    // The next run: one push fails and is kept, then it serves its values, its own included.
+    env.extend([
+        ("PUSHGATEWAY_INTERVAL", "0"),
+        ("PUSHGATEWAY_LISTEN", "127.0.0.1:0"),
+    ]);
+    let mut cmd = job_command(false, "flush-then-serve", "rw-spooled", &env);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start the test job");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
+    };
+    assert_eq!(line(), "ready");
+    let addr = line()
+        .strip_prefix("listening ")
+        .expect("the listener's address")
+        .to_owned();
+    let files = snapshots(dir.path());
+    assert_eq!(files.len(), 2, "the earlier run's requests and this one's");
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    let body = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap();
+    let value = |name: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+    };
+    assert_eq!(value("pushgateway_exporter_spool_snapshots"), 2.0);
+    assert_eq!(value("pushgateway_exporter_spool_bytes"), bytes as f64);
+    assert_eq!(value("pushgateway_exporter_spool_written_total"), 1.0);
+    assert_eq!(value("pushgateway_exporter_spool_replayed_total"), 0.0);
+    assert_eq!(value("pushgateway_exporter_spool_dropped_total"), 0.0);
+
+    // Its final push fails too, and is kept as well.
+    drop(child.stdin.take());
+    assert_eq!(line(), "dropped");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(snapshots(dir.path()).len(), 3);
+}

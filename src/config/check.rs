@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Url;
 
@@ -12,16 +11,15 @@ use super::connection::{Auth, Secret};
 use super::headers::{build_headers, check_custom_header};
 use super::tls::tls_config;
 use super::{CiLabels, PushgatewayBuilder, Target};
+use crate::env::PUSHGATEWAY_GROUPING;
 use crate::filter::{check_patterns, Filter};
 use crate::log::redact_url;
+use crate::protocol::group;
 use crate::snapshot::View;
 use crate::spool::Spool;
 use crate::target::{PushMethod, TargetKind};
 use crate::transport::TlsConfig;
 use crate::InitError;
-
-/// Environment variable: grouping labels as `name=value,name=value`.
-pub const ENV_GROUPING: &str = "PUSHGATEWAY_GROUPING";
 
 /// The interval's range (0 turns interval pushes off): long enough that the pusher thread
 /// yields between pushes, short enough that no deadline computed from it overflows.
@@ -94,7 +92,7 @@ impl PushgatewayBuilder {
                     Some((_, set)) if *set != value => {
                         return Err(conflict(format!(
                             "its group path sets {name}={value:?}, and {name}={set:?} is set \
-                             too (in code, {ENV_GROUPING} or another URL)"
+                             too (in code, {PUSHGATEWAY_GROUPING} or another URL)"
                         )))
                     }
                     Some(_) => {}
@@ -135,14 +133,14 @@ impl PushgatewayBuilder {
         tls: &TlsConfig,
     ) -> Result<Connection, InitError> {
         let kind = target.kind();
-        let raw = target.url().unwrap_or_default();
+        let url = target.url().unwrap_or_default();
         let Endpoint {
             url: endpoint,
             auth: url_auth,
             ..
-        } = parse_endpoint(raw, kind).map_err(|reason| InitError::InvalidUrl {
+        } = parse_endpoint(url, kind).map_err(|reason| InitError::InvalidUrl {
             target: kind,
-            url: redact_url(raw),
+            url: redact_url(url),
             reason,
         })?;
         let own = &target.settings;
@@ -165,7 +163,7 @@ impl PushgatewayBuilder {
             tls_config(&settings, self.accept_invalid_certs).map_err(|e| match e {
                 InitError::InvalidTls { what, reason } => InitError::InvalidTls {
                     what,
-                    reason: format!("{reason} (the TLS settings of {kind} {})", redact_url(raw)),
+                    reason: format!("{reason} (the TLS settings of {kind} {})", redact_url(url)),
                 },
                 other => other,
             })?
@@ -312,6 +310,9 @@ pub(super) fn ci_labels(
 
 /// The endpoint (without credentials) and the settings of every request to it.
 pub(crate) struct Connection {
+    /// The checked URL requests are built from: no credentials, no group path (the names of
+    /// a target's address, `url`, `endpoint` and `location`, are set out at
+    /// `config::target::Address`).
     pub(crate) endpoint: Url,
     pub(crate) headers: HeaderMap,
     pub(crate) tls: TlsConfig,
@@ -391,11 +392,7 @@ pub(super) struct Endpoint {
 }
 
 /// The job and grouping labels of a `/metrics/job/<job>{/<label>/<value>}` path.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct UrlGroup {
-    pub(super) job: String,
-    pub(super) grouping: Vec<(String, String)>,
-}
+pub(super) use crate::protocol::group::Group as UrlGroup;
 
 /// Parses and checks a target's URL. Without a scheme, `http://` is meant.
 pub(super) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, String> {
@@ -452,9 +449,8 @@ pub(super) fn parse_endpoint(raw: &str, kind: TargetKind) -> Result<Endpoint, St
 }
 
 /// Removes a `/metrics/job/<job>{/<label>/<value>}` group path from a Pushgateway URL and
-/// returns its job and labels (segments decoded as the gateway does: percent-encoding, and
-/// `<label>@base64/<value>` in the URL-safe alphabet, padding optional). The rest of the
-/// path is kept as the endpoint's prefix.
+/// returns its job and labels (read as the gateway reads them: [`group::parse`]). The rest of
+/// the path is kept as the endpoint's prefix.
 pub(super) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String> {
     let path = url.path().to_owned();
     let segments: Vec<&str> = path.split('/').collect();
@@ -466,47 +462,9 @@ pub(super) fn take_group_path(url: &mut Url) -> Result<Option<UrlGroup>, String>
     };
     let rest = &segments[at + 1..];
     let rest = rest.strip_suffix(&[""]).unwrap_or(rest);
-    if !rest.len().is_multiple_of(2) {
-        return Err(format!(
-            "the group path {path:?} must be /metrics/job/<job> followed by <label>/<value> \
-             pairs"
-        ));
-    }
-    let mut pairs = Vec::with_capacity(rest.len() / 2);
-    for pair in rest.chunks(2) {
-        let (name, value) = match pair[0].strip_suffix("@base64") {
-            Some(name) => {
-                let padded = pair[1].trim_end_matches('=');
-                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(padded)
-                    .map_err(|e| format!("the value of {name} in the group path: {e}"))?;
-                let value = String::from_utf8(bytes).map_err(|_| {
-                    format!("the value of {name} in the group path is not valid UTF-8")
-                })?;
-                (name, value)
-            }
-            None => (
-                pair[0],
-                percent_decode(pair[1]).ok_or_else(|| {
-                    format!(
-                        "the value of {} in the group path is not valid UTF-8",
-                        pair[0]
-                    )
-                })?,
-            ),
-        };
-        pairs.push((name.to_owned(), value));
-    }
-    let mut pairs = pairs.into_iter();
-    let job = pairs.next().map(|(_, job)| job).unwrap_or_default();
-    if job.is_empty() {
-        return Err(format!("the group path {path:?} names an empty job"));
-    }
+    let group = group::parse(&format!("/{}", rest.join("/"))).map_err(|e| e.describe(&path))?;
     url.set_path(&segments[..at].join("/"));
-    Ok(Some(UrlGroup {
-        job,
-        grouping: pairs.collect(),
-    }))
+    Ok(Some(group))
 }
 
 pub(super) fn percent_decode(s: &str) -> Option<String> {

@@ -4,95 +4,13 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::check::{
-    check_duration, check_label_name, parse_endpoint, percent_decode, ENV_GROUPING,
-};
+use super::check::{check_duration, check_label_name, parse_endpoint, percent_decode};
 use super::headers::check_custom_header;
 use super::{CiLabels, ExpositionFormat, PushgatewayBuilder, Target};
+use crate::env::*;
 use crate::log::redact_url;
 use crate::target::TargetKind;
 use crate::InitError;
-
-/// Environment variable: the Pushgateway endpoint (default `http://127.0.0.1:9091`), or
-/// several, separated by commas, to push to each.
-pub const ENV_URL: &str = "PUSHGATEWAY_URL";
-/// Environment variable: the URL of a Prometheus remote-write receiver to push to (several,
-/// separated by commas). With this or [`ENV_TEXTFILE_DIR`] set and [`ENV_URL`] unset, no
-/// Pushgateway is pushed to.
-pub const ENV_REMOTE_WRITE_URL: &str = "PUSHGATEWAY_REMOTE_WRITE_URL";
-/// Environment variable: node_exporter's textfile collector directory, to write
-/// `<job>.prom` in.
-pub const ENV_TEXTFILE_DIR: &str = "PUSHGATEWAY_TEXTFILE_DIR";
-/// Environment variable: user name for HTTP basic auth (needs [`ENV_PASSWORD`]).
-pub const ENV_USERNAME: &str = "PUSHGATEWAY_USERNAME";
-/// Environment variable: password for HTTP basic auth.
-pub const ENV_PASSWORD: &str = "PUSHGATEWAY_PASSWORD";
-/// Environment variable: bearer token sent as `Authorization: Bearer <token>`.
-pub const ENV_BEARER_TOKEN: &str = "PUSHGATEWAY_BEARER_TOKEN";
-/// Environment variable: time between interval pushes (`15s`, `500ms`, `1m`, or seconds as a
-/// number); `0` or `off` turns interval pushes off.
-pub const ENV_INTERVAL: &str = "PUSHGATEWAY_INTERVAL";
-/// Environment variable: time budget of a push that is not the final one.
-pub const ENV_PUSH_TIMEOUT: &str = "PUSHGATEWAY_PUSH_TIMEOUT";
-/// Environment variable: time budget of the final push.
-pub const ENV_SHUTDOWN_TIMEOUT: &str = "PUSHGATEWAY_SHUTDOWN_TIMEOUT";
-/// Environment variable: `1`, `true`, `yes` or `on` turns pushing off (the recorder is still
-/// installed and `render()` works): for unit tests and local runs.
-pub const ENV_DISABLED: &str = "PUSHGATEWAY_DISABLED";
-
-/// Environment variable: directory of the disk spool, where snapshots whose push failed are
-/// kept until a later process (or [`replay`](crate::replay)) sends them. Unset: no spool.
-pub const ENV_SPOOL_DIR: &str = "PUSHGATEWAY_SPOOL_DIR";
-/// Environment variable: path of a PEM file of CA certificates to trust (in addition to the
-/// built-in roots), for a gateway with a private CA.
-pub const ENV_CA_FILE: &str = "PUSHGATEWAY_CA_FILE";
-/// Environment variable: path of the PEM client certificate (chain) for mutual TLS; needs
-/// [`ENV_CLIENT_KEY_FILE`].
-pub const ENV_CLIENT_CERT_FILE: &str = "PUSHGATEWAY_CLIENT_CERT_FILE";
-/// Environment variable: path of the PEM private key of the client certificate.
-pub const ENV_CLIENT_KEY_FILE: &str = "PUSHGATEWAY_CLIENT_KEY_FILE";
-
-/// Environment variable: `0`, `false`, `no` or `off` leaves the exporter's own metrics
-/// (`pushgateway_exporter_*`) out of what is pushed.
-pub const ENV_SELF_METRICS: &str = "PUSHGATEWAY_SELF_METRICS";
-
-/// Environment variable: HTTP headers sent with every request, as `name=value,name2=value2`
-/// (the `OTEL_EXPORTER_OTLP_HEADERS` convention; values may be percent-encoded, e.g. `%2C`
-/// for a comma). Values are treated as secrets.
-pub const ENV_HEADERS: &str = "PUSHGATEWAY_HEADERS";
-
-/// Environment variable: the name of a grouping label whose value is this host's name
-/// ([`PushgatewayBuilder::hostname_grouping_label`]), e.g. `instance`.
-pub const ENV_HOSTNAME_LABEL: &str = "PUSHGATEWAY_HOSTNAME_LABEL";
-
-/// Environment variable: the most samples one remote-write request carries (a push with more
-/// goes as several requests), from 1 to 1,000,000; default
-/// [`DEFAULT_REMOTE_WRITE_MAX_SAMPLES`](crate::DEFAULT_REMOTE_WRITE_MAX_SAMPLES) (2,000).
-pub const ENV_REMOTE_WRITE_MAX_SAMPLES: &str = "PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES";
-
-/// Environment variable: the body format of pushes to a Pushgateway, `protobuf` (the
-/// default) or `text` ([`ExpositionFormat`](crate::ExpositionFormat)).
-pub const ENV_FORMAT: &str = "PUSHGATEWAY_FORMAT";
-
-/// Environment variable: `1`, `true`, `yes` or `on` adds grouping labels from a CI
-/// environment ([`PushgatewayBuilder::ci_grouping_labels`]); `commit` adds the commit too.
-pub const ENV_CI_LABELS: &str = "PUSHGATEWAY_CI_LABELS";
-
-/// Environment variable: metric-name patterns (`*` for any run of characters),
-/// comma-separated: only the metrics they match are pushed
-/// ([`PushgatewayBuilder::allow`]).
-pub const ENV_ALLOW: &str = "PUSHGATEWAY_ALLOW";
-
-/// Environment variable: metric-name patterns, comma-separated: the metrics they match are
-/// never pushed ([`PushgatewayBuilder::deny`]).
-pub const ENV_DENY: &str = "PUSHGATEWAY_DENY";
-
-/// Environment variable: `ip:port` to serve `GET /metrics` on, for Prometheus to scrape
-/// ([`PushgatewayBuilder::listen`]), e.g. `0.0.0.0:9100` (an IP address: host names are
-/// refused, not resolved). With no push target configured
-/// (neither [`ENV_URL`], [`ENV_REMOTE_WRITE_URL`], [`ENV_TEXTFILE_DIR`] nor a target in code),
-/// the process is only scraped.
-pub const ENV_LISTEN: &str = "PUSHGATEWAY_LISTEN";
 
 /// The items of a comma-separated list variable, each trimmed; empty items (`a,,b`, a
 /// trailing or leading comma) are skipped. Every list variable is read through this.
@@ -211,20 +129,20 @@ impl PushgatewayBuilder {
         let env = Env(lookup);
         let mut b = Self::with_targets(targets(&env)?);
         for (name, slot) in [
-            (ENV_INTERVAL, &mut b.interval),
-            (ENV_PUSH_TIMEOUT, &mut b.push_timeout),
-            (ENV_SHUTDOWN_TIMEOUT, &mut b.shutdown_timeout),
+            (PUSHGATEWAY_INTERVAL, &mut b.interval),
+            (PUSHGATEWAY_PUSH_TIMEOUT, &mut b.push_timeout),
+            (PUSHGATEWAY_SHUTDOWN_TIMEOUT, &mut b.shutdown_timeout),
         ] {
             if let Some(d) = env.parsed(name, |text| duration(name, text))? {
                 *slot = d;
             }
         }
-        if let Some(grouping) = env.parsed(ENV_GROUPING, parse_grouping)? {
+        if let Some(grouping) = env.parsed(PUSHGATEWAY_GROUPING, parse_grouping)? {
             b.grouping = grouping;
         }
         b = credentials(&env, b)?;
         b = tls_files(&env, b)?;
-        if let Some(name) = env.parsed(ENV_HOSTNAME_LABEL, |name| {
+        if let Some(name) = env.parsed(PUSHGATEWAY_HOSTNAME_LABEL, |name| {
             check_label_name(name)
                 .map(|()| name.to_owned())
                 .map_err(String::from)
@@ -232,41 +150,40 @@ impl PushgatewayBuilder {
             b.hostname_label = Some(name);
         }
         // A list of no items (`,`) is as if unset: it does not allow nothing.
-        if let Some(patterns) = env.parsed(ENV_ALLOW, parse_patterns)? {
+        if let Some(patterns) = env.parsed(PUSHGATEWAY_ALLOW, parse_patterns)? {
             if !patterns.is_empty() {
                 b = b.allow(patterns);
             }
         }
-        if let Some(patterns) = env.parsed(ENV_DENY, parse_patterns)? {
+        if let Some(patterns) = env.parsed(PUSHGATEWAY_DENY, parse_patterns)? {
             b = b.deny(patterns);
         }
-        if let Some(format) = env.parsed(ENV_FORMAT, parse_format)? {
+        if let Some(format) = env.parsed(PUSHGATEWAY_FORMAT, parse_format)? {
             b.format = format;
         }
-        if let Some(form) = env.parsed(
-            super::histograms::ENV_HISTOGRAMS,
-            super::histograms::parse_histograms,
-        )? {
+        if let Some(form) =
+            env.parsed(PUSHGATEWAY_HISTOGRAMS, super::histograms::parse_histograms)?
+        {
             b.histograms.form = form;
         }
-        if let Some(n) = env.parsed(ENV_REMOTE_WRITE_MAX_SAMPLES, parse_max_samples)? {
+        if let Some(n) = env.parsed(PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES, parse_max_samples)? {
             b.remote_write_max_samples = n;
         }
-        if let Some(addr) = env.parsed(ENV_LISTEN, |text| {
+        if let Some(addr) = env.parsed(PUSHGATEWAY_LISTEN, |text| {
             crate::listen::check_addr(text).map(|()| text.to_owned())
         })? {
-            b.listen = Some((addr, ENV_LISTEN));
+            b.listen = Some((addr, PUSHGATEWAY_LISTEN));
         }
-        if let Some(dir) = env.get(ENV_SPOOL_DIR, false)? {
+        if let Some(dir) = env.get(PUSHGATEWAY_SPOOL_DIR, false)? {
             b.spool_dir = Some(dir.into());
         }
-        if let Some(which) = env.parsed(ENV_CI_LABELS, ci_labels)? {
+        if let Some(which) = env.parsed(PUSHGATEWAY_CI_LABELS, ci_labels)? {
             b.ci_labels = which;
         }
-        if let Some(on) = env.parsed(ENV_SELF_METRICS, parse_bool)? {
+        if let Some(on) = env.parsed(PUSHGATEWAY_SELF_METRICS, parse_bool)? {
             b.self_metrics = on;
         }
-        if let Some(off) = env.parsed(ENV_DISABLED, parse_bool)? {
+        if let Some(off) = env.parsed(PUSHGATEWAY_DISABLED, parse_bool)? {
             b.enabled = !off;
         }
         Ok(b)
@@ -279,8 +196,8 @@ impl PushgatewayBuilder {
 fn targets<F: Fn(&str) -> Option<OsString>>(env: &Env<F>) -> Result<Vec<Target>, InitError> {
     let mut targets = Vec::new();
     for (name, kind) in [
-        (ENV_URL, TargetKind::Pushgateway),
-        (ENV_REMOTE_WRITE_URL, TargetKind::RemoteWrite),
+        (PUSHGATEWAY_URL, TargetKind::Pushgateway),
+        (PUSHGATEWAY_REMOTE_WRITE_URL, TargetKind::RemoteWrite),
     ] {
         let Some(list) = env.get(name, false)? else {
             continue;
@@ -296,7 +213,7 @@ fn targets<F: Fn(&str) -> Option<OsString>>(env: &Env<F>) -> Result<Vec<Target>,
             });
         }
     }
-    if let Some(dir) = env.get(ENV_TEXTFILE_DIR, false)? {
+    if let Some(dir) = env.get(PUSHGATEWAY_TEXTFILE_DIR, false)? {
         targets.push(Target::textfile(dir));
     }
     Ok(targets)
@@ -304,12 +221,13 @@ fn targets<F: Fn(&str) -> Option<OsString>>(env: &Env<F>) -> Result<Vec<Target>,
 
 /// A duration variable's value; only the interval may be `0` or `off`.
 fn duration(name: &'static str, text: &str) -> Result<Duration, String> {
-    let d = parse_duration(text, name == ENV_INTERVAL)?;
-    check_duration(d, name == ENV_INTERVAL)?;
+    let d = parse_duration(text, name == PUSHGATEWAY_INTERVAL)?;
+    check_duration(d, name == PUSHGATEWAY_INTERVAL)?;
     Ok(d)
 }
 
-/// `PUSHGATEWAY_FORMAT`: `text` or `protobuf`.
+/// `PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES`: a whole number in
+/// [`MAX_SAMPLES_RANGE`](crate::config::MAX_SAMPLES_RANGE).
 fn parse_max_samples(text: &str) -> Result<usize, String> {
     let range = crate::config::MAX_SAMPLES_RANGE;
     text.parse::<usize>()
@@ -324,6 +242,7 @@ fn parse_max_samples(text: &str) -> Result<usize, String> {
         })
 }
 
+/// `PUSHGATEWAY_FORMAT`: `text` or `protobuf`, in any case.
 fn parse_format(text: &str) -> Result<ExpositionFormat, String> {
     match text.to_ascii_lowercase().as_str() {
         "text" => Ok(ExpositionFormat::Text),
@@ -354,10 +273,13 @@ fn credentials<F: Fn(&str) -> Option<OsString>>(
     env: &Env<F>,
     mut b: PushgatewayBuilder,
 ) -> Result<PushgatewayBuilder, InitError> {
-    match (env.get(ENV_USERNAME, false)?, env.get(ENV_PASSWORD, true)?) {
+    match (
+        env.get(PUSHGATEWAY_USERNAME, false)?,
+        env.get(PUSHGATEWAY_PASSWORD, true)?,
+    ) {
         (Some(user), _) if user.contains(':') => {
             return Err(invalid(
-                ENV_USERNAME,
+                PUSHGATEWAY_USERNAME,
                 user,
                 "a user name must not contain ':' (basic auth puts one between the user name \
                  and the password)",
@@ -366,22 +288,22 @@ fn credentials<F: Fn(&str) -> Option<OsString>>(
         (Some(user), password) => b = b.basic_auth(user, password.unwrap_or_default()),
         (None, Some(_)) => {
             return Err(invalid(
-                ENV_PASSWORD,
+                PUSHGATEWAY_PASSWORD,
                 "***".into(),
-                format!("a password needs a user name in {ENV_USERNAME}"),
+                format!("a password needs a user name in {PUSHGATEWAY_USERNAME}"),
             ))
         }
         (None, None) => {}
     }
-    if let Some(token) = env.get(ENV_BEARER_TOKEN, true)? {
+    if let Some(token) = env.get(PUSHGATEWAY_BEARER_TOKEN, true)? {
         if let Err(reason) = super::check::check_bearer_token(&token) {
-            return Err(invalid(ENV_BEARER_TOKEN, "***".into(), reason));
+            return Err(invalid(PUSHGATEWAY_BEARER_TOKEN, "***".into(), reason));
         }
         b = b.bearer_token(token);
     }
-    if let Some(text) = env.get(ENV_HEADERS, true)? {
+    if let Some(text) = env.get(PUSHGATEWAY_HEADERS, true)? {
         let headers = parse_headers(&text)
-            .map_err(|reason| invalid(ENV_HEADERS, redact_headers(&text), reason))?;
+            .map_err(|reason| invalid(PUSHGATEWAY_HEADERS, redact_headers(&text), reason))?;
         for (name, value) in headers {
             b = b.header(name, value);
         }
@@ -394,30 +316,32 @@ fn tls_files<F: Fn(&str) -> Option<OsString>>(
     env: &Env<F>,
     mut b: PushgatewayBuilder,
 ) -> Result<PushgatewayBuilder, InitError> {
-    if let Some(pem) = env.file(ENV_CA_FILE, pem::ca)? {
+    if let Some(pem) = env.file(PUSHGATEWAY_CA_FILE, pem::ca)? {
         b.settings.ca_pem = pem;
     }
     let (cert, key) = (
-        env.get(ENV_CLIENT_CERT_FILE, false)?,
-        env.get(ENV_CLIENT_KEY_FILE, false)?,
+        env.get(PUSHGATEWAY_CLIENT_CERT_FILE, false)?,
+        env.get(PUSHGATEWAY_CLIENT_KEY_FILE, false)?,
     );
     match (cert, key) {
         (Some(_), Some(_)) => {
             let cert = env
-                .file(ENV_CLIENT_CERT_FILE, pem::certificates)?
+                .file(PUSHGATEWAY_CLIENT_CERT_FILE, pem::certificates)?
                 .unwrap_or_default();
-            let key = env.file(ENV_CLIENT_KEY_FILE, pem::key)?.unwrap_or_default();
+            let key = env
+                .file(PUSHGATEWAY_CLIENT_KEY_FILE, pem::key)?
+                .unwrap_or_default();
             Ok(b.client_identity(cert, key))
         }
         (Some(cert), None) => Err(invalid(
-            ENV_CLIENT_CERT_FILE,
+            PUSHGATEWAY_CLIENT_CERT_FILE,
             cert,
-            format!("a client certificate needs its key in {ENV_CLIENT_KEY_FILE}"),
+            format!("a client certificate needs its key in {PUSHGATEWAY_CLIENT_KEY_FILE}"),
         )),
         (None, Some(key)) => Err(invalid(
-            ENV_CLIENT_KEY_FILE,
+            PUSHGATEWAY_CLIENT_KEY_FILE,
             key,
-            format!("a client key needs its certificate in {ENV_CLIENT_CERT_FILE}"),
+            format!("a client key needs its certificate in {PUSHGATEWAY_CLIENT_CERT_FILE}"),
         )),
         (None, None) => Ok(b),
     }

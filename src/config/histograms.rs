@@ -1,14 +1,11 @@
 //! The histogram settings of [`PushgatewayBuilder`]: classic, native or both, by metric, and
 //! the resolution of native histograms.
 
-use super::PushgatewayBuilder;
+use super::{ExpositionFormat, PushgatewayBuilder};
 use crate::native::{HistogramForm, NativeConfig};
 use crate::registry::Matcher;
+use crate::target::TargetKind;
 use crate::InitError;
-
-/// Environment variable: the form of every histogram, `classic` (the default), `native` or
-/// `both` ([`PushgatewayBuilder::histograms`]).
-pub const ENV_HISTOGRAMS: &str = "PUSHGATEWAY_HISTOGRAMS";
 
 impl PushgatewayBuilder {
     /// The form of every histogram (see [`HistogramForm`]): classic buckets at
@@ -101,6 +98,25 @@ impl PushgatewayBuilder {
             );
         }
         Ok(())
+    }
+}
+
+impl PushgatewayBuilder {
+    /// One line when native histograms go to a Pushgateway in the text format, which has
+    /// none: they are sent as their classic equivalent.
+    pub(crate) fn note_text_histograms(&self) {
+        let text_gateway = self.format == ExpositionFormat::Text
+            && self
+                .targets
+                .iter()
+                .any(|t| t.kind() == TargetKind::Pushgateway);
+        if text_gateway && self.histograms.any_native() {
+            crate::log::warn(
+                "native histograms go to the Pushgateway as their classic equivalent (a count \
+                 at each native bucket's upper bound): the text format has no native \
+                 histograms; the protobuf format (the default) sends them as they are",
+            );
+        }
     }
 }
 

@@ -5,15 +5,13 @@ mod connection;
 mod env;
 mod headers;
 mod histograms;
+pub(crate) mod plan;
 mod signals;
 mod target;
 #[cfg(test)]
 mod tests;
 mod tls;
 
-pub use check::ENV_GROUPING;
-pub use env::*;
-pub use histograms::ENV_HISTOGRAMS;
 pub use signals::SignalHandling;
 pub use target::Target;
 
@@ -81,8 +79,9 @@ enum CiLabels {
 /// Configures and installs the exporter.
 ///
 /// Ends in [`install`](Self::install), which installs the global `metrics` recorder, starts
-/// the pusher thread and returns the [`PushGuard`](crate::PushGuard). Every setting is checked there, and any
-/// problem is an [`InitError`].
+/// one pusher thread per target and returns the [`PushGuard`](crate::PushGuard) (or in
+/// [`build`](Self::build), which installs nothing process-wide). Every setting is checked
+/// there, and any problem is an [`InitError`].
 ///
 /// | method | default | environment ([`from_env`](Self::from_env)) |
 /// |---|---|---|
@@ -238,8 +237,8 @@ impl PushgatewayBuilder {
         }
     }
 
-    /// A builder configured from the environment variables in the table above
-    /// ([`ENV_URL`] and the other `ENV_*` constants); unset or empty variables keep the
+    /// A builder configured from the environment variables in the table above (their names
+    /// are the constants of [`env`](crate::env), where each is described); unset or empty variables keep the
     /// defaults. Targets added in code come on top of those of the environment; the default
     /// gateway is used only when neither sets any and no listener is set (so
     /// `from_env()?.remote_write(url)` pushes to `url` alone, and `PUSHGATEWAY_LISTEN` alone
@@ -403,7 +402,9 @@ impl PushgatewayBuilder {
     }
 
     /// Time budget of the final push, retries included: the longest a dead or hanging gateway
-    /// can delay the end of the process (plus 200 ms). Default 5 s.
+    /// can delay the end of the process (plus 200 ms). With a [spool](Self::spool_dir), a
+    /// final push that failed is then written there as a record, for which the exit waits up
+    /// to this timeout again (at least 1 s). Default 5 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -469,13 +470,13 @@ impl PushgatewayBuilder {
         self
     }
 
-    /// Keeps snapshots whose push failed for good (retries used up, or the deadline reached
-    /// at exit) in `dir`, and sends them again later: the next process that installs with the
+    /// Keeps pushes that failed for good (retries used up, or the deadline reached at exit)
+    /// in `dir`, one record (file) each, and sends them again later: the next process that installs with the
     /// same directory replays them on its pusher thread, oldest first, before its own pushes;
     /// [`replay`](Self::replay) does it on demand. Default: no spool.
     ///
-    /// Per grouping key only the newest snapshot is kept. The directory is created with mode
-    /// 0700 and files with 0600. A snapshot the gateway refuses for its content (400) is not
+    /// Per grouping key only the newest record is kept. The directory is created with mode
+    /// 0700 and files with 0600. A push the gateway refuses for its content (400) is not
     /// spooled. Bounded by [`spool_limits`](Self::spool_limits).
     ///
     /// The spool keeps the first Pushgateway target's pushes and, of the first remote-write
@@ -486,8 +487,8 @@ impl PushgatewayBuilder {
         self
     }
 
-    /// Bounds of the spool: at most `max_files` snapshot files and `max_bytes` bytes. When a
-    /// new snapshot would exceed them, the oldest files are removed, each with a warning and
+    /// Bounds of the spool: at most `max_files` records (files) and `max_bytes` bytes. When a
+    /// new record would exceed them, the oldest files are removed, each with a warning and
     /// counted in `pushgateway_exporter_spool_dropped_total`. Default
     /// [`DEFAULT_SPOOL_MAX_FILES`](crate::DEFAULT_SPOOL_MAX_FILES) (100) and
     /// [`DEFAULT_SPOOL_MAX_BYTES`](crate::DEFAULT_SPOOL_MAX_BYTES) (64 MiB).
@@ -521,6 +522,29 @@ impl PushgatewayBuilder {
     pub fn buckets_for_metric(mut self, matcher: Matcher, buckets: &[f64]) -> Self {
         self.buckets_for_metric.push((matcher, buckets.to_vec()));
         self
+    }
+}
+
+/// A builder with every setting at its default and no target: the same as
+/// [`with_targets([])`](PushgatewayBuilder::with_targets), and as
+/// [`from_env`](PushgatewayBuilder::from_env) in an environment that sets none of its
+/// variables. Installed as it is, it pushes to the default gateway ([`DEFAULT_ENDPOINT`]);
+/// a target added to it replaces the default gateway instead of joining it
+/// (`PushgatewayBuilder::default().remote_write(url)` pushes to `url` alone, where
+/// `new(DEFAULT_ENDPOINT).remote_write(url)` pushes to both). The job is not set: as with
+/// [`new`](PushgatewayBuilder::new), [`job`](PushgatewayBuilder::job) (or a group path in a
+/// URL) must give it before install.
+///
+/// ```no_run
+/// use metrics_exporter_pushgateway::PushgatewayBuilder;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let _guard = PushgatewayBuilder::default().job("nightly").install()?; // 127.0.0.1:9091
+/// # Ok(()) }
+/// ```
+impl Default for PushgatewayBuilder {
+    fn default() -> Self {
+        Self::with_targets([])
     }
 }
 

@@ -70,7 +70,18 @@ pub struct Target {
     pub(crate) histograms: Option<HistogramForm>,
 }
 
-/// Where a target is.
+/// Where a target is: a URL, or a directory.
+///
+/// A target's address has three names in the crate, one per meaning:
+/// - `url`: the URL as configured, text that may hold credentials and (for a Pushgateway) a
+///   group path: `Address::Url`, [`Target::url`], the `PUSHGATEWAY_URL` items;
+/// - `endpoint`: the checked [`reqwest::Url`] that requests are built from, without
+///   credentials or group path (`config::check::Connection::endpoint`);
+/// - `location`: the text shown in errors, logs and reports, secrets redacted: the group
+///   URL, the receiver's URL or the file (`Sink::location`, `TargetPusher::location`,
+///   [`TargetReport::location`](crate::TargetReport::location),
+///   [`PushError::location`](crate::PushError::location); `PushError`'s public fields keep
+///   the name `url` for it).
 #[derive(Clone, PartialEq, Eq)]
 enum Address {
     Url(String),

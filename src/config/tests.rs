@@ -8,6 +8,7 @@ use super::check::*;
 use super::connection::Auth;
 use super::env::*;
 use super::*;
+use crate::env::*;
 use crate::log::redact_url;
 use crate::target::{PushMethod, TargetKind};
 use crate::transport::TlsConfig;
@@ -181,7 +182,7 @@ fn the_group_path_gives_job_and_grouping_where_code_sets_none() {
         "{err}"
     );
     // Two gateways naming two jobs.
-    let err = env(&[(ENV_URL, "gw1/metrics/job/a,gw2/metrics/job/b")])
+    let err = env(&[(PUSHGATEWAY_URL, "gw1/metrics/job/a,gw2/metrics/job/b")])
         .unwrap()
         .install()
         .unwrap_err();
@@ -207,15 +208,15 @@ fn the_default_gateway_only_without_any_target() {
     let b = env(&[]).unwrap().textfile("/tmp");
     assert_eq!(b.targets, [Target::textfile("/tmp")]);
     // A listener alone: only scraped.
-    let b = env(&[(ENV_LISTEN, "127.0.0.1:0")]).unwrap();
+    let b = env(&[(PUSHGATEWAY_LISTEN, "127.0.0.1:0")]).unwrap();
     assert!(b.targets.is_empty());
-    assert_eq!(b.listen, Some(("127.0.0.1:0".into(), ENV_LISTEN)));
+    assert_eq!(b.listen, Some(("127.0.0.1:0".into(), PUSHGATEWAY_LISTEN)));
 }
 
 #[test]
 fn headers_from_the_environment() {
     let b = env(&[(
-        ENV_HEADERS,
+        PUSHGATEWAY_HEADERS,
         "X-Scope-OrgID=team-a, Authorization=Bearer%20abc%2Cdef ,X-Empty=",
     )])
     .unwrap();
@@ -235,11 +236,11 @@ fn headers_from_the_environment() {
     );
     assert!(!format!("{b:?}").contains("team-a"), "{b:?}");
     for bad in ["X-A=1,secret-token", "=x", "X-A=%FF"] {
-        let err = env(&[(ENV_HEADERS, bad)]).unwrap_err().to_string();
+        let err = env(&[(PUSHGATEWAY_HEADERS, bad)]).unwrap_err().to_string();
         assert!(err.contains("PUSHGATEWAY_HEADERS"), "{err}");
         assert!(!err.contains("secret") && !err.contains("%FF"), "{err}");
     }
-    let err = env(&[(ENV_HEADERS, "Bad Name=1")])
+    let err = env(&[(PUSHGATEWAY_HEADERS, "Bad Name=1")])
         .unwrap()
         .job("j")
         .install()
@@ -251,7 +252,9 @@ fn headers_from_the_environment() {
 fn the_host_name_as_a_grouping_label() {
     let host = hostname::get().unwrap().to_string_lossy().into_owned();
     assert!(!host.is_empty());
-    let b = env(&[(ENV_HOSTNAME_LABEL, "instance")]).unwrap().job("j");
+    let b = env(&[(PUSHGATEWAY_HOSTNAME_LABEL, "instance")])
+        .unwrap()
+        .job("j");
     assert_eq!(
         b.identity().unwrap().1,
         [("instance".to_owned(), host.clone())]
@@ -265,7 +268,7 @@ fn the_host_name_as_a_grouping_label() {
         b.identity().unwrap().1,
         [("instance".to_owned(), "mine".to_owned())]
     );
-    let err = env(&[(ENV_HOSTNAME_LABEL, "host-name")]).unwrap_err();
+    let err = env(&[(PUSHGATEWAY_HOSTNAME_LABEL, "host-name")]).unwrap_err();
     assert!(
         err.to_string().contains("PUSHGATEWAY_HOSTNAME_LABEL"),
         "{err}"
@@ -274,7 +277,7 @@ fn the_host_name_as_a_grouping_label() {
 
 #[test]
 fn targets_from_the_environment() {
-    let b = env(&[(ENV_URL, "http://a:9091, http://b:9091")]).unwrap();
+    let b = env(&[(PUSHGATEWAY_URL, "http://a:9091, http://b:9091")]).unwrap();
     assert_eq!(
         b.targets,
         [
@@ -283,16 +286,20 @@ fn targets_from_the_environment() {
         ]
     );
     // Another target alone replaces the default gateway.
-    let b = env(&[(ENV_REMOTE_WRITE_URL, "http://mimir:9009/api/v1/push")]).unwrap();
+    let b = env(&[(
+        PUSHGATEWAY_REMOTE_WRITE_URL,
+        "http://mimir:9009/api/v1/push",
+    )])
+    .unwrap();
     assert_eq!(
         b.targets,
         [Target::remote_write("http://mimir:9009/api/v1/push")]
     );
     let b = env(&[
-        (ENV_TEXTFILE_DIR, "/var/lib/node_exporter"),
-        (ENV_URL, "http://gw:9091"),
+        (PUSHGATEWAY_TEXTFILE_DIR, "/var/lib/node_exporter"),
+        (PUSHGATEWAY_URL, "http://gw:9091"),
         (
-            ENV_REMOTE_WRITE_URL,
+            PUSHGATEWAY_REMOTE_WRITE_URL,
             "http://vm:8428/api/v1/write?extra_label=dc=eu",
         ),
     ])
@@ -305,13 +312,17 @@ fn targets_from_the_environment() {
             Target::textfile("/var/lib/node_exporter"),
         ]
     );
-    let err = env(&[(ENV_REMOTE_WRITE_URL, "http://ok:1/w,ftp://mimir:9009")]).unwrap_err();
+    let err = env(&[(
+        PUSHGATEWAY_REMOTE_WRITE_URL,
+        "http://ok:1/w,ftp://mimir:9009",
+    )])
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid value \"http://ok:1/w,ftp://mimir:9009\" in environment variable \
          PUSHGATEWAY_REMOTE_WRITE_URL: the scheme must be http or https, not \"ftp\""
     );
-    let err = env(&[(ENV_URL, "http://gw:9091?x=1")]).unwrap_err();
+    let err = env(&[(PUSHGATEWAY_URL, "http://gw:9091?x=1")]).unwrap_err();
     assert!(err.to_string().contains("query string"), "{err}");
 }
 
@@ -385,13 +396,13 @@ fn environment() {
     assert!(b.targets.is_empty());
     assert!(b.enabled);
     let b = env(&[
-        (ENV_URL, "https://gw.example:9091"),
-        (ENV_INTERVAL, "off"),
-        (ENV_SHUTDOWN_TIMEOUT, "2s"),
-        (ENV_GROUPING, "instance=run-1, region = eu"),
-        (ENV_DISABLED, "true"),
-        (ENV_USERNAME, "u"),
-        (ENV_PASSWORD, "p"),
+        (PUSHGATEWAY_URL, "https://gw.example:9091"),
+        (PUSHGATEWAY_INTERVAL, "off"),
+        (PUSHGATEWAY_SHUTDOWN_TIMEOUT, "2s"),
+        (PUSHGATEWAY_GROUPING, "instance=run-1, region = eu"),
+        (PUSHGATEWAY_DISABLED, "true"),
+        (PUSHGATEWAY_USERNAME, "u"),
+        (PUSHGATEWAY_PASSWORD, "p"),
     ])
     .unwrap();
     assert_eq!(b.targets, [Target::pushgateway("https://gw.example:9091")]);
@@ -411,33 +422,33 @@ fn environment() {
 #[test]
 fn bad_environment_names_variable_and_value() {
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[(ENV_URL, "gateway:99999")], "PUSHGATEWAY_URL"),
+        (&[(PUSHGATEWAY_URL, "gateway:99999")], "PUSHGATEWAY_URL"),
         (
-            &[(ENV_INTERVAL, "5 parsecs")],
+            &[(PUSHGATEWAY_INTERVAL, "5 parsecs")],
             "\"5 parsecs\" in environment variable PUSHGATEWAY_INTERVAL",
         ),
         (
-            &[(ENV_SHUTDOWN_TIMEOUT, "0")],
+            &[(PUSHGATEWAY_SHUTDOWN_TIMEOUT, "0")],
             "PUSHGATEWAY_SHUTDOWN_TIMEOUT",
         ),
         (
-            &[(ENV_PUSH_TIMEOUT, "soon")],
+            &[(PUSHGATEWAY_PUSH_TIMEOUT, "soon")],
             "\"soon\" in environment variable PUSHGATEWAY_PUSH_TIMEOUT",
         ),
-        (&[(ENV_GROUPING, "instance")], "PUSHGATEWAY_GROUPING"),
-        (&[(ENV_GROUPING, "a-b=1")], "PUSHGATEWAY_GROUPING"),
-        (&[(ENV_DISABLED, "maybe")], "PUSHGATEWAY_DISABLED"),
+        (&[(PUSHGATEWAY_GROUPING, "instance")], "PUSHGATEWAY_GROUPING"),
+        (&[(PUSHGATEWAY_GROUPING, "a-b=1")], "PUSHGATEWAY_GROUPING"),
+        (&[(PUSHGATEWAY_DISABLED, "maybe")], "PUSHGATEWAY_DISABLED"),
         (
-            &[(ENV_LISTEN, "9100")],
+            &[(PUSHGATEWAY_LISTEN, "9100")],
             "\"9100\" in environment variable PUSHGATEWAY_LISTEN: expected host:port",
         ),
-        (&[(ENV_PASSWORD, "hunter2")], "PUSHGATEWAY_PASSWORD"),
+        (&[(PUSHGATEWAY_PASSWORD, "hunter2")], "PUSHGATEWAY_PASSWORD"),
         (
-            &[(ENV_CA_FILE, "/nonexistent/ca.pem")],
+            &[(PUSHGATEWAY_CA_FILE, "/nonexistent/ca.pem")],
             "\"/nonexistent/ca.pem\" in environment variable PUSHGATEWAY_CA_FILE: cannot read the file",
         ),
         (
-            &[(ENV_CLIENT_KEY_FILE, "/k.pem")],
+            &[(PUSHGATEWAY_CLIENT_KEY_FILE, "/k.pem")],
             "PUSHGATEWAY_CLIENT_KEY_FILE: a client key needs its certificate in PUSHGATEWAY_CLIENT_CERT_FILE",
         ),
     ];
@@ -446,7 +457,7 @@ fn bad_environment_names_variable_and_value() {
         assert!(err.contains(expected), "{vars:?}: {err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
-    let err = env(&[(ENV_URL, "http://u:hunter2@/x")])
+    let err = env(&[(PUSHGATEWAY_URL, "http://u:hunter2@/x")])
         .unwrap_err()
         .to_string();
     assert!(!err.contains("hunter2"), "{err}");
@@ -496,7 +507,7 @@ fn ci_labels_from_github_and_gitlab() {
         ["ci_repository=acme/ingest", "ci_workflow=load"]
     );
     assert!(ci_labels(lookup(&[("CI", "true")]), CiLabels::WithCommit).is_empty());
-    let err = env(&[(ENV_CI_LABELS, "sometimes")])
+    let err = env(&[(PUSHGATEWAY_CI_LABELS, "sometimes")])
         .unwrap_err()
         .to_string();
     assert!(err.contains("PUSHGATEWAY_CI_LABELS"), "{err}");
@@ -573,21 +584,21 @@ mod properties {
     use proptest::prelude::*;
 
     const VARS: [&str; 15] = [
-        ENV_URL,
-        ENV_USERNAME,
-        ENV_PASSWORD,
-        ENV_BEARER_TOKEN,
-        ENV_INTERVAL,
-        ENV_PUSH_TIMEOUT,
-        ENV_SHUTDOWN_TIMEOUT,
-        ENV_GROUPING,
-        ENV_DISABLED,
-        ENV_SELF_METRICS,
-        ENV_CI_LABELS,
-        ENV_SPOOL_DIR,
-        ENV_LISTEN,
-        ENV_CLIENT_CERT_FILE,
-        ENV_CLIENT_KEY_FILE,
+        PUSHGATEWAY_URL,
+        PUSHGATEWAY_USERNAME,
+        PUSHGATEWAY_PASSWORD,
+        PUSHGATEWAY_BEARER_TOKEN,
+        PUSHGATEWAY_INTERVAL,
+        PUSHGATEWAY_PUSH_TIMEOUT,
+        PUSHGATEWAY_SHUTDOWN_TIMEOUT,
+        PUSHGATEWAY_GROUPING,
+        PUSHGATEWAY_DISABLED,
+        PUSHGATEWAY_SELF_METRICS,
+        PUSHGATEWAY_CI_LABELS,
+        PUSHGATEWAY_SPOOL_DIR,
+        PUSHGATEWAY_LISTEN,
+        PUSHGATEWAY_CLIENT_CERT_FILE,
+        PUSHGATEWAY_CLIENT_KEY_FILE,
     ];
 
     /// Text that looks like configuration more often than random bytes would.
@@ -638,20 +649,20 @@ mod properties {
                 format!("http://user:{secret}@host:bad-port"),
                 format!("user:{secret}@host:bad-port"),
             ] {
-                let err = env(&[(ENV_URL, &url)]).unwrap_err().to_string();
+                let err = env(&[(PUSHGATEWAY_URL, &url)]).unwrap_err().to_string();
                 prop_assert!(!err.contains(&secret), "{err}");
                 let target = format!("{:?}", Target::pushgateway(url.clone()));
                 prop_assert!(!target.contains(&secret), "{target}");
             }
             // Every URL of a list, not only the first.
             let list = format!("http://a:{secret}@gw1:9091,http://b:{secret}@gw2:bad");
-            let err = env(&[(ENV_URL, &list)]).unwrap_err().to_string();
+            let err = env(&[(PUSHGATEWAY_URL, &list)]).unwrap_err().to_string();
             prop_assert!(!err.contains(&secret), "{err}");
             // An error at install (a job the URL's group path contradicts) too.
             let url = format!("user:{secret}@host:1/metrics/job/a");
             let err = PushgatewayBuilder::new(url).job("b").install().unwrap_err().to_string();
             prop_assert!(!err.contains(&secret), "{err}");
-            let err = env(&[(ENV_PASSWORD, &secret)]).unwrap_err().to_string();
+            let err = env(&[(PUSHGATEWAY_PASSWORD, &secret)]).unwrap_err().to_string();
             prop_assert!(!err.contains(&secret), "{err}");
         }
     }
@@ -661,23 +672,35 @@ mod properties {
 fn durations_out_of_range_are_refused_naming_the_range() {
     for (var, value, expected) in [
         (
-            ENV_SHUTDOWN_TIMEOUT,
+            PUSHGATEWAY_SHUTDOWN_TIMEOUT,
             "1e19",
             "out of range: between 10ms and 1h",
         ),
         (
-            ENV_SHUTDOWN_TIMEOUT,
+            PUSHGATEWAY_SHUTDOWN_TIMEOUT,
             "300000000000y",
             "PUSHGATEWAY_SHUTDOWN_TIMEOUT",
         ),
-        (ENV_PUSH_TIMEOUT, "2h", "out of range: between 10ms and 1h"),
         (
-            ENV_INTERVAL,
+            PUSHGATEWAY_PUSH_TIMEOUT,
+            "2h",
+            "out of range: between 10ms and 1h",
+        ),
+        (
+            PUSHGATEWAY_INTERVAL,
             "1ns",
             "1ns is out of range: between 10ms and 1day, or 0 (off)",
         ),
-        (ENV_INTERVAL, "1us", "between 10ms and 1day, or 0 (off)"),
-        (ENV_INTERVAL, "2days", "between 10ms and 1day, or 0 (off)"),
+        (
+            PUSHGATEWAY_INTERVAL,
+            "1us",
+            "between 10ms and 1day, or 0 (off)",
+        ),
+        (
+            PUSHGATEWAY_INTERVAL,
+            "2days",
+            "between 10ms and 1day, or 0 (off)",
+        ),
     ] {
         let err = env(&[(var, value)]).unwrap_err().to_string();
         assert!(
@@ -686,11 +709,11 @@ fn durations_out_of_range_are_refused_naming_the_range() {
         );
     }
     assert_eq!(
-        env(&[(ENV_INTERVAL, "off")]).unwrap().interval,
+        env(&[(PUSHGATEWAY_INTERVAL, "off")]).unwrap().interval,
         Duration::ZERO
     );
     assert_eq!(
-        env(&[(ENV_SHUTDOWN_TIMEOUT, "1h")])
+        env(&[(PUSHGATEWAY_SHUTDOWN_TIMEOUT, "1h")])
             .unwrap()
             .shutdown_timeout,
         Duration::from_secs(3600)
@@ -738,9 +761,9 @@ fn files_named_by_the_environment_must_be_small_regular_files() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let errors: Vec<String> = [
-            (ENV_CA_FILE, fifo_path.as_str()),
-            (ENV_CA_FILE, "/dev/zero"),
-            (ENV_CA_FILE, big_path.as_str()),
+            (PUSHGATEWAY_CA_FILE, fifo_path.as_str()),
+            (PUSHGATEWAY_CA_FILE, "/dev/zero"),
+            (PUSHGATEWAY_CA_FILE, big_path.as_str()),
         ]
         .iter()
         .map(|(var, value)| env(&[(var, value)]).unwrap_err().to_string())
@@ -769,14 +792,14 @@ fn files_named_by_the_environment_must_be_small_regular_files() {
 
 #[test]
 fn remote_write_max_samples_from_the_environment_and_its_range() {
-    let b = env(&[(ENV_REMOTE_WRITE_MAX_SAMPLES, " 5000 ")]).unwrap();
+    let b = env(&[(PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES, " 5000 ")]).unwrap();
     assert_eq!(b.remote_write_max_samples, 5000);
     assert_eq!(
         env(&[]).unwrap().remote_write_max_samples,
         crate::DEFAULT_REMOTE_WRITE_MAX_SAMPLES
     );
     for bad in ["0", "-1", "1000001", "2k", "1.5"] {
-        let err = env(&[(ENV_REMOTE_WRITE_MAX_SAMPLES, bad)]).unwrap_err();
+        let err = env(&[(PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES, bad)]).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -804,13 +827,17 @@ fn remote_write_max_samples_from_the_environment_and_its_range() {
 
 #[test]
 fn credential_and_pem_errors_name_their_variable_and_file() {
-    let err = env(&[(ENV_USERNAME, "ci:bot"), (ENV_PASSWORD, "pw")]).unwrap_err();
+    let err = env(&[
+        (PUSHGATEWAY_USERNAME, "ci:bot"),
+        (PUSHGATEWAY_PASSWORD, "pw"),
+    ])
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid value \"ci:bot\" in environment variable PUSHGATEWAY_USERNAME: a user name must not contain ':' (basic auth puts one \
          between the user name and the password)"
     );
-    let err = env(&[(ENV_BEARER_TOKEN, "abc\r\nX-Injected: 1")]).unwrap_err();
+    let err = env(&[(PUSHGATEWAY_BEARER_TOKEN, "abc\r\nX-Injected: 1")]).unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with(
@@ -825,11 +852,11 @@ fn credential_and_pem_errors_name_their_variable_and_file() {
     let not_pem = dir.path().join("ca.der");
     std::fs::write(&not_pem, [0x30, 0x82, 0x01, 0x0a]).unwrap();
     let path = not_pem.display().to_string();
-    let err = env(&[(ENV_CA_FILE, &path)]).unwrap_err();
+    let err = env(&[(PUSHGATEWAY_CA_FILE, &path)]).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
-            "invalid value {path:?} in environment variable {ENV_CA_FILE}: no -----BEGIN \
+            "invalid value {path:?} in environment variable {PUSHGATEWAY_CA_FILE}: no -----BEGIN \
              CERTIFICATE----- block found"
         )
     );
@@ -842,11 +869,15 @@ fn credential_and_pem_errors_name_their_variable_and_file() {
     )
     .unwrap();
     let (key, cert) = (key.display().to_string(), cert.display().to_string());
-    let err = env(&[(ENV_CLIENT_CERT_FILE, &cert), (ENV_CLIENT_KEY_FILE, &key)]).unwrap_err();
+    let err = env(&[
+        (PUSHGATEWAY_CLIENT_CERT_FILE, &cert),
+        (PUSHGATEWAY_CLIENT_KEY_FILE, &key),
+    ])
+    .unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with(&format!(
-            "invalid value {key:?} in environment variable {ENV_CLIENT_KEY_FILE}: no PKCS#8"
+            "invalid value {key:?} in environment variable {PUSHGATEWAY_CLIENT_KEY_FILE}: no PKCS#8"
         )),
         "{text}"
     );
@@ -957,13 +988,16 @@ fn a_targets_own_settings_are_checked() {
 
 #[test]
 fn allow_and_deny_come_from_the_environment() {
-    let b = env(&[(ENV_ALLOW, "app_*, batch_job_*"), (ENV_DENY, "app_debug_*")])
-        .unwrap()
-        .job("j");
+    let b = env(&[
+        (PUSHGATEWAY_ALLOW, "app_*, batch_job_*"),
+        (PUSHGATEWAY_DENY, "app_debug_*"),
+    ])
+    .unwrap()
+    .job("j");
     let view = b.view(&Target::pushgateway("http://gw"), &[]).unwrap();
     assert!(view.filter.allows("app_rows") && view.filter.allows("batch_job_outcome"));
     assert!(!view.filter.allows("app_debug_x") && !view.filter.allows("other"));
-    let err = env(&[(ENV_DENY, "a,b-c")]).unwrap_err().to_string();
+    let err = env(&[(PUSHGATEWAY_DENY, "a,b-c")]).unwrap_err().to_string();
     assert!(
         err.contains("PUSHGATEWAY_DENY") && err.contains("b-c"),
         "{err}"
@@ -984,12 +1018,12 @@ fn headers_the_transport_sets_are_refused_naming_the_variable_or_the_setter() {
         "Connection",
         "x-prometheus-remote-write-version",
     ] {
-        let err = env(&[(ENV_HEADERS, &format!("X-Ok=1,{name}=secret"))]).unwrap_err();
+        let err = env(&[(PUSHGATEWAY_HEADERS, &format!("X-Ok=1,{name}=secret"))]).unwrap_err();
         assert!(
             matches!(
                 err,
                 InitError::InvalidEnv {
-                    var: ENV_HEADERS,
+                    var: PUSHGATEWAY_HEADERS,
                     ..
                 }
             ),
@@ -1020,7 +1054,7 @@ fn headers_the_transport_sets_are_refused_naming_the_variable_or_the_setter() {
         assert!(text.contains("(given to Target::header)"), "{text}");
     }
     assert_eq!(
-        env(&[(ENV_HEADERS, "Content-Length=0")])
+        env(&[(PUSHGATEWAY_HEADERS, "Content-Length=0")])
             .unwrap_err()
             .to_string(),
         "invalid value \"Content-Length=***\" in environment variable PUSHGATEWAY_HEADERS: \
@@ -1045,11 +1079,11 @@ fn headers_the_transport_sets_are_refused_naming_the_variable_or_the_setter() {
 fn every_list_variable_skips_empty_items() {
     // A trailing, leading or doubled comma adds no item, in every list variable.
     let b = env(&[
-        (ENV_URL, "http://a:9091,,http://b:9091,"),
-        (ENV_ALLOW, "a_*,"),
-        (ENV_DENY, ",b_*,,"),
-        (ENV_HEADERS, ",X-A=1,,"),
-        (ENV_GROUPING, "instance=x,,"),
+        (PUSHGATEWAY_URL, "http://a:9091,,http://b:9091,"),
+        (PUSHGATEWAY_ALLOW, "a_*,"),
+        (PUSHGATEWAY_DENY, ",b_*,,"),
+        (PUSHGATEWAY_HEADERS, ",X-A=1,,"),
+        (PUSHGATEWAY_GROUPING, "instance=x,,"),
     ])
     .unwrap();
     let urls: Vec<&str> = b.targets.iter().filter_map(|t| t.url()).collect();
@@ -1058,9 +1092,70 @@ fn every_list_variable_skips_empty_items() {
     assert_eq!(b.settings.deny, ["b_*"]);
     assert_eq!(b.settings.headers.len(), 1);
     assert_eq!(b.grouping, [("instance".to_owned(), "x".to_owned())]);
-    let b = env(&[(ENV_REMOTE_WRITE_URL, "http://rw:9009/api/v1/write,")]).unwrap();
+    let b = env(&[(PUSHGATEWAY_REMOTE_WRITE_URL, "http://rw:9009/api/v1/write,")]).unwrap();
     assert_eq!(b.targets.len(), 1);
     // A list of no items is as if the variable were unset: it does not allow nothing.
-    let b = env(&[(ENV_ALLOW, ","), (ENV_DENY, " , ")]).unwrap();
+    let b = env(&[(PUSHGATEWAY_ALLOW, ","), (PUSHGATEWAY_DENY, " , ")]).unwrap();
     assert_eq!((b.settings.allow, b.settings.deny.len()), (None, 0));
+}
+
+#[test]
+fn default_is_the_builder_of_no_target() {
+    let default = format!("{:?}", PushgatewayBuilder::default());
+    assert_eq!(
+        default,
+        format!("{:?}", PushgatewayBuilder::with_targets([]))
+    );
+    assert_eq!(default, format!("{:?}", env(&[]).unwrap()));
+    assert!(PushgatewayBuilder::default().targets.is_empty());
+}
+
+#[test]
+fn the_plan_resolves_the_default_gateway_the_identity_and_the_spool() {
+    use super::plan::{Delivery, Plan};
+    // No target and no listener: the default gateway, as install pushes to it.
+    let plan: Plan = PushgatewayBuilder::default().job("j").plan().unwrap();
+    assert_eq!(plan.targets.len(), 1);
+    let Delivery::Pushgateway { connection, .. } = &plan.targets[0].delivery else {
+        panic!("not a Pushgateway target");
+    };
+    assert_eq!(connection.endpoint.as_str(), "http://127.0.0.1:9091/");
+    assert!(plan.enabled && plan.listen.is_none());
+    assert_eq!(plan.timing.interval, Some(DEFAULT_INTERVAL));
+    // A listener alone: only scraped, no target.
+    let plan = PushgatewayBuilder::default()
+        .job("j")
+        .listen("127.0.0.1:0")
+        .plan()
+        .unwrap();
+    assert!(plan.targets.is_empty());
+    // The job and grouping of a group path; the spool to the first Pushgateway target and
+    // the first remote-write target only; interval 0 is off.
+    let dir = std::env::temp_dir().join(format!("plan-spool-{}", std::process::id()));
+    let plan = PushgatewayBuilder::with_targets([
+        Target::textfile("/tmp"),
+        Target::pushgateway("http://a:9091/metrics/job/batch/shard/3"),
+        Target::pushgateway("http://b:9091"),
+        Target::remote_write("http://rw:9009/api/v1/push"),
+        Target::remote_write("http://rw2:9009/api/v1/push"),
+    ])
+    .spool_dir(&dir)
+    .interval(Duration::ZERO)
+    .plan()
+    .unwrap();
+    assert_eq!(plan.job, "batch");
+    assert_eq!(plan.grouping, vec![("shard".to_owned(), "3".to_owned())]);
+    assert_eq!(plan.timing.interval, None);
+    let spooled: Vec<bool> = plan
+        .targets
+        .iter()
+        .map(|t| match &t.delivery {
+            Delivery::Pushgateway { spool, .. } | Delivery::RemoteWrite { spool, .. } => {
+                spool.is_some()
+            }
+            Delivery::Textfile { .. } => false,
+        })
+        .collect();
+    assert_eq!(spooled, [false, true, false, true, false]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

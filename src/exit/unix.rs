@@ -177,7 +177,7 @@ fn on_signal(handle: &PushHandle, mode: SignalHandling, signal: i32) {
     if signal == SIGABRT {
         // The aborting thread waits in `hold_aborts`' handler for this push, then ends the
         // process itself.
-        handle.final_push(super::abort_outcome(), None);
+        handle.final_push_and_report(super::abort_outcome(), None);
         ABORT_PUSHED.store(true, Ordering::SeqCst);
         return;
     }
@@ -192,7 +192,7 @@ fn on_signal(handle: &PushHandle, mode: SignalHandling, signal: i32) {
         }
         return;
     }
-    if !handle.final_push_done() && !handle.final_push(Outcome::Signal(signal), None) {
+    if !handle.final_push_done() && !handle.final_push_and_report(Outcome::Signal(signal), None) {
         // The process was already ending on another path (`exit`, the guard, a panic), whose
         // final push this waited for: that path ends it with its own status. Should the
         // process still be here after a grace, the signal ends it. (A second signal ends it
@@ -340,7 +340,7 @@ extern "C" fn exiting(status: libc::c_int, _: *mut libc::c_void) {
     if let Some(handle) = crate::handle::handle() {
         if !forked() && !handle.final_push_done() {
             if let super::Outcome::PanicExit(_) = super::exit_outcome(status) {
-                handle.final_push(super::exit_outcome(status), None);
+                handle.final_push_and_report(super::exit_outcome(status), None);
             }
         }
     }

@@ -69,7 +69,7 @@ fn handle_event(event: u32) -> BOOL {
         return TRUE;
     }
     if !handle.final_push_done()
-        && !handle.final_push(
+        && !handle.final_push_and_report(
             Outcome::Signal(event as i32),
             closing.then_some(CLOSING_BUDGET),
         )

@@ -12,8 +12,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::slots::{Busy, Shared};
-use crate::encode::protobuf::PROTOBUF_FORMAT;
-use crate::encode::TEXT_FORMAT;
+use crate::protocol::protobuf::PROTOBUF_FORMAT;
+use crate::protocol::text::TEXT_FORMAT;
 use crate::source::Renderer;
 
 /// The size of the pieces a body is handed to the connection in: hyper takes the next only
@@ -226,9 +226,9 @@ fn render(renderer: &Renderer, format: Format) -> Bytes {
     let snapshot = renderer.scrape_snapshot();
     let mut body = Vec::new();
     match format {
-        Format::Text => crate::encode::text(&snapshot, &[], &mut body),
+        Format::Text => crate::protocol::text::text(&snapshot, &[], &mut body),
         Format::Protobuf => {
-            crate::encode::protobuf::encode(&snapshot, &mut body, &mut Vec::new());
+            crate::protocol::protobuf::encode(&snapshot, &mut body, &mut Vec::new());
         }
     }
     // A body held unread holds its length, not its growth's spare room.

@@ -399,7 +399,7 @@ mod forms {
         use crate::PushgatewayBuilder;
         let from = |value: &str| {
             PushgatewayBuilder::from_lookup(|name| {
-                (name == crate::ENV_HISTOGRAMS).then(|| value.into())
+                (name == crate::env::PUSHGATEWAY_HISTOGRAMS).then(|| value.into())
             })
         };
         assert_eq!(
@@ -451,10 +451,10 @@ mod encoders {
 
     use prost::Message as _;
 
-    use crate::encode::protobuf::{self, MetricFamily};
     use crate::native::HistogramForm;
+    use crate::protocol::protobuf::{self, MetricFamily};
+    use crate::protocol::remote_write::{requests, SentSeries, STALE_NAN};
     use crate::registry::{HistogramSettings, Installed, Registry};
-    use crate::sink::remote_write::{requests, SentSeries, STALE_NAN};
     use crate::snapshot::{Snapshot, View};
 
     fn registry(form: HistogramForm) -> Arc<Registry> {
@@ -584,7 +584,7 @@ mod encoders {
     #[test]
     fn text_bodies_carry_a_native_histogram_as_its_classic_equivalent() {
         let snapshot = snapshot(&registry(HistogramForm::Native), None);
-        let text = crate::encode::text_string(&snapshot);
+        let text = crate::protocol::text::text_string(&snapshot);
         let b = |i| crate::native::upper_bound(i, 3);
         let expected = format!(
             "# TYPE h_seconds histogram\n\
@@ -603,7 +603,7 @@ mod encoders {
         );
         assert_eq!(text, expected);
         // Both: the classic buckets alone.
-        let text = crate::encode::text_string(&registry(HistogramForm::Both).take());
+        let text = crate::protocol::text::text_string(&registry(HistogramForm::Both).take());
         assert!(text.contains("h_seconds_bucket{le=\"1\"} 3\nh_seconds_bucket{le=\"+Inf\"} 6\n"));
     }
 
@@ -646,61 +646,5 @@ mod encoders {
         let series: Vec<_> = all.iter().flat_map(|r| &r.timeseries).collect();
         assert_eq!(series.len(), 6 + 2);
         assert!(series.iter().all(|s| s.histograms.is_empty()));
-    }
-}
-
-/// The catalog's type and the dashboard's queries of a native-only histogram.
-mod catalog {
-    use std::sync::Arc;
-
-    use crate::native::HistogramForm;
-    use crate::registry::{HistogramSettings, Installed, Registry};
-    use crate::{Catalog, MetricType};
-
-    fn catalog(form: HistogramForm) -> Catalog {
-        let settings = HistogramSettings {
-            form,
-            ..HistogramSettings::default()
-        };
-        let registry = Arc::new(Registry::with_histograms(&[1.0], &[], &settings, &[]));
-        metrics::with_local_recorder(&Installed(Arc::clone(&registry)), || {
-            metrics::histogram!("fetch_seconds").record(0.5);
-        });
-        Catalog::build(&registry.take(), registry.described())
-    }
-
-    #[test]
-    fn a_native_only_histogram_is_a_native_histogram_in_the_catalog() {
-        let types = |form| catalog(form).metrics()[0].metric_type;
-        assert_eq!(types(HistogramForm::Native), MetricType::NativeHistogram);
-        assert_eq!(types(HistogramForm::Both), MetricType::Histogram);
-        assert_eq!(types(HistogramForm::Classic), MetricType::Histogram);
-        let markdown = catalog(HistogramForm::Native).to_markdown();
-        assert!(markdown.contains("native_histogram"), "{markdown}");
-        assert_eq!(
-            Catalog::from_markdown(&markdown).unwrap(),
-            catalog(HistogramForm::Native)
-        );
-    }
-
-    #[cfg(feature = "serde")]
-    #[test]
-    fn the_dashboard_queries_a_native_histogram_without_bucket_or_le() {
-        let options = crate::DashboardOptions::new("Ingester");
-        let dashboard = catalog(HistogramForm::Native)
-            .grafana_dashboard(&options)
-            .unwrap()
-            .to_string();
-        assert!(
-            dashboard.contains("histogram_quantile(0.9, sum(rate(fetch_seconds{"),
-            "{dashboard}"
-        );
-        assert!(!dashboard.contains("fetch_seconds_bucket"), "{dashboard}");
-        let json = catalog(HistogramForm::Native).to_json();
-        assert!(json.contains("\"native_histogram\""), "{json}");
-        assert_eq!(
-            Catalog::from_json(&json).unwrap(),
-            catalog(HistogramForm::Native)
-        );
     }
 }

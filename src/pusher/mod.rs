@@ -14,17 +14,18 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::lifecycle::Outcome;
 use crate::registry::Registry;
-use crate::report::{PushError, PushReport};
+use crate::report::{PushError, PushReport, SpoolOutcome};
 use crate::self_metrics::SelfMetrics;
-use crate::sink::{client_error, Sink};
+use crate::sink::{client_error, Push, Sink};
 use crate::snapshot::View;
 use crate::source::Renderer;
+use crate::spool::keeper::Spooled;
 
-/// A pusher's answer to a command: its result, and what became of a failed push's snapshot
-/// (kept in the spool, or lost), to be said on the same line as the error.
+/// A pusher's answer to a command: its result, and what became of a failed push (kept in the
+/// spool as a record, or lost), to be said on the same line as the error.
 pub(crate) struct Answer {
     pub(crate) result: Result<PushReport, PushError>,
-    pub(crate) note: Option<String>,
+    pub(crate) spool: Option<SpoolOutcome>,
 }
 
 /// A request to the pusher thread. Each carries the deadline by which it must be answered and
@@ -77,15 +78,16 @@ pub(crate) struct PusherConfig {
 
 /// Starts a pusher thread for `sink`.
 pub(crate) fn spawn<S: Sink + Send + 'static>(
-    sink: S,
+    sink: Spooled<S>,
     config: PusherConfig,
 ) -> std::io::Result<UnboundedSender<Command>> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     // Registered here, before any push: every target's own metrics are in the first snapshot
     // of every other target.
-    let self_metrics = config
-        .self_metrics
-        .then(|| SelfMetrics::register(&config.renderer.registry, sink.metrics_label()));
+    let self_metrics = config.self_metrics.then(|| {
+        let label = sink.sink().about().metrics_label.clone();
+        SelfMetrics::register(&config.renderer.registry, label)
+    });
     crate::runtime::thread::spawn_with_runtime(
         config.thread_name.clone(),
         "metrics will not be pushed",
@@ -120,7 +122,7 @@ async fn background(
 }
 
 struct Pusher<S> {
-    sink: S,
+    sink: Spooled<S>,
     interval: Option<Duration>,
     push_timeout: Duration,
     delete_on_shutdown: bool,
@@ -136,9 +138,7 @@ struct Pusher<S> {
 }
 
 impl<S: Sink> Pusher<S> {
-    fn start(mut sink: S, config: PusherConfig, self_metrics: Option<SelfMetrics>) -> Self {
-        let registry: &Arc<Registry> = &config.renderer.registry;
-        sink.start(registry, config.self_metrics);
+    fn start(sink: Spooled<S>, config: PusherConfig, self_metrics: Option<SelfMetrics>) -> Self {
         Pusher {
             sink,
             interval: config.interval,
@@ -163,7 +163,10 @@ impl<S: Sink> Pusher<S> {
             Some(interval) if interval <= crate::sink::http::REWARM => None,
             _ => Some(crate::sink::http::REWARM),
         };
-        self.sink.warm(rewarm, self.push_timeout);
+        let registry: &Arc<Registry> = &self.renderer.registry;
+        let self_metrics = self.self_metrics.is_some();
+        self.sink
+            .start(registry, self_metrics, rewarm, self.push_timeout);
         let mut next_push = self.interval.map(|i| start + i);
         let mut stashed: Option<Command> = None;
         loop {
@@ -220,22 +223,25 @@ impl<S: Sink> Pusher<S> {
                 budget,
                 reply,
             } => {
-                let (result, note) = self.push(outcome, deadline, budget).await;
+                let (result, spool) = self.push(outcome, deadline, budget).await;
                 if outcome.is_final() && result.is_ok() {
                     // The target is up: what the sink still has to send (a spool) goes now,
                     // within the final push's deadline, rather than waiting for the next
                     // process.
                     self.sink.drain(deadline).await;
                 }
-                let _ = reply.send(Answer { result, note });
+                let _ = reply.send(Answer { result, spool });
             }
             Command::Delete {
                 deadline,
                 budget,
                 reply,
             } => {
-                let result = self.sink.delete(deadline, budget).await;
-                let _ = reply.send(Answer { result, note: None });
+                let result = self.sink.sink_mut().delete(deadline, budget).await;
+                let _ = reply.send(Answer {
+                    result,
+                    spool: None,
+                });
             }
         }
     }
@@ -245,38 +251,44 @@ impl<S: Sink> Pusher<S> {
         outcome: Outcome,
         deadline: Instant,
         budget: Duration,
-    ) -> (Result<PushReport, PushError>, Option<String>) {
-        if outcome.is_final() && self.delete_on_shutdown && self.sink.deletes_on_shutdown() {
-            return (self.sink.delete(deadline, budget).await, None);
+    ) -> (Result<PushReport, PushError>, Option<SpoolOutcome>) {
+        let deletes = self.sink.sink().about().deletes_on_shutdown;
+        if outcome.is_final() && self.delete_on_shutdown && deletes {
+            return (self.sink.sink_mut().delete(deadline, budget).await, None);
         }
         self.send_push(outcome, deadline, budget, &Cell::new(false))
             .await
     }
 
     /// Takes a snapshot, encodes it into the buffer of the last push (no allocation or page
-    /// faults when the size is about the same), sends it, and lets the sink settle it. Returns
-    /// the result and what became of a failed push's snapshot.
+    /// faults when the size is about the same), sends it, and lets the spool settle it. Returns
+    /// the result and what became of a failed push (kept as a record in the spool, or lost).
     async fn send_push(
         &mut self,
         outcome: Outcome,
         deadline: Instant,
         budget: Duration,
         in_flight: &Cell<bool>,
-    ) -> (Result<PushReport, PushError>, Option<String>) {
-        let created_ms = crate::clock::now_ms();
+    ) -> (Result<PushReport, PushError>, Option<SpoolOutcome>) {
+        let push = Push {
+            outcome,
+            created_ms: crate::clock::now_ms(),
+            deadline,
+            budget,
+        };
         let started = Instant::now();
         let snapshot = self.renderer.snapshot_for(outcome, &self.view);
         let mut buf = std::mem::take(&mut self.spare);
         buf.clear();
-        let body = match self
-            .sink
-            .encode(&snapshot, created_ms, buf, &mut self.scratch)
-        {
+        let encoded =
+            self.sink
+                .sink_mut()
+                .encode(&snapshot, push.created_ms, buf, &mut self.scratch);
+        let about = self.sink.sink().about();
+        let (kind, location) = (about.kind, about.location.clone());
+        let body = match encoded {
             Ok(body) => body,
-            Err(cause) => {
-                let error = client_error(self.sink.kind(), self.sink.location(), cause);
-                return (Err(error), None);
-            }
+            Err(cause) => return (Err(client_error(kind, &location, cause)), None),
         };
         let series = snapshot.len();
         drop(snapshot);
@@ -284,13 +296,13 @@ impl<S: Sink> Pusher<S> {
             // Preparing the snapshot took the whole budget: nothing is sent, and the sink may
             // still keep it.
             Err(PushError::Timeout {
-                target: self.sink.kind(),
-                url: self.sink.location().to_owned(),
+                target: kind,
+                url: location.clone(),
                 timeout: budget,
                 attempts: 0,
                 last_error: Some(Box::new(client_error(
-                    self.sink.kind(),
-                    self.sink.location(),
+                    kind,
+                    &location,
                     format!(
                         "preparing the snapshot of {series} series took {:.3}s",
                         started.elapsed().as_secs_f64()
@@ -298,17 +310,14 @@ impl<S: Sink> Pusher<S> {
                 ))),
             })
         } else {
-            self.sink
-                .send(outcome, &body, deadline, budget, in_flight)
-                .await
+            self.sink.send(&push, &body, in_flight).await
         };
         if let Some(m) = &self.self_metrics {
             m.record(&result, body.len(), started.elapsed());
         }
-        if let Some(body) = self.sink.settle(outcome, created_ms, body, &result) {
-            self.recycle(body);
-        }
-        (result, self.sink.take_note())
+        let (spool, body) = self.sink.settle(&push, body, &result);
+        self.recycle(body);
+        (result, spool)
     }
 
     /// Takes back the buffer of a body nobody else holds any more.
@@ -322,14 +331,15 @@ impl<S: Sink> Pusher<S> {
         let interval = self.interval.unwrap_or(self.push_timeout);
         let budget = self.push_timeout.min(interval);
         let deadline = Instant::now() + budget;
-        let (result, note) = self
+        let (result, spool) = self
             .send_push(Outcome::Running, deadline, budget, in_flight)
             .await;
-        let note = note.map(|n| format!("; {n}")).unwrap_or_default();
+        let note = spool.map(|n| format!("; {n}")).unwrap_or_default();
         match result {
             Ok(_) if self.failing => {
                 self.failing = false;
-                tracing::info!(target_location = %self.sink.location(), "interval push succeeded again");
+                let location = &self.sink.sink().about().location;
+                tracing::info!(target_location = %location, "interval push succeeded again");
             }
             Ok(_) => {}
             Err(e) if !self.failing => {

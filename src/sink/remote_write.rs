@@ -1,17 +1,13 @@
-//! Prometheus remote write 1.0: the snapshot as a protobuf `WriteRequest`, compressed with
-//! snappy's block format.
+//! The remote-write target: a push as requests of at most `max_samples` samples each (encoded
+//! by [`protocol::remote_write`](crate::protocol::remote_write)), sent a few at a time, each
+//! retried on its own; what the spool keeps of a failed push is the requests that did not
+//! arrive.
 //!
 //! Source: the Prometheus Remote-Write 1.0 specification
-//! (<https://prometheus.io/docs/specs/prw/remote_write_spec/>) and `prompb/remote.proto`,
-//! `prompb/types.proto` of Prometheus. The messages below are those of the protocol, field
-//! numbers included, derived with `prost` (no `protoc` needed to build).
+//! (<https://prometheus.io/docs/specs/prw/remote_write_spec/>).
 
 use std::cell::Cell;
-use std::collections::HashMap;
-use std::hash::{BuildHasher as _, RandomState};
 use std::ops::Range;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,629 +16,18 @@ use reqwest::Url;
 
 use super::http::{self, Request};
 use super::remote_write_wire::{headers, CONCURRENT_REQUESTS};
-use super::replay::Background;
-use super::Sink;
-use crate::encode::target_labels;
-use crate::lifecycle::Outcome;
-use crate::registry::Registry;
+use super::{About, Keep, Push, Sink};
+use crate::protocol::remote_write::{BatchEncoder, SentSeries};
 use crate::report::{PushError, PushReport};
-use crate::snapshot::{Family, Kind, Snapshot, Value};
-use crate::spool::{self, Spool};
-use crate::target::{PushMethod, TargetKind};
-
-/// `prometheus.WriteRequest`.
-#[cfg(test)]
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub(crate) timeseries: Vec<TimeSeries>,
-    #[prost(message, repeated, tag = "3")]
-    pub(crate) metadata: Vec<MetricMetadata>,
-}
-
-/// `prometheus.TimeSeries`: labels sorted by name, samples in time order.
-#[cfg(test)]
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    pub(crate) labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    pub(crate) samples: Vec<Sample>,
-    #[prost(message, repeated, tag = "4")]
-    pub(crate) histograms: Vec<Histogram>,
-}
-
-/// `prometheus.Label`.
-#[cfg(test)]
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub(crate) struct Label {
-    #[prost(string, tag = "1")]
-    pub(crate) name: String,
-    #[prost(string, tag = "2")]
-    pub(crate) value: String,
-}
-
-/// `prometheus.Sample`: the value, and the time in milliseconds since the Unix epoch.
-#[cfg(test)]
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct Sample {
-    #[prost(double, tag = "1")]
-    pub(crate) value: f64,
-    #[prost(int64, tag = "2")]
-    pub(crate) timestamp: i64,
-}
-
-/// `prometheus.MetricMetadata`.
-#[cfg(test)]
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct MetricMetadata {
-    /// `MetricType`: 0 unknown, 1 counter, 2 gauge, 3 histogram, 4 gauge histogram,
-    /// 5 summary, 6 info, 7 stateset.
-    #[prost(int32, tag = "1")]
-    pub(crate) r#type: i32,
-    #[prost(string, tag = "2")]
-    pub(crate) metric_family_name: String,
-    #[prost(string, tag = "4")]
-    pub(crate) help: String,
-    #[prost(string, tag = "5")]
-    pub(crate) unit: String,
-}
-
-/// `prometheus.Histogram`, integer counts (the spans and deltas of the Prometheus native
-/// histogram specification); a float histogram's fields and the reset hint are not sent.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct Histogram {
-    #[prost(uint64, tag = "1")]
-    pub(crate) count_int: u64,
-    #[prost(double, tag = "3")]
-    pub(crate) sum: f64,
-    #[prost(sint32, tag = "4")]
-    pub(crate) schema: i32,
-    #[prost(double, tag = "5")]
-    pub(crate) zero_threshold: f64,
-    #[prost(uint64, tag = "6")]
-    pub(crate) zero_count_int: u64,
-    #[prost(message, repeated, tag = "8")]
-    pub(crate) negative_spans: Vec<BucketSpan>,
-    #[prost(sint64, repeated, tag = "9")]
-    pub(crate) negative_deltas: Vec<i64>,
-    #[prost(message, repeated, tag = "11")]
-    pub(crate) positive_spans: Vec<BucketSpan>,
-    #[prost(sint64, repeated, tag = "12")]
-    pub(crate) positive_deltas: Vec<i64>,
-    #[prost(int64, tag = "15")]
-    pub(crate) timestamp: i64,
-}
-
-/// `prometheus.BucketSpan`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct BucketSpan {
-    #[prost(sint32, tag = "1")]
-    pub(crate) offset: i32,
-    #[prost(uint32, tag = "2")]
-    pub(crate) length: u32,
-}
-
-impl Histogram {
-    /// The native histogram of `native` (with `sum`) at `timestamp`.
-    fn of(
-        native: &crate::snapshot::Native<'_>,
-        sum: f64,
-        timestamp: i64,
-        spans: &mut Vec<crate::native::Span>,
-    ) -> Self {
-        let value = native.value;
-        let mut h = Histogram {
-            count_int: value.count,
-            sum,
-            schema: value.schema,
-            zero_threshold: value.zero_threshold,
-            zero_count_int: value.zero_count,
-            timestamp,
-            ..Histogram::default()
-        };
-        for (buckets, out, deltas) in [
-            (
-                native.negative(),
-                &mut h.negative_spans,
-                &mut h.negative_deltas,
-            ),
-            (
-                native.positive(),
-                &mut h.positive_spans,
-                &mut h.positive_deltas,
-            ),
-        ] {
-            spans.clear();
-            crate::native::spans_and_deltas(buckets, spans, deltas);
-            out.extend(spans.iter().map(|s| BucketSpan {
-                offset: s.offset,
-                length: s.length,
-            }));
-        }
-        h
-    }
-
-    /// Prometheus' staleness marker of a native histogram series: the sum is the stale NaN,
-    /// nothing else counts (the specification, "Staleness markers").
-    fn stale(timestamp: i64) -> Self {
-        Histogram {
-            sum: f64::from_bits(STALE_NAN),
-            timestamp,
-            ..Histogram::default()
-        }
-    }
-}
-
-fn metric_type(kind: Kind) -> i32 {
-    match kind {
-        Kind::Counter => 1,
-        Kind::Gauge => 2,
-        Kind::Histogram => 3,
-    }
-}
-
-/// The protobuf encoding of the messages above, written without building them.
-mod wire {
-    pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-
-    pub(super) fn varint_len(v: u64) -> usize {
-        prost::encoding::encoded_len_varint(v)
-    }
-
-    /// A length-delimited field `tag` holding `bytes`.
-    pub(super) fn bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-        varint(out, u64::from(tag << 3 | 2));
-        varint(out, bytes.len() as u64);
-        out.extend_from_slice(bytes);
-    }
-
-    /// The length of a length-delimited field (tag below 16) of `len` bytes.
-    pub(super) fn bytes_len(len: usize) -> usize {
-        1 + varint_len(len as u64) + len
-    }
-
-    /// `prometheus.Label` as field 1 of `TimeSeries`.
-    pub(super) fn label(out: &mut Vec<u8>, name: &str, value: &str) {
-        let len = bytes_len(name.len()) + bytes_len(value.len());
-        varint(out, 1 << 3 | 2);
-        varint(out, len as u64);
-        bytes(out, 1, name.as_bytes());
-        bytes(out, 2, value.as_bytes());
-    }
-
-    /// The length of `prometheus.Sample { value, timestamp }`.
-    fn sample_len(timestamp: i64) -> usize {
-        1 + 8 + 1 + varint_len(timestamp as u64)
-    }
-
-    /// `prometheus.TimeSeries { labels, samples: [{value, timestamp}] }` as field 1 of
-    /// `WriteRequest`; `labels` are the encoded label fields.
-    pub(super) fn series(out: &mut Vec<u8>, labels: &[u8], value: f64, timestamp: i64) {
-        let sample = sample_len(timestamp);
-        varint(out, 1 << 3 | 2);
-        varint(out, (labels.len() + bytes_len(sample)) as u64);
-        out.extend_from_slice(labels);
-        varint(out, 2 << 3 | 2);
-        varint(out, sample as u64);
-        out.push(1 << 3 | 1);
-        out.extend_from_slice(&value.to_le_bytes());
-        out.push(2 << 3);
-        varint(out, timestamp as u64);
-    }
-
-    /// `prometheus.TimeSeries { labels, histograms: [histogram] }` as field 1 of
-    /// `WriteRequest`; `histogram` is the encoded `prometheus.Histogram`.
-    pub(super) fn histogram_series(out: &mut Vec<u8>, labels: &[u8], histogram: &[u8]) {
-        varint(out, 1 << 3 | 2);
-        varint(out, (labels.len() + bytes_len(histogram.len())) as u64);
-        out.extend_from_slice(labels);
-        bytes(out, 4, histogram);
-    }
-}
-
-/// Encodes a push as requests of at most `max_samples` samples each, straight from the
-/// snapshot: only the request under way is held uncompressed, and the compressed bodies of
-/// all requests end up back to back in one buffer.
-pub(crate) struct BatchEncoder<'a> {
-    max_samples: usize,
-    sent: &'a mut SentSeries,
-    /// The request being built, uncompressed.
-    raw: Vec<u8>,
-    samples: usize,
-    /// The metadata of the families this request holds series of.
-    metadata: Vec<u8>,
-    /// The family whose metadata is last in `metadata`.
-    metadata_of: Option<usize>,
-    /// One series's encoded labels.
-    labels: Vec<u8>,
-    /// One native histogram, encoded, and the spans of one side of it.
-    histogram: Vec<u8>,
-    spans: Vec<crate::native::Span>,
-    /// The compressed requests, back to back.
-    out: Vec<u8>,
-    ranges: Vec<Range<usize>>,
-    /// Whether requests are compressed (always, but in tests of the protobuf alone).
-    snappy_on: bool,
-    #[cfg(feature = "remote-write")]
-    snappy: snap::raw::Encoder,
-}
-
-impl<'a> BatchEncoder<'a> {
-    /// An encoder of requests of at most `max_samples` samples into `out` (cleared), keeping
-    /// track of the series in `sent`.
-    pub(crate) fn new(max_samples: usize, sent: &'a mut SentSeries, mut out: Vec<u8>) -> Self {
-        sent.begin();
-        out.clear();
-        BatchEncoder {
-            max_samples: max_samples.max(1),
-            sent,
-            raw: Vec::new(),
-            samples: 0,
-            metadata: Vec::new(),
-            metadata_of: None,
-            labels: Vec::new(),
-            histogram: Vec::new(),
-            spans: Vec::new(),
-            out,
-            ranges: Vec::new(),
-            snappy_on: true,
-            #[cfg(feature = "remote-write")]
-            snappy: snap::raw::Encoder::new(),
-        }
-    }
-
-    /// Adds every series of `snapshot`: one series per sample (a histogram's as its
-    /// `_bucket{le}`, `_sum` and `_count` series), stamped `timestamp_ms`, with the `__name__`
-    /// label and the labels of [`target_labels`] (the job and grouping labels win over a
-    /// recorded label of the same name), sorted by name, each name once; then a staleness
-    /// marker for each series of the last push the receiver took that is gone.
-    pub(crate) fn add_snapshot(
-        &mut self,
-        snapshot: &Snapshot,
-        target: &[(String, String)],
-        timestamp_ms: i64,
-    ) -> Result<(), String> {
-        use std::fmt::Write as _;
-        self.sent.pending.index.reserve(snapshot.len());
-        let t = timestamp_ms;
-        let mut le = String::new();
-        for (index, family) in snapshot.families().iter().enumerate() {
-            for series in snapshot.series(family) {
-                let labels = target_labels(&series, target);
-                let mut add = |suffix: &str, le: Option<&str>, value: f64| {
-                    self.add(family, index, suffix, &labels, le, value, t)
-                };
-                match series.value() {
-                    Value::Counter(v) => add("", None, v as f64)?,
-                    Value::Gauge(v) => add("", None, v)?,
-                    Value::Histogram { sum, .. } => {
-                        if series.classic() {
-                            // Its classic buckets, or for a receiver set to classic the classic
-                            // equivalent of a native histogram.
-                            let mut count = 0;
-                            for (bound, cumulative) in series.classic_buckets() {
-                                count = cumulative;
-                                le.clear();
-                                if bound == f64::INFINITY {
-                                    le.push_str("+Inf");
-                                } else {
-                                    let _ = write!(le, "{bound}");
-                                }
-                                add("_bucket", Some(&le), cumulative as f64)?;
-                            }
-                            add("_sum", None, sum)?;
-                            add("_count", None, count as f64)?;
-                        }
-                        if let Some(native) = series.native() {
-                            self.add_native(family, index, &labels, &native, sum, t)?;
-                        }
-                    }
-                }
-            }
-        }
-        // A staleness marker for each series gone since the last push the receiver took.
-        let gone = self.sent.gone();
-        for (labels, native) in gone {
-            if native {
-                self.histogram.clear();
-                let _ = prost::Message::encode(&Histogram::stale(t), &mut self.histogram);
-                wire::histogram_series(&mut self.raw, &labels, &self.histogram);
-            } else {
-                wire::series(&mut self.raw, &labels, f64::from_bits(STALE_NAN), t);
-            }
-            self.count_sample()?;
-        }
-        Ok(())
-    }
-
-    /// A native histogram series: one sample.
-    fn add_native(
-        &mut self,
-        family: &Family,
-        index: usize,
-        labels: &[(&str, &str)],
-        native: &crate::snapshot::Native<'_>,
-        sum: f64,
-        timestamp_ms: i64,
-    ) -> Result<(), String> {
-        let mut all: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + 1);
-        all.push(("__name__", family.name.as_str()));
-        all.extend(labels.iter().copied());
-        all.sort_by(|a, b| a.0.cmp(b.0));
-        all.dedup_by(|a, b| a.0 == b.0);
-        self.labels.clear();
-        for (n, v) in &all {
-            wire::label(&mut self.labels, n, v);
-        }
-        self.sent.live_native(&self.labels);
-        if self.metadata_of != Some(index) {
-            self.metadata_of = Some(index);
-            metadata(&mut self.metadata, family);
-        }
-        let histogram = Histogram::of(native, sum, timestamp_ms, &mut self.spans);
-        self.histogram.clear();
-        let _ = prost::Message::encode(&histogram, &mut self.histogram);
-        wire::histogram_series(&mut self.raw, &self.labels, &self.histogram);
-        self.count_sample()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        family: &Family,
-        index: usize,
-        suffix: &str,
-        labels: &[(&str, &str)],
-        le: Option<&str>,
-        value: f64,
-        timestamp_ms: i64,
-    ) -> Result<(), String> {
-        let full_name;
-        let name = if suffix.is_empty() {
-            family.name.as_str()
-        } else {
-            full_name = format!("{}{suffix}", family.name);
-            &full_name
-        };
-        // `__name__` sorts before any label name that starts with a letter; a label name
-        // starting with `_` may sort before it. `le` replaces a recorded label of that name.
-        let mut all: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + 2);
-        all.push(("__name__", name));
-        all.extend(labels.iter().filter(|(n, _)| le.is_none() || *n != "le"));
-        if let Some(le) = le {
-            all.push(("le", le));
-        }
-        all.sort_by(|a, b| a.0.cmp(b.0));
-        all.dedup_by(|a, b| a.0 == b.0);
-        self.labels.clear();
-        for (n, v) in &all {
-            wire::label(&mut self.labels, n, v);
-        }
-        self.sent.live(&self.labels);
-        if self.metadata_of != Some(index) {
-            self.metadata_of = Some(index);
-            metadata(&mut self.metadata, family);
-        }
-        wire::series(&mut self.raw, &self.labels, value, timestamp_ms);
-        self.count_sample()
-    }
-
-    fn count_sample(&mut self) -> Result<(), String> {
-        self.samples += 1;
-        if self.samples >= self.max_samples {
-            self.finish_request()?;
-        }
-        Ok(())
-    }
-
-    /// Compresses the request under way onto the output.
-    fn finish_request(&mut self) -> Result<(), String> {
-        if self.samples == 0 {
-            return Ok(());
-        }
-        self.raw.extend_from_slice(&self.metadata);
-        let start = self.out.len();
-        self.compress(start)?;
-        self.ranges.push(start..self.out.len());
-        self.raw.clear();
-        self.metadata.clear();
-        self.metadata_of = None;
-        self.samples = 0;
-        Ok(())
-    }
-
-    /// Compresses `raw` with snappy's block format (not the framed format, which receivers
-    /// refuse) onto `out` from `start`.
-    #[cfg(feature = "remote-write")]
-    fn compress(&mut self, start: usize) -> Result<(), String> {
-        if !self.snappy_on {
-            self.out.extend_from_slice(&self.raw);
-            return Ok(());
-        }
-        self.out
-            .resize(start + snap::raw::max_compress_len(self.raw.len()), 0);
-        let n = self
-            .snappy
-            .compress(&self.raw, &mut self.out[start..])
-            .map_err(|err| format!("snappy compression failed: {err}"))?;
-        self.out.truncate(start + n);
-        Ok(())
-    }
-
-    /// Without the `remote-write` feature, remote-write targets are refused at install; this
-    /// is never reached.
-    #[cfg(not(feature = "remote-write"))]
-    fn compress(&mut self, _: usize) -> Result<(), String> {
-        if !self.snappy_on {
-            self.out.extend_from_slice(&self.raw);
-            return Ok(());
-        }
-        Err("remote write needs the crate's `remote-write` feature".into())
-    }
-
-    /// The compressed bodies back to back, and where each request's is.
-    pub(crate) fn finish(mut self) -> Result<(Vec<u8>, Vec<Range<usize>>), String> {
-        self.finish_request()?;
-        Ok((self.out, self.ranges))
-    }
-}
-
-/// `prometheus.MetricMetadata` of `family` as field 3 of `WriteRequest`: its type, name,
-/// help and unit, as `describe_*` gave them.
-fn metadata(out: &mut Vec<u8>, family: &Family) {
-    let help = family.help.as_deref().unwrap_or("");
-    let unit = family.unit.unwrap_or("");
-    let kind = metric_type(family.kind) as u64;
-    let optional = |s: &str| {
-        if s.is_empty() {
-            0
-        } else {
-            wire::bytes_len(s.len())
-        }
-    };
-    let len = 1
-        + wire::varint_len(kind)
-        + wire::bytes_len(family.name.len())
-        + optional(help)
-        + optional(unit);
-    wire::varint(out, 3 << 3 | 2);
-    wire::varint(out, len as u64);
-    out.push(1 << 3);
-    wire::varint(out, kind);
-    wire::bytes(out, 2, family.name.as_bytes());
-    if !help.is_empty() {
-        wire::bytes(out, 4, help.as_bytes());
-    }
-    if !unit.is_empty() {
-        wire::bytes(out, 5, unit.as_bytes());
-    }
-}
-
-/// Prometheus's staleness marker: a NaN with this bit pattern says "this series ended here",
-/// so that PromQL stops returning its last value at once instead of 5 minutes later.
-pub(crate) const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
-
-/// Encoded label sets, back to back, found by their hash.
-#[derive(Default)]
-struct LabelSets {
-    index: HashMap<u64, Range<usize>>,
-    bytes: Vec<u8>,
-    /// The hashes of the native histogram series (marked stale as histograms).
-    native: std::collections::HashSet<u64>,
-}
-
-/// The series of the last push the receiver took, so that one that is gone from the next push
-/// (e.g. `batch_job_outcome{outcome="running"}` once the job has ended) is marked stale. Only
-/// their encoded labels are kept, back to back.
-#[derive(Default)]
-pub(crate) struct SentSeries {
-    hasher: RandomState,
-    /// As of the last push the receiver took.
-    sent: LabelSets,
-    /// The live series of the push under way.
-    pending: LabelSets,
-}
-
-impl SentSeries {
-    /// Starts a push: nothing pending.
-    fn begin(&mut self) {
-        self.pending.index.clear();
-        self.pending.bytes.clear();
-        self.pending.native.clear();
-    }
-
-    /// A live series of the push under way, by its encoded labels.
-    fn live(&mut self, labels: &[u8]) {
-        let hash = self.hasher.hash_one(labels);
-        let start = self.pending.bytes.len();
-        self.pending.bytes.extend_from_slice(labels);
-        let range = start..self.pending.bytes.len();
-        self.pending.index.insert(hash, range);
-    }
-
-    /// A live native histogram series of the push under way, by its encoded labels.
-    fn live_native(&mut self, labels: &[u8]) {
-        self.live(labels);
-        self.pending.native.insert(self.hasher.hash_one(labels));
-    }
-
-    /// The encoded labels of each series the receiver took last time that the push under
-    /// way does not hold, and whether it was a native histogram.
-    fn gone(&self) -> Vec<(Vec<u8>, bool)> {
-        self.sent
-            .index
-            .iter()
-            .filter(|(hash, _)| !self.pending.index.contains_key(hash))
-            .map(|(hash, range)| {
-                (
-                    self.sent.bytes[range.clone()].to_vec(),
-                    self.sent.native.contains(hash),
-                )
-            })
-            .collect()
-    }
-
-    /// The receiver took the push: its live series are what it has now.
-    pub(crate) fn taken(&mut self) {
-        std::mem::swap(&mut self.sent, &mut self.pending);
-        self.begin();
-    }
-}
-
-/// The requests of a push of `snapshot` at `timestamp_ms` in requests of at most
-/// `max_samples` samples, decoded (uncompressed).
-#[cfg(test)]
-pub(crate) fn requests(
-    snapshot: &Snapshot,
-    target: &[(String, String)],
-    timestamp_ms: i64,
-    max_samples: usize,
-    sent: &mut SentSeries,
-) -> Vec<WriteRequest> {
-    use prost::Message as _;
-    let mut encoder = BatchEncoder::new(max_samples, sent, Vec::new());
-    encoder.snappy_on = false;
-    encoder
-        .add_snapshot(snapshot, target, timestamp_ms)
-        .unwrap();
-    let (out, ranges) = encoder.finish().unwrap();
-    ranges
-        .into_iter()
-        .map(|r| WriteRequest::decode(&out[r]).expect("a WriteRequest"))
-        .collect()
-}
-
-/// The whole push of `snapshot` as one request, decoded.
-#[cfg(test)]
-pub(crate) fn write_request(
-    snapshot: &Snapshot,
-    target: &[(String, String)],
-    timestamp_ms: i64,
-) -> WriteRequest {
-    let mut all = requests(
-        snapshot,
-        target,
-        timestamp_ms,
-        usize::MAX,
-        &mut SentSeries::default(),
-    );
-    assert!(all.len() <= 1);
-    all.pop().unwrap_or_default()
-}
+use crate::snapshot::Snapshot;
+use crate::target::TargetKind;
 
 /// A remote-write receiver: the job and grouping labels go on every series, series gone
 /// since the last push it took get a staleness marker, and a push goes as requests of at most
 /// `max_samples` samples, [`CONCURRENT_REQUESTS`] at a time, each retried on its own.
 pub(crate) struct RemoteWriteSink {
+    about: About,
     url: Url,
-    location: String,
     /// The job and grouping labels, added to every series.
     labels: Vec<(String, String)>,
     body_headers: HeaderMap,
@@ -654,21 +39,6 @@ pub(crate) struct RemoteWriteSink {
     /// The requests of the last push the receiver did not take and that are worth keeping,
     /// by index.
     failed: Vec<usize>,
-    /// What became of the last failed push's requests, for its one line.
-    note: Option<String>,
-    /// This job's grouping key (as a gateway's group path), for the spool.
-    group: String,
-    spool: Option<Spool>,
-    push_timeout: Duration,
-    replay: Option<Background>,
-}
-
-/// Where failed requests go, and for how long a replayed file may take.
-pub(crate) struct SpoolSettings {
-    /// This job's grouping key (as a gateway's group path).
-    pub(crate) group: String,
-    pub(crate) spool: Option<Spool>,
-    pub(crate) push_timeout: Duration,
 }
 
 impl RemoteWriteSink {
@@ -680,14 +50,17 @@ impl RemoteWriteSink {
         headers: HeaderMap,
         tls: http::TlsConfig,
         max_samples: usize,
-        spool: SpoolSettings,
     ) -> Self {
+        let location = crate::log::shown(&url);
         RemoteWriteSink {
-            group: spool.group,
-            spool: spool.spool,
-            push_timeout: spool.push_timeout,
-            replay: None,
-            location: crate::log::shown(&url),
+            about: About {
+                kind: TargetKind::RemoteWrite,
+                metrics_label: location.clone(),
+                location,
+                deletes_on_shutdown: false,
+                endpoint: Some(url.clone()),
+                replaces: false,
+            },
             client: http::Client::new(url.clone(), headers, tls),
             url,
             labels,
@@ -696,141 +69,6 @@ impl RemoteWriteSink {
             max_samples,
             ranges: Vec::new(),
             failed: Vec::new(),
-            note: None,
-        }
-    }
-
-    /// Keeps the requests of the push made at `created_ms` that did not arrive in the spool,
-    /// in files of at most [`spool::MAX_FRAMES`] requests each; what became of them is the
-    /// note the pusher adds to the push's one line.
-    fn keep(&mut self, created_ms: u64, body: &Bytes) {
-        let Some(spool) = &self.spool else {
-            return;
-        };
-        let endpoint = spool.endpoint_id(&self.url);
-        let (mut files, mut lost): (Vec<(PathBuf, usize)>, _) = (Vec::new(), Vec::new());
-        let mut dropped: Vec<spool::Entry> = Vec::new();
-        for chunk in self.failed.chunks(spool::MAX_FRAMES) {
-            let requests = chunk.iter().map(|&i| &body[self.ranges[i].clone()]);
-            let snapshot = spool::Snapshot {
-                group: self.group.clone(),
-                method: PushMethod::Post,
-                gzip: false,
-                protobuf: false,
-                remote_write: true,
-                endpoint: endpoint.clone(),
-                created_ms,
-                body: spool::framed(requests),
-            };
-            match spool.write(&snapshot) {
-                Ok(written) => match written.path {
-                    Some(path) => {
-                        files.push((path, chunk.len()));
-                        dropped.extend(written.dropped);
-                    }
-                    None => lost.push(format!(
-                        "{} request(s) are not kept: they alone ({} bytes) are over the \
-                         spool's bound of {} bytes",
-                        chunk.len(),
-                        written.dropped.first().map_or(0, |e| e.bytes),
-                        spool.max_bytes()
-                    )),
-                },
-                Err(e) => lost.push(format!(
-                    "{} request(s) could not be spooled in {}: {e}",
-                    chunk.len(),
-                    spool.dir().display()
-                )),
-            }
-        }
-        // The bounds may drop a file of this very push, written before the last one.
-        let (ours, older): (Vec<_>, Vec<_>) = dropped
-            .into_iter()
-            .partition(|e| files.iter().any(|(p, _)| *p == e.path));
-        for entry in &ours {
-            if let Some(at) = files.iter().position(|(p, _)| *p == entry.path) {
-                let (_, n) = files.remove(at);
-                lost.push(format!(
-                    "{n} request(s) were dropped again to keep the spool within its bounds"
-                ));
-            }
-        }
-        let dropped = older;
-        let kept: usize = files.iter().map(|(_, n)| n).sum();
-        let mut note = String::new();
-        if kept > 0 {
-            let shown: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
-            note = format!(
-                "the {kept} remote-write request(s) that did not arrive are kept in the spool \
-                 as {}, for the next process using this spool directory or for replay",
-                shown.join(" and ")
-            );
-        }
-        if !lost.is_empty() {
-            if !note.is_empty() {
-                note.push_str("; ");
-            }
-            note.push_str(&format!(
-                "of the requests that did not arrive, {}; their values are lost",
-                lost.join(", ")
-            ));
-        }
-        if !dropped.is_empty() {
-            // A line of its own each time: a failure streak logs only its first push's line.
-            let bytes: u64 = dropped.iter().map(|e| e.bytes).sum();
-            crate::log::warn(&format!(
-                "to stay within its bounds ({} files, {} bytes) the spool {} dropped {} older \
-                 snapshot(s) ({bytes} bytes, {} first): their values are lost",
-                spool.max_files(),
-                spool.max_bytes(),
-                spool.dir().display(),
-                dropped.len(),
-                dropped[0].path.display()
-            ));
-        }
-        self.note = Some(note);
-    }
-
-    /// After a push the receiver took: the receiver is up, so what is spooled for it can be
-    /// sent. Older spooled requests of this job are not made obsolete by it: their samples
-    /// carry their own timestamps.
-    fn pushed(&mut self) {
-        if self.spool.is_none() {
-            return;
-        }
-        // Also after the final push, whose deadline the pusher then gives the replay: a job
-        // that pushes only at exit sends what an earlier one left.
-        if self.replay.is_none() {
-            self.start_replay();
-        }
-    }
-
-    /// Starts replaying the spool in the background, unless it is empty or another process
-    /// (or target) is replaying it.
-    fn start_replay(&mut self) {
-        if let Some(spool) = &self.spool {
-            self.replay = Background::begin(spool);
-        }
-    }
-
-    /// Replays the oldest spooled file left; ends the replay when none is left or the
-    /// receiver did not take it.
-    async fn replay_step(&mut self, in_flight: &Cell<bool>, timeout: Duration) {
-        let (Some(replay), Some(spool), Ok(client)) = (
-            &mut self.replay,
-            &self.spool,
-            self.client.get(TargetKind::RemoteWrite, &self.location),
-        ) else {
-            self.replay = None;
-            return;
-        };
-        let go_on = replay
-            .step(client, &self.url, true, spool, timeout, in_flight, |_| {})
-            .await;
-        if !go_on {
-            if let Some(replay) = self.replay.take() {
-                replay.finish();
-            }
         }
     }
 
@@ -852,40 +90,20 @@ impl RemoteWriteSink {
 }
 
 impl Sink for RemoteWriteSink {
-    fn kind(&self) -> TargetKind {
-        TargetKind::RemoteWrite
+    fn about(&self) -> &About {
+        &self.about
     }
 
-    fn location(&self) -> &str {
-        &self.location
-    }
-
-    fn metrics_label(&self) -> String {
-        self.location.clone()
-    }
-
-    fn start(&mut self, _: &Arc<Registry>, _: bool) {
-        self.client.start(&self.location);
-        let Some(spool) = &self.spool else {
-            return;
-        };
-        if let Err(e) = spool.create_dir() {
-            crate::log::report(&format!(
-                "the spool directory {} cannot be created: {e}; failed pushes will be lost",
-                spool.dir().display()
-            ));
-        }
-        self.start_replay();
-    }
-
-    /// `GET /` of the receiver's origin: a remote-write URL takes writes only (VictoriaMetrics
-    /// reads any request to it as one, and counts an empty one as an error), while the root
-    /// reads nothing and changes nothing (Prometheus answers a redirect, VictoriaMetrics its
-    /// index page). The URL's query stays (an access token there goes with every request).
-    fn warm(&self, every: Option<Duration>, timeout: Duration) {
+    /// Starts the client, and warms it with `GET /` of the receiver's origin: a remote-write
+    /// URL takes writes only (VictoriaMetrics reads any request to it as one, and counts an
+    /// empty one as an error), while the root reads nothing and changes nothing (Prometheus
+    /// answers a redirect, VictoriaMetrics its index page). The URL's query stays (an access
+    /// token there goes with every request).
+    fn start(&mut self, rewarm: Option<Duration>, timeout: Duration) {
+        self.client.start(&self.about.location);
         let mut url = self.url.clone();
         url.set_path("/");
-        self.client.warm(url, every, timeout);
+        self.client.warm(url, rewarm, timeout);
     }
 
     fn encode(
@@ -895,6 +113,7 @@ impl Sink for RemoteWriteSink {
         buf: Vec<u8>,
         _scratch: &mut Vec<u8>,
     ) -> Result<Bytes, String> {
+        self.failed.clear();
         let now = i64::try_from(created_ms).unwrap_or(i64::MAX);
         let mut encoder = BatchEncoder::new(self.max_samples, &mut self.sent_series, buf);
         encoder.add_snapshot(snapshot, &self.labels, now)?;
@@ -908,17 +127,17 @@ impl Sink for RemoteWriteSink {
     /// that of the first request the receiver did not take.
     async fn send(
         &mut self,
-        _outcome: Outcome,
+        push: &Push,
         body: &Bytes,
-        deadline: Instant,
-        budget: Duration,
         in_flight: &Cell<bool>,
     ) -> Result<PushReport, PushError> {
         use futures_util::StreamExt as _;
         self.failed.clear();
-        let client = self.client.get(TargetKind::RemoteWrite, &self.location)?;
+        let location = self.about.location.as_str();
+        let client = self.client.get(TargetKind::RemoteWrite, location)?;
         let started = Instant::now();
-        let (url, location, headers) = (&self.url, self.location.as_str(), &self.body_headers);
+        let (url, headers) = (&self.url, &self.body_headers);
+        let (deadline, budget) = (push.deadline, push.budget);
         in_flight.set(true);
         let mut results: Vec<(usize, Result<PushReport, PushError>)> =
             futures_util::stream::iter(self.ranges.iter().cloned().enumerate())
@@ -970,40 +189,17 @@ impl Sink for RemoteWriteSink {
                 }
                 Err(self.explain(e))
             }
-            None => Ok(PushReport::sent(
-                status,
-                attempts,
-                body.len(),
-                started.elapsed(),
-            )),
+            None => {
+                // The receiver has these series now.
+                self.sent_series.taken();
+                Ok(PushReport::sent(
+                    status,
+                    attempts,
+                    body.len(),
+                    started.elapsed(),
+                ))
+            }
         }
-    }
-
-    /// After a push the receiver took, what is spooled for it is replayed; of one it did not
-    /// take, the requests that did not arrive (and that it did not refuse for their content)
-    /// are spooled, their samples with their original timestamps.
-    fn settle(
-        &mut self,
-        _outcome: Outcome,
-        created_ms: u64,
-        body: Bytes,
-        result: &Result<PushReport, PushError>,
-    ) -> Option<Bytes> {
-        if result.is_ok() {
-            self.sent_series.taken();
-            self.pushed();
-        } else if !self.failed.is_empty() {
-            self.keep(created_ms, &body);
-        }
-        Some(body)
-    }
-
-    fn keeps_failed(&self) -> bool {
-        self.spool.is_some()
-    }
-
-    fn take_note(&mut self) -> Option<String> {
-        self.note.take()
     }
 
     /// A remote-write receiver has no such operation: success without a status.
@@ -1011,324 +207,24 @@ impl Sink for RemoteWriteSink {
         Ok(PushReport::sent(None, 0, 0, Duration::ZERO))
     }
 
-    fn deletes_on_shutdown(&self) -> bool {
-        false
-    }
-
-    fn has_background_work(&self) -> bool {
-        self.replay.is_some()
-    }
-
-    async fn background_step(&mut self, in_flight: &Cell<bool>, timeout: Duration) {
-        self.replay_step(in_flight, timeout).await;
-    }
-
-    async fn drain(&mut self, deadline: Instant) {
-        let in_flight = Cell::new(false);
-        while self.replay.is_some() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left < Duration::from_millis(10) {
-                break;
-            }
-            let timeout = self.push_timeout.min(left);
-            self.replay_step(&in_flight, timeout).await;
+    /// The requests of the push that did not arrive, and that the receiver did not refuse for
+    /// their content: their samples keep their original timestamps.
+    fn keep(&self, _push: &Push, body: &Bytes, failed: Option<&PushError>) -> Keep {
+        if failed.is_none() || self.failed.is_empty() {
+            return Keep::Nothing;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A sink for `url` spooling in `spool`, whose last push had `n` requests, none taken.
-    fn failed_push(spool: Spool, n: usize, created_ms: u64) -> (RemoteWriteSink, Bytes) {
-        let mut sink = RemoteWriteSink::new(
-            Url::parse("http://127.0.0.1:1/api/v1/write").unwrap(),
-            Vec::new(),
-            HeaderMap::new(),
-            http::TlsConfig::default(),
-            1,
-            SpoolSettings {
-                group: "/job/j".into(),
-                spool: Some(spool),
-                push_timeout: Duration::from_secs(1),
-            },
-        );
-        let body = Bytes::from(vec![7_u8; n]);
-        sink.ranges = (0..n).map(|i| i..i + 1).collect();
-        sink.failed = (0..n).collect();
-        sink.keep(created_ms, &body);
-        (sink, body)
-    }
-
-    #[test]
-    fn failed_requests_are_kept_in_files_the_reader_takes_and_older_ones_stay() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::new(dir.path().into(), 10, 64 << 20);
-        let n = spool::MAX_FRAMES * 2 + 1;
-        let (mut sink, _) = failed_push(spool.sibling(), n, 1);
-        let note = sink.take_note().unwrap();
-        assert!(
-            note.starts_with(&format!("the {n} remote-write request(s)")),
-            "{note}"
-        );
-        assert_eq!(note.matches(".snapshot").count(), 3, "{note}");
-        let counts: Vec<usize> = spool
-            .entries()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                spool::frames(&spool::read(&e.path, u64::MAX).unwrap().body)
-                    .unwrap()
-                    .len()
-            })
-            .collect();
-        assert_eq!(counts, [spool::MAX_FRAMES, spool::MAX_FRAMES, 1]);
-        // A newer push's requests do not replace them.
-        failed_push(spool.sibling(), 5, 2);
-        assert_eq!(spool.entries().unwrap().len(), 4);
-    }
-
-    #[test]
-    fn the_spools_bounds_drop_the_oldest_remote_write_file_with_a_warning() {
-        use std::sync::{Mutex, PoisonError};
-        #[derive(Clone, Default)]
-        struct Lines(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Lines {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-                lines.extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::new(dir.path().into(), 2, 64 << 20);
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            for t in 1..=3 {
-                failed_push(spool.sibling(), 1, t);
-            }
-        });
-        let created: Vec<u64> = spool
-            .entries()
-            .unwrap()
-            .iter()
-            .map(|e| spool::read(&e.path, u64::MAX).unwrap().created_ms)
-            .collect();
-        assert_eq!(created, [2, 3]);
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(text.matches("WARN").count(), 1, "{text}");
-        assert!(
-            text.contains("to stay within its bounds (2 files, 67108864 bytes) the spool")
-                && text.contains("dropped 1 older snapshot(s)")
-                && text.contains("their values are lost"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn series_carry_name_target_labels_and_the_push_time() {
-        let snapshot = crate::registry::snapshot_of(&[], &[1.0], || {
-            metrics::describe_counter!("jobs_total", "Jobs\ndone.");
-            metrics::counter!("jobs_total", "job" => "inner", "queue" => "a").increment(3);
-            metrics::histogram!("lat").record(0.2);
-            metrics::histogram!("lat").record(0.3);
-        });
-        let target = vec![
-            ("job".to_owned(), "ingester".to_owned()),
-            ("instance".to_owned(), "shard-1".to_owned()),
-        ];
-        let request = write_request(&snapshot, &target, 1_700_000_000_123);
-        type Row = (Vec<(String, String)>, f64, i64);
-        let series: Vec<Row> = request
-            .timeseries
-            .iter()
-            .map(|s| {
-                (
-                    s.labels
-                        .iter()
-                        .map(|l| (l.name.clone(), l.value.clone()))
-                        .collect(),
-                    s.samples[0].value,
-                    s.samples[0].timestamp,
-                )
-            })
-            .collect();
-        let l = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs
+        Keep::Requests(
+            self.failed
                 .iter()
-                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-                .collect()
-        };
-        let t = 1_700_000_000_123;
-        assert_eq!(
-            series,
-            [
-                (
-                    l(&[
-                        ("__name__", "jobs_total"),
-                        ("instance", "shard-1"),
-                        ("job", "ingester"),
-                        ("queue", "a")
-                    ]),
-                    3.0,
-                    t
-                ),
-                (
-                    l(&[
-                        ("__name__", "lat_bucket"),
-                        ("instance", "shard-1"),
-                        ("job", "ingester"),
-                        ("le", "1")
-                    ]),
-                    2.0,
-                    t
-                ),
-                (
-                    l(&[
-                        ("__name__", "lat_bucket"),
-                        ("instance", "shard-1"),
-                        ("job", "ingester"),
-                        ("le", "+Inf")
-                    ]),
-                    2.0,
-                    t
-                ),
-                (
-                    l(&[
-                        ("__name__", "lat_sum"),
-                        ("instance", "shard-1"),
-                        ("job", "ingester")
-                    ]),
-                    0.5,
-                    t
-                ),
-                (
-                    l(&[
-                        ("__name__", "lat_count"),
-                        ("instance", "shard-1"),
-                        ("job", "ingester")
-                    ]),
-                    2.0,
-                    t
-                ),
-            ]
-        );
-        assert_eq!(request.metadata[0].r#type, 1);
-        assert_eq!(request.metadata[0].help, "Jobs\ndone.");
-        assert_eq!(request.metadata[1].r#type, 3);
+                .filter_map(|&i| self.ranges.get(i))
+                .map(|r| body.slice(r.clone()))
+                .collect(),
+        )
     }
 
-    #[test]
-    fn series_gone_since_the_last_taken_push_are_marked_stale() {
-        let snapshot = |outcome: &'static str, b: f64| {
-            crate::registry::snapshot_of(&[], &[1.0], || {
-                metrics::gauge!("a", "o" => outcome).set(1.0);
-                metrics::gauge!("b").set(b);
-            })
-        };
-        let series = |requests: Vec<WriteRequest>| -> Vec<TimeSeries> {
-            requests.into_iter().flat_map(|r| r.timeseries).collect()
-        };
-        let mut sent = SentSeries::default();
-        let first = series(requests(&snapshot("running", 2.0), &[], 1, 10, &mut sent));
-        assert_eq!(first.len(), 2);
-        sent.taken();
-        // `a{o="running"}` is gone: a marker for it; a failed push leaves it to mark again.
-        for _ in 0..2 {
-            let next = series(requests(&snapshot("success", 3.0), &[], 2, 10, &mut sent));
-            assert_eq!(next.len(), 3);
-            let marker = &next[2];
-            assert_eq!(marker.labels[1].value, "running");
-            assert_eq!(marker.samples[0].value.to_bits(), STALE_NAN);
-            assert_eq!(marker.samples[0].timestamp, 2);
-        }
-        sent.taken();
-        let last = series(requests(&snapshot("success", 3.0), &[], 3, 10, &mut sent));
-        assert_eq!(last.len(), 2, "nothing gone any more");
-    }
-
-    #[test]
-    fn a_push_is_split_into_requests_of_at_most_max_samples_each_with_its_metadata() {
-        let snapshot = crate::registry::snapshot_of(&[], &[1.0], || {
-            metrics::describe_counter!("c", metrics::Unit::Bytes, "Bytes read.");
-            for i in 0..5 {
-                metrics::counter!("c", "i" => i.to_string()).increment(i);
-            }
-            metrics::histogram!("h").record(0.5);
-        });
-        let whole = write_request(&snapshot, &[], 7);
-        assert_eq!(whole.timeseries.len(), 9);
-        for max in [1, 2, 3, 4, 8, 9, 100] {
-            let parts = requests(&snapshot, &[], 7, max, &mut SentSeries::default());
-            assert_eq!(parts.len(), 9_usize.div_ceil(max), "max {max}");
-            assert!(parts.iter().all(|p| p.timeseries.len() <= max));
-            let joined: Vec<TimeSeries> = parts.iter().flat_map(|p| p.timeseries.clone()).collect();
-            assert_eq!(joined, whole.timeseries, "max {max}");
-            // Each request says what the families of its series are, once each.
-            for part in &parts {
-                let mut names: Vec<&str> = part
-                    .timeseries
-                    .iter()
-                    .map(|s| {
-                        if s.labels[0].value.starts_with('h') {
-                            "h"
-                        } else {
-                            "c"
-                        }
-                    })
-                    .collect();
-                names.dedup();
-                let described: Vec<&str> = part
-                    .metadata
-                    .iter()
-                    .map(|m| m.metric_family_name.as_str())
-                    .collect();
-                assert_eq!(described, names, "max {max}");
-            }
-        }
-        let c = &whole.metadata[0];
-        assert_eq!(
-            (
-                c.r#type,
-                c.metric_family_name.as_str(),
-                c.help.as_str(),
-                c.unit.as_str()
-            ),
-            (1, "c", "Bytes read.", "bytes")
-        );
-        assert_eq!(whole.metadata[1].r#type, 3);
-    }
-
-    #[test]
-    #[cfg(feature = "remote-write")]
-    fn each_request_is_a_snappy_block_of_the_protobuf() {
-        let snapshot = crate::registry::snapshot_of(&[], &[1.0], || {
-            metrics::gauge!("g", "a" => "1").set(1.5);
-            metrics::gauge!("g", "a" => "2").set(2.5);
-            metrics::gauge!("g", "a" => "3").set(3.5);
-        });
-        let target = [("job".into(), "j".into())];
-        let mut sent = SentSeries::default();
-        let mut encoder = BatchEncoder::new(2, &mut sent, Vec::new());
-        encoder.add_snapshot(&snapshot, &target, 5).unwrap();
-        let (body, ranges) = encoder.finish().unwrap();
-        let expected = requests(&snapshot, &target, 5, 2, &mut SentSeries::default());
-        assert_eq!(ranges.len(), 2);
-        for (range, expected) in ranges.into_iter().zip(expected) {
-            use prost::Message as _;
-            let raw = snap::raw::Decoder::new()
-                .decompress_vec(&body[range])
-                .unwrap();
-            assert_eq!(WriteRequest::decode(raw.as_slice()).unwrap(), expected);
-        }
+    fn client(&self) -> Option<&reqwest::Client> {
+        self.client
+            .get(TargetKind::RemoteWrite, &self.about.location)
+            .ok()
     }
 }

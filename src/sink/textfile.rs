@@ -8,14 +8,11 @@
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::Sink;
-use crate::lifecycle::Outcome;
-use crate::registry::Registry;
+use super::{About, Push, Sink};
 use crate::report::{PushError, PushReport};
 use crate::snapshot::Snapshot;
 use crate::target::TargetKind;
@@ -66,7 +63,7 @@ pub(crate) struct TextfileSink {
     dir: PathBuf,
     /// The file name in `dir`.
     name: String,
-    location: String,
+    about: About,
     /// The job and grouping labels, added to every sample.
     labels: Vec<(String, String)>,
 }
@@ -74,7 +71,14 @@ pub(crate) struct TextfileSink {
 impl TextfileSink {
     pub(crate) fn new(dir: PathBuf, name: String, labels: Vec<(String, String)>) -> Self {
         TextfileSink {
-            location: dir.join(&name).display().to_string(),
+            about: About {
+                kind: TargetKind::Textfile,
+                location: dir.join(&name).display().to_string(),
+                metrics_label: dir.display().to_string(),
+                deletes_on_shutdown: true,
+                endpoint: None,
+                replaces: true,
+            },
             dir,
             name,
             labels,
@@ -83,19 +87,9 @@ impl TextfileSink {
 }
 
 impl Sink for TextfileSink {
-    fn kind(&self) -> TargetKind {
-        TargetKind::Textfile
+    fn about(&self) -> &About {
+        &self.about
     }
-
-    fn location(&self) -> &str {
-        &self.location
-    }
-
-    fn metrics_label(&self) -> String {
-        self.dir.display().to_string()
-    }
-
-    fn start(&mut self, _: &Arc<Registry>, _: bool) {}
 
     fn encode(
         &mut self,
@@ -104,16 +98,14 @@ impl Sink for TextfileSink {
         mut buf: Vec<u8>,
         _scratch: &mut Vec<u8>,
     ) -> Result<Bytes, String> {
-        crate::encode::text(snapshot, &self.labels, &mut buf);
+        crate::protocol::text::text(snapshot, &self.labels, &mut buf);
         Ok(Bytes::from(buf))
     }
 
     async fn send(
         &mut self,
-        _outcome: Outcome,
+        _push: &Push,
         body: &Bytes,
-        _deadline: Instant,
-        _budget: Duration,
         _in_flight: &Cell<bool>,
     ) -> Result<PushReport, PushError> {
         let started = Instant::now();
@@ -123,16 +115,6 @@ impl Sink for TextfileSink {
                 path: self.dir.join(&self.name),
                 source,
             })
-    }
-
-    fn settle(
-        &mut self,
-        _outcome: Outcome,
-        _created_ms: u64,
-        body: Bytes,
-        _result: &Result<PushReport, PushError>,
-    ) -> Option<Bytes> {
-        Some(body)
     }
 
     async fn delete(&mut self, _: Instant, _: Duration) -> Result<PushReport, PushError> {

@@ -540,3 +540,172 @@ fn compare_labels<'a>(
 ) -> Ordering {
     a.cmp(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::registry::{snapshot_of, Installed, Registry};
+    use crate::snapshot::{sent_and_dropped, View};
+
+    #[test]
+    fn names_that_become_one_are_one_family() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::counter!("db.queries", "op" => "r").increment(1);
+            metrics::counter!("db_queries", "op" => "w").increment(2);
+        });
+        let families = snapshot.families();
+        assert_eq!(families.len(), 1);
+        assert_eq!(families[0].name, "db_queries");
+        let values: Vec<_> = snapshot
+            .series(&families[0])
+            .map(|s| (s.labels().collect::<Vec<_>>(), s.value()))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                (vec![("op", "r")], crate::snapshot::Value::Counter(1)),
+                (vec![("op", "w")], crate::snapshot::Value::Counter(2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn global_labels_come_first_and_a_recorded_one_gives_its_value() {
+        let snapshot = snapshot_of(&[("service", "api"), ("zone", "eu")], &[1.0], || {
+            metrics::gauge!("g", "zone" => "us", "a" => "2").set(1.0);
+        });
+        let family = &snapshot.families()[0];
+        let labels: Vec<_> = snapshot.series(family).next().unwrap().labels().collect();
+        assert_eq!(labels, [("service", "api"), ("zone", "us"), ("a", "2")]);
+    }
+
+    #[test]
+    fn series_the_gateway_would_refuse_are_left_out_with_a_reason_and_the_rest_is_kept() {
+        let snapshot = snapshot_of(&[("service", "api")], &[1.0], || {
+            metrics::counter!("ok_total", "a" => "1").increment(1);
+            metrics::counter!("").increment(2);
+            metrics::counter!("ok_total", "__secret" => "x").increment(3);
+            metrics::counter!("ok_total", "a" => "1", "a" => "2").increment(4);
+            metrics::counter!("ok_total", "a-b" => "1", "a_b" => "2").increment(5);
+            metrics::histogram!("latency", "le" => "x").record(0.5);
+            metrics::histogram!("latency").record(0.5);
+        });
+        let (sent, dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "histogram latency{service=api} Histogram { buckets: 0, sum: 0.5 }",
+                "counter ok_total{service=api,a=1} Counter(1)",
+            ]
+        );
+        let expected = [
+            "\"\" is left out of every push: its metric name is empty",
+            "ok_total{__secret=\"x\"} is left out of every push: label names starting with `__` \
+             are reserved for Prometheus (`__secret`)",
+            "ok_total{a=\"1\",a=\"2\"} is left out of every push: the label `a` is given twice \
+             (once made valid, if it was not)",
+            "ok_total{a-b=\"1\",a_b=\"2\"} is left out of every push: the label `a_b` is given \
+             twice (once made valid, if it was not)",
+            "latency{le=\"x\"} is left out of every push: a histogram cannot have a label named \
+             `le` (its buckets use it)",
+        ];
+        let mut dropped = dropped;
+        dropped.sort();
+        let mut expected = expected.map(str::to_owned).to_vec();
+        expected.sort();
+        assert_eq!(dropped, expected);
+    }
+
+    #[test]
+    fn of_two_names_that_become_one_the_series_recorded_under_the_valid_name_is_sent() {
+        for order in [["db.queries", "db_queries"], ["db_queries", "db.queries"]] {
+            let snapshot = snapshot_of(&[], &[1.0], || {
+                for (i, name) in order.into_iter().enumerate() {
+                    let value = if name == "db_queries" {
+                        10
+                    } else {
+                        20 + i as u64
+                    };
+                    metrics::counter!(name, "op" => "r").increment(value);
+                }
+                metrics::counter!("db.queries", "op" => "w").increment(1);
+            });
+            let (sent, dropped) = sent_and_dropped(&snapshot);
+            assert_eq!(
+                sent,
+                [
+                    "counter db_queries{op=r} Counter(10)",
+                    "counter db_queries{op=w} Counter(1)",
+                ]
+            );
+            assert_eq!(dropped.len(), 1, "{dropped:?}");
+            assert!(
+                dropped[0].starts_with(
+                    "db_queries{op=\"r\"} is left out of every push: it is the same \
+                     series as another once names are made valid"
+                ),
+                "{dropped:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn recorded_metrics_named_like_a_reserved_name_are_left_out() {
+        let registry = Arc::new(Registry::new(&[1.0], &[], &[]));
+        metrics::with_local_recorder(&Installed(Arc::clone(&registry)), || {
+            metrics::histogram!("batch_job_duration_seconds").record(3.0);
+            metrics::counter!("batch_job_runs_total").increment(1);
+        });
+        let mut builder = registry.snapshot(crate::lifecycle::NAMES, &View::default());
+        builder.add_own_gauge("batch_job_duration_seconds", "Wall time.", &[], 1.5);
+        let (sent, dropped) = sent_and_dropped(&builder.finish());
+        assert_eq!(
+            sent,
+            [
+                "gauge batch_job_duration_seconds{} Gauge(1.5)",
+                "counter batch_job_runs_total{} Counter(1)",
+            ]
+        );
+        assert_eq!(
+            dropped,
+            ["batch_job_duration_seconds is left out of every push: `batch_job_duration_seconds` \
+              is the name of one of the exporter's own lifecycle metrics; rename the metric, or \
+              turn the lifecycle metrics off (`lifecycle_metrics(false)`)"]
+        );
+        // Without reserved names the same metric is sent.
+        let (sent, dropped) = sent_and_dropped(&registry.take());
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn series_the_same_whatever_their_label_order_are_one() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::counter!("a.b", "x" => "1", "y" => "2").increment(1);
+            metrics::counter!("a_b", "y" => "2", "x" => "1").increment(2);
+            metrics::counter!("c", "b-b" => "1", "a" => "2").increment(3);
+            metrics::counter!("c", "a" => "2", "b_b" => "1").increment(4);
+        });
+        let (sent, dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "counter a_b{x=1,y=2} Counter(2)",
+                "counter c{a=2,b_b=1} Counter(4)",
+            ]
+        );
+        assert_eq!(dropped.len(), 2, "{dropped:?}");
+    }
+
+    #[test]
+    fn at_most_a_bounded_number_of_left_out_series_are_described() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            for i in 0..5000 {
+                metrics::counter!("c", "__x" => i.to_string()).increment(1);
+            }
+        });
+        assert_eq!(snapshot.dropped().len(), crate::snapshot::MAX_DROPPED);
+        assert_eq!(snapshot.dropped_more(), 5000 - crate::snapshot::MAX_DROPPED);
+    }
+}

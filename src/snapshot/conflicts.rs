@@ -99,3 +99,96 @@ pub(super) fn refused_families(
     }
     refused
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::registry::snapshot_of;
+    use crate::snapshot::sent_and_dropped;
+
+    #[test]
+    fn a_name_recorded_as_two_types_keeps_the_first_of_counter_gauge_histogram() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::histogram!("jobs").record(2.0);
+            metrics::gauge!("jobs", "q" => "a").set(1.0);
+            metrics::counter!("jobs", "q" => "b").increment(7);
+        });
+        let (sent, mut dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(sent, ["counter jobs{q=b} Counter(7)"]);
+        dropped.sort();
+        assert_eq!(
+            dropped,
+            [
+                "jobs is left out of every push: `jobs` is recorded as a histogram and as a \
+                 counter; the counter is sent",
+                "jobs{q=\"a\"} is left out of every push: `jobs` is recorded as a gauge and as a \
+                 counter; the counter is sent",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_family_named_like_a_histograms_series_is_left_out() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::histogram!("rows").record(2.0);
+            metrics::counter!("rows_count").increment(3);
+            metrics::gauge!("rows_sum").set(4.0);
+            metrics::gauge!("rows_total").set(5.0);
+        });
+        let (sent, mut dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "histogram rows{} Histogram { buckets: 0, sum: 2.0 }",
+                "gauge rows_total{} Gauge(5.0)",
+            ]
+        );
+        dropped.sort();
+        assert_eq!(
+            dropped,
+            [
+                "rows_count is left out of every push: `rows_count` is also a series name of \
+                 the histogram `rows`; the histogram is sent",
+                "rows_sum is left out of every push: `rows_sum` is also a series name of the \
+                 histogram `rows`; the histogram is sent",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_family_without_series_clashes_with_nothing() {
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            // Every series of the counter is left out: the gauge of the same name is sent.
+            metrics::counter!("jobs", "__x" => "1").increment(1);
+            metrics::gauge!("jobs", "q" => "a").set(2.0);
+            // The histogram loses to the counter, so the gauge named like its sum is sent.
+            metrics::counter!("rows").increment(3);
+            metrics::histogram!("rows").record(1.0);
+            metrics::gauge!("rows_sum").set(4.0);
+        });
+        let (sent, dropped) = sent_and_dropped(&snapshot);
+        assert_eq!(
+            sent,
+            [
+                "gauge jobs{q=a} Gauge(2.0)",
+                "counter rows{} Counter(3)",
+                "gauge rows_sum{} Gauge(4.0)",
+            ]
+        );
+        assert_eq!(dropped.len(), 2, "{dropped:?}");
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_the_reason() {
+        let long = "v".repeat(1_000_000);
+        let snapshot = snapshot_of(&[], &[1.0], || {
+            metrics::counter!("c", "__x" => long.clone()).increment(1);
+        });
+        let dropped = &snapshot.dropped()[0];
+        assert!(dropped.series.len() < 400, "{}", dropped.series.len());
+        assert!(
+            dropped.series.starts_with("c{__x=\"vvvv"),
+            "{}",
+            dropped.series
+        );
+    }
+}

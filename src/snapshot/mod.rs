@@ -42,22 +42,49 @@ pub(crate) struct Description {
     pub(crate) unit: Option<Unit>,
 }
 
-/// The type of a metric family.
+/// The type of a metric.
+// Public as `MetricType`, the catalog's name for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Kind {
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A counter (`counter!`): only goes up.
     Counter,
+    /// A gauge (`gauge!`): set, up or down.
     Gauge,
+    /// A histogram (`histogram!`), sent as a Prometheus histogram (`_bucket`, `_sum`,
+    /// `_count`).
     Histogram,
 }
 
 impl Kind {
-    /// As the text format's `# TYPE` line names it.
-    pub(crate) fn as_str(self) -> &'static str {
+    /// `counter`, `gauge` or `histogram`, as the text format's `# TYPE` line names it.
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
             Kind::Histogram => "histogram",
         }
+    }
+
+    /// The type a `# TYPE` line names (`counter`, `gauge`, `histogram`).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        match text {
+            "counter" => Some(Kind::Counter),
+            "gauge" => Some(Kind::Gauge),
+            "histogram" => Some(Kind::Histogram),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -305,4 +332,24 @@ impl Snapshot {
             self.dropped_more += 1;
         }
     }
+}
+
+#[cfg(test)]
+/// Every series as `name{labels} value`, and every left-out series with its reason.
+pub(crate) fn sent_and_dropped(snapshot: &Snapshot) -> (Vec<String>, Vec<String>) {
+    let mut sent = Vec::new();
+    for family in snapshot.families() {
+        for series in snapshot.series(family) {
+            let labels: Vec<String> = series.labels().map(|(k, v)| format!("{k}={v}")).collect();
+            sent.push(format!(
+                "{} {}{{{}}} {:?}",
+                family.kind.as_str(),
+                family.name,
+                labels.join(","),
+                series.value()
+            ));
+        }
+    }
+    let dropped = snapshot.dropped().iter().map(ToString::to_string).collect();
+    (sent, dropped)
 }

@@ -58,13 +58,17 @@ use bytes::Bytes;
 
 mod dir;
 mod endpoint;
+pub(crate) mod keeper;
 mod record;
+mod replay;
 
 use endpoint::{
     fnv_endpoint_id, hides_something, keyed_digest, read_key, EndpointKey, KEY, KEY_LEN, NO_KEY,
 };
 use record::{frame_count, header, too_many_frames};
 pub(crate) use record::{framed, frames, read, ReadError, Snapshot, MAX_FRAMES};
+pub use replay::ReplayReport;
+pub(crate) use replay::{replay_all, Destination};
 
 /// Default bound on the number of snapshot files in a spool directory: 100.
 pub const DEFAULT_SPOOL_MAX_FILES: usize = 100;
@@ -272,7 +276,7 @@ impl Spool {
     /// A remote-write snapshot of more than [`MAX_FRAMES`] requests, and one whose endpoint
     /// could not be recorded (no key), are refused with an error saying so.
     pub(crate) fn write_unbounded(&self, snapshot: &Snapshot) -> io::Result<Written> {
-        if snapshot.remote_write && frame_count(&snapshot.body) > MAX_FRAMES {
+        if snapshot.format.is_remote_write() && frame_count(&snapshot.body) > MAX_FRAMES {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 too_many_frames(&format!("{} requests:", frame_count(&snapshot.body))),
@@ -395,7 +399,7 @@ impl Spool {
     /// Removes the gateway snapshots of the same group as `newer` created at or before it,
     /// except `keep`; nothing for remote-write requests.
     fn remove_older(&self, newer: &Snapshot, keep: Option<&Path>) -> usize {
-        if newer.remote_write {
+        if newer.format.is_remote_write() {
             return 0;
         }
         self.remove_matching(&newer.group, newer.created_ms, keep)
@@ -487,15 +491,13 @@ fn file_name(path: &Path) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::PushMethod;
+    use crate::target::{Format, PushMethod};
 
     pub(super) fn snapshot(group: &str, created_ms: u64, body: &str) -> Snapshot {
         Snapshot {
             group: group.into(),
             method: PushMethod::Put,
-            gzip: false,
-            protobuf: false,
-            remote_write: false,
+            format: Format::Text { gzip: false },
             endpoint: "http://127.0.0.1:9091/".into(),
             created_ms,
             body: Bytes::from(body.to_owned()),
@@ -517,8 +519,7 @@ mod tests {
         let spool = Spool::new(dir.path().join("spool"), 10, 1 << 20);
         let s = Snapshot {
             method: PushMethod::Post,
-            gzip: true,
-            protobuf: true,
+            format: Format::Protobuf { gzip: true },
             ..snapshot("/job/a/instance@base64/YS9i", 1_700_000_000_123, "x 1\n")
         };
         let written = spool.write(&s).unwrap();
@@ -526,7 +527,7 @@ mod tests {
         let back = read(&path, u64::MAX).unwrap();
         assert_eq!(back.group, s.group);
         assert_eq!(back.method, PushMethod::Post);
-        assert!(back.gzip);
+        assert_eq!(back.format, Format::Protobuf { gzip: true });
         assert_eq!(back.created_ms, 1_700_000_000_123);
         assert_eq!(back.body, s.body);
         #[cfg(unix)]
@@ -614,12 +615,12 @@ mod tests {
 mod remote_write_files {
     use super::tests::snapshot;
     use super::*;
-    use crate::target::PushMethod;
+    use crate::target::{Format, PushMethod};
 
     fn remote_write(group: &str, endpoint: &str, created_ms: u64, requests: &[&[u8]]) -> Snapshot {
         Snapshot {
             method: PushMethod::Post,
-            remote_write: true,
+            format: Format::RemoteWrite,
             endpoint: endpoint.into(),
             body: framed(requests.iter().copied()),
             ..snapshot(group, created_ms, "")
@@ -642,7 +643,7 @@ mod remote_write_files {
         let head = String::from_utf8_lossy(&text);
         assert!(head.contains("\nformat remote-write\n") && head.contains("\nencoding snappy\n"));
         let back = read(&path, u64::MAX).unwrap();
-        assert!(back.remote_write);
+        assert_eq!(back.format, Format::RemoteWrite);
         assert_eq!(back.method, PushMethod::Post);
         assert_eq!(back.endpoint, "http://vm:8428/api/v1/write");
         let requests = frames(&back.body).unwrap();
@@ -670,7 +671,7 @@ mod remote_write_files {
                 .unwrap()
                 .iter()
                 .map(|e| read(&e.path, u64::MAX).unwrap())
-                .map(|s| (s.remote_write, s.endpoint))
+                .map(|s| (s.format.is_remote_write(), s.endpoint))
                 .collect()
         };
         assert_eq!(kinds().len(), 4);

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::target::PushMethod;
+use crate::protocol::group;
+use crate::target::{Format, PushMethod};
 
 /// The first line of a file whose body is text.
 const MAGIC: &str = "metrics-exporter-pushgateway spool 1";
@@ -29,12 +30,10 @@ pub(crate) struct Snapshot {
     /// The group's path below `/metrics`, encoded as in the URL: `/job/<job>{/<label>/<value>}`.
     pub(crate) group: String,
     pub(crate) method: PushMethod,
-    pub(crate) gzip: bool,
-    /// Whether the body is protobuf (`format protobuf`) rather than text; files without the
-    /// line are text.
-    pub(crate) protobuf: bool,
-    /// Whether the body is remote-write requests (`format remote-write`, see [`frames`]).
-    pub(crate) remote_write: bool,
+    /// What the body is: text (`format text`, and files without the line), protobuf
+    /// (`format protobuf`), each gzipped or not (`encoding`), or remote-write requests
+    /// (`format remote-write`, `encoding snappy`, see [`frames`]).
+    pub(crate) format: Format,
     /// The gateway it was meant for (its endpoint, which holds no credentials), or the
     /// remote-write receiver's URL: replayed there only.
     pub(crate) endpoint: String,
@@ -48,7 +47,7 @@ impl Snapshot {
     /// obsolete. Remote-write requests are never obsolete: their samples carry their own
     /// timestamps, and the receiver keeps every one.
     pub(super) fn same_group(&self, group: &str) -> bool {
-        !self.remote_write && self.group == group
+        !self.format.is_remote_write() && self.group == group
     }
 }
 
@@ -110,12 +109,10 @@ pub(super) fn header(s: &Snapshot) -> String {
     format!(
         "{}\ngroup {}\nendpoint {}\nmethod {}\nencoding {}\nformat {}\ncreated {}\nlength {}\n\
          crc32 {:08x}\n\n",
-        if s.remote_write {
-            MAGIC_3
-        } else if s.protobuf {
-            MAGIC_2
-        } else {
-            MAGIC
+        match s.format {
+            Format::RemoteWrite => MAGIC_3,
+            Format::Protobuf { .. } => MAGIC_2,
+            Format::Text { .. } => MAGIC,
         },
         s.group,
         s.endpoint,
@@ -123,56 +120,20 @@ pub(super) fn header(s: &Snapshot) -> String {
             PushMethod::Put => "PUT",
             PushMethod::Post => "POST",
         },
-        if s.remote_write {
-            "snappy"
-        } else if s.gzip {
-            "gzip"
-        } else {
-            "identity"
+        match s.format {
+            Format::RemoteWrite => "snappy",
+            f if f.is_gzip() => "gzip",
+            _ => "identity",
         },
-        if s.remote_write {
-            "remote-write"
-        } else if s.protobuf {
-            "protobuf"
-        } else {
-            "text"
+        match s.format {
+            Format::RemoteWrite => "remote-write",
+            Format::Protobuf { .. } => "protobuf",
+            Format::Text { .. } => "text",
         },
         s.created_ms,
         s.body.len(),
         crc32fast::hash(&s.body),
     )
-}
-
-/// Whether `path` is a group path exactly as this crate encodes one: `/job/<value>`, then
-/// `/<name>/<value>` pairs, a name `[a-zA-Z_][a-zA-Z0-9_]*` (`job` first) with an optional
-/// `@base64` suffix, a value `[A-Za-z0-9_-]+` or, after `@base64`, the URL-safe base64
-/// alphabet with `=`. Nothing else from a file reaches a URL: no dot segments, escapes,
-/// separators or other paths of the gateway.
-fn is_group_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
-        return false;
-    };
-    let parts: Vec<&str> = rest.split('/').collect();
-    if parts.len() < 2 || !parts.len().is_multiple_of(2) {
-        return false;
-    }
-    parts.chunks(2).enumerate().all(|(i, pair)| {
-        let (name, base64) = match pair[0].strip_suffix("@base64") {
-            Some(name) => (name, true),
-            None => (pair[0], false),
-        };
-        let name_ok = name
-            .chars()
-            .enumerate()
-            .all(|(k, c)| c.is_ascii_alphabetic() || c == '_' || (k > 0 && c.is_ascii_digit()))
-            && !name.is_empty()
-            && (i > 0 || name == "job");
-        let value_ok = !pair[1].is_empty()
-            && pair[1].bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (base64 && b == b'=')
-            });
-        name_ok && value_ok
-    })
 }
 
 /// Why a file could not be read back.
@@ -228,7 +189,7 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
     for line in lines {
         let (key, value) = line.split_once(' ').ok_or("malformed header line")?;
         match key {
-            "group" if is_group_path(value) => group = Some(value.to_owned()),
+            "group" if group::is_canonical(value) => group = Some(value.to_owned()),
             "endpoint" => endpoint = Some(value.to_owned()),
             "method" => {
                 method = Some(match value {
@@ -284,15 +245,16 @@ fn parse(data: &[u8]) -> Result<Snapshot, String> {
         return Err("format, encoding and version do not agree".into());
     }
     let body = Bytes::copy_from_slice(body);
-    if remote_write {
+    let format = if remote_write {
         frames(&body).map_err(|e| format!("remote-write body: {e}"))?;
-    }
+        Format::RemoteWrite
+    } else {
+        Format::pushgateway(protobuf, gzip)
+    };
     Ok(Snapshot {
         group,
         method,
-        gzip,
-        protobuf,
-        remote_write,
+        format,
         endpoint: endpoint.ok_or("no endpoint recorded")?,
         created_ms,
         body,
@@ -333,45 +295,6 @@ mod untrusted_files {
 }
 
 #[cfg(test)]
-mod group_paths {
-    use super::is_group_path;
-
-    #[test]
-    fn only_group_paths_as_this_crate_encodes_them() {
-        for ok in [
-            "/job/ingester",
-            "/job@base64/YS9i/instance/h-1",
-            "/job/j/empty@base64/=",
-            "/job/j/v@base64/Li4=",
-        ] {
-            assert!(is_group_path(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "/",
-            "/job",
-            "/job/",
-            "/job/x/../../api/v1/admin/wipe",
-            "/job/x/..",
-            "/job/%2e%2e",
-            "/job/a\\b",
-            "/job/a\tb",
-            "/job/a b",
-            "/-/quit",
-            "/instance/x",
-            "/job/x/1a/y",
-            "/job/x/a",
-            "//job/x",
-            "/job/x?a=b",
-            "/job/x#f",
-            "/job/a=",
-        ] {
-            assert!(!is_group_path(bad), "{bad:?}");
-        }
-    }
-}
-
-#[cfg(test)]
 mod remote_write_records {
     use super::*;
 
@@ -379,9 +302,7 @@ mod remote_write_records {
         Snapshot {
             group: group.into(),
             method: PushMethod::Post,
-            gzip: false,
-            protobuf: false,
-            remote_write: true,
+            format: Format::RemoteWrite,
             endpoint: endpoint.into(),
             created_ms,
             body: framed(requests.iter().copied()),
@@ -414,6 +335,54 @@ mod remote_write_records {
                 ..remote_write("/job/a", "http://vm/", 5, &[])
             });
             assert!(file(&head, bad).is_err(), "{bad:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod formats {
+    use super::*;
+
+    fn file(head: &str, body: &[u8]) -> Result<Snapshot, String> {
+        let mut data = head.as_bytes().to_vec();
+        data.extend_from_slice(body);
+        parse(&data)
+    }
+
+    /// Each format is written as files always said it, and read back as it: a version-1
+    /// file without a `format` line (written before there was one) is text.
+    #[test]
+    fn each_format_is_written_and_read_as_before() {
+        let body = b"a 1\n";
+        let crc = format!("{:08x}", crc32fast::hash(body));
+        let head = |magic: &str, encoding: &str, format: Option<&str>| {
+            let format = format.map_or(String::new(), |f| format!("format {f}\n"));
+            format!(
+                "metrics-exporter-pushgateway spool {magic}\ngroup /job/a\nendpoint http://gw/\n\
+                 method PUT\nencoding {encoding}\n{format}created 5\nlength 4\ncrc32 {crc}\n\n"
+            )
+        };
+        for (magic, encoding, line, format) in [
+            ("1", "identity", None, Format::Text { gzip: false }),
+            ("1", "gzip", Some("text"), Format::Text { gzip: true }),
+            (
+                "2",
+                "identity",
+                Some("protobuf"),
+                Format::Protobuf { gzip: false },
+            ),
+            (
+                "2",
+                "gzip",
+                Some("protobuf"),
+                Format::Protobuf { gzip: true },
+            ),
+        ] {
+            let read = file(&head(magic, encoding, line), body).unwrap();
+            assert_eq!(read.format, format, "{magic} {encoding} {line:?}");
+            if line.is_some() {
+                assert_eq!(header(&read), head(magic, encoding, line));
+            }
         }
     }
 }

@@ -396,7 +396,7 @@ fn vm_kib(field: &str) -> u64 {
 /// end of the job's work, in a fresh process (its HTTP client is built by the first push).
 fn prometheus_push_timed(job: &str, n: usize) {
     let registry = peer::prometheus_registry(n);
-    let url = std::env::var("PUSHGATEWAY_URL").unwrap();
+    let url = std::env::var(metrics_exporter_pushgateway::env::PUSHGATEWAY_URL).unwrap();
     let started = std::time::Instant::now();
     prometheus::push_metrics(
         job,
@@ -414,7 +414,7 @@ fn prometheus_push_timed(job: &str, n: usize) {
 fn prometheus_series(job: &str, n: usize, push: bool) {
     let registry = peer::prometheus_registry(n);
     if push {
-        let url = std::env::var("PUSHGATEWAY_URL").unwrap();
+        let url = std::env::var(metrics_exporter_pushgateway::env::PUSHGATEWAY_URL).unwrap();
         prometheus::push_metrics(
             job,
             std::collections::HashMap::new(),
@@ -816,6 +816,19 @@ fn main() {
             std::io::stdout().flush().unwrap();
             let linger = std::env::var("TEST_LINGER_MS").map_or(0, |v| v.parse().unwrap());
             std::thread::sleep(Duration::from_millis(linger));
+            return;
+        }
+        "flush-then-serve" => {
+            // One push now (its result unsaid), then serves as `serve` does until its stdin
+            // closes, with no other push before the final one (PUSHGATEWAY_INTERVAL=0).
+            record();
+            let _ = guard.flush();
+            ready();
+            listening(&guard);
+            std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).unwrap();
+            drop(guard);
+            println!("dropped");
+            std::io::stdout().flush().unwrap();
             return;
         }
         "serve-fork" => {

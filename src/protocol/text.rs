@@ -1,12 +1,11 @@
-//! Encoders of a [`Snapshot`]: the text exposition format 0.0.4 here, the Pushgateway's
-//! protobuf in [`protobuf`]; remote write and the textfile collector's file in their own
-//! modules. Each writes straight into the caller's (reused) buffer.
+//! The text exposition format 0.0.4 of a [`Snapshot`] (the Pushgateway's body, the scrape,
+//! the textfile collector's file), written straight into the caller's (reused) buffer.
 
-pub(crate) mod protobuf;
-
+use std::convert::Infallible;
 use std::io::Write as _;
 
-use crate::snapshot::{Series, Snapshot, Value};
+use super::samples::{self, Number, Sample};
+use crate::snapshot::{Series, Snapshot};
 
 /// `Content-Type` of a text body.
 pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -16,6 +15,7 @@ pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// textfile collector's job and grouping labels), each sample's labels are those of
 /// [`target_labels`].
 pub(crate) fn text(snapshot: &Snapshot, extra: &[(String, String)], out: &mut Vec<u8>) {
+    let mut le = String::new();
     for family in snapshot.families() {
         let name = family.name.as_str();
         if let Some(help) = &family.help {
@@ -27,38 +27,12 @@ pub(crate) fn text(snapshot: &Snapshot, extra: &[(String, String)], out: &mut Ve
         }
         let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_str());
         for series in snapshot.series(family) {
-            match series.value() {
-                Value::Counter(v) => sample(out, name, "", &series, extra, None, |o| {
-                    let _ = write!(o, "{v}");
-                }),
-                Value::Gauge(v) => {
-                    sample(out, name, "", &series, extra, None, |o| write_value(v, o))
-                }
-                Value::Histogram { sum, .. } => {
-                    // The text format has no native histograms: a native-only one goes as
-                    // its classic equivalent.
-                    let mut le = String::new();
-                    let mut count = 0;
-                    for (bound, cumulative) in series.classic_buckets() {
-                        count = cumulative;
-                        le.clear();
-                        if bound == f64::INFINITY {
-                            le.push_str("+Inf");
-                        } else {
-                            let _ = std::fmt::Write::write_fmt(&mut le, format_args!("{bound}"));
-                        }
-                        sample(out, name, "_bucket", &series, extra, Some(&le), |o| {
-                            let _ = write!(o, "{cumulative}");
-                        });
-                    }
-                    sample(out, name, "_sum", &series, extra, None, |o| {
-                        write_value(sum, o)
-                    });
-                    sample(out, name, "_count", &series, extra, None, |o| {
-                        let _ = write!(o, "{count}");
-                    });
-                }
-            }
+            // The text format has no native histograms: a native-only one goes as its classic
+            // equivalent.
+            let _ = samples::for_each(&series, &mut le, |s| {
+                sample(out, name, &series, extra, s);
+                Ok::<(), Infallible>(())
+            });
         }
         out.push(b'\n');
     }
@@ -93,17 +67,16 @@ pub(crate) fn target_labels<'a>(
     labels
 }
 
+/// Appends one sample line: `name{labels} value`.
 fn sample(
     out: &mut Vec<u8>,
     name: &str,
-    suffix: &str,
     series: &Series<'_>,
     extra: &[(String, String)],
-    le: Option<&str>,
-    value: impl FnOnce(&mut Vec<u8>),
+    sample: Sample<'_>,
 ) {
     out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(suffix.as_bytes());
+    out.extend_from_slice(sample.suffix.as_bytes());
     let mut first = true;
     let mut label = |out: &mut Vec<u8>, n: &str, v: &str| {
         out.push(if first { b'{' } else { b',' });
@@ -122,14 +95,19 @@ fn sample(
             label(out, n, v);
         }
     }
-    if let Some(le) = le {
+    if let Some(le) = sample.le {
         label(out, "le", le);
     }
     if !first {
         out.push(b'}');
     }
     out.push(b' ');
-    value(out);
+    match sample.value {
+        Number::Count(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Number::Float(v) => write_value(v, out),
+    }
     out.push(b'\n');
 }
 
@@ -177,8 +155,8 @@ fn escape_help(help: &str, out: &mut Vec<u8>) {
 mod tests {
     use prost::Message as _;
 
-    use super::protobuf::{self, MetricFamily};
     use super::*;
+    use crate::protocol::protobuf::{self, MetricFamily};
     use crate::snapshot::Kind;
 
     /// Labels as owned pairs.
@@ -292,7 +270,6 @@ mod tests {
     fn rows_from_snapshot(s: &Snapshot) -> Vec<Row> {
         let mut rows = Vec::new();
         for family in s.families() {
-            let bounds = family.bounds.as_deref().unwrap_or(&[]);
             for series in s.series(family) {
                 let labels: Vec<(String, String)> = series
                     .labels()
@@ -309,20 +286,14 @@ mod tests {
                         format!("{value:?}"),
                     ));
                 };
-                match series.value() {
-                    Value::Counter(v) => row("", None, v as f64),
-                    Value::Gauge(v) => row("", None, v),
-                    Value::Histogram { sum, .. } => {
-                        let counts = series.bucket_counts();
-                        for (b, c) in bounds.iter().zip(counts) {
-                            row("_bucket", Some(("le", b.to_string())), *c as f64);
-                        }
-                        let count = *counts.last().unwrap() as f64;
-                        row("_bucket", Some(("le", "+Inf".into())), count);
-                        row("_sum", None, sum);
-                        row("_count", None, count);
-                    }
-                }
+                let _ = samples::for_each(&series, &mut String::new(), |s| {
+                    row(
+                        s.suffix,
+                        s.le.map(|le| ("le", le.to_owned())),
+                        s.value.as_f64(),
+                    );
+                    Ok::<(), Infallible>(())
+                });
             }
         }
         rows
@@ -378,7 +349,7 @@ mod tests {
     fn remote_write_carries_the_same_samples_with_the_target_labels() {
         let s = odd();
         let target = vec![("job".to_owned(), "j".to_owned())];
-        let request = crate::sink::remote_write::write_request(&s, &target, 1);
+        let request = crate::protocol::remote_write::write_request(&s, &target, 1);
         let mut expected: Vec<(String, Labels, String)> = rows_from_snapshot(&s)
             .into_iter()
             .map(|(name, _, labels, value)| {

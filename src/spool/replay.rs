@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use reqwest::Url;
 
-use super::group::url_for;
-use super::http::{self, Request};
-use crate::spool::{self, Entry, ReadError, Spool};
-use crate::PushError;
+use super::{Entry, ReadError, Spool};
+use crate::report::PushError;
+use crate::sink::group::{push_headers, url_for};
+use crate::sink::http::{self, Request};
+use crate::sink::remote_write_wire;
 
 /// What [`replay`](crate::replay) or
 /// [`PushgatewayBuilder::replay`](crate::PushgatewayBuilder::replay) did.
@@ -216,7 +217,7 @@ pub(crate) async fn replay_one(
     timeout: Duration,
     in_flight: &Cell<bool>,
 ) -> Step {
-    let snapshot = match spool::read(&entry.path, spool.max_bytes()) {
+    let snapshot = match super::read(&entry.path, spool.max_bytes()) {
         Ok(s) => s,
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Step::Gone,
         Err(e) => {
@@ -224,14 +225,16 @@ pub(crate) async fn replay_one(
             return Step::Corrupt(e.to_string(), aside);
         }
     };
-    if !spool.is_endpoint(&snapshot.endpoint, endpoint) || snapshot.remote_write != remote_write {
+    if !spool.is_endpoint(&snapshot.endpoint, endpoint)
+        || snapshot.format.is_remote_write() != remote_write
+    {
         // Never to another gateway or receiver than the one it was meant for (another job's
         // spool, or a planted file): its grouping key and values belong there.
         return Step::Elsewhere;
     }
     let deadline = Instant::now() + timeout;
     let result = if remote_write {
-        let requests = spool::frames(&snapshot.body).unwrap_or_default();
+        let requests = super::frames(&snapshot.body).unwrap_or_default();
         let mut progress = Progress {
             spool,
             path: &entry.path,
@@ -269,7 +272,7 @@ pub(crate) async fn replay_one(
     } else {
         let url = url_for(endpoint, &snapshot.group);
         let url_text = crate::log::shown(&url);
-        let headers = super::group::push_headers(snapshot.gzip, snapshot.protobuf);
+        let headers = push_headers(snapshot.format.is_gzip(), snapshot.format.is_protobuf());
         let request = Request::push(&url, &url_text, snapshot.method, &headers, snapshot.body);
         http::send(client, &request, deadline, timeout, false, in_flight)
             .await
@@ -294,7 +297,7 @@ pub(crate) async fn replay_one(
 struct Progress<'a> {
     spool: &'a Spool,
     path: &'a std::path::Path,
-    snapshot: &'a spool::Snapshot,
+    snapshot: &'a super::Snapshot,
     url: &'a Url,
     requests: Vec<bytes::Bytes>,
     delivered: Vec<bool>,
@@ -351,7 +354,7 @@ impl Drop for Progress<'_> {
 }
 
 /// Sends the remote-write requests of `progress` to the receiver at `endpoint`,
-/// [`CONCURRENT_REQUESTS`](super::remote_write_wire::CONCURRENT_REQUESTS) at a time, one attempt
+/// [`CONCURRENT_REQUESTS`](remote_write_wire::CONCURRENT_REQUESTS) at a time, one attempt
 /// each, marking each one taken; none is started after one was not taken. The error is the
 /// first request's that was not taken; a timeout counts every attempt of the replay.
 async fn replay_requests(
@@ -364,7 +367,7 @@ async fn replay_requests(
 ) -> Result<(), PushError> {
     use futures_util::StreamExt as _;
     let url_text = crate::log::shown(endpoint);
-    let headers = super::remote_write_wire::headers();
+    let headers = remote_write_wire::headers();
     let stop = Cell::new(false);
     let (url_text, headers, stop_ref) = (&url_text, &headers, &stop);
     let mut sends = futures_util::stream::iter(progress.requests.clone().into_iter().enumerate())
@@ -384,7 +387,7 @@ async fn replay_requests(
             let result = http::send(client, &request, deadline, timeout, false, &own).await;
             (i, Some(result))
         })
-        .buffer_unordered(super::remote_write_wire::CONCURRENT_REQUESTS);
+        .buffer_unordered(remote_write_wire::CONCURRENT_REQUESTS);
     // Under way until every started request has its answer: a push waits for it (within
     // its own bound) rather than cutting requests off mid-way.
     in_flight.set(true);
