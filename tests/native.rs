@@ -262,3 +262,46 @@ fn the_listener_serves_native_histograms_in_protobuf_and_their_classic_equivalen
     assert_eq!(line(), "dropped");
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn native_histograms_spooled_while_the_receiver_is_down_arrive_unchanged_by_replay() {
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let spool = spool.to_str().unwrap();
+    let (out, _) = run_job(
+        false,
+        "native",
+        "native-spool",
+        &[],
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "1s"),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+            ("PUSHGATEWAY_HISTOGRAMS", "native"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kept in the spool"),
+        "{}",
+        stderr(&out)
+    );
+    let prometheus = Prometheus::start_scraping_on(&[], NATIVE, port);
+    let (out, _) = run_job(
+        false,
+        "replay",
+        "-",
+        &[],
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
+    assert_eq!(stdout.trim(), "1 sent, 0 kept, 0 rejected, 0 corrupt");
+    assert_native_in(&prometheus, "native-spool");
+}
