@@ -168,20 +168,21 @@ pub(crate) fn parse(path: &str) -> Result<Group, ParseError> {
 /// Whether `path` is a group path exactly as this crate encodes one: `/job/<value>`, then
 /// `/<name>/<value>` pairs, a valid label name (`job` first) with an optional `@base64`
 /// suffix, a value `[A-Za-z0-9_-]+` or, after `@base64`, the URL-safe base64 alphabet with
-/// `=`. Nothing else reaches a URL: no dot segments, escapes, separators or other paths of the
-/// gateway.
+/// `=`, and a path [`parse`] reads (well-formed base64, a job that is not empty). Nothing else
+/// reaches a URL: no dot segments, escapes, separators or other paths of the gateway.
 pub(crate) fn is_canonical(path: &str) -> bool {
     let Some(pairs) = pairs(path) else {
         return false;
     };
-    pairs.iter().enumerate().all(|(i, pair)| {
+    let well_formed = pairs.iter().enumerate().all(|(i, pair)| {
         let name_ok = is_label_name(pair.name) && (i > 0 || pair.name == "job");
         let value_ok = !pair.value.is_empty()
             && pair.value.bytes().all(|b| {
                 b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (pair.base64 && b == b'=')
             });
         name_ok && value_ok
-    })
+    });
+    well_formed && parse(path).is_ok()
 }
 
 #[cfg(test)]
@@ -246,6 +247,9 @@ mod tests {
             "/job/x?a=b",
             "/job/x#f",
             "/job/a=",
+            // the gateway would refuse these: base64 of a bad length, an empty job
+            "/job/x/a@base64/A",
+            "/job@base64/=",
         ] {
             assert!(!is_canonical(bad), "{bad:?}");
         }

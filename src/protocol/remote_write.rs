@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::ops::Range;
 
+use super::samples;
 use super::text::target_labels;
 use crate::snapshot::{Family, Kind, Snapshot, Value};
 
@@ -293,7 +294,6 @@ impl<'a> BatchEncoder<'a> {
         target: &[(String, String)],
         timestamp_ms: i64,
     ) -> Result<(), String> {
-        use std::fmt::Write as _;
         self.sent.pending.index.reserve(snapshot.len());
         let t = timestamp_ms;
         let mut le = String::new();
@@ -303,31 +303,15 @@ impl<'a> BatchEncoder<'a> {
                 let mut add = |suffix: &str, le: Option<&str>, value: f64| {
                     self.add(family, index, suffix, &labels, le, value, t)
                 };
-                match series.value() {
-                    Value::Counter(v) => add("", None, v as f64)?,
-                    Value::Gauge(v) => add("", None, v)?,
-                    Value::Histogram { sum, .. } => {
-                        if series.classic() {
-                            // Its classic buckets, or for a receiver set to classic the classic
-                            // equivalent of a native histogram.
-                            let mut count = 0;
-                            for (bound, cumulative) in series.classic_buckets() {
-                                count = cumulative;
-                                le.clear();
-                                if bound == f64::INFINITY {
-                                    le.push_str("+Inf");
-                                } else {
-                                    let _ = write!(le, "{bound}");
-                                }
-                                add("_bucket", Some(&le), cumulative as f64)?;
-                            }
-                            add("_sum", None, sum)?;
-                            add("_count", None, count as f64)?;
-                        }
-                        if let Some(native) = series.native() {
-                            self.add_native(family, index, &labels, &native, sum, t)?;
-                        }
-                    }
+                // Its samples: a histogram's classic buckets, or for a receiver set to
+                // classic the classic equivalent of a native one.
+                if series.classic() {
+                    samples::for_each(&series, &mut le, |s| add(s.suffix, s.le, s.value.as_f64()))?;
+                }
+                if let (Value::Histogram { sum, .. }, Some(native)) =
+                    (series.value(), series.native())
+                {
+                    self.add_native(family, index, &labels, &native, sum, t)?;
                 }
             }
         }

@@ -16,7 +16,6 @@ pub(crate) enum Number {
 
 impl Number {
     /// The value as a float (what remote write sends).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn as_f64(self) -> f64 {
         match self {
             Number::Count(v) => v as f64,
