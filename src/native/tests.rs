@@ -648,3 +648,59 @@ mod encoders {
         assert!(series.iter().all(|s| s.histograms.is_empty()));
     }
 }
+
+/// The catalog's type and the dashboard's queries of a native-only histogram.
+mod catalog {
+    use std::sync::Arc;
+
+    use crate::native::HistogramForm;
+    use crate::registry::{HistogramSettings, Installed, Registry};
+    use crate::{Catalog, MetricType};
+
+    fn catalog(form: HistogramForm) -> Catalog {
+        let settings = HistogramSettings {
+            form,
+            ..HistogramSettings::default()
+        };
+        let registry = Arc::new(Registry::with_histograms(&[1.0], &[], &settings, &[]));
+        metrics::with_local_recorder(&Installed(Arc::clone(&registry)), || {
+            metrics::histogram!("fetch_seconds").record(0.5);
+        });
+        Catalog::build(&registry.take(), registry.described())
+    }
+
+    #[test]
+    fn a_native_only_histogram_is_a_native_histogram_in_the_catalog() {
+        let types = |form| catalog(form).metrics()[0].metric_type;
+        assert_eq!(types(HistogramForm::Native), MetricType::NativeHistogram);
+        assert_eq!(types(HistogramForm::Both), MetricType::Histogram);
+        assert_eq!(types(HistogramForm::Classic), MetricType::Histogram);
+        let markdown = catalog(HistogramForm::Native).to_markdown();
+        assert!(markdown.contains("native_histogram"), "{markdown}");
+        assert_eq!(
+            Catalog::from_markdown(&markdown).unwrap(),
+            catalog(HistogramForm::Native)
+        );
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn the_dashboard_queries_a_native_histogram_without_bucket_or_le() {
+        let options = crate::DashboardOptions::new("Ingester");
+        let dashboard = catalog(HistogramForm::Native)
+            .grafana_dashboard(&options)
+            .unwrap()
+            .to_string();
+        assert!(
+            dashboard.contains("histogram_quantile(0.9, sum(rate(fetch_seconds{"),
+            "{dashboard}"
+        );
+        assert!(!dashboard.contains("fetch_seconds_bucket"), "{dashboard}");
+        let json = catalog(HistogramForm::Native).to_json();
+        assert!(json.contains("\"native_histogram\""), "{json}");
+        assert_eq!(
+            Catalog::from_json(&json).unwrap(),
+            catalog(HistogramForm::Native)
+        );
+    }
+}

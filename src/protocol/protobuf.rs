@@ -102,7 +102,7 @@ pub(crate) fn metric_type(kind: Kind) -> i32 {
     match kind {
         Kind::Counter => 0,
         Kind::Gauge => 1,
-        Kind::Histogram => 4,
+        Kind::Histogram | Kind::NativeHistogram => 4,
     }
 }
 

@@ -163,7 +163,7 @@ fn metric_type(kind: Kind) -> i32 {
     match kind {
         Kind::Counter => 1,
         Kind::Gauge => 2,
-        Kind::Histogram => 3,
+        Kind::Histogram | Kind::NativeHistogram => 3,
     }
 }
 

@@ -59,15 +59,24 @@ pub enum Kind {
     /// A histogram (`histogram!`), sent as a Prometheus histogram (`_bucket`, `_sum`,
     /// `_count`).
     Histogram,
+    /// A histogram sent as a native histogram only (one series, queried with
+    /// `histogram_quantile(0.9, sum(rate(x[5m])))`, `histogram_count`, `histogram_sum`): what
+    /// the catalog calls a histogram whose form is
+    /// [`HistogramForm::Native`](crate::HistogramForm::Native). A snapshot's families are
+    /// `Histogram` whatever their form.
+    #[cfg_attr(feature = "serde", serde(rename = "native_histogram"))]
+    NativeHistogram,
 }
 
 impl Kind {
-    /// `counter`, `gauge` or `histogram`, as the text format's `# TYPE` line names it.
+    /// `counter`, `gauge` or `histogram`, as the text format's `# TYPE` line names it, or
+    /// the catalog's `native_histogram`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
             Kind::Histogram => "histogram",
+            Kind::NativeHistogram => "native_histogram",
         }
     }
 
@@ -77,6 +86,7 @@ impl Kind {
             "counter" => Some(Kind::Counter),
             "gauge" => Some(Kind::Gauge),
             "histogram" => Some(Kind::Histogram),
+            "native_histogram" => Some(Kind::NativeHistogram),
             _ => None,
         }
     }
