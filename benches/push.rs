@@ -4,6 +4,7 @@
 //! - `record`: `counter!`/`gauge!`/`histogram!`, without and with labels, through this
 //!   crate's installed recorder vs a bare `metrics-exporter-prometheus` recorder given the same
 //!   5 s upkeep its own exporter runs; a native histogram's record beside the classic one.
+//! - `histograms`: a push of 1k and 10k histograms, classic and native; body bytes printed.
 //! - `init`: `install()` wall time, inside fresh processes (one recorder per process).
 //! - `render`: rendering 1k, 10k and 100k series (this crate's text body, a bare
 //!   `metrics-exporter-prometheus` recorder's render of the same series, the `prometheus`
@@ -213,6 +214,45 @@ fn record_series(from: usize, to: usize) {
     for i in from..to {
         metrics::counter!("bench_series_total", "series" => i.to_string()).increment(1);
     }
+}
+
+/// A push (snapshot, encode, send) of 1k and 10k histograms of 64 observations each (from
+/// 1 ms to about 1 s), classic and native, each to a gateway of its own; the body sizes are
+/// printed.
+fn histograms(c: &mut Criterion) {
+    use metrics_exporter_pushgateway::HistogramForm;
+    let mut group = c.benchmark_group("histograms");
+    group.sample_size(10);
+    for n in [1_000usize, 10_000] {
+        for (name, form) in [
+            ("classic", HistogramForm::Classic),
+            ("native", HistogramForm::Native),
+        ] {
+            let gw = Pushgateway::start();
+            let (recorder, guard) = PushgatewayBuilder::new(gw.url.clone())
+                .job("bench_histograms")
+                .histograms(form)
+                .interval(Duration::ZERO)
+                .lifecycle_metrics(false)
+                .self_metrics(false)
+                .build()
+                .expect("build");
+            metrics::with_local_recorder(&recorder, || {
+                for i in 0..n {
+                    let h = metrics::histogram!("bench_latency_seconds", "series" => i.to_string());
+                    for j in 0..64u32 {
+                        h.record(0.001 * 1.115f64.powi(j as i32));
+                    }
+                }
+            });
+            let bytes = guard.flush().expect("push").body_bytes();
+            println!("histograms: {n} {name} histograms: {bytes} bytes pushed");
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| guard.flush().expect("push"))
+            });
+        }
+    }
+    group.finish();
 }
 
 fn render_and_push(c: &mut Criterion) {
@@ -950,11 +990,12 @@ fn main() {
     // process is small. Then the pushes, so that the installed recorder holds only the pushed
     // series (and the lifecycle metrics) when they are measured.
     type Part = (&'static str, fn(&mut Criterion));
-    let parts: [Part; 10] = [
+    let parts: [Part; 11] = [
         ("peers", peers),
         ("exit_cost", exit_cost),
         ("push", render_and_push),
         ("record", record),
+        ("histograms", histograms),
         ("init", init),
         ("fresh_process", fresh_process),
         ("targets", targets),
