@@ -122,11 +122,20 @@ impl AtomicHistogram {
 impl HistogramFn for AtomicHistogram {
     fn record(&self, value: f64) {
         if let Some(native) = &self.native {
+            // The sum first: a snapshot reads the native counts first, so that one that counts
+            // a NaN also has the NaN sum (Prometheus takes a count above the buckets' only
+            // with a NaN sum).
+            self.add_to_sum(value);
             native.record(value);
             if self.buckets.is_empty() {
-                self.add_to_sum(value);
                 return;
             }
+            // The classic buckets of a histogram that has both; the sum is added.
+            let index = self.bounds.partition_point(|bound| {
+                matches!(value.partial_cmp(bound), Some(Order::Greater) | None)
+            });
+            self.buckets[index].fetch_add(1, Ordering::Relaxed);
+            return;
         }
         // The first bound the value is at or below; NaN is above every bound (only +Inf
         // counts it), as Prometheus clients do.

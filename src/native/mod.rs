@@ -114,7 +114,8 @@ impl NativeConfig {
             } else {
                 0.0
             },
-            max_buckets: max_buckets.max(1),
+            // At most 2^21: more than every bucket of schema 8 holds.
+            max_buckets: max_buckets.clamp(1, 1 << 21),
         }
     }
 }
@@ -316,7 +317,8 @@ impl NativeBuckets {
     /// threshold in the zero bucket, `±Inf` in the overflow buckets.
     pub(crate) fn record(&self, value: f64) {
         if value.is_nan() {
-            self.nan.fetch_add(1, Ordering::Relaxed);
+            // Released after the caller's sum: a reader that sees this count sees the NaN sum.
+            self.nan.fetch_add(1, Ordering::Release);
             return;
         }
         if value.abs() <= self.config.zero_threshold {
@@ -441,7 +443,7 @@ impl NativeBuckets {
             schema,
             zero_threshold: self.config.zero_threshold,
             zero_count,
-            count: count + zero_count + self.nan.load(Ordering::Relaxed),
+            count: count + zero_count + self.nan.load(Ordering::Acquire),
             positive: (start as u32, split as u32),
             negative: (split as u32, kept as u32),
         }

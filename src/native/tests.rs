@@ -526,6 +526,8 @@ mod encoders {
         assert_eq!(buckets, [(1.0, 3), (f64::INFINITY, 6)]);
         assert_eq!(h.schema, Some(3));
         assert_eq!(h.sample_count, Some(6));
+        // The sum is added once.
+        assert_eq!(h.sample_sum, Some(5.61));
         // A target set to native: no classic buckets.
         let h = histogram_of(&snapshot(&both, Some(HistogramForm::Native)));
         assert!(h.bucket.is_empty());

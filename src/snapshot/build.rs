@@ -355,14 +355,15 @@ impl SnapshotBuilder {
         let labels = key.labels().map(|l| (l.key(), l.value()));
         self.push_series(slot, key.name(), labels, |this| {
             let buckets = this.snapshot.buckets.len() as u32;
+            // The native counts before the sum (see `AtomicHistogram::record`).
+            let native = native.map(|n| n.read_into(&mut this.snapshot.native_buckets));
             let sum = if classic {
                 read(&mut this.snapshot.buckets)
             } else {
                 let mut unused = Vec::new();
                 read(&mut unused)
             };
-            if let Some(native) = native {
-                let value = native.read_into(&mut this.snapshot.native_buckets);
+            if let Some(value) = native {
                 if !classic {
                     this.snapshot.buckets.push(value.count);
                 }
