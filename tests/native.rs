@@ -305,3 +305,34 @@ fn native_histograms_spooled_while_the_receiver_is_down_arrive_unchanged_by_repl
     assert_eq!(stdout.trim(), "1 sent, 0 kept, 0 rejected, 0 corrupt");
     assert_native_in(&prometheus, "native-spool");
 }
+
+#[test]
+fn a_text_pushgateway_gets_the_classic_equivalent_and_install_says_so() {
+    let gw = Pushgateway::start();
+    let (out, _) = run_job(
+        false,
+        "native",
+        "native-text",
+        &[],
+        &[
+            ("PUSHGATEWAY_URL", &gw.url),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("PUSHGATEWAY_FORMAT", "text"),
+            ("PUSHGATEWAY_HISTOGRAMS", "native"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said: Vec<_> = stderr(&out)
+        .lines()
+        .filter(|l| l.contains("as their classic equivalent"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(said.len(), 1, "{}", stderr(&out));
+    let (count, sum, buckets) = gw.job("native-text").histogram("latency_seconds");
+    assert_eq!(count, 10_010.0);
+    assert_eq!(sum, latency_sum());
+    let at_or_below_1 = latencies().iter().filter(|v| **v <= 1.0).count() as f64;
+    let at = |le: &str| buckets.iter().find(|(b, _)| b == le).map(|(_, n)| *n);
+    assert_eq!(at("1"), Some(at_or_below_1), "{buckets:?}");
+    assert_eq!(at("+Inf"), Some(10_010.0), "{buckets:?}");
+}
