@@ -1134,6 +1134,59 @@ fn assert_every_series_arrived(vm: &VictoriaMetrics, job: &str, series: usize) {
     assert_eq!(missing, 0, "{missing} of {series} series missing");
 }
 
+/// A push whose snapshot takes the whole shutdown timeout to prepare is never sent; its
+/// requests are kept in the spool all the same (as a Pushgateway target keeps its body), and
+/// replay delivers every series.
+#[test]
+fn a_remote_write_snapshot_prepared_past_the_deadline_is_spooled_not_lost() {
+    const SERIES: usize = 40_000;
+    let mut vm = VictoriaMetrics::stopped_on(common::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let url = vm.write_url();
+    let series = SERIES.to_string();
+    // A release build, as the other big spools' tests: a dev build spends longer encoding
+    // 40,000 series for remote write than the exit waits for the spool.
+    let out = run_release(
+        "series-1000",
+        "rw-big",
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+            // Far less than preparing 40,000 series takes.
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "10ms"),
+            ("PUSHGATEWAY_INTERVAL", "off"),
+            ("TEST_SERIES", &series),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("before anything was sent"), "{err}");
+    assert!(err.contains("kept in the spool"), "{err}");
+    let files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snapshot"))
+        .count();
+    assert_eq!(files, 1, "{err}");
+
+    vm.restart();
+    let (out, _) = run_job(
+        false,
+        "replay",
+        "-",
+        &[],
+        &[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
+    assert_eq!(stdout.trim(), "1 sent, 0 kept, 0 rejected, 0 corrupt");
+    assert_every_series_arrived(&vm, "rw-big", SERIES);
+}
+
 #[test]
 fn a_spool_of_more_requests_than_one_file_holds_is_written_as_files_the_replay_reads() {
     // 100,100 series and the lifecycle metrics, one request each: more than the 100,000

@@ -293,8 +293,8 @@ impl<S: Sink> Pusher<S> {
         let series = snapshot.len();
         drop(snapshot);
         let result = if Instant::now() >= deadline {
-            // Preparing the snapshot took the whole budget: nothing is sent, and the sink may
-            // still keep it.
+            // Preparing the snapshot took the whole budget: nothing is sent, and the spool
+            // still keeps it.
             Err(PushError::Timeout {
                 target: kind,
                 url: location.clone(),

@@ -119,6 +119,9 @@ impl Sink for RemoteWriteSink {
         encoder.add_snapshot(snapshot, &self.labels, now)?;
         let (body, ranges) = encoder.finish()?;
         self.ranges = ranges;
+        // Until `send` says which requests arrived, none has: a push that is never sent (its
+        // snapshot took the whole budget to prepare) is kept whole, as a Pushgateway's is.
+        self.failed = (0..self.ranges.len()).collect();
         Ok(Bytes::from(body))
     }
 
