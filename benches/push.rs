@@ -3,7 +3,8 @@
 //!
 //! - `record`: `counter!`/`gauge!`/`histogram!`, without and with labels, through this
 //!   crate's installed recorder vs a bare `metrics-exporter-prometheus` recorder given the same
-//!   5 s upkeep its own exporter runs.
+//!   5 s upkeep its own exporter runs; a native histogram's record beside the classic one.
+//! - `histograms`: a push of 1k and 10k histograms, classic and native; body bytes printed.
 //! - `init`: `install()` wall time, inside fresh processes (one recorder per process).
 //! - `render`: rendering 1k, 10k and 100k series (this crate's text body, a bare
 //!   `metrics-exporter-prometheus` recorder's render of the same series, the `prometheus`
@@ -92,6 +93,10 @@ fn installed() -> &'static (Mutex<Pushgateway>, PushGuard) {
         let gw = Pushgateway::start();
         let guard = PushgatewayBuilder::new(gw.url.clone())
             .job("bench_crate")
+            .histograms_for_metric(
+                metrics_exporter_pushgateway::Matcher::Prefix("native_".into()),
+                metrics_exporter_pushgateway::HistogramForm::Native,
+            )
             .interval(Duration::ZERO)
             .signals(SignalHandling::Ignore)
             .install()
@@ -146,7 +151,7 @@ fn record(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     type Case = (&'static str, fn());
-    let cases: [Case; 6] = [
+    let cases: [Case; 8] = [
         ("counter", || metrics::counter!("hot_total").increment(1)),
         ("counter, 2 labels", || {
             metrics::counter!("hot_labelled_total", "format" => "csv", "shard" => "3").increment(1)
@@ -161,6 +166,17 @@ fn record(c: &mut Criterion) {
         ("histogram, 2 labels", || {
             metrics::histogram!("hot_labelled_seconds", "format" => "csv", "shard" => "3")
                 .record(0.25)
+        }),
+        // Native: this crate's only (the bare recorder keeps it classic, as it does unless
+        // scraped in protobuf).
+        ("native histogram", || {
+            metrics::histogram!("native_hot_seconds").record(0.25)
+        }),
+        ("native histogram, spread", || {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let i = NEXT.fetch_add(1, Ordering::Relaxed) % 1024;
+            metrics::histogram!("native_spread_seconds").record(f64::from(i + 1) * 0.001)
         }),
     ];
     // Side by side, case by case, so that drift of the machine hits both alike.
@@ -198,6 +214,45 @@ fn record_series(from: usize, to: usize) {
     for i in from..to {
         metrics::counter!("bench_series_total", "series" => i.to_string()).increment(1);
     }
+}
+
+/// A push (snapshot, encode, send) of 1k and 10k histograms of 64 observations each (from
+/// 1 ms to about 1 s), classic and native, each to a gateway of its own; the body sizes are
+/// printed.
+fn histograms(c: &mut Criterion) {
+    use metrics_exporter_pushgateway::HistogramForm;
+    let mut group = c.benchmark_group("histograms");
+    group.sample_size(10);
+    for n in [1_000usize, 10_000] {
+        for (name, form) in [
+            ("classic", HistogramForm::Classic),
+            ("native", HistogramForm::Native),
+        ] {
+            let gw = Pushgateway::start();
+            let (recorder, guard) = PushgatewayBuilder::new(gw.url.clone())
+                .job("bench_histograms")
+                .histograms(form)
+                .interval(Duration::ZERO)
+                .lifecycle_metrics(false)
+                .self_metrics(false)
+                .build()
+                .expect("build");
+            metrics::with_local_recorder(&recorder, || {
+                for i in 0..n {
+                    let h = metrics::histogram!("bench_latency_seconds", "series" => i.to_string());
+                    for j in 0..64u32 {
+                        h.record(0.001 * 1.115f64.powi(j as i32));
+                    }
+                }
+            });
+            let bytes = guard.flush().expect("push").body_bytes();
+            println!("histograms: {n} {name} histograms: {bytes} bytes pushed");
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| guard.flush().expect("push"))
+            });
+        }
+    }
+    group.finish();
 }
 
 fn render_and_push(c: &mut Criterion) {
@@ -935,11 +990,12 @@ fn main() {
     // process is small. Then the pushes, so that the installed recorder holds only the pushed
     // series (and the lifecycle metrics) when they are measured.
     type Part = (&'static str, fn(&mut Criterion));
-    let parts: [Part; 10] = [
+    let parts: [Part; 11] = [
         ("peers", peers),
         ("exit_cost", exit_cost),
         ("push", render_and_push),
         ("record", record),
+        ("histograms", histograms),
         ("init", init),
         ("fresh_process", fresh_process),
         ("targets", targets),

@@ -15,7 +15,7 @@ use std::fmt;
 pub use dashboard::DashboardOptions;
 
 use crate::names::{is_label_name, is_metric_name};
-use crate::snapshot::{Description, Snapshot};
+use crate::snapshot::{Description, Kind, Snapshot};
 use markdown::{cells, escape, split_unescaped, unescape, unquote, CODE};
 
 pub use crate::snapshot::Kind as MetricType;
@@ -136,13 +136,19 @@ impl Catalog {
             }
             let mut labels = BTreeSet::new();
             let mut series = 0;
+            let mut native_only = family.kind == Kind::Histogram;
             for s in snapshot.series(family) {
                 series += 1;
                 labels.extend(s.labels().map(|(name, _)| name.to_owned()));
+                native_only &= s.native().is_some() && !s.classic();
             }
             metrics.push(MetricInfo {
                 name: family.name.clone(),
-                metric_type: family.kind,
+                metric_type: if native_only && series > 0 {
+                    Kind::NativeHistogram
+                } else {
+                    family.kind
+                },
                 unit: family.unit.map(str::to_owned),
                 help: family.help.clone(),
                 labels: labels.into_iter().collect(),

@@ -36,6 +36,7 @@
 //! | [`PUSHGATEWAY_CLIENT_CERT_FILE`] | file (PEM) | none | [`client_identity`](crate::PushgatewayBuilder::client_identity) |
 //! | [`PUSHGATEWAY_CLIENT_KEY_FILE`] | file (PEM) | none | [`client_identity`](crate::PushgatewayBuilder::client_identity) |
 //! | [`PUSHGATEWAY_FORMAT`] | `protobuf` or `text` | `protobuf` | [`exposition_format`](crate::PushgatewayBuilder::exposition_format) |
+//! | [`PUSHGATEWAY_HISTOGRAMS`] | `classic`, `native` or `both` | `classic` | [`histograms`](crate::PushgatewayBuilder::histograms) |
 //! | [`PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES`] | whole number, 1 to 1,000,000 | 2,000 | [`remote_write_max_samples`](crate::PushgatewayBuilder::remote_write_max_samples) |
 //! | [`PUSHGATEWAY_ALLOW`] | list of metric-name patterns | every metric | [`allow`](crate::PushgatewayBuilder::allow) |
 //! | [`PUSHGATEWAY_DENY`] | list of metric-name patterns | none | [`deny`](crate::PushgatewayBuilder::deny) |
@@ -142,6 +143,10 @@ pub const PUSHGATEWAY_CLIENT_KEY_FILE: &str = "PUSHGATEWAY_CLIENT_KEY_FILE";
 /// ([`ExpositionFormat`](crate::ExpositionFormat)). Default: `protobuf`.
 pub const PUSHGATEWAY_FORMAT: &str = "PUSHGATEWAY_FORMAT";
 
+/// The form of every histogram: `classic`, `native` or `both` (any case)
+/// ([`HistogramForm`](crate::HistogramForm)). Default: `classic`.
+pub const PUSHGATEWAY_HISTOGRAMS: &str = "PUSHGATEWAY_HISTOGRAMS";
+
 /// The most samples one remote-write request carries (a push with more goes as several
 /// requests), a whole number from 1 to 1,000,000. Default: 2,000
 /// ([`DEFAULT_REMOTE_WRITE_MAX_SAMPLES`](crate::DEFAULT_REMOTE_WRITE_MAX_SAMPLES)).
@@ -200,6 +205,6 @@ mod tests {
             .map(|l| l.split('`').next().unwrap())
             .collect();
         assert_eq!(rows, consts, "the table lists the constants in their order");
-        assert_eq!(consts.len(), 24);
+        assert_eq!(consts.len(), 25);
     }
 }

@@ -143,9 +143,10 @@ impl PushgatewayBuilder {
             Some((addr, setting)) => Some(crate::listen::bind(addr, setting)?),
             None => None,
         };
-        let registry = Arc::new(Registry::new(
+        let registry = Arc::new(Registry::with_histograms(
             &recorder.buckets,
             &recorder.buckets_for_metric,
+            &recorder.histograms,
             &recorder.global,
         ));
         let renderer = Arc::new(Renderer::new(

@@ -16,6 +16,7 @@ use metrics::{
 };
 use metrics_util::registry::{Registry as MetricsRegistry, Storage};
 
+use crate::native::{HistogramForm, NativeBuckets, NativeConfig};
 #[cfg(test)]
 use crate::snapshot::Snapshot;
 use crate::snapshot::{Description, Kind, SnapshotBuilder, View};
@@ -52,23 +53,55 @@ impl Matcher {
     }
 }
 
-/// A histogram series: one atomic counter per bucket (the last one above every bound, for
-/// `+Inf`), and the sum's bits.
+/// How histograms are kept: the form of each (by metric name, as
+/// [`buckets_for_metric`](crate::PushgatewayBuilder::buckets_for_metric) chooses bounds) and
+/// the resolution of native ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct HistogramSettings {
+    pub(crate) form: HistogramForm,
+    pub(crate) for_metric: Vec<(Matcher, HistogramForm)>,
+    pub(crate) native: NativeConfig,
+}
+
+impl HistogramSettings {
+    /// Whether any histogram may be native.
+    pub(crate) fn any_native(&self) -> bool {
+        self.form.native() || self.for_metric.iter().any(|(_, form)| form.native())
+    }
+}
+
+/// A histogram series: one atomic counter per classic bucket (the last one above every
+/// bound, for `+Inf`; none for a native-only histogram), the sum's bits, and the native
+/// buckets of a native histogram.
 #[derive(Debug)]
 pub(crate) struct AtomicHistogram {
     bounds: Arc<[f64]>,
     buckets: Box<[AtomicU64]>,
     sum: AtomicU64,
+    native: Option<NativeBuckets>,
 }
 
 impl AtomicHistogram {
-    fn new(bounds: Arc<[f64]>) -> Self {
-        let buckets = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+    fn with_form(bounds: Arc<[f64]>, form: HistogramForm, native: NativeConfig) -> Self {
+        let bounds: Arc<[f64]> = if form.classic() { bounds } else { Arc::new([]) };
+        let classic = if form.classic() { bounds.len() + 1 } else { 0 };
+        let buckets = (0..classic).map(|_| AtomicU64::new(0)).collect();
         AtomicHistogram {
             bounds,
             buckets,
             sum: AtomicU64::new(0f64.to_bits()),
+            native: form.native().then(|| NativeBuckets::new(native)),
         }
+    }
+
+    /// Whether the histogram has classic buckets.
+    pub(crate) fn classic(&self) -> bool {
+        !self.buckets.is_empty()
+    }
+
+    /// The native buckets, for a native histogram.
+    pub(crate) fn native(&self) -> Option<&NativeBuckets> {
+        self.native.as_ref()
     }
 
     pub(crate) fn bounds(&self) -> &Arc<[f64]> {
@@ -88,12 +121,34 @@ impl AtomicHistogram {
 
 impl HistogramFn for AtomicHistogram {
     fn record(&self, value: f64) {
+        if let Some(native) = &self.native {
+            // The sum first: a snapshot reads the native counts first, so that one that counts
+            // a NaN also has the NaN sum (Prometheus takes a count above the buckets' only
+            // with a NaN sum).
+            self.add_to_sum(value);
+            native.record(value);
+            if self.buckets.is_empty() {
+                return;
+            }
+            // The classic buckets of a histogram that has both; the sum is added.
+            let index = self.bounds.partition_point(|bound| {
+                matches!(value.partial_cmp(bound), Some(Order::Greater) | None)
+            });
+            self.buckets[index].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         // The first bound the value is at or below; NaN is above every bound (only +Inf
         // counts it), as Prometheus clients do.
         let index = self.bounds.partition_point(|bound| {
             matches!(value.partial_cmp(bound), Some(Order::Greater) | None)
         });
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.add_to_sum(value);
+    }
+}
+
+impl AtomicHistogram {
+    fn add_to_sum(&self, value: f64) {
         let _ = self
             .sum
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
@@ -102,11 +157,12 @@ impl HistogramFn for AtomicHistogram {
     }
 }
 
-/// Creates the storage of each new series; histograms get their buckets by name.
+/// Creates the storage of each new series; histograms get their buckets and form by name.
 #[derive(Debug)]
 pub(crate) struct AtomicStorage {
     buckets: Arc<[f64]>,
     buckets_for_metric: Vec<(Matcher, Arc<[f64]>)>,
+    histograms: HistogramSettings,
 }
 
 impl Storage<Key> for AtomicStorage {
@@ -129,7 +185,17 @@ impl Storage<Key> for AtomicStorage {
             .iter()
             .find(|(matcher, _)| matcher.matches(&name))
             .map_or(&self.buckets, |(_, bounds)| bounds);
-        Arc::new(AtomicHistogram::new(Arc::clone(bounds)))
+        let form = self
+            .histograms
+            .for_metric
+            .iter()
+            .find(|(matcher, _)| matcher.matches(&name))
+            .map_or(self.histograms.form, |(_, form)| *form);
+        Arc::new(AtomicHistogram::with_form(
+            Arc::clone(bounds),
+            form,
+            self.histograms.native,
+        ))
     }
 }
 
@@ -156,6 +222,21 @@ impl Registry {
         buckets_for_metric: &[(Matcher, Vec<f64>)],
         global_labels: &[(String, String)],
     ) -> Self {
+        Self::with_histograms(
+            buckets,
+            buckets_for_metric,
+            &HistogramSettings::default(),
+            global_labels,
+        )
+    }
+
+    /// As [`new`](Self::new), with histograms kept as `histograms` says.
+    pub(crate) fn with_histograms(
+        buckets: &[f64],
+        buckets_for_metric: &[(Matcher, Vec<f64>)],
+        histograms: &HistogramSettings,
+        global_labels: &[(String, String)],
+    ) -> Self {
         // As `metrics-exporter-prometheus` chooses: a matcher given twice keeps its last
         // buckets; full names are tried first, then prefixes, then suffixes, each in order.
         let mut matchers: Vec<(Matcher, Arc<[f64]>)> = Vec::new();
@@ -164,9 +245,19 @@ impl Registry {
             matchers.push((matcher.clone(), bounds.as_slice().into()));
         }
         matchers.sort_by(|(a, _), (b, _)| a.order().cmp(&b.order()));
+        // The same order for the forms.
+        let mut histograms = histograms.clone();
+        let mut forms: Vec<(Matcher, HistogramForm)> = Vec::new();
+        for (matcher, form) in histograms.for_metric {
+            forms.retain(|(m, _)| m != &matcher);
+            forms.push((matcher, form));
+        }
+        forms.sort_by(|(a, _), (b, _)| a.order().cmp(&b.order()));
+        histograms.for_metric = forms;
         let storage = AtomicStorage {
             buckets: buckets.into(),
             buckets_for_metric: matchers,
+            histograms,
         };
         Registry {
             registry: MetricsRegistry::new(storage),
@@ -199,10 +290,12 @@ impl Registry {
             builder.add_gauge(key, value, &descriptions);
         });
         self.registry.visit_histograms(|key, histogram| {
-            builder.add_histogram(
+            builder.add_histogram_parts(
                 key,
                 histogram.bounds(),
+                histogram.classic(),
                 |out| histogram.read_into(out),
+                histogram.native(),
                 &descriptions,
             );
         });

@@ -189,6 +189,24 @@ impl DashboardOptions {
                     })
                     .collect(),
             },
+            // One series of native buckets: no `_bucket`, no `le`.
+            MetricType::NativeHistogram => Panel {
+                title: format!("{name} (p50, p90, p99)"),
+                description,
+                unit: grafana_unit(m.unit.as_deref(), false),
+                queries: [0.5, 0.9, 0.99]
+                    .iter()
+                    .map(|q| {
+                        (
+                            format!(
+                                "histogram_quantile({q}, \
+                                 sum(rate({name}{{{sel}}}[$__rate_interval])))"
+                            ),
+                            format!("p{}", (q * 100.0_f64).round()),
+                        )
+                    })
+                    .collect(),
+            },
         }
     }
 

@@ -243,6 +243,7 @@ impl PushgatewayBuilder {
         Ok(View {
             labels: labels.clone(),
             filter: Filter::new(settings.allow.as_deref(), &settings.deny),
+            histograms: target.histograms,
         })
     }
 

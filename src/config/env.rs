@@ -162,6 +162,11 @@ impl PushgatewayBuilder {
         if let Some(format) = env.parsed(PUSHGATEWAY_FORMAT, parse_format)? {
             b.format = format;
         }
+        if let Some(form) =
+            env.parsed(PUSHGATEWAY_HISTOGRAMS, super::histograms::parse_histograms)?
+        {
+            b.histograms.form = form;
+        }
         if let Some(n) = env.parsed(PUSHGATEWAY_REMOTE_WRITE_MAX_SAMPLES, parse_max_samples)? {
             b.remote_write_max_samples = n;
         }

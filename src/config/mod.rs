@@ -4,6 +4,7 @@ pub(crate) mod check;
 mod connection;
 mod env;
 mod headers;
+mod histograms;
 pub(crate) mod plan;
 mod signals;
 mod target;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use connection::{connection_setters, ConnectionSettings};
 
 use crate::compression::Compression;
-use crate::registry::Matcher;
+use crate::registry::{HistogramSettings, Matcher};
 use crate::spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 use crate::InitError;
 
@@ -106,6 +107,10 @@ enum CiLabels {
 /// | [`self_metrics`](Self::self_metrics) | on | `PUSHGATEWAY_SELF_METRICS=0` turns them off |
 /// | [`delete_on_shutdown`](Self::delete_on_shutdown) | off | |
 /// | [`buckets`](Self::buckets) | [`DEFAULT_BUCKETS`] | |
+/// | [`histograms`](Self::histograms) | [`HistogramForm::Classic`](crate::HistogramForm::Classic) | `PUSHGATEWAY_HISTOGRAMS=classic\|native\|both` |
+/// | [`native_histogram_bucket_factor`](Self::native_histogram_bucket_factor) | 1.1 (schema 3) | |
+/// | [`native_histogram_max_buckets`](Self::native_histogram_max_buckets) | 160 | |
+/// | [`native_histogram_zero_threshold`](Self::native_histogram_zero_threshold) | 2^-128 | |
 /// | [`enabled`](Self::enabled) | on | `PUSHGATEWAY_DISABLED=1` turns it off |
 /// | [`listen`](Self::listen) | none: not scraped | `PUSHGATEWAY_LISTEN=ip:port` |
 ///
@@ -151,6 +156,10 @@ pub struct PushgatewayBuilder {
     pub(crate) enabled: bool,
     pub(crate) buckets: Vec<f64>,
     pub(crate) buckets_for_metric: Vec<(Matcher, Vec<f64>)>,
+    pub(crate) histograms: HistogramSettings,
+    native_factor: f64,
+    native_zero_threshold: f64,
+    native_max_buckets: u32,
     pub(crate) accept_invalid_certs: bool,
     spool_dir: Option<PathBuf>,
     spool_max_files: usize,
@@ -215,6 +224,10 @@ impl PushgatewayBuilder {
             enabled: true,
             buckets: DEFAULT_BUCKETS.to_vec(),
             buckets_for_metric: Vec::new(),
+            histograms: HistogramSettings::default(),
+            native_factor: crate::native::DEFAULT_BUCKET_FACTOR,
+            native_zero_threshold: crate::native::DEFAULT_ZERO_THRESHOLD,
+            native_max_buckets: crate::native::DEFAULT_MAX_BUCKETS,
             accept_invalid_certs: false,
             spool_dir: None,
             spool_max_files: DEFAULT_SPOOL_MAX_FILES,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::check::{check_buckets, check_duration, check_labels, Connection};
 use super::{ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_ENDPOINT};
 use crate::compression::Compression;
-use crate::registry::Matcher;
+use crate::registry::{HistogramSettings, Matcher};
 use crate::snapshot::View;
 use crate::spool::Spool;
 use crate::target::TargetKind;
@@ -48,6 +48,8 @@ pub(crate) struct Plan {
 pub(crate) struct RecorderPlan {
     pub(crate) buckets: Vec<f64>,
     pub(crate) buckets_for_metric: Vec<(Matcher, Vec<f64>)>,
+    /// Classic, native or both, by metric, and the resolution of native histograms.
+    pub(crate) histograms: HistogramSettings,
     /// Labels on every series.
     pub(crate) global: Vec<(String, String)>,
     /// Whether pushes carry the batch-job lifecycle metrics.
@@ -122,6 +124,7 @@ impl PushgatewayBuilder {
                 .map_err(|reason| InitError::InvalidSetting { setting, reason })?;
         }
         check_buckets(&self.buckets)?;
+        self.check_histograms()?;
         let samples = super::MAX_SAMPLES_RANGE;
         if !samples.contains(&self.remote_write_max_samples) {
             return Err(InitError::InvalidSetting {
@@ -172,6 +175,9 @@ impl PushgatewayBuilder {
             .iter()
             .map(|target| self.plan_target(target, &grouping, &tls, &mut spool, &mut rw_spool))
             .collect::<Result<_, _>>()?;
+        if self.enabled {
+            self.note_text_histograms();
+        }
         Ok(Plan {
             job,
             grouping,
@@ -179,6 +185,7 @@ impl PushgatewayBuilder {
             recorder: RecorderPlan {
                 buckets: self.buckets,
                 buckets_for_metric: self.buckets_for_metric,
+                histograms: self.histograms,
                 global: self.global,
                 lifecycle_metrics: self.lifecycle_metrics,
             },

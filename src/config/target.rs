@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::connection::{connection_setters, ConnectionSettings};
+use crate::native::HistogramForm;
 use crate::target::TargetKind;
 
 /// A place the exporter pushes to, with the settings it has of its own. A job can push to
@@ -33,6 +34,7 @@ use crate::target::TargetKind;
 /// | [`ca_certificate`](Self::ca_certificate) | added to the CA certificates it trusts |
 /// | [`client_identity`](Self::client_identity) | replaces its client certificate |
 /// | [`method`](Self::method) | replaces its push method (Pushgateway targets) |
+/// | [`histograms`](Self::histograms) | the histogram form it takes (`Classic` for a receiver without native histograms) |
 ///
 /// ```no_run
 /// use metrics_exporter_pushgateway::{PushgatewayBuilder, Target};
@@ -64,6 +66,8 @@ pub struct Target {
     pub(crate) settings: ConnectionSettings,
     /// Labels on every series sent to this target.
     pub(crate) labels: Vec<(String, String)>,
+    /// The histogram form this target takes, if not the recorded one.
+    pub(crate) histograms: Option<HistogramForm>,
 }
 
 /// Where a target is: a URL, or a directory.
@@ -104,6 +108,7 @@ impl Target {
             address,
             settings: ConnectionSettings::default(),
             labels: Vec::new(),
+            histograms: None,
         }
     }
 
@@ -149,6 +154,18 @@ impl Target {
     /// or a grouping label is an error at install (the gateway would overwrite it).
     pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.push((name.into(), value.into()));
+        self
+    }
+
+    /// The histogram form this target takes, whatever the histograms are recorded as:
+    /// [`HistogramForm::Classic`] for a receiver that has no native histograms (Prometheus
+    /// without `--enable-feature=native-histograms`, VictoriaMetrics before 1.92) gets each
+    /// native histogram as its classic equivalent (a cumulative count at each native
+    /// bucket's upper bound, `+Inf`, `_sum`, `_count`); [`HistogramForm::Native`] leaves out
+    /// the classic buckets of a histogram recorded as both; [`HistogramForm::Both`] (like
+    /// not setting it) sends what is recorded.
+    pub fn histograms(mut self, form: HistogramForm) -> Self {
+        self.histograms = Some(form);
         self
     }
 }

@@ -48,7 +48,8 @@ pub(crate) struct Bucket {
     pub(crate) upper_bound: Option<f64>,
 }
 
-/// `io.prometheus.client.Histogram` (classic buckets only).
+/// `io.prometheus.client.Histogram`: classic buckets, and the fields of a native histogram
+/// (the Prometheus native histogram specification, "Classic Prometheus formats").
 #[derive(Clone, PartialEq, Message)]
 pub(crate) struct Histogram {
     #[prost(uint64, optional, tag = "1")]
@@ -57,6 +58,30 @@ pub(crate) struct Histogram {
     pub(crate) sample_sum: Option<f64>,
     #[prost(message, repeated, tag = "3")]
     pub(crate) bucket: Vec<Bucket>,
+    #[prost(sint32, optional, tag = "5")]
+    pub(crate) schema: Option<i32>,
+    #[prost(double, optional, tag = "6")]
+    pub(crate) zero_threshold: Option<f64>,
+    #[prost(uint64, optional, tag = "7")]
+    pub(crate) zero_count: Option<u64>,
+    #[prost(message, repeated, tag = "9")]
+    pub(crate) negative_span: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "10")]
+    pub(crate) negative_delta: Vec<i64>,
+    #[prost(message, repeated, tag = "12")]
+    pub(crate) positive_span: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "13")]
+    pub(crate) positive_delta: Vec<i64>,
+}
+
+/// `io.prometheus.client.BucketSpan`: `length` consecutive native buckets, `offset` after
+/// the previous span (the first span's offset is its first index).
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct BucketSpan {
+    #[prost(sint32, optional, tag = "1")]
+    pub(crate) offset: Option<i32>,
+    #[prost(uint32, optional, tag = "2")]
+    pub(crate) length: Option<u32>,
 }
 
 /// `io.prometheus.client.Metric`.
@@ -77,7 +102,7 @@ pub(crate) fn metric_type(kind: Kind) -> i32 {
     match kind {
         Kind::Counter => 0,
         Kind::Gauge => 1,
-        Kind::Histogram => 4,
+        Kind::Histogram | Kind::NativeHistogram => 4,
     }
 }
 
@@ -104,7 +129,6 @@ pub(crate) fn encode(snapshot: &Snapshot, out: &mut Vec<u8>, scratch: &mut Vec<u
     let mut metric = Metric::default();
     for family in snapshot.families() {
         scratch.clear();
-        let bounds = family.bounds.as_deref().unwrap_or(&[]);
         for series in snapshot.series(family) {
             let count = series.labels().len();
             metric.label.resize_with(count, LabelPair::default);
@@ -123,22 +147,9 @@ pub(crate) fn encode(snapshot: &Snapshot, out: &mut Vec<u8>, scratch: &mut Vec<u
                 }
                 Value::Gauge(v) => metric.gauge = Some(Gauge { value: Some(v) }),
                 Value::Histogram { sum, .. } => {
-                    let counts = series.bucket_counts();
                     let histogram = metric.histogram.get_or_insert_with(Histogram::default);
-                    histogram.sample_count = Some(counts.last().copied().unwrap_or(0));
                     histogram.sample_sum = Some(sum);
-                    // The +Inf bucket too (client_golang leaves it to the count): the gateway
-                    // then holds, and its API shows, the same buckets as for a text body.
-                    histogram
-                        .bucket
-                        .resize_with(bounds.len() + 1, Bucket::default);
-                    let upper = bounds.iter().copied().chain([f64::INFINITY]);
-                    for ((bucket, bound), count) in
-                        histogram.bucket.iter_mut().zip(upper).zip(counts)
-                    {
-                        bucket.upper_bound = Some(bound);
-                        bucket.cumulative_count = Some(*count);
-                    }
+                    histogram_buckets(histogram, &series);
                 }
             }
             if !matches!(series.value(), Value::Histogram { .. }) {
@@ -158,6 +169,70 @@ pub(crate) fn encode(snapshot: &Snapshot, out: &mut Vec<u8>, scratch: &mut Vec<u
         // Writing into a Vec cannot fail.
         let _ = header.encode(out);
         out.extend_from_slice(scratch);
+    }
+}
+
+/// A histogram's count and buckets: its classic ones (or the classic equivalent of a native
+/// one, for a target that takes no native histograms), and its native ones.
+fn histogram_buckets(histogram: &mut Histogram, series: &crate::snapshot::Series<'_>) {
+    histogram.bucket.clear();
+    let mut count = 0;
+    if series.classic() {
+        // The +Inf bucket too (client_golang leaves it to the count): the gateway then
+        // holds, and its API shows, the same buckets as for a text body.
+        for (bound, cumulative) in series.classic_buckets() {
+            count = cumulative;
+            histogram.bucket.push(Bucket {
+                cumulative_count: Some(cumulative),
+                upper_bound: Some(bound),
+            });
+        }
+    }
+    histogram.schema = None;
+    histogram.zero_threshold = None;
+    histogram.zero_count = None;
+    for list in [&mut histogram.negative_delta, &mut histogram.positive_delta] {
+        list.clear();
+    }
+    histogram.negative_span.clear();
+    histogram.positive_span.clear();
+    let Some(native) = series.native() else {
+        histogram.sample_count = Some(count);
+        return;
+    };
+    let value = native.value;
+    histogram.sample_count = Some(value.count);
+    histogram.schema = Some(value.schema);
+    histogram.zero_threshold = Some(value.zero_threshold);
+    histogram.zero_count = Some(value.zero_count);
+    let mut spans = Vec::new();
+    for (buckets, out_spans, deltas) in [
+        (
+            native.negative(),
+            &mut histogram.negative_span,
+            &mut histogram.negative_delta,
+        ),
+        (
+            native.positive(),
+            &mut histogram.positive_span,
+            &mut histogram.positive_delta,
+        ),
+    ] {
+        spans.clear();
+        crate::native::spans_and_deltas(buckets, &mut spans, deltas);
+        out_spans.extend(spans.iter().map(|span| BucketSpan {
+            offset: Some(span.offset),
+            length: Some(span.length),
+        }));
+    }
+    // A native histogram with no bucket gets a no-op span, or with a zero threshold of zero
+    // it would read as a classic one (the specification); client_golang adds it only then,
+    // but it is harmless always.
+    if histogram.positive_span.is_empty() && histogram.negative_span.is_empty() {
+        histogram.positive_span.push(BucketSpan {
+            offset: Some(0),
+            length: Some(0),
+        });
     }
 }
 

@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use super::samples;
 use super::text::target_labels;
-use crate::snapshot::{Family, Kind, Snapshot};
+use crate::snapshot::{Family, Kind, Snapshot, Value};
 
 /// `prometheus.WriteRequest`.
 #[cfg(test)]
@@ -33,6 +33,8 @@ pub(crate) struct TimeSeries {
     pub(crate) labels: Vec<Label>,
     #[prost(message, repeated, tag = "2")]
     pub(crate) samples: Vec<Sample>,
+    #[prost(message, repeated, tag = "4")]
+    pub(crate) histograms: Vec<Histogram>,
 }
 
 /// `prometheus.Label`.
@@ -71,11 +73,97 @@ pub(crate) struct MetricMetadata {
     pub(crate) unit: String,
 }
 
+/// `prometheus.Histogram`, integer counts (the spans and deltas of the Prometheus native
+/// histogram specification); a float histogram's fields and the reset hint are not sent.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct Histogram {
+    #[prost(uint64, tag = "1")]
+    pub(crate) count_int: u64,
+    #[prost(double, tag = "3")]
+    pub(crate) sum: f64,
+    #[prost(sint32, tag = "4")]
+    pub(crate) schema: i32,
+    #[prost(double, tag = "5")]
+    pub(crate) zero_threshold: f64,
+    #[prost(uint64, tag = "6")]
+    pub(crate) zero_count_int: u64,
+    #[prost(message, repeated, tag = "8")]
+    pub(crate) negative_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "9")]
+    pub(crate) negative_deltas: Vec<i64>,
+    #[prost(message, repeated, tag = "11")]
+    pub(crate) positive_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "12")]
+    pub(crate) positive_deltas: Vec<i64>,
+    #[prost(int64, tag = "15")]
+    pub(crate) timestamp: i64,
+}
+
+/// `prometheus.BucketSpan`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct BucketSpan {
+    #[prost(sint32, tag = "1")]
+    pub(crate) offset: i32,
+    #[prost(uint32, tag = "2")]
+    pub(crate) length: u32,
+}
+
+impl Histogram {
+    /// The native histogram of `native` (with `sum`) at `timestamp`.
+    fn of(
+        native: &crate::snapshot::Native<'_>,
+        sum: f64,
+        timestamp: i64,
+        spans: &mut Vec<crate::native::Span>,
+    ) -> Self {
+        let value = native.value;
+        let mut h = Histogram {
+            count_int: value.count,
+            sum,
+            schema: value.schema,
+            zero_threshold: value.zero_threshold,
+            zero_count_int: value.zero_count,
+            timestamp,
+            ..Histogram::default()
+        };
+        for (buckets, out, deltas) in [
+            (
+                native.negative(),
+                &mut h.negative_spans,
+                &mut h.negative_deltas,
+            ),
+            (
+                native.positive(),
+                &mut h.positive_spans,
+                &mut h.positive_deltas,
+            ),
+        ] {
+            spans.clear();
+            crate::native::spans_and_deltas(buckets, spans, deltas);
+            out.extend(spans.iter().map(|s| BucketSpan {
+                offset: s.offset,
+                length: s.length,
+            }));
+        }
+        h
+    }
+
+    /// Prometheus' staleness marker of a native histogram series: the sum is the stale NaN,
+    /// nothing else counts (the specification, "Staleness markers").
+    fn stale(timestamp: i64) -> Self {
+        Histogram {
+            sum: f64::from_bits(STALE_NAN),
+            timestamp,
+            ..Histogram::default()
+        }
+    }
+}
+
 fn metric_type(kind: Kind) -> i32 {
     match kind {
         Kind::Counter => 1,
         Kind::Gauge => 2,
-        Kind::Histogram => 3,
+        Kind::Histogram | Kind::NativeHistogram => 3,
     }
 }
 
@@ -133,6 +221,15 @@ mod wire {
         out.push(2 << 3);
         varint(out, timestamp as u64);
     }
+
+    /// `prometheus.TimeSeries { labels, histograms: [histogram] }` as field 1 of
+    /// `WriteRequest`; `histogram` is the encoded `prometheus.Histogram`.
+    pub(super) fn histogram_series(out: &mut Vec<u8>, labels: &[u8], histogram: &[u8]) {
+        varint(out, 1 << 3 | 2);
+        varint(out, (labels.len() + bytes_len(histogram.len())) as u64);
+        out.extend_from_slice(labels);
+        bytes(out, 4, histogram);
+    }
 }
 
 /// Encodes a push as requests of at most `max_samples` samples each, straight from the
@@ -150,6 +247,9 @@ pub(crate) struct BatchEncoder<'a> {
     metadata_of: Option<usize>,
     /// One series's encoded labels.
     labels: Vec<u8>,
+    /// One native histogram, encoded, and the spans of one side of it.
+    histogram: Vec<u8>,
+    spans: Vec<crate::native::Span>,
     /// The compressed requests, back to back.
     out: Vec<u8>,
     ranges: Vec<Range<usize>>,
@@ -173,6 +273,8 @@ impl<'a> BatchEncoder<'a> {
             metadata: Vec::new(),
             metadata_of: None,
             labels: Vec::new(),
+            histogram: Vec::new(),
+            spans: Vec::new(),
             out,
             ranges: Vec::new(),
             snappy_on: true,
@@ -196,24 +298,67 @@ impl<'a> BatchEncoder<'a> {
         let t = timestamp_ms;
         let mut le = String::new();
         for (index, family) in snapshot.families().iter().enumerate() {
-            let bounds = family.bounds.as_deref().unwrap_or(&[]);
             for series in snapshot.series(family) {
                 let labels = target_labels(&series, target);
                 let mut add = |suffix: &str, le: Option<&str>, value: f64| {
                     self.add(family, index, suffix, &labels, le, value, t)
                 };
-                samples::for_each(&series, bounds, &mut le, |s| {
-                    add(s.suffix, s.le, s.value.as_f64())
-                })?;
+                // Its samples: a histogram's classic buckets, or for a receiver set to
+                // classic the classic equivalent of a native one.
+                if series.classic() {
+                    samples::for_each(&series, &mut le, |s| add(s.suffix, s.le, s.value.as_f64()))?;
+                }
+                if let (Value::Histogram { sum, .. }, Some(native)) =
+                    (series.value(), series.native())
+                {
+                    self.add_native(family, index, &labels, &native, sum, t)?;
+                }
             }
         }
         // A staleness marker for each series gone since the last push the receiver took.
         let gone = self.sent.gone();
-        for labels in gone {
-            wire::series(&mut self.raw, &labels, f64::from_bits(STALE_NAN), t);
+        for (labels, native) in gone {
+            if native {
+                self.histogram.clear();
+                let _ = prost::Message::encode(&Histogram::stale(t), &mut self.histogram);
+                wire::histogram_series(&mut self.raw, &labels, &self.histogram);
+            } else {
+                wire::series(&mut self.raw, &labels, f64::from_bits(STALE_NAN), t);
+            }
             self.count_sample()?;
         }
         Ok(())
+    }
+
+    /// A native histogram series: one sample.
+    fn add_native(
+        &mut self,
+        family: &Family,
+        index: usize,
+        labels: &[(&str, &str)],
+        native: &crate::snapshot::Native<'_>,
+        sum: f64,
+        timestamp_ms: i64,
+    ) -> Result<(), String> {
+        let mut all: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + 1);
+        all.push(("__name__", family.name.as_str()));
+        all.extend(labels.iter().copied());
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all.dedup_by(|a, b| a.0 == b.0);
+        self.labels.clear();
+        for (n, v) in &all {
+            wire::label(&mut self.labels, n, v);
+        }
+        self.sent.live_native(&self.labels);
+        if self.metadata_of != Some(index) {
+            self.metadata_of = Some(index);
+            metadata(&mut self.metadata, family);
+        }
+        let histogram = Histogram::of(native, sum, timestamp_ms, &mut self.spans);
+        self.histogram.clear();
+        let _ = prost::Message::encode(&histogram, &mut self.histogram);
+        wire::histogram_series(&mut self.raw, &self.labels, &self.histogram);
+        self.count_sample()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -357,6 +502,8 @@ pub(crate) const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 struct LabelSets {
     index: HashMap<u64, Range<usize>>,
     bytes: Vec<u8>,
+    /// The hashes of the native histogram series (marked stale as histograms).
+    native: std::collections::HashSet<u64>,
 }
 
 /// The series of the last push the receiver took, so that one that is gone from the next push
@@ -376,6 +523,7 @@ impl SentSeries {
     fn begin(&mut self) {
         self.pending.index.clear();
         self.pending.bytes.clear();
+        self.pending.native.clear();
     }
 
     /// A live series of the push under way, by its encoded labels.
@@ -387,14 +535,25 @@ impl SentSeries {
         self.pending.index.insert(hash, range);
     }
 
+    /// A live native histogram series of the push under way, by its encoded labels.
+    fn live_native(&mut self, labels: &[u8]) {
+        self.live(labels);
+        self.pending.native.insert(self.hasher.hash_one(labels));
+    }
+
     /// The encoded labels of each series the receiver took last time that the push under
-    /// way does not hold.
-    fn gone(&self) -> Vec<Vec<u8>> {
+    /// way does not hold, and whether it was a native histogram.
+    fn gone(&self) -> Vec<(Vec<u8>, bool)> {
         self.sent
             .index
             .iter()
             .filter(|(hash, _)| !self.pending.index.contains_key(hash))
-            .map(|(_, range)| self.sent.bytes[range.clone()].to_vec())
+            .map(|(hash, range)| {
+                (
+                    self.sent.bytes[range.clone()].to_vec(),
+                    self.sent.native.contains(hash),
+                )
+            })
             .collect()
     }
 

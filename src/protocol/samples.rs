@@ -1,6 +1,7 @@
 //! The samples of a series as the text format and remote write send them: one for a counter
 //! or a gauge; for a histogram a `_bucket{le="<bound>"}` sample per bound, `_bucket{le="+Inf"}`,
-//! `_sum` and `_count`.
+//! `_sum` and `_count` — for a native-only histogram, its classic equivalent (a bucket at each
+//! native bucket's upper bound).
 //!
 //! Source: the text exposition format 0.0.4 ("Histograms and summaries") of Prometheus.
 
@@ -33,12 +34,10 @@ pub(crate) struct Sample<'a> {
     pub(crate) value: Number,
 }
 
-/// Calls `each` with every sample of `series`, of a family whose histogram bounds are
-/// `bounds`, in the order they are sent; stops at the first error. `le` holds a bucket's bound
-/// as text (a buffer the caller reuses across series).
+/// Calls `each` with every sample of `series` in the order they are sent; stops at the first
+/// error. `le` holds a bucket's bound as text (a buffer the caller reuses across series).
 pub(crate) fn for_each<E>(
     series: &Series<'_>,
-    bounds: &[f64],
     le: &mut String,
     mut each: impl FnMut(Sample<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -51,22 +50,23 @@ pub(crate) fn for_each<E>(
         Value::Counter(v) => each(plain(Number::Count(v))),
         Value::Gauge(v) => each(plain(Number::Float(v))),
         Value::Histogram { sum, .. } => {
-            let counts = series.bucket_counts();
-            for (bound, count) in bounds.iter().zip(counts) {
-                le.clear();
-                let _ = std::fmt::Write::write_fmt(le, format_args!("{bound}"));
+            let mut count = 0;
+            for (bound, cumulative) in series.classic_buckets() {
+                count = cumulative;
+                let le = if bound == f64::INFINITY {
+                    "+Inf"
+                } else {
+                    le.clear();
+                    let _ = std::fmt::Write::write_fmt(le, format_args!("{bound}"));
+                    le.as_str()
+                };
                 each(Sample {
                     suffix: "_bucket",
                     le: Some(le),
-                    value: Number::Count(*count),
+                    value: Number::Count(cumulative),
                 })?;
             }
-            let count = Number::Count(counts.last().copied().unwrap_or(0));
-            each(Sample {
-                suffix: "_bucket",
-                le: Some("+Inf"),
-                value: count,
-            })?;
+            let count = Number::Count(count);
             each(Sample {
                 suffix: "_sum",
                 le: None,
@@ -97,9 +97,8 @@ mod tests {
         let mut rows = Vec::new();
         let mut le = String::new();
         for family in snapshot.families() {
-            let bounds = family.bounds.as_deref().unwrap_or(&[]);
             for series in snapshot.series(family) {
-                let _ = for_each(&series, bounds, &mut le, |s| {
+                let _ = for_each(&series, &mut le, |s| {
                     rows.push((
                         format!("{}{}", family.name, s.suffix),
                         s.le.map(str::to_owned),
@@ -132,7 +131,7 @@ mod tests {
         let family = &snapshot.families()[0];
         let series = snapshot.series(family).next().unwrap();
         let mut seen = 0;
-        let result = for_each(&series, &[1.0, 2.0], &mut String::new(), |_| {
+        let result = for_each(&series, &mut String::new(), |_| {
             seen += 1;
             if seen == 2 {
                 Err("full")

@@ -26,9 +26,10 @@ pub(crate) fn text(snapshot: &Snapshot, extra: &[(String, String)], out: &mut Ve
             out.push(b'\n');
         }
         let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_str());
-        let bounds = family.bounds.as_deref().unwrap_or(&[]);
         for series in snapshot.series(family) {
-            let _ = samples::for_each(&series, bounds, &mut le, |s| {
+            // The text format has no native histograms: a native-only one goes as its classic
+            // equivalent.
+            let _ = samples::for_each(&series, &mut le, |s| {
                 sample(out, name, &series, extra, s);
                 Ok::<(), Infallible>(())
             });
@@ -269,7 +270,6 @@ mod tests {
     fn rows_from_snapshot(s: &Snapshot) -> Vec<Row> {
         let mut rows = Vec::new();
         for family in s.families() {
-            let bounds = family.bounds.as_deref().unwrap_or(&[]);
             for series in s.series(family) {
                 let labels: Vec<(String, String)> = series
                     .labels()
@@ -286,7 +286,7 @@ mod tests {
                         format!("{value:?}"),
                     ));
                 };
-                let _ = samples::for_each(&series, bounds, &mut String::new(), |s| {
+                let _ = samples::for_each(&series, &mut String::new(), |s| {
                     row(
                         s.suffix,
                         s.le.map(|le| ("le", le.to_owned())),

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::filter::Filter;
 use crate::names::{is_metric_name, label_name, metric_name};
+use crate::native::{HistogramForm, NativeBuckets};
 
 /// Collects a [`Snapshot`]: series as the registry hands them over, families found by name.
 pub(crate) struct SnapshotBuilder {
@@ -34,6 +35,10 @@ pub(crate) struct SnapshotBuilder {
     /// Whether two series may be one once sent (a name made valid, a recorded label that a
     /// global or target label replaced): only then are duplicates looked for.
     may_collide: bool,
+    /// The histogram form the target takes, if it has one of its own.
+    histograms: Option<HistogramForm>,
+    /// The native part of the histogram series being pushed.
+    pending_native: Option<u32>,
 }
 
 /// Which recorded family a name as recorded belongs to.
@@ -74,6 +79,8 @@ impl SnapshotBuilder {
             filter: view.filter.clone(),
             filtered: std::collections::HashSet::new(),
             may_collide: false,
+            histograms: view.histograms,
+            pending_native: None,
         }
     }
 
@@ -256,6 +263,7 @@ impl SnapshotBuilder {
             labels: (start as u32, end as u32),
             value,
             renamed,
+            native: self.pending_native.take().unwrap_or(super::NO_NATIVE),
         });
     }
 
@@ -307,15 +315,30 @@ impl SnapshotBuilder {
         self.push_series(slot, key.name(), labels, |_| Value::Gauge(value));
     }
 
-    /// Adds a histogram series with `bounds`; `read` appends its cumulative counts (one per
-    /// bound, then `+Inf`) and returns its sum.
-    pub(crate) fn add_histogram(
+    /// Adds a histogram series that has classic buckets at `bounds` (if `classic`; `read`
+    /// appends their cumulative counts and returns the sum) and native ones (if `native`).
+    /// What the view's target does not take is left out; a native-only histogram has one
+    /// classic count, `+Inf`'s, so that its classic form is never empty.
+    pub(crate) fn add_histogram_parts(
         &mut self,
         key: &Key,
         bounds: &Arc<[f64]>,
+        classic: bool,
         read: impl FnOnce(&mut Vec<u64>) -> f64,
+        native: Option<&NativeBuckets>,
         descriptions: &HashMap<String, Description>,
     ) {
+        let form = self.histograms;
+        let native = native.filter(|_| form != Some(HistogramForm::Classic) || !classic);
+        let send_native = native.is_some() && form != Some(HistogramForm::Classic);
+        let classic = classic && !(send_native && form == Some(HistogramForm::Native));
+        let no_bounds: Arc<[f64]>;
+        let bounds = if classic {
+            bounds
+        } else {
+            no_bounds = Arc::new([]);
+            &no_bounds
+        };
         let slot = self.family(Kind::Histogram, key.name(), Self::described(descriptions));
         if let Slot::Family(family) = slot {
             let family_bounds = &mut self.snapshot.families[family as usize].bounds;
@@ -332,7 +355,25 @@ impl SnapshotBuilder {
         let labels = key.labels().map(|l| (l.key(), l.value()));
         self.push_series(slot, key.name(), labels, |this| {
             let buckets = this.snapshot.buckets.len() as u32;
-            let sum = read(&mut this.snapshot.buckets);
+            // The native counts before the sum (see `AtomicHistogram::record`).
+            let native = native.map(|n| n.read_into(&mut this.snapshot.native_buckets));
+            let sum = if classic {
+                read(&mut this.snapshot.buckets)
+            } else {
+                let mut unused = Vec::new();
+                read(&mut unused)
+            };
+            if let Some(value) = native {
+                if !classic {
+                    this.snapshot.buckets.push(value.count);
+                }
+                this.pending_native = Some(this.snapshot.natives.len() as u32);
+                this.snapshot.natives.push(super::NativeEntry {
+                    value,
+                    classic,
+                    send: send_native,
+                });
+            }
             Value::Histogram { buckets, sum }
         });
     }

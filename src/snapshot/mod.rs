@@ -16,6 +16,7 @@ use std::sync::Arc;
 use metrics::{SharedString, Unit};
 
 use crate::filter::Filter;
+use crate::native::{HistogramForm, NativeValue};
 
 mod build;
 mod conflicts;
@@ -28,6 +29,10 @@ pub(crate) use build::SnapshotBuilder;
 pub(crate) struct View {
     pub(crate) labels: Vec<(String, String)>,
     pub(crate) filter: Filter,
+    /// The histogram form the target takes, when it has one of its own: `Classic` gets a
+    /// native histogram as its classic equivalent, `Native` leaves out the classic buckets of
+    /// a histogram that has both.
+    pub(crate) histograms: Option<HistogramForm>,
 }
 
 /// What `describe_*` said of a metric: its help text and unit.
@@ -54,15 +59,24 @@ pub enum Kind {
     /// A histogram (`histogram!`), sent as a Prometheus histogram (`_bucket`, `_sum`,
     /// `_count`).
     Histogram,
+    /// A histogram sent as a native histogram only (one series, queried with
+    /// `histogram_quantile(0.9, sum(rate(x[5m])))`, `histogram_count`, `histogram_sum`): what
+    /// the catalog calls a histogram whose form is
+    /// [`HistogramForm::Native`](crate::HistogramForm::Native). A snapshot's families are
+    /// `Histogram` whatever their form.
+    #[cfg_attr(feature = "serde", serde(rename = "native_histogram"))]
+    NativeHistogram,
 }
 
 impl Kind {
-    /// `counter`, `gauge` or `histogram`, as the text format's `# TYPE` line names it.
+    /// `counter`, `gauge` or `histogram`, as the text format's `# TYPE` line names it, or
+    /// the catalog's `native_histogram`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
             Kind::Histogram => "histogram",
+            Kind::NativeHistogram => "native_histogram",
         }
     }
 
@@ -72,6 +86,7 @@ impl Kind {
             "counter" => Some(Kind::Counter),
             "gauge" => Some(Kind::Gauge),
             "histogram" => Some(Kind::Histogram),
+            "native_histogram" => Some(Kind::NativeHistogram),
             _ => None,
         }
     }
@@ -111,6 +126,25 @@ pub(crate) enum Value {
     },
 }
 
+/// A native histogram of a snapshot, as encoders see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Native<'a> {
+    pub(crate) value: &'a NativeValue,
+    buckets: &'a [(i32, u64)],
+}
+
+impl<'a> Native<'a> {
+    /// The positive buckets, `(index, count)` sorted by index, none empty.
+    pub(crate) fn positive(&self) -> &'a [(i32, u64)] {
+        self.value.positive(self.buckets)
+    }
+
+    /// The negative buckets, `(index, count)` sorted by index, none empty.
+    pub(crate) fn negative(&self) -> &'a [(i32, u64)] {
+        self.value.negative(self.buckets)
+    }
+}
+
 /// Where a label's name and value are in the snapshot's text.
 #[derive(Debug, Clone, Copy)]
 struct LabelSpan {
@@ -126,6 +160,21 @@ struct SeriesEntry {
     /// Whether its metric name or a label name was made valid: of two series that are the
     /// same once sent, the one recorded exactly as sent is kept.
     renamed: bool,
+    /// The histogram's native part in [`Snapshot::natives`], or [`NO_NATIVE`].
+    native: u32,
+}
+
+const NO_NATIVE: u32 = u32::MAX;
+
+/// The native part of a histogram series.
+#[derive(Debug, Clone, Copy)]
+struct NativeEntry {
+    value: NativeValue,
+    /// Whether the series has classic buckets too (else its one classic count is `+Inf`'s).
+    classic: bool,
+    /// Whether the target takes it as a native histogram (else as its classic equivalent,
+    /// when it has no classic buckets).
+    send: bool,
 }
 
 /// A series left out of a snapshot because the gateway would refuse the whole body for it,
@@ -155,6 +204,9 @@ pub(crate) struct Snapshot {
     labels: Vec<LabelSpan>,
     text: String,
     buckets: Vec<u64>,
+    natives: Vec<NativeEntry>,
+    /// The native buckets of every native part, `(index, count)`.
+    native_buckets: Vec<(i32, u64)>,
     /// The series left out, and why (at most [`MAX_DROPPED`]), and how many more.
     dropped: Vec<Dropped>,
     dropped_more: usize,
@@ -183,6 +235,49 @@ impl<'a> Series<'a> {
 
     pub(crate) fn value(&self) -> Value {
         self.entry.value
+    }
+
+    fn native_entry(&self) -> Option<&'a NativeEntry> {
+        self.snapshot.natives.get(self.entry.native as usize)
+    }
+
+    /// A histogram's native form, when the target takes it: what is sent as a native
+    /// histogram (its classic buckets, if it has them too, are sent beside it).
+    pub(crate) fn native(&self) -> Option<Native<'a>> {
+        let entry = self.native_entry()?;
+        entry.send.then_some(Native {
+            value: &entry.value,
+            buckets: &self.snapshot.native_buckets,
+        })
+    }
+
+    /// Whether a histogram is sent with classic buckets: those it has, or the classic
+    /// equivalent of its native buckets for a target that takes no native histograms.
+    pub(crate) fn classic(&self) -> bool {
+        self.native_entry().is_none_or(|e| e.classic || !e.send)
+    }
+
+    /// A histogram's classic buckets as sent, `(upper bound, cumulative count)`, `+Inf` last:
+    /// its own at the family's bounds, or, for a native-only histogram, its classic
+    /// equivalent (a count at each native bucket's upper bound).
+    pub(crate) fn classic_buckets(&self) -> Box<dyn Iterator<Item = (f64, u64)> + 'a> {
+        if let Some(entry) = self.native_entry().filter(|e| !e.classic) {
+            return Box::new(crate::native::classic_equivalent(
+                &entry.value,
+                &self.snapshot.native_buckets,
+            ));
+        }
+        let bounds = self.snapshot.families[self.entry.family as usize]
+            .bounds
+            .as_deref()
+            .unwrap_or(&[]);
+        Box::new(
+            bounds
+                .iter()
+                .copied()
+                .chain(std::iter::once(f64::INFINITY))
+                .zip(self.bucket_counts().iter().copied()),
+        )
     }
 
     /// A histogram's cumulative counts, one per bound and then `+Inf`.

@@ -61,6 +61,12 @@ impl Prometheus {
         Self::launch(jobs, flags, None, free_port())
     }
 
+    /// [`start_scraping`](Self::start_scraping) on `port` (one a job was told about while
+    /// nothing listened there).
+    pub fn start_scraping_on(jobs: &[(&str, &str, bool)], flags: &[&str], port: u16) -> Self {
+        Self::launch(jobs, flags, None, port)
+    }
+
     fn gateway_job(scrape: Option<&str>) -> Vec<(&str, &str, bool)> {
         scrape
             .map(|target| ("pushgateway", target, true))

@@ -39,6 +39,13 @@ fn install(job: &str, grouping: &[String]) -> PushGuard {
     if std::env::var_os("TEST_NO_LIFECYCLE").is_some() {
         builder = builder.lifecycle_metrics(false);
     }
+    if let Ok(url) = std::env::var("TEST_CLASSIC_REMOTE_WRITE_URL") {
+        // A receiver without native histograms.
+        builder = builder.add_target(
+            metrics_exporter_pushgateway::Target::remote_write(url)
+                .histograms(metrics_exporter_pushgateway::HistogramForm::Classic),
+        );
+    }
     builder
         .install()
         .unwrap_or_else(|e| panic!("install failed: {e}"))
@@ -54,6 +61,23 @@ fn record() {
     for v in [0.003, 0.2, 4.0] {
         metrics::histogram!("record_seconds").record(v);
     }
+}
+
+/// 10,010 log-uniform observations from 1 ms to 10 s in `latency_seconds`, and a few of
+/// both signs, zero, and infinities in `offset_seconds`: what the native histogram tests
+/// compute their expectations from.
+fn record_native() {
+    for i in 0..10_010u32 {
+        metrics::histogram!("latency_seconds").record(latency(i));
+    }
+    for v in [-2.0, -0.5, 0.0, 0.25, 3.0] {
+        metrics::histogram!("offset_seconds").record(v);
+    }
+}
+
+/// The `i`-th observation of `latency_seconds`.
+fn latency(i: u32) -> f64 {
+    10f64.powf(-3.0 + 4.0 * f64::from(i) / 10_009.0)
 }
 
 fn ready() {
@@ -661,6 +685,11 @@ fn main() {
             record();
             ready();
         }
+        "native" => {
+            // The native histogram observations beside the usual values.
+            record();
+            record_native();
+        }
         "label-clash" => {
             // Series labels named like the job and grouping labels, which a target that
             // takes samples must replace, not repeat.
@@ -773,6 +802,9 @@ fn main() {
             // drops the guard (the final push closes the listener), says so, and lives on for
             // TEST_LINGER_MS. With TEST_SERIES, that many counter series too.
             record();
+            if std::env::var_os("TEST_NATIVE").is_some() {
+                record_native();
+            }
             if let Ok(n) = std::env::var("TEST_SERIES") {
                 record_series(n.parse().unwrap());
             }
