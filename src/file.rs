@@ -47,6 +47,40 @@ pub(crate) fn sync_dir(dir: &Path) {
     }
 }
 
+/// Whether `dir` (absent, or a directory) may hold files this process acts on: not a link, and
+/// on Unix owned by this process's user and writable by nobody else, so that no other user can
+/// plant files there. Says why not. (Elsewhere the directory's access rules are the operating
+/// system's.)
+pub(crate) fn check_private_dir(dir: &Path) -> Result<(), String> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot be read: {e}")),
+    };
+    if !meta.is_dir() {
+        return Err("is not a directory (a link to one is not followed)".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(format!(
+                "is owned by user {}, not by this process's user {me}",
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "is writable by other users (mode {:o}); make it 0700",
+                meta.mode() & 0o777
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

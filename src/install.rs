@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::compression::Compression;
+use crate::config::check::SpoolDir;
 use crate::config::check::{insecure_warning, Connection};
 use crate::config::plan::{Delivery, Plan};
 use crate::config::{
@@ -252,18 +253,19 @@ impl PushgatewayBuilder {
                     .into(),
             });
         }
-        let Some(spool) = self.spool()? else {
+        let Some(spool_dir) = self.spool()? else {
             return Err(InitError::InvalidSetting {
                 setting: "spool_dir",
                 reason: format!("replay needs a spool directory (set {PUSHGATEWAY_SPOOL_DIR})"),
             });
         };
-        spool
+        spool_dir
             .check_trust()
             .map_err(|reason| InitError::InvalidSetting {
                 setting: "spool_dir",
-                reason: format!("{} {reason}", spool.dir().display()),
+                reason: format!("{} {reason}", spool_dir.dir.display()),
             })?;
+        let spool = Spool::new(spool_dir.dir, spool_dir.max_files, spool_dir.max_bytes);
         if self.push_timeout.is_zero() {
             return Err(InitError::InvalidSetting {
                 setting: "push_timeout",
@@ -358,9 +360,13 @@ fn start_pusher(
 }
 
 /// Where a target's failed pushes are kept, if it has a spool.
-fn spooled_in(spool: Option<Spool>, id: &Identity, config: &PusherConfig) -> Option<SpoolSettings> {
-    spool.map(|spool| SpoolSettings {
-        spool,
+fn spooled_in(
+    spool: Option<SpoolDir>,
+    id: &Identity,
+    config: &PusherConfig,
+) -> Option<SpoolSettings> {
+    spool.map(|d| SpoolSettings {
+        spool: Spool::new(d.dir, d.max_files, d.max_bytes),
         group: id.group.clone(),
         push_timeout: config.push_timeout,
     })

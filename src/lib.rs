@@ -175,7 +175,7 @@ pub use compression::Compression;
 pub use config::{
     ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_BUCKETS,
     DEFAULT_ENDPOINT, DEFAULT_INTERVAL, DEFAULT_PUSH_TIMEOUT, DEFAULT_REMOTE_WRITE_MAX_SAMPLES,
-    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES,
 };
 pub use error::InitError;
 pub use exit::exit;
@@ -184,7 +184,7 @@ pub use handle::{handle, PushHandle};
 pub use native::HistogramForm;
 pub use registry::{Matcher, PushgatewayRecorder};
 pub use report::{HttpError, PushError, PushReport, TargetReport};
-pub use spool::{ReplayReport, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
+pub use spool::ReplayReport;
 pub use target::{PushMethod, TargetKind};
 
 /// Installs the exporter for `job`, configured from the environment, and returns the guard

@@ -2,6 +2,7 @@
 //! credentials and headers, a target's settings over the builder's, buckets, the job and
 //! grouping labels, and what looks insecure (the TLS material in [`tls`](super::tls)).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -17,7 +18,6 @@ use crate::log::redact_url;
 use crate::names::check_label_name;
 use crate::protocol::group;
 use crate::snapshot::View;
-use crate::spool::Spool;
 use crate::target::{PushMethod, TargetKind};
 use crate::transport::TlsConfig;
 use crate::InitError;
@@ -54,6 +54,26 @@ pub(crate) fn check_duration(d: Duration, interval: bool) -> Result<(), String> 
         ));
     }
     Ok(())
+}
+
+/// The spool's directory and bounds, as configured; install opens one spool of it per
+/// spooling target (each its own writer of the directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SpoolDir {
+    pub(crate) dir: PathBuf,
+    /// The most record files the directory holds.
+    pub(crate) max_files: usize,
+    /// The most bytes its record files hold, in all.
+    pub(crate) max_bytes: u64,
+}
+
+impl SpoolDir {
+    /// Whether the directory may be used, if it exists
+    /// ([`check_private_dir`](crate::file::check_private_dir)): no other user can plant
+    /// records this job would replay with its own credentials.
+    pub(crate) fn check_trust(&self) -> Result<(), String> {
+        crate::file::check_private_dir(&self.dir)
+    }
 }
 
 impl PushgatewayBuilder {
@@ -247,7 +267,9 @@ impl PushgatewayBuilder {
         })
     }
 
-    pub(crate) fn spool(&self) -> Result<Option<Spool>, InitError> {
+    /// The spool directory and its bounds, checked (not the directory itself: see
+    /// [`SpoolDir::check_trust`]).
+    pub(crate) fn spool(&self) -> Result<Option<SpoolDir>, InitError> {
         let Some(dir) = &self.spool_dir else {
             return Ok(None);
         };
@@ -263,11 +285,11 @@ impl PushgatewayBuilder {
                 reason: "both bounds must be above zero".into(),
             });
         }
-        Ok(Some(Spool::new(
-            dir.clone(),
-            self.spool_max_files,
-            self.spool_max_bytes,
-        )))
+        Ok(Some(SpoolDir {
+            dir: dir.clone(),
+            max_files: self.spool_max_files,
+            max_bytes: self.spool_max_bytes,
+        }))
     }
 
     /// The builder's TLS material, checked ([`tls_config`]): that of every target without

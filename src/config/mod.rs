@@ -22,7 +22,6 @@ use connection::{connection_setters, ConnectionSettings};
 
 use crate::compression::Compression;
 use crate::registry::{HistogramSettings, Matcher};
-use crate::spool::{DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_FILES};
 use crate::InitError;
 
 /// The endpoint used when none is configured: a Pushgateway on this host, default port.
@@ -43,6 +42,11 @@ pub const DEFAULT_REMOTE_WRITE_MAX_SAMPLES: usize = 2_000;
 
 /// The accepted range of the samples of one remote-write request.
 pub(crate) const MAX_SAMPLES_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
+
+/// Default bound on the number of record files in a spool directory: 100.
+pub const DEFAULT_SPOOL_MAX_FILES: usize = 100;
+/// Default bound on the total size of a spool directory's record files: 64 MiB.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Prometheus's default histogram buckets (client_golang's `DefBuckets`), in the unit
 /// recorded (seconds, for durations).

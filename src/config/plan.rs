@@ -5,12 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::check::{check_buckets, check_duration, check_labels, Connection};
+use super::check::{check_buckets, check_duration, check_labels, Connection, SpoolDir};
 use super::{ExpositionFormat, PushgatewayBuilder, SignalHandling, Target, DEFAULT_ENDPOINT};
 use crate::compression::Compression;
 use crate::registry::{HistogramSettings, Matcher};
 use crate::snapshot::View;
-use crate::spool::Spool;
 use crate::target::TargetKind;
 use crate::transport::TlsConfig;
 use crate::InitError;
@@ -84,14 +83,14 @@ pub(crate) enum Delivery {
         /// Whether pushes carry the lifecycle metrics (they decide the push method).
         lifecycle: bool,
         /// Where failed pushes are kept as records: the first Pushgateway target's only.
-        spool: Option<Spool>,
+        spool: Option<SpoolDir>,
     },
     RemoteWrite {
         connection: Connection,
         /// The most samples of one request.
         max_samples: usize,
         /// Where failed requests are kept as records: the first remote-write target's only.
-        spool: Option<Spool>,
+        spool: Option<SpoolDir>,
     },
     Textfile {
         /// node_exporter's textfile collector directory (not empty).
@@ -149,7 +148,7 @@ impl PushgatewayBuilder {
                 crate::log::warn(&format!(
                     "the spool directory {} is not used: it {reason}; failed pushes are not \
                      kept",
-                    spool.dir().display()
+                    spool.dir.display()
                 ));
                 false
             }
@@ -169,7 +168,7 @@ impl PushgatewayBuilder {
         }
         // The spool keeps the first Pushgateway target's pushes and the first remote-write
         // target's requests, in the same directory.
-        let mut rw_spool = spool.as_ref().map(Spool::sibling);
+        let mut rw_spool = spool.clone();
         let targets = self
             .targets
             .iter()
@@ -209,8 +208,8 @@ impl PushgatewayBuilder {
         target: &Target,
         grouping: &[(String, String)],
         tls: &TlsConfig,
-        spool: &mut Option<Spool>,
-        rw_spool: &mut Option<Spool>,
+        spool: &mut Option<SpoolDir>,
+        rw_spool: &mut Option<SpoolDir>,
     ) -> Result<TargetPlan, InitError> {
         let view = self.view(target, grouping)?;
         let delivery = match target.kind() {

@@ -12,40 +12,6 @@ const LOCK: &str = ".replay.lock";
 const STALE_TMP: Duration = Duration::from_secs(600);
 
 impl Spool {
-    /// Whether the directory can be trusted, if it exists: a directory (not a link to one)
-    /// owned by this process's user and writable by nobody else, so that no other user can
-    /// plant records this job would replay with its own credentials. (Unix; elsewhere the
-    /// directory's access rules are the operating system's.)
-    pub(crate) fn check_trust(&self) -> Result<(), String> {
-        let meta = match fs::symlink_metadata(&self.dir) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("cannot be read: {e}")),
-        };
-        if !meta.is_dir() {
-            return Err("is not a directory (a link to one is not followed)".into());
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt as _;
-            // SAFETY: geteuid has no preconditions.
-            let me = unsafe { libc::geteuid() };
-            if meta.uid() != me {
-                return Err(format!(
-                    "is owned by user {}, not by this process's user {me}",
-                    meta.uid()
-                ));
-            }
-            if meta.mode() & 0o022 != 0 {
-                return Err(format!(
-                    "is writable by other users (mode {:o}); make it 0700",
-                    meta.mode() & 0o777
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// Takes the directory's replay lock without waiting: `None` when another process holds
     /// it (that process is replaying this directory).
     pub(crate) fn lock(&self) -> io::Result<Option<File>> {

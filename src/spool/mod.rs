@@ -70,11 +70,6 @@ pub(crate) use record::{framed, frames, read, ReadError, Record, MAX_FRAMES};
 pub use replay::ReplayReport;
 pub(crate) use replay::{replay_all, Destination};
 
-/// Default bound on the number of record files in a spool directory: 100.
-pub const DEFAULT_SPOOL_MAX_FILES: usize = 100;
-/// Default bound on the total size of a spool directory's record files: 64 MiB.
-pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
-
 const SNAPSHOT: &str = ".snapshot";
 const CORRUPT: &str = ".corrupt";
 const REJECTED: &str = ".rejected";
@@ -218,6 +213,7 @@ impl Spool {
     }
 
     /// Another writer of the same directory with the same bounds, for another target.
+    #[cfg(test)]
     pub(crate) fn sibling(&self) -> Spool {
         Spool::new(self.dir.clone(), self.max_files, self.max_bytes)
     }
