@@ -21,8 +21,13 @@ use crate::native::{HistogramForm, NativeBuckets, NativeConfig};
 use crate::snapshot::Snapshot;
 use crate::snapshot::{Description, Kind, SnapshotBuilder, View};
 
-/// Selects metrics by name, for [`buckets_for_metric`](crate::PushgatewayBuilder::buckets_for_metric).
+/// Selects metrics by name, for [`buckets_for_metric`](crate::PushgatewayBuilder::buckets_for_metric)
+/// and [`histograms_for_metric`](crate::PushgatewayBuilder::histograms_for_metric).
 /// Matched against the metric name as it is sent (invalid characters replaced by `_`).
+///
+/// The variants are those of metrics-exporter-prometheus's `Matcher`, so settings carry over;
+/// the type is this crate's own so that a new major version of that crate is not a breaking
+/// change here.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Matcher {
