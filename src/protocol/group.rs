@@ -276,7 +276,39 @@ mod tests {
                     parse(&path),
                     Ok(Group { job: job.clone(), grouping: grouping.clone() })
                 );
+                // And as the gateway reads it, by a decoder written apart from `parse`.
+                let mut expected = vec![("job".to_owned(), job)];
+                expected.extend(grouping);
+                prop_assert_eq!(gateway_decode(&path), Some(expected));
             }
+        }
+
+        /// The Pushgateway's own reading of a group path (`splitLabels` in its
+        /// `handler/push.go`): `/`-separated name/value pairs, a name ending in `@base64`
+        /// taking a URL-safe base64 value (padding optional), any other value
+        /// percent-decoded. Independent of [`parse`], so that the two check each other.
+        fn gateway_decode(path: &str) -> Option<Vec<(String, String)>> {
+            use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            use base64::Engine as _;
+            let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+            if !parts.len().is_multiple_of(2) {
+                return None;
+            }
+            parts
+                .chunks(2)
+                .map(|pair| match pair[0].strip_suffix("@base64") {
+                    Some(name) => {
+                        let bytes = URL_SAFE_NO_PAD.decode(pair[1].trim_end_matches('=')).ok()?;
+                        Some((name.to_owned(), String::from_utf8(bytes).ok()?))
+                    }
+                    None => {
+                        let value = percent_encoding::percent_decode_str(pair[1])
+                            .decode_utf8()
+                            .ok()?;
+                        Some((pair[0].to_owned(), value.into_owned()))
+                    }
+                })
+                .collect()
         }
     }
 }

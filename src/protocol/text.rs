@@ -157,7 +157,7 @@ mod tests {
 
     use super::*;
     use crate::protocol::protobuf::{self, MetricFamily};
-    use crate::snapshot::Kind;
+    use crate::snapshot::{Kind, Value};
 
     /// Labels as owned pairs.
     type Labels = Vec<(String, String)>;
@@ -286,14 +286,23 @@ mod tests {
                         format!("{value:?}"),
                     ));
                 };
-                let _ = samples::for_each(&series, &mut String::new(), |s| {
-                    row(
-                        s.suffix,
-                        s.le.map(|le| ("le", le.to_owned())),
-                        s.value.as_f64(),
-                    );
-                    Ok::<(), Infallible>(())
-                });
+                // Expanded here by hand, not by `samples`, so that the encoders are checked
+                // against a second reading of the format.
+                match series.value() {
+                    Value::Counter(v) => row("", None, v as f64),
+                    Value::Gauge(v) => row("", None, v),
+                    Value::Histogram { sum, .. } => {
+                        let bounds = family.bounds.as_deref().unwrap_or(&[]);
+                        let counts = series.bucket_counts();
+                        for (b, c) in bounds.iter().zip(counts) {
+                            row("_bucket", Some(("le", b.to_string())), *c as f64);
+                        }
+                        let count = *counts.last().unwrap() as f64;
+                        row("_bucket", Some(("le", "+Inf".into())), count);
+                        row("_sum", None, sum);
+                        row("_count", None, count);
+                    }
+                }
             }
         }
         rows

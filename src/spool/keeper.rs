@@ -585,8 +585,17 @@ mod tests {
         );
     }
 
-    /// A gateway whose pushes fail: refused for their body (400), or not reached.
-    struct Gateway(About, bool);
+    /// A gateway whose pushes fail: refused for their body (400), or not reached. It counts
+    /// the records in the spool directory (the third field) while a push is under way.
+    struct Gateway(About, bool, PathBuf, Option<usize>);
+
+    fn records(dir: &std::path::Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "snapshot"))
+            .collect()
+    }
 
     impl Sink for Gateway {
         fn about(&self) -> &About {
@@ -609,6 +618,7 @@ mod tests {
             _: &Bytes,
             _: &Cell<bool>,
         ) -> Result<PushReport, PushError> {
+            self.3 = Some(records(&self.2).len());
             Err(match self.1 {
                 true => PushError::Status {
                     target: TargetKind::Pushgateway,
@@ -663,7 +673,8 @@ mod tests {
                 group: "/job/j".into(),
                 push_timeout: Duration::from_secs(1),
             };
-            let mut spooled = Spooled::new(Gateway(about, refused), Some(settings));
+            let gateway = Gateway(about, refused, dir.path().into(), None);
+            let mut spooled = Spooled::new(gateway, Some(settings));
             let push = Push {
                 outcome: Outcome::Exit(0),
                 created_ms: 7,
@@ -672,12 +683,10 @@ mod tests {
             };
             let body = Bytes::from_static(b"body");
             let result = runtime.block_on(spooled.send(&push, &body, &Cell::new(false)));
+            // Written before it was sent, whatever the answer.
+            assert_eq!(spooled.sink().3, Some(1), "records while the push was sent");
             let (outcome, _) = spooled.settle(&push, body, &result);
-            let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "snapshot"))
-                .collect();
+            let files = records(dir.path());
             if refused {
                 assert_eq!(outcome, None);
                 assert!(files.is_empty(), "{files:?}");
