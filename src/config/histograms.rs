@@ -7,6 +7,10 @@ use crate::registry::Matcher;
 use crate::target::TargetKind;
 use crate::InitError;
 
+/// The most buckets a native histogram may be set to keep
+/// ([`native_histogram_max_buckets`](PushgatewayBuilder::native_histogram_max_buckets)).
+const MAX_NATIVE_BUCKETS: u32 = 4096;
+
 impl PushgatewayBuilder {
     /// The form of every histogram (see [`HistogramForm`]): classic buckets at
     /// [`buckets`](Self::buckets) (the default), a native histogram (exponential buckets at
@@ -36,7 +40,8 @@ impl PushgatewayBuilder {
     /// The resolution of native histograms as the largest growth from one bucket's upper
     /// bound to the next: the schema is the highest whose factor `2^(2^-schema)` is at most
     /// `factor` (client_golang's `NativeHistogramBucketFactor`). Default 1.1: schema 3, 8
-    /// buckets per power of two, a relative error of a quantile of at most about 4.4 %. From
+    /// buckets per power of two: `histogram_quantile` (linear within a bucket) is off by at most
+    /// 9.05 % (`2^(1/8) - 1`) of the true quantile. From
     /// 1.0027 (schema 8) to 65536 (schema -4); must be finite and above 1.
     pub fn native_histogram_bucket_factor(mut self, factor: f64) -> Self {
         self.native_factor = factor;
@@ -47,8 +52,10 @@ impl PushgatewayBuilder {
     /// The most buckets (positive and negative together) one native histogram keeps: past
     /// it, the resolution is halved (neighbouring buckets merged, the schema lowered by one)
     /// until the buckets fit or the schema is -4, as client_golang does with
-    /// `NativeHistogramMaxBucketNumber` (without its reset). Bounds the memory of a series.
-    /// Default 160; at least 1.
+    /// `NativeHistogramMaxBucketNumber` (without its reset). Bounds the memory of a series:
+    /// at worst about 16 slots of 16 bytes per bucket allowed (bucket tables are kept as they
+    /// grow, so that a recording never races a move), 41 KB for the default 160. Default 160;
+    /// from 1 to 4096 (at most about 1 MiB per series).
     pub fn native_histogram_max_buckets(mut self, max: u32) -> Self {
         self.native_max_buckets = max;
         self.histograms.native = self.native_config();
@@ -59,6 +66,11 @@ impl PushgatewayBuilder {
     /// of a native histogram. Default 2^-128 (client_golang's
     /// `DefNativeHistogramZeroThreshold`); 0 keeps only zeros there. Must be finite, at
     /// least 0.
+    ///
+    /// With 0, a histogram that holds nothing yet (or only NaN) carries no native field that
+    /// Prometheus before 2.47 recognises (it looks at the deltas, the zero count and the zero
+    /// threshold, not the spans): such a Prometheus reads it, and the rest of its family in
+    /// that scrape, as classic. Keep a threshold above 0 for those.
     pub fn native_histogram_zero_threshold(mut self, threshold: f64) -> Self {
         self.native_zero_threshold = threshold;
         self.histograms.native = self.native_config();
@@ -91,10 +103,13 @@ impl PushgatewayBuilder {
                 ),
             );
         }
-        if self.native_max_buckets == 0 {
+        if !(1..=MAX_NATIVE_BUCKETS).contains(&self.native_max_buckets) {
             return invalid(
                 "native_histogram_max_buckets",
-                "0 buckets: at least 1".into(),
+                format!(
+                    "{} buckets is out of range: from 1 to {MAX_NATIVE_BUCKETS}",
+                    self.native_max_buckets
+                ),
             );
         }
         Ok(())

@@ -341,6 +341,7 @@ impl NativeBuckets {
                     if !self.change(at) {
                         // Cannot happen (the largest table holds every bucket of the lowest
                         // schema); counted rather than lost.
+                        debug_assert!(false, "no native bucket table left for index {at}");
                         self.zero.fetch_add(1, Ordering::Relaxed);
                         return;
                     }

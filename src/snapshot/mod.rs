@@ -260,9 +260,9 @@ impl<'a> Series<'a> {
     /// A histogram's classic buckets as sent, `(upper bound, cumulative count)`, `+Inf` last:
     /// its own at the family's bounds, or, for a native-only histogram, its classic
     /// equivalent (a count at each native bucket's upper bound).
-    pub(crate) fn classic_buckets(&self) -> Box<dyn Iterator<Item = (f64, u64)> + 'a> {
+    pub(crate) fn classic_buckets(&self) -> impl Iterator<Item = (f64, u64)> + 'a {
         if let Some(entry) = self.native_entry().filter(|e| !e.classic) {
-            return Box::new(crate::native::classic_equivalent(
+            return Either::Left(crate::native::classic_equivalent(
                 &entry.value,
                 &self.snapshot.native_buckets,
             ));
@@ -271,7 +271,7 @@ impl<'a> Series<'a> {
             .bounds
             .as_deref()
             .unwrap_or(&[]);
-        Box::new(
+        Either::Right(
             bounds
                 .iter()
                 .copied()
@@ -340,6 +340,24 @@ impl Snapshot {
             self.dropped.push(describe());
         } else {
             self.dropped_more += 1;
+        }
+    }
+}
+
+/// One of two iterators of the same items, chosen at run time without a box: the encoders
+/// take a histogram's classic buckets for each series, with no allocation.
+enum Either<L, R> {
+    Left(L),
+    Right(R),
+}
+
+impl<T, L: Iterator<Item = T>, R: Iterator<Item = T>> Iterator for Either<L, R> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Either::Left(l) => l.next(),
+            Either::Right(r) => r.next(),
         }
     }
 }
