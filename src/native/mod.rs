@@ -54,6 +54,8 @@ pub enum HistogramForm {
     /// (scraping the Pushgateway or the listener in protobuf, or as a remote-write receiver).
     Native,
     /// Both in one family: classic buckets and native ones, for moving dashboards over.
+    /// Remote write delivers both; a Prometheus scraping the gateway or the listener keeps
+    /// only the native part before 2.45, both from 2.45 with `scrape_classic_histograms`.
     Both,
 }
 
