@@ -127,6 +127,8 @@ const METRIC_TAG: u32 = 4;
 /// family's header is written: nothing is allocated per series once the buffers have grown.
 pub(crate) fn encode(snapshot: &Snapshot, out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
     let mut metric = Metric::default();
+    // A native histogram's spans, reused for every series.
+    let mut spans = Vec::new();
     for family in snapshot.families() {
         scratch.clear();
         for series in snapshot.series(family) {
@@ -149,7 +151,7 @@ pub(crate) fn encode(snapshot: &Snapshot, out: &mut Vec<u8>, scratch: &mut Vec<u
                 Value::Histogram { sum, .. } => {
                     let histogram = metric.histogram.get_or_insert_with(Histogram::default);
                     histogram.sample_sum = Some(sum);
-                    histogram_buckets(histogram, &series);
+                    histogram_buckets(histogram, &series, &mut spans);
                 }
             }
             if !matches!(series.value(), Value::Histogram { .. }) {
@@ -174,7 +176,11 @@ pub(crate) fn encode(snapshot: &Snapshot, out: &mut Vec<u8>, scratch: &mut Vec<u
 
 /// A histogram's count and buckets: its classic ones (or the classic equivalent of a native
 /// one, for a target that takes no native histograms), and its native ones.
-fn histogram_buckets(histogram: &mut Histogram, series: &crate::snapshot::Series<'_>) {
+fn histogram_buckets(
+    histogram: &mut Histogram,
+    series: &crate::snapshot::Series<'_>,
+    spans: &mut Vec<crate::native::Span>,
+) {
     histogram.bucket.clear();
     let mut count = 0;
     if series.classic() {
@@ -205,7 +211,6 @@ fn histogram_buckets(histogram: &mut Histogram, series: &crate::snapshot::Series
     histogram.schema = Some(value.schema);
     histogram.zero_threshold = Some(value.zero_threshold);
     histogram.zero_count = Some(value.zero_count);
-    let mut spans = Vec::new();
     for (buckets, out_spans, deltas) in [
         (
             native.negative(),
@@ -219,7 +224,7 @@ fn histogram_buckets(histogram: &mut Histogram, series: &crate::snapshot::Series
         ),
     ] {
         spans.clear();
-        crate::native::spans_and_deltas(buckets, &mut spans, deltas);
+        crate::native::spans_and_deltas(buckets, spans, deltas);
         out_spans.extend(spans.iter().map(|span| BucketSpan {
             offset: Some(span.offset),
             length: Some(span.length),
