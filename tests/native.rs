@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::prometheus::Prometheus;
 use common::victoria::VictoriaMetrics;
-use common::{run_job, stderr, Pushgateway};
+use common::{replay_remote_write, run_job, stderr, Pushgateway};
 
 const NATIVE: &[&str] = &["--enable-feature=native-histograms"];
 const WAIT: Duration = Duration::from_secs(20);
@@ -343,19 +343,10 @@ fn native_histograms_spooled_while_the_receiver_is_down_arrive_unchanged_by_repl
         stderr(&out)
     );
     let prometheus = Prometheus::start_scraping_on(&[], NATIVE, port);
-    let (out, _) = run_job(
-        false,
-        "replay",
-        "-",
-        &[],
-        &[
-            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
-            ("PUSHGATEWAY_SPOOL_DIR", spool),
-        ],
+    assert_eq!(
+        replay_remote_write(&url, spool),
+        "1 sent, 0 kept, 0 rejected, 0 corrupt"
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
-    assert_eq!(stdout.trim(), "1 sent, 0 kept, 0 rejected, 0 corrupt");
     assert_native_in(&prometheus, "native-spool");
 }
 

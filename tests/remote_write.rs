@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::prometheus::Prometheus;
 use common::victoria::{VictoriaMetrics, VmAgent};
-use common::{job_bin_for, run_job, stderr, with_env, without_warm_up, Build};
+use common::{
+    job_bin_for, replay_remote_write, run_job, run_replay, stderr, with_env, without_warm_up, Build,
+};
 use prost::Message as _;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -832,19 +834,10 @@ fn remote_write_spooled_while_the_store_is_down_is_sent_by_replay_with_its_times
     vm.restart();
     let spool = dir.path().join("spool");
     let url = vm.write_url();
-    let (out, _) = run_job(
-        false,
-        "replay",
-        "-",
-        &[],
-        &[
-            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
-            ("PUSHGATEWAY_SPOOL_DIR", spool.to_str().unwrap()),
-        ],
+    assert_eq!(
+        replay_remote_write(&url, spool.to_str().unwrap()),
+        "1 sent, 0 kept, 0 rejected, 0 corrupt"
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
-    assert_eq!(stdout.trim(), "1 sent, 0 kept, 0 rejected, 0 corrupt");
     assert_spooled_values_arrived(&vm, "rw-spool-replay", before, after);
     assert_eq!(
         std::fs::read_dir(&spool)
@@ -982,20 +975,12 @@ fn old_samples_replayed_to_prometheus_are_refused_once_with_its_answer_and_set_a
         &["instance", "i-1"],
         &[("PUSHGATEWAY_INTERVAL", "off")],
     );
-    let (out, _) = run_job(
-        false,
-        "replay",
-        "-",
-        &[],
-        &[
-            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
-            ("PUSHGATEWAY_SPOOL_DIR", spool),
-        ],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout} {err}");
-    assert_eq!(stdout.trim(), "0 sent, 0 kept, 1 rejected, 0 corrupt");
+    let (code, stdout, err) = run_replay(&[
+        ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
+        ("PUSHGATEWAY_SPOOL_DIR", spool),
+    ]);
+    assert_eq!(code, 0, "{stdout} {err}");
+    assert_eq!(stdout, "0 sent, 0 kept, 1 rejected, 0 corrupt");
     let warning = err
         .lines()
         .find(|l| l.contains("spooled snapshot refused by its target"))
@@ -1171,19 +1156,10 @@ fn a_remote_write_snapshot_prepared_past_the_deadline_is_spooled_not_lost() {
     assert_eq!(files, 1, "{err}");
 
     vm.restart();
-    let (out, _) = run_job(
-        false,
-        "replay",
-        "-",
-        &[],
-        &[
-            ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
-            ("PUSHGATEWAY_SPOOL_DIR", spool),
-        ],
+    assert_eq!(
+        replay_remote_write(&url, spool),
+        "1 sent, 0 kept, 0 rejected, 0 corrupt"
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
-    assert_eq!(stdout.trim(), "1 sent, 0 kept, 0 rejected, 0 corrupt");
     assert_every_series_arrived(&vm, "rw-big", SERIES);
 }
 
@@ -1445,17 +1421,11 @@ fn a_spool_file_holds_nothing_to_check_guesses_of_a_query_token_against() {
     }
     vm.restart();
     let replay = |url: &str| {
-        let (out, _) = run_job(
-            false,
-            "replay",
-            "-",
-            &[],
-            &[
-                ("PUSHGATEWAY_REMOTE_WRITE_URL", url),
-                ("PUSHGATEWAY_SPOOL_DIR", spool_text),
-            ],
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        run_replay(&[
+            ("PUSHGATEWAY_REMOTE_WRITE_URL", url),
+            ("PUSHGATEWAY_SPOOL_DIR", spool_text),
+        ])
+        .1
     };
     // Never to the receiver with another token: the files are not for it.
     let guess = format!("{}?token=guess", vm.write_url());

@@ -44,9 +44,7 @@ fn env<'a>(url: &'a str, spool: &'a str) -> Vec<(&'a str, &'a str)> {
 fn run_replay(url: &str, spool: &str, extra: &[(&str, &str)]) -> (i32, String, String) {
     let mut env = vec![("PUSHGATEWAY_URL", url), ("PUSHGATEWAY_SPOOL_DIR", spool)];
     env.extend_from_slice(extra);
-    let (out, _) = run_job(false, "replay", "-", &[], &env);
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (out.status.code().unwrap_or(-1), stdout, stderr(&out))
+    common::run_replay(&env)
 }
 
 /// Runs the `replay` entry point, which must drain the spool, and returns its stdout.

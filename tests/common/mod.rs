@@ -407,6 +407,26 @@ pub fn without_warm_up(requests: Vec<wiremock::Request>) -> Vec<wiremock::Reques
         .collect()
 }
 
+/// Runs the test job's `replay` entry point with `env` (the target's URL, the spool
+/// directory, anything else); returns its exit code (-1 when a signal ended it), its stdout
+/// trimmed and its stderr.
+pub fn run_replay(env: &[(&str, &str)]) -> (i32, String, String) {
+    let (out, _) = run_job(false, "replay", "-", &[], env);
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.code().unwrap_or(-1), stdout, stderr(&out))
+}
+
+/// Replays the spool `spool` to the remote-write receiver at `url`, which must end with exit
+/// code 0; returns the replay's report (its stdout, trimmed).
+pub fn replay_remote_write(url: &str, spool: &str) -> String {
+    let (code, stdout, err) = run_replay(&[
+        ("PUSHGATEWAY_REMOTE_WRITE_URL", url),
+        ("PUSHGATEWAY_SPOOL_DIR", spool),
+    ]);
+    assert_eq!(code, 0, "{stdout} {err}");
+    stdout
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
