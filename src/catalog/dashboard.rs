@@ -172,38 +172,26 @@ impl DashboardOptions {
                 unit: grafana_unit(m.unit.as_deref(), false),
                 queries: vec![(format!("{name}{{{sel}}}"), legend(&own))],
             },
-            MetricType::Histogram => Panel {
+            MetricType::Histogram | MetricType::NativeHistogram => Panel {
                 title: format!("{name} (p50, p90, p99)"),
                 description,
                 unit: grafana_unit(m.unit.as_deref(), false),
                 queries: [0.5, 0.9, 0.99]
                     .iter()
                     .map(|q| {
-                        (
+                        let query = if m.metric_type == MetricType::Histogram {
                             format!(
                                 "histogram_quantile({q}, sum by (le) \
                                  (rate({name}_bucket{{{sel}}}[$__rate_interval])))"
-                            ),
-                            format!("p{}", (q * 100.0_f64).round()),
-                        )
-                    })
-                    .collect(),
-            },
-            // One series of native buckets: no `_bucket`, no `le`.
-            MetricType::NativeHistogram => Panel {
-                title: format!("{name} (p50, p90, p99)"),
-                description,
-                unit: grafana_unit(m.unit.as_deref(), false),
-                queries: [0.5, 0.9, 0.99]
-                    .iter()
-                    .map(|q| {
-                        (
+                            )
+                        } else {
+                            // One series of native buckets: no `_bucket`, no `le`.
                             format!(
                                 "histogram_quantile({q}, \
                                  sum(rate({name}{{{sel}}}[$__rate_interval])))"
-                            ),
-                            format!("p{}", (q * 100.0_f64).round()),
-                        )
+                            )
+                        };
+                        (query, format!("p{}", (q * 100.0_f64).round()))
                     })
                     .collect(),
             },
