@@ -24,6 +24,19 @@ fn read(h: &NativeBuckets) -> (NativeValue, Buckets, Buckets) {
     )
 }
 
+/// The snapshot of `registry` as a target of histogram form `target` (none: as recorded)
+/// takes it.
+fn snapshot_of(
+    registry: &crate::registry::Registry,
+    target: Option<HistogramForm>,
+) -> crate::snapshot::Snapshot {
+    let view = crate::snapshot::View {
+        histograms: target,
+        ..crate::snapshot::View::default()
+    };
+    registry.snapshot(&[], &view).finish()
+}
+
 fn spans_of(buckets: &[(i32, u64)]) -> (Vec<(i32, u32)>, Vec<i64>) {
     let (mut spans, mut deltas) = (Vec::new(), Vec::new());
     spans_and_deltas(buckets, &mut spans, &mut deltas);
@@ -263,9 +276,10 @@ fn the_classic_equivalent_counts_at_the_bucket_bounds() {
 mod forms {
     use std::sync::Arc;
 
+    use super::snapshot_of;
     use crate::native::HistogramForm;
     use crate::registry::{HistogramSettings, Installed, Matcher, Registry};
-    use crate::snapshot::{Snapshot, View};
+    use crate::snapshot::Snapshot;
 
     fn registry(settings: HistogramSettings) -> Arc<Registry> {
         let registry = Arc::new(Registry::with_histograms(&[1.0, 2.0], &[], &settings, &[]));
@@ -276,14 +290,6 @@ mod forms {
             }
         });
         registry
-    }
-
-    fn snapshot(registry: &Registry, target: Option<HistogramForm>) -> Snapshot {
-        let view = View {
-            histograms: target,
-            ..View::default()
-        };
-        registry.snapshot(&[], &view).finish()
     }
 
     /// A family's name, whether it is sent native, classic, and its classic buckets.
@@ -370,10 +376,6 @@ mod forms {
         assert_eq!(&forms_classic[1].3, buckets);
     }
 
-    fn snapshot_of(registry: &Registry, target: Option<HistogramForm>) -> Snapshot {
-        snapshot(registry, target)
-    }
-
     #[test]
     fn both_is_sent_as_both_and_each_target_takes_its_part() {
         let registry = registry(settings(HistogramForm::Both));
@@ -383,7 +385,7 @@ mod forms {
             (Some(HistogramForm::Classic), false, true),
             (Some(HistogramForm::Native), true, false),
         ] {
-            let snapshot = snapshot(&registry, target);
+            let snapshot = snapshot_of(&registry, target);
             let forms = forms(&snapshot);
             assert_eq!(forms[1].0, "n_seconds");
             assert_eq!((forms[1].1, forms[1].2), (native, classic), "{target:?}");
@@ -454,11 +456,12 @@ mod encoders {
 
     use prost::Message as _;
 
+    use super::snapshot_of;
     use crate::native::HistogramForm;
     use crate::protocol::protobuf::{self, MetricFamily};
     use crate::protocol::remote_write::{requests, SentSeries, STALE_NAN};
     use crate::registry::{HistogramSettings, Installed, Registry};
-    use crate::snapshot::{Snapshot, View};
+    use crate::snapshot::Snapshot;
 
     fn registry(form: HistogramForm) -> Arc<Registry> {
         let settings = HistogramSettings {
@@ -472,14 +475,6 @@ mod encoders {
             }
         });
         registry
-    }
-
-    fn snapshot(registry: &Registry, target: Option<HistogramForm>) -> Snapshot {
-        let view = View {
-            histograms: target,
-            ..View::default()
-        };
-        registry.snapshot(&[], &view).finish()
     }
 
     fn histogram_of(snapshot: &Snapshot) -> protobuf::Histogram {
@@ -498,7 +493,7 @@ mod encoders {
 
     #[test]
     fn the_pushgateway_protobuf_carries_schema_zero_bucket_spans_and_deltas() {
-        let h = histogram_of(&snapshot(&registry(HistogramForm::Native), None));
+        let h = histogram_of(&snapshot_of(&registry(HistogramForm::Native), None));
         assert_eq!(h.sample_count, Some(6));
         assert_eq!(h.sample_sum, Some(5.61));
         assert_eq!(h.schema, Some(3));
@@ -520,7 +515,7 @@ mod encoders {
     #[test]
     fn both_carries_classic_and_native_buckets_and_a_classic_target_the_equivalent() {
         let both = registry(HistogramForm::Both);
-        let h = histogram_of(&snapshot(&both, None));
+        let h = histogram_of(&snapshot_of(&both, None));
         let buckets: Vec<(f64, u64)> = h
             .bucket
             .iter()
@@ -532,12 +527,12 @@ mod encoders {
         // The sum is added once.
         assert_eq!(h.sample_sum, Some(5.61));
         // A target set to native: no classic buckets.
-        let h = histogram_of(&snapshot(&both, Some(HistogramForm::Native)));
+        let h = histogram_of(&snapshot_of(&both, Some(HistogramForm::Native)));
         assert!(h.bucket.is_empty());
         assert_eq!(h.schema, Some(3));
         // A target set to classic gets a native-only histogram's classic equivalent.
         let native = registry(HistogramForm::Native);
-        let h = histogram_of(&snapshot(&native, Some(HistogramForm::Classic)));
+        let h = histogram_of(&snapshot_of(&native, Some(HistogramForm::Classic)));
         assert_eq!(h.schema, None);
         assert!(h.positive_span.is_empty());
         let bounds: Vec<f64> = h.bucket.iter().map(|b| b.upper_bound.unwrap()).collect();
@@ -588,7 +583,7 @@ mod encoders {
 
     #[test]
     fn text_bodies_carry_a_native_histogram_as_its_classic_equivalent() {
-        let snapshot = snapshot(&registry(HistogramForm::Native), None);
+        let snapshot = snapshot_of(&registry(HistogramForm::Native), None);
         let text = crate::protocol::text::text_string(&snapshot);
         let b = |i| crate::native::upper_bound(i, 3);
         let expected = format!(
@@ -616,7 +611,7 @@ mod encoders {
     fn remote_write_sends_one_native_series_and_marks_it_stale_as_a_histogram() {
         let registry = registry(HistogramForm::Native);
         let mut sent = SentSeries::default();
-        let all = requests(&snapshot(&registry, None), &[], 1000, 100, &mut sent);
+        let all = requests(&snapshot_of(&registry, None), &[], 1000, 100, &mut sent);
         sent.taken();
         let series: Vec<_> = all.iter().flat_map(|r| &r.timeseries).collect();
         assert_eq!(series.len(), 1);
@@ -642,7 +637,7 @@ mod encoders {
         // A receiver set to classic gets the classic equivalent as samples.
         let mut sent = SentSeries::default();
         let all = requests(
-            &snapshot(&registry, Some(HistogramForm::Classic)),
+            &snapshot_of(&registry, Some(HistogramForm::Classic)),
             &[],
             1000,
             100,
