@@ -1205,9 +1205,11 @@ fn a_spool_of_more_requests_than_one_file_holds_is_written_as_files_the_replay_r
 
 #[test]
 fn the_next_run_of_the_same_job_sends_what_an_earlier_one_spooled() {
-    // Run 1 spools more than run 2 can replay before its final push, which it makes at once
-    // with a shutdown timeout too short for the rest: what it could not send stays, and a
-    // replay sends it.
+    // Run 1 spools more than run 2 can replay before its final push, which it makes at once;
+    // after it, run 2 replays until its shutdown timeout runs out: what it did not send
+    // stays, and a replay sends it (on an idle machine run 2 may have sent it all). The
+    // shutdown timeout leaves the final push of 60,000 series room on a loaded machine (a
+    // replay attempt in flight may hold it for up to half of it).
     const SERIES: usize = 60_000;
     let job = "rw-again";
     let mut vm = VictoriaMetrics::stopped_on(common::free_port());
@@ -1226,7 +1228,7 @@ fn the_next_run_of_the_same_job_sends_what_an_earlier_one_spooled() {
         &[
             ("PUSHGATEWAY_REMOTE_WRITE_URL", &url),
             ("PUSHGATEWAY_INTERVAL", "off"),
-            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "2s"),
+            ("PUSHGATEWAY_SHUTDOWN_TIMEOUT", "8s"),
             ("PUSHGATEWAY_SPOOL_DIR", spool),
             ("TEST_SERIES", &n),
         ],
@@ -1244,8 +1246,15 @@ fn the_next_run_of_the_same_job_sends_what_an_earlier_one_spooled() {
         ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("after run 2: {stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
+    assert!(
+        [
+            "0 sent, 0 kept, 0 rejected, 0 corrupt",
+            "1 sent, 0 kept, 0 rejected, 0 corrupt"
+        ]
+        .contains(&stdout.trim()),
+        "{stdout}"
+    );
     assert_eq!(files_ending(std::path::Path::new(spool), ".snapshot"), 0);
     assert_eq!(files_ending(std::path::Path::new(spool), ".rejected"), 0);
     // Every series holds run 1's sample, at its own time, and run 2's.
