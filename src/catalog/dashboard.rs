@@ -81,6 +81,25 @@ struct Panel {
     queries: Vec<(String, String)>,
 }
 
+/// A histogram's panel: p50, p90 and p99 by `histogram_quantile` over `rate`, the rate of its
+/// buckets.
+fn quantile_panel(m: &MetricInfo, description: String, rate: &str) -> Panel {
+    Panel {
+        title: format!("{} (p50, p90, p99)", m.name),
+        description,
+        unit: grafana_unit(m.unit.as_deref(), false),
+        queries: [0.5, 0.9, 0.99]
+            .iter()
+            .map(|q| {
+                (
+                    format!("histogram_quantile({q}, {rate})"),
+                    format!("p{}", (q * 100.0_f64).round()),
+                )
+            })
+            .collect(),
+    }
+}
+
 /// The Grafana unit for a `metrics` unit; `rate` for the per-second rate of a counter of it.
 fn grafana_unit(unit: Option<&str>, rate: bool) -> &'static str {
     match (unit, rate) {
@@ -172,29 +191,17 @@ impl DashboardOptions {
                 unit: grafana_unit(m.unit.as_deref(), false),
                 queries: vec![(format!("{name}{{{sel}}}"), legend(&own))],
             },
-            MetricType::Histogram | MetricType::NativeHistogram => Panel {
-                title: format!("{name} (p50, p90, p99)"),
+            MetricType::Histogram => quantile_panel(
+                m,
                 description,
-                unit: grafana_unit(m.unit.as_deref(), false),
-                queries: [0.5, 0.9, 0.99]
-                    .iter()
-                    .map(|q| {
-                        let query = if m.metric_type == MetricType::Histogram {
-                            format!(
-                                "histogram_quantile({q}, sum by (le) \
-                                 (rate({name}_bucket{{{sel}}}[$__rate_interval])))"
-                            )
-                        } else {
-                            // One series of native buckets: no `_bucket`, no `le`.
-                            format!(
-                                "histogram_quantile({q}, \
-                                 sum(rate({name}{{{sel}}}[$__rate_interval])))"
-                            )
-                        };
-                        (query, format!("p{}", (q * 100.0_f64).round()))
-                    })
-                    .collect(),
-            },
+                &format!("sum by (le) (rate({name}_bucket{{{sel}}}[$__rate_interval]))"),
+            ),
+            // One series of native buckets: no `_bucket`, no `le`.
+            MetricType::NativeHistogram => quantile_panel(
+                m,
+                description,
+                &format!("sum(rate({name}{{{sel}}}[$__rate_interval]))"),
+            ),
         }
     }
 

@@ -24,8 +24,8 @@ fn read(h: &NativeBuckets) -> (NativeValue, Buckets, Buckets) {
     )
 }
 
-/// The snapshot of `registry` as a target of histogram form `target` (none: as recorded)
-/// takes it.
+/// The snapshot of `registry` that a target of histogram form `target` takes (`None`: each
+/// histogram in the form it was recorded in).
 fn snapshot_of(
     registry: &crate::registry::Registry,
     target: Option<HistogramForm>,
